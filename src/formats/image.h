@@ -1,0 +1,49 @@
+#pragma once
+// Still images for vision models: decoding (JPEG, PNG, WebP, BMP, GIF's first frame) with the EXIF
+// orientation applied, and the CLIP-style preprocessing a checkpoint's preprocessor_config.json
+// describes (shortest side resized with bicubic filtering, center crop, RGB, mean/std
+// normalization).
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "core/tensor.h"
+
+namespace eight::image {
+
+// Refuse absurd images before allocating: 2^28 pixels (16384 × 16384).
+inline constexpr int64_t kMaxPixels = int64_t{1} << 28;
+
+struct Image {
+  int width = 0;
+  int height = 0;
+  Tensor rgb;  // U8 [height, width, 3], row-major, EXIF orientation already applied
+};
+
+// Decodes a file / bytes in memory. Throws Error naming the file (or `name`) and the reason for
+// unreadable, truncated or unsupported images.
+Image load(const std::string& path);
+Image decode(std::span<const uint8_t> bytes, const std::string& name);
+
+// What preprocessor_config.json says (Hugging Face CLIPImageProcessor fields).
+struct PreprocessConfig {
+  int shortest_edge = 224;  // "size": {"shortest_edge": N} (or an int)
+  int crop_height = 224;    // "crop_size": {"height", "width"} (or an int)
+  int crop_width = 224;
+  bool do_resize = true;
+  bool do_center_crop = true;
+  bool do_normalize = true;
+  bool do_rescale = true;
+  double rescale_factor = 1.0 / 255.0;
+  float mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};  // OpenAI CLIP's defaults
+  float std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+};
+
+// Parses preprocessor_config.json text; missing fields keep the defaults above. Throws Error on
+// malformed JSON or out-of-range sizes.
+PreprocessConfig parse_preprocess_config(const std::string& json_text);
+
+// The pixel tensor the vision tower takes: F32 [3, crop_height, crop_width].
+Tensor preprocess(const Image& image, const PreprocessConfig& config);
+
+}  // namespace eight::image
