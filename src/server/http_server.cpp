@@ -20,11 +20,29 @@ using nlohmann::json;
 
 struct HttpServer::Impl {
   ServerOptions opt;
-  TextBackend& backend;
+  TextBackend* text;  // null: no text model (chat/completions answer 404)
+  std::vector<Service*> services;
   httplib::Server http;
   Metrics metrics;
 
-  Impl(ServerOptions o, TextBackend& b) : opt(std::move(o)), backend(b) {}
+  Impl(ServerOptions o, TextBackend* t, std::vector<Service*> s)
+      : opt(std::move(o)), text(t), services(std::move(s)) {}
+
+  TextBackend& backend() {
+    if (!text)
+      throw ApiError(404, "invalid_request_error",
+                     "this server has no text model loaded (start it with -m LLM)", "model",
+                     "model_not_found");
+    return *text;
+  }
+
+  std::vector<std::string> all_model_ids() const {
+    std::vector<std::string> ids;
+    if (text) ids.push_back(text->model_id());
+    for (const Service* s : services)
+      for (auto& id : s->model_ids()) ids.push_back(id);
+    return ids;
+  }
 
   void send_json(httplib::Response& res, int status, const json& body) {
     res.status = status;
@@ -38,10 +56,10 @@ struct HttpServer::Impl {
   }
 
   void check_model(const std::string& model) {
-    if (!model.empty() && model != backend.model_id())
+    if (!model.empty() && model != backend().model_id())
       throw ApiError(404, "invalid_request_error",
                      cat("the model '", model, "' does not exist; this server serves '",
-                         backend.model_id(), "'"),
+                         backend().model_id(), "'"),
                      "model", "model_not_found");
   }
 
@@ -61,7 +79,7 @@ struct HttpServer::Impl {
     guarded(res, [&] {
       ChatRequest r = parse_chat_request(parse_body(req.body));
       check_model(r.model);
-      const std::string prompt = backend.render_chat(r.messages);
+      const std::string prompt = backend().render_chat(r.messages);
       run_generation(res, prompt, r.gen, true);
     });
   }
@@ -78,14 +96,15 @@ struct HttpServer::Impl {
                       const GenerationParams& gen, bool chat) {
     ResponseShape shape{.chat = chat,
                         .id = new_id(chat ? "chatcmpl-" : "cmpl-"),
-                        .model = backend.model_id(),
+                        .model = backend().model_id(),
                         .created = static_cast<int64_t>(std::time(nullptr)),
                         .echo_prompt = gen.echo ? prompt : std::string(),
                         .top_logprobs = gen.top_logprobs,
                         .include_usage = gen.include_usage};
     if (!gen.stream) {
       const auto t0 = std::chrono::steady_clock::now();
-      GenerationResult out = backend.generate(prompt, gen, [](const TokenEvent&) { return true; });
+      GenerationResult out =
+          backend().generate(prompt, gen, [](const TokenEvent&) { return true; });
       metrics.record_generation(out, seconds_since(t0));
       send_json(res, 200, full_response(shape, out));
       return;
@@ -101,7 +120,7 @@ struct HttpServer::Impl {
           bool open = write(sse(first_chunk(shape)));
           const auto t0 = std::chrono::steady_clock::now();
           try {
-            GenerationResult out = backend.generate(prompt, gen, [&](const TokenEvent& t) {
+            GenerationResult out = text->generate(prompt, gen, [&](const TokenEvent& t) {
               open = open && write(sse(token_chunk(shape, t)));
               return open;
             });
@@ -137,6 +156,31 @@ struct HttpServer::Impl {
     return std::string(prefix) + buf;
   }
 
+  void install_service_route(Route route) {
+    auto handler = [this, fn = std::move(route.handler)](const httplib::Request& req,
+                                                         httplib::Response& res) {
+      guarded(res, [&] {
+        ServiceRequest sr{.method = req.method,
+                          .path = req.path,
+                          .content_type = req.get_header_value("Content-Type"),
+                          .body = req.is_multipart_form_data() ? std::string() : req.body,
+                          .form = {},
+                          .query = {}};
+        for (const auto& [name, file] : req.files)
+          sr.form.emplace(name,
+                          FormPart{file.name, file.filename, file.content_type, file.content});
+        for (const auto& [k, v] : req.params) sr.query.emplace(k, v);
+        ServiceResponse out = fn(sr);
+        res.status = out.status;
+        res.set_content(out.body, out.content_type);
+      });
+    };
+    if (route.method == "GET")
+      http.Get(route.path, handler);
+    else
+      http.Post(route.path, handler);
+  }
+
   bool authorized(const httplib::Request& req) const {
     if (opt.api_key.empty()) return true;
     const std::string auth = req.get_header_value("Authorization");
@@ -170,13 +214,25 @@ struct HttpServer::Impl {
     });
 
     http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
-      send_json(res, 200, {{"status", "ok"}, {"model", backend.model_id()}});
+      const auto ids = all_model_ids();
+      send_json(res, 200,
+                {{"status", "ok"}, {"model", ids.empty() ? "" : ids.front()}, {"models", ids}});
     });
     http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-      res.set_content(metrics.prometheus(backend.stats()), "text/plain; version=0.0.4");
+      res.set_content(metrics.prometheus(text ? text->stats() : BackendStats{}),
+                      "text/plain; version=0.0.4");
     });
     auto models = [this](const httplib::Request&, httplib::Response& res) {
-      send_json(res, 200, models_response(backend.model_id(), backend.context_length()));
+      json body = models_response(text ? text->model_id() : std::string(),
+                                  text ? text->context_length() : 0);
+      if (!text) body["data"] = json::array();
+      for (const Service* s : services)
+        for (const auto& id : s->model_ids())
+          body["data"].push_back({{"id", id},
+                                  {"object", "model"},
+                                  {"created", static_cast<int64_t>(std::time(nullptr))},
+                                  {"owned_by", "eight"}});
+      send_json(res, 200, body);
     };
     http.Get("/v1/models", models);
     http.Get("/models", models);
@@ -188,6 +244,8 @@ struct HttpServer::Impl {
     http.Post("/chat/completions", chat);
     http.Post("/v1/completions", completion);
     http.Post("/completions", completion);
+    for (Service* s : services)
+      for (Route& r : s->routes()) install_service_route(std::move(r));
 
     // Anything httplib answered on its own (unknown path, body too large, bad request line) gets
     // an OpenAI-shaped body.
@@ -230,7 +288,10 @@ struct HttpServer::Impl {
 };
 
 HttpServer::HttpServer(ServerOptions options, TextBackend& backend)
-    : impl_(std::make_unique<Impl>(std::move(options), backend)) {
+    : HttpServer(std::move(options), &backend, {}) {}
+
+HttpServer::HttpServer(ServerOptions options, TextBackend* text, std::vector<Service*> services)
+    : impl_(std::make_unique<Impl>(std::move(options), text, std::move(services))) {
   impl_->install_routes();
 }
 

@@ -1,13 +1,16 @@
 #pragma once
 // The OpenAI-compatible HTTP server: /v1/models, /v1/chat/completions, /v1/completions, /health,
-// /metrics. Binds to loopback unless told otherwise; logs one line per request; answers every
-// error in OpenAI's JSON shape.
+// /metrics, plus the routes of any extra Service (speech, vision). Binds to loopback unless told
+// otherwise; logs one line per request; answers every error in OpenAI's JSON shape.
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
 
+#include <vector>
+
 #include "server/backend.h"
+#include "server/service.h"
 
 namespace eight::server {
 
@@ -25,6 +28,8 @@ struct ServerOptions {
 class HttpServer {
  public:
   HttpServer(ServerOptions options, TextBackend& backend);
+  // text may be null (a server for a Whisper or CLIP model alone); services add their routes.
+  HttpServer(ServerOptions options, TextBackend* text, std::vector<Service*> services);
   ~HttpServer();
   // Binds the socket (throws Error when the address is taken or invalid).
   void bind();
