@@ -1,51 +1,98 @@
 // `eight logits -m MODEL -p PROMPT -o OUT.npy`: the logits after every prompt position, as float32
 // [n_tokens, n_vocab], for comparisons with reference implementations. BOS is added as the
 // model's metadata says and special-token text is not parsed (or pass ids with --tokens).
+// With a whisper.cpp model: `eight logits -m WHISPER.bin --audio FILE --tokens IDS -o OUT.npy`,
+// the decoder's logits after each forced token with the whole file (padded to 30 s) as the audio.
+#include <cstdint>
 #include <cstdio>
+#include <fstream>
 #include <string>
 #include <vector>
 
 #include "cli/llm_common.h"
 #include "core/error.h"
+#include "formats/audio.h"
+#include "formats/mel.h"
 #include "formats/npy.h"
+#include "models/whisper/whisper.h"
 #include "text/tokenizer.h"
 
 namespace eight::cli {
 namespace {
 
+bool is_whisper_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  uint32_t magic = 0;
+  return f.read(reinterpret_cast<char*>(&magic), 4) && magic == whisper::kGgmlMagic;
+}
+
+// Logits of a Whisper decoder forced through `tokens` over one 30 s window of `audio_path`.
+std::vector<float> whisper_logits(const std::string& path, const std::string& audio_path,
+                                  const std::vector<int32_t>& tokens, int threads, int64_t* V) {
+  check(!audio_path.empty(), "a Whisper model needs the audio: --audio FILE");
+  const auto model = whisper::Model::load(path);
+  const int64_t n_ctx = model->hparams().n_text_ctx;
+  check(static_cast<int64_t>(tokens.size()) <= n_ctx, "[logits] ", tokens.size(),
+        " tokens exceed the decoder's context of ", n_ctx);
+  const Tensor samples = audio::load_16k_mono(audio_path);
+  const Tensor mel =
+      mel::log_mel_spectrogram(samples.data<float>(), samples.numel(), model->file().mel_filters,
+                               2 * model->hparams().n_audio_ctx);
+  ThreadPool pool(threads > 0 ? threads : default_thread_count());
+  whisper::WhisperState state(model, 1, static_cast<int>(tokens.size()), pool);
+  state.encode(mel);
+  *V = model->hparams().n_vocab;
+  std::vector<float> logits(tokens.size() * static_cast<size_t>(*V));
+  state.decode(0, tokens, logits.data());
+  return logits;
+}
+
 int run(int argc, char** argv) {
-  ArgParser p("logits", "-m MODEL (-p PROMPT | --tokens IDS) -o OUT.npy",
+  ArgParser p("logits", "-m MODEL (-p PROMPT | --tokens IDS) [--audio FILE] -o OUT.npy",
               "Write the logits of every prompt position as a float32 [n_tokens, n_vocab] .npy.");
   ModelArgs model;
-  std::string prompt, tokens_arg, out;
+  std::string prompt, tokens_arg, out, audio_path;
   bool json = false, no_bos = false;
   model.add_to(p);
   p.option("-p,--prompt", &prompt, "TEXT", "prompt text (tokenized with the model's tokenizer)");
   p.option("--tokens", &tokens_arg, "IDS", "token ids instead of a prompt: \"1,450,4996\"");
   p.option("-o,--output", &out, "FILE", "output .npy file (required)");
+  p.option("--audio", &audio_path, "FILE", "with a Whisper model: the audio (padded to 30 s)");
   p.flag("--no-bos", &no_bos, "do not add BOS even when the model's metadata asks for it");
   p.flag("--json", &json, "print {\"tokens\": [...], \"shape\": [T, V], \"output\": FILE}");
   if (auto rc = p.parse(argc, argv)) return *rc;
   check(!out.empty(), "an output file is required (-o OUT.npy)");
   check(prompt.empty() != tokens_arg.empty(), "give exactly one of -p PROMPT and --tokens IDS");
 
-  SessionOptions so = model.session_options();
   const std::string path = model.resolve(false);
   std::vector<int32_t> tokens;
-  if (!tokens_arg.empty()) {
+  std::vector<float> logits;
+  int64_t T = 0, V = 0;
+  if (is_whisper_file(path)) {
+    check(!tokens_arg.empty(), "a Whisper model takes token ids (--tokens IDS), not a prompt");
     tokens = parse_token_list(tokens_arg);
+    check(!tokens.empty(), "the token list is empty");
+    logits = whisper_logits(path, audio_path, tokens, model.threads, &V);
+    T = static_cast<int64_t>(tokens.size());
   } else {
-    const auto tok = text::Tokenizer::from_gguf(gguf::File::open(path));
-    tokens = tok.encode(prompt, /*add_special=*/!no_bos, /*parse_special=*/false);
+    check(audio_path.empty(), "--audio needs a Whisper model");
+    SessionOptions so = model.session_options();
+    if (!tokens_arg.empty()) {
+      tokens = parse_token_list(tokens_arg);
+    } else {
+      const auto tok = text::Tokenizer::from_gguf(gguf::File::open(path));
+      tokens = tok.encode(prompt, /*add_special=*/!no_bos, /*parse_special=*/false);
+    }
+    check(!tokens.empty(), "the prompt has no tokens");
+    // The context only needs the prompt (unless asked for more, which must still hold it).
+    if (so.n_ctx == 0) so.n_ctx = static_cast<int64_t>(tokens.size());
+    auto session = LLMSession::open(path, so);
+    T = static_cast<int64_t>(tokens.size());
+    V = session->n_vocab();
+    for (int32_t t : tokens) check(t < V, "token id ", t, " is outside the vocabulary of ", V);
+    logits.resize(static_cast<size_t>(T * V));
+    session->eval_all_logits(tokens, logits.data());
   }
-  check(!tokens.empty(), "the prompt has no tokens");
-  // The context only needs the prompt (unless asked for more, which must still hold it).
-  if (so.n_ctx == 0) so.n_ctx = static_cast<int64_t>(tokens.size());
-  auto session = LLMSession::open(path, so);
-  const int64_t T = static_cast<int64_t>(tokens.size()), V = session->n_vocab();
-  for (int32_t t : tokens) check(t < V, "token id ", t, " is outside the vocabulary of ", V);
-  std::vector<float> logits(static_cast<size_t>(T * V));
-  session->eval_all_logits(tokens, logits.data());
   npy::write_f32(out, logits.data(), {T, V});
   if (json) {
     std::printf("{\"tokens\": [");
@@ -61,10 +108,11 @@ int run(int argc, char** argv) {
   return 0;
 }
 
-const Registration reg({.name = "logits",
-                        .summary = "write an LLM's logits for a prompt as .npy",
-                        .run = run,
-                        .order = 45});
+const Registration reg(
+    {.name = "logits",
+     .summary = "write an LLM's (or Whisper decoder's) logits for tokens as .npy",
+     .run = run,
+     .order = 45});
 
 }  // namespace
 }  // namespace eight::cli

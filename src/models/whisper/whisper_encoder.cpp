@@ -1,0 +1,206 @@
+// Whisper's audio encoder (OpenAI's model.py AudioEncoder), one line per sub-layer:
+//   x = gelu(conv1(mel)); x = gelu(conv2(x)); x = x.permute(0, 2, 1) + positional_embedding
+//   for block: x = x + attn(attn_ln(x)); x = x + mlp(mlp_ln(x))
+//   x = ln_post(x)
+// then every decoder layer's cross-attention K/V from the output (TextDecoder's cross_attn.key /
+// value over xa, computed once per window as OpenAI's kv_cache hooks do).
+//
+// Activations are time-major [T, D] throughout. The convolutions are matrix products over im2col
+// rows, which in time-major layout are three consecutive input rows (the weights were re-laid out
+// at load to match). Attention over the 1500 positions runs per head in blocks of kScoreRows
+// queries: scores [block, 1500] = q·kᵀ, a row softmax, then · v.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "backend/cpu/nn_kernels.h"
+#include "backend/cpu/quant.h"
+#include "core/error.h"
+#include "models/whisper/whisper_internal.h"
+#include "ops/matmul.h"
+
+namespace eight::whisper {
+
+namespace {
+
+// fn(r0, r1) over [0, n) in chunks of `grain` rows: on the pool, or inline for one chunk. The
+// pool's task function captures one reference, so std::function stores it without allocating.
+template <class Fn>
+void parallel_rows(ThreadPool& pool, int64_t n, int64_t grain, const Fn& fn) {
+  if (n <= grain) {
+    if (n > 0) fn(0, n);
+    return;
+  }
+  struct Job {
+    const Fn* fn;
+    int64_t n, grain;
+  } job{&fn, n, grain};
+  pool.parallel_for((n + grain - 1) / grain, [&job](int64_t t, int) {
+    (*job.fn)(t * job.grain, std::min(job.n, (t + 1) * job.grain));
+  });
+}
+
+// dst [cols, rows] = srcᵀ for src [rows, cols] (row-strided), in 32x32 tiles.
+void transpose(ThreadPool& pool, const Tensor& src, const Tensor& dst) {
+  const int64_t rows = src.size(0), cols = src.size(1);
+  const int64_t lds = src.stride(0), ldd = dst.stride(0);
+  const float* s = src.data<float>();
+  float* d = dst.data<float>();
+  parallel_rows(pool, cols, 32, [&](int64_t c0, int64_t c1) {
+    for (int64_t r0 = 0; r0 < rows; r0 += 32) {
+      const int64_t r1 = std::min(rows, r0 + 32);
+      for (int64_t c = c0; c < c1; ++c)
+        for (int64_t r = r0; r < r1; ++r) d[c * ldd + r] = s[r * lds + c];
+    }
+  });
+}
+
+// out[T, D] = softmax(q·kᵀ / √d)·v per head, no mask (every position sees every position).
+// q, k, v: [T, D] column ranges of the fused qkv buffer.
+void self_attention(ThreadPool& pool, EncoderBuffers& e, const Tensor& q, const Tensor& k,
+                    const Tensor& v, const Tensor& out, int64_t n_head) {
+  const int64_t T = q.size(0), D = q.size(1), d = D / n_head;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  const Tensor vt = buffer_view(e.vt, {D, T});
+  transpose(pool, v, vt);  // head h's Vᵀ: rows [h·d, h·d + d)
+  const auto& kern = cpu::nn_kernels();
+  const int64_t block = e.scores.size(0);
+  for (int64_t h = 0; h < n_head; ++h) {
+    const Tensor kh = k.slice(1, h * d, (h + 1) * d), vth = vt.slice(0, h * d, (h + 1) * d);
+    for (int64_t t0 = 0; t0 < T; t0 += block) {
+      const int64_t t1 = std::min(T, t0 + block);
+      const Tensor s = buffer_view(e.scores, {t1 - t0, T});
+      ops::matmul(q.slice(0, t0, t1).slice(1, h * d, (h + 1) * d), kh, s, pool);  // q·kᵀ
+      parallel_rows(pool, t1 - t0, 8, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          auto* p = static_cast<float*>(s.row(r));
+          kern.softmax(p, nullptr, p, T, scale);
+        }
+      });
+      ops::matmul(s, vth, out.slice(0, t0, t1).slice(1, h * d, (h + 1) * d), pool);  // ·v
+    }
+  }
+}
+
+// conv1d(k=3, padding 1, stride `stride`) over time-major input `in` [T_in + 2, C_in] whose first
+// and last rows are the zero padding: y[t] = w · (in[s·t], in[s·t + 1], in[s·t + 2]) + b.
+void conv3(ThreadPool& pool, const Tensor& in, int64_t stride, const Tensor& w, const Tensor& b,
+           const Tensor& cols_buf, const Tensor& y) {
+  const int64_t T = y.size(0), c_in = in.size(1);
+  const Tensor cols = buffer_view(cols_buf, {T, 3 * c_in});
+  const float* src = in.data<float>();
+  parallel_rows(pool, T, 64, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t)
+      std::memcpy(cols.row(t), src + stride * t * c_in,
+                  static_cast<size_t>(3 * c_in) * sizeof(float));
+  });
+  ops::matmul(cols, w, y, pool, {.bias = &b});
+}
+
+}  // namespace
+
+Tensor buffer_view(const Tensor& buf, const Dims& shape) {
+  return Tensor::from_storage(buf.storage(), buf.offset(), shape, buf.dtype());
+}
+
+void layer_norm_rows(ThreadPool& pool, const Tensor& x, const Tensor& y, const Norm& n) {
+  const auto& k = cpu::nn_kernels();
+  const int64_t D = x.size(1);
+  parallel_rows(pool, x.size(0), 32, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      k.layer_norm(static_cast<const float*>(x.row(r)), n.weight.data<float>(),
+                   n.bias.data<float>(), static_cast<float*>(y.row(r)), D, kLayerNormEps);
+  });
+}
+
+void gelu_rows(ThreadPool& pool, const Tensor& x) {
+  const auto& k = cpu::nn_kernels();
+  const int64_t n = x.size(1);
+  parallel_rows(pool, x.size(0), 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      auto* p = static_cast<float*>(x.row(r));
+      k.unary(cpu::UnaryOp::GELU, p, p, n);
+    }
+  });
+}
+
+void add_rows(ThreadPool& pool, const Tensor& x, const Tensor& y) {
+  const auto& k = cpu::nn_kernels();
+  const int64_t n = x.size(1);
+  parallel_rows(pool, x.size(0), 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      auto* p = static_cast<float*>(x.row(r));
+      k.binary(cpu::BinaryOp::Add, p, static_cast<const float*>(y.row(r)), p, n);
+    }
+  });
+}
+
+void run_encoder(const Model& model, StateData& s, const Tensor& mel) {
+  const HParams& hp = model.hparams();
+  const Model::Weights& w = model.weights();
+  const int64_t D = hp.n_audio_state, T = hp.n_audio_ctx, frames = 2 * T, M = hp.n_mels;
+  check(mel.defined() && mel.dtype() == DType::F32 && mel.dim() == 2 && mel.size(0) == M &&
+            mel.size(1) == frames,
+        "[whisper] encode: mel must be f32 [", M, ", ", frames, "], got ",
+        mel.defined() ? mel.str() : std::string("undefined"));
+  ThreadPool& pool = *s.pool;
+  EncoderBuffers& e = s.enc;
+
+  // Time-major mel with one zero row on each side (conv1's padding): in[t + 1, c] = mel[c, t].
+  const Tensor in = buffer_view(e.conv_in, {frames + 2, M});
+  std::memset(in.row(0), 0, static_cast<size_t>(M) * sizeof(float));
+  std::memset(in.row(frames + 1), 0, static_cast<size_t>(M) * sizeof(float));
+  transpose(pool, mel.contiguous(), in.slice(0, 1, frames + 1));
+  // x = gelu(conv1(mel)), kept padded for conv2: h1[t + 1] is frame t. conv3 reads `in` into the
+  // im2col buffer before the product writes h1 over the same memory.
+  const Tensor h1 = buffer_view(e.conv_in, {frames + 2, D});
+  const Tensor h1_rows = h1.slice(0, 1, frames + 1);
+  conv3(pool, in, 1, w.conv1, w.conv1_bias, e.big, h1_rows);
+  std::memset(h1.row(0), 0, static_cast<size_t>(D) * sizeof(float));
+  std::memset(h1.row(frames + 1), 0, static_cast<size_t>(D) * sizeof(float));
+  gelu_rows(pool, h1_rows);
+  // x = gelu(conv2(x)) + positional_embedding
+  const Tensor x = e.x;
+  conv3(pool, h1, 2, w.conv2, w.conv2_bias, e.big, x);
+  gelu_rows(pool, x);
+  add_rows(pool, x, w.enc_pos);
+
+  const Tensor h = e.h, attn = e.attn;
+  const Tensor q = e.qkv.slice(1, 0, D), k = e.qkv.slice(1, D, 2 * D);
+  const Tensor v = e.qkv.slice(1, 2 * D, 3 * D), hidden = buffer_view(e.big, {T, 4 * D});
+  for (const Model::Layer& L : w.enc) {
+    layer_norm_rows(pool, x, h, L.attn_ln);  // h = attn_ln(x)
+    nn::linear(q, h, L.query, pool);         // q = query(h)
+    nn::linear(k, h, L.key, pool);           // k = key(h)
+    nn::linear(v, h, L.value, pool);         // v = value(h)
+    self_attention(pool, e, q, k, v, attn, hp.n_audio_head);
+    nn::linear(h, attn, L.out, pool);       // out(wv)
+    add_rows(pool, x, h);                   // x = x + attn(attn_ln(x))
+    layer_norm_rows(pool, x, h, L.mlp_ln);  // h = mlp_ln(x)
+    nn::linear(hidden, h, L.mlp0, pool);
+    gelu_rows(pool, hidden);
+    nn::linear(h, hidden, L.mlp2, pool);  // mlp = Linear, GELU, Linear
+    add_rows(pool, x, h);                 // x = x + mlp(mlp_ln(x))
+  }
+  layer_norm_rows(pool, x, x, w.ln_post);  // x = ln_post(x)
+}
+
+void compute_cross_kv(const Model& model, StateData& s) {
+  const HParams& hp = model.hparams();
+  const int64_t D = hp.n_text_state, T = hp.n_audio_ctx;
+  ThreadPool& pool = *s.pool;
+  const Tensor tmp = s.enc.qkv.slice(1, 0, D);
+  for (int64_t l = 0; l < hp.n_text_layer; ++l) {
+    const Model::Layer& L = model.weights().dec[l];
+    for (int which = 0; which < 2; ++which) {
+      nn::linear(tmp, s.enc.x, which == 0 ? L.cross_key : L.cross_value, pool);  // key/value(xa)
+      const Tensor dst = (which == 0 ? s.cross_k : s.cross_v).select(0, l);      // [T, D] F16
+      parallel_rows(pool, T, 64, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r)
+          quantize_row(DType::F16, static_cast<const float*>(tmp.row(r)), dst.row(r), D);
+      });
+    }
+  }
+}
+
+}  // namespace eight::whisper
