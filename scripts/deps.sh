@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 PKGS=(build-essential cmake ninja-build ccache pkg-config git
       libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcpp-httplib-dev
-      libpcre2-dev libstb-dev libsndfile1-dev libsamplerate0-dev libcurl4-openssl-dev
+      libpcre2-dev libstb-dev libsndfile1-dev libsamplerate0-dev libcurl4-openssl-dev zlib1g-dev
+      libwebp-dev
       python3 python3-venv python3-pip)
 TEST_PKGS=(clang libclang-rt-14-dev espeak-ng sox)
 
