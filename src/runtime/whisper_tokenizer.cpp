@@ -43,10 +43,14 @@ int whisper_language_index(std::string_view code) {
 WhisperTokenizer::WhisperTokenizer(const std::vector<std::string>& vocab,
                                    const SpecialTokens& special)
     : special_(special) {
-  check(special.eot > 0 && static_cast<size_t>(special.eot) <= vocab.size(),
-        "[whisper tokenizer] the vocabulary holds ", vocab.size(),
-        " tokens but text tokens end at ", special.eot);
-  pieces_.assign(vocab.begin(), vocab.begin() + special.eot);
+  check(special.eot > 0, "[whisper tokenizer] bad special tokens (eot ", special.eot, ")");
+  // Files may store fewer tokens than the layout has (test models store only the 256 bytes);
+  // ids without stored bytes decode as "[_extra_token_ID]", as whisper.cpp names them, and
+  // are never produced by encode().
+  const size_t stored = std::min(vocab.size(), static_cast<size_t>(special.eot));
+  pieces_.assign(vocab.begin(), vocab.begin() + static_cast<std::ptrdiff_t>(stored));
+  for (size_t id = stored; id < static_cast<size_t>(special.eot); ++id)
+    pieces_.push_back("[_extra_token_" + std::to_string(id) + "]");
   // Ranks 0..255 are the single bytes in GPT-2's byte-to-unicode order (printable ones first).
   // Some converters store undecodable bytes as U+FFFD; the byte is known from the rank.
   std::vector<int> byte_order;
@@ -56,12 +60,12 @@ WhisperTokenizer::WhisperTokenizer(const std::vector<std::string>& vocab,
   for (int b = 0; b < 256; ++b)
     if (std::find(byte_order.begin(), byte_order.end(), b) == byte_order.end())
       byte_order.push_back(b);
-  for (size_t id = 0; id < 256 && id < pieces_.size(); ++id)
+  for (size_t id = 0; id < 256 && id < stored; ++id)
     if (pieces_[id] == "\xEF\xBF\xBD")
       pieces_[id] = std::string(1, static_cast<char>(byte_order[id]));
   ranks_.reserve(pieces_.size());
   // A piece stored twice keeps its lowest id, as a rank table would.
-  for (int32_t id = 0; id < special.eot; ++id) ranks_.emplace(pieces_[id], id);
+  for (size_t id = 0; id < stored; ++id) ranks_.emplace(pieces_[id], static_cast<int32_t>(id));
 }
 
 int32_t WhisperTokenizer::rank(std::string_view bytes) const {
