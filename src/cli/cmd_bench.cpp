@@ -1,5 +1,7 @@
 // `eight bench`: benchmarks. --kernels runs the kernel roofline table (ops/kernel_bench.h).
+#include <cstdint>
 #include <cstdio>
+#include <fstream>
 #include <string>
 
 #include "cli/args.h"
@@ -8,6 +10,7 @@
 #include "core/thread_pool.h"
 #include "ops/kernel_bench.h"
 #include "runtime/bench_llm.h"
+#include "runtime/bench_whisper.h"
 #include "runtime/kv_cache.h"
 #include "runtime/store.h"
 
@@ -28,6 +31,13 @@ int run_kernels(int threads, const std::vector<std::string>& types, double secon
   return 0;
 }
 
+// whisper.cpp's ggml files start with the magic "ggml" (GGUF files with "GGUF").
+bool is_whisper_model(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  uint32_t magic = 0;
+  return f.read(reinterpret_cast<char*>(&magic), 4) && magic == 0x67676d6cu;
+}
+
 int run(int argc, char** argv) {
   ArgParser p("bench", "--kernels", "Measure the machine and eight's kernels.");
   bool kernels = false;
@@ -44,7 +54,8 @@ int run(int argc, char** argv) {
   int64_t n_prompt = 512, n_gen = 128;
   int reps = 3;
   bool json = false;
-  p.option("-m,--model", &model, "MODEL", "benchmark an LLM: prompt processing and generation");
+  p.option("-m,--model", &model, "MODEL",
+           "benchmark an LLM (prompt processing, generation) or a Whisper model (encode, decode)");
   p.option("-p,--n-prompt", &n_prompt, "N", "prompt tokens for pp (default 512; 0 = skip)");
   p.option("-n,--n-gen", &n_gen, "N", "generated tokens for tg (default 128; 0 = skip)");
   p.option("-r,--reps", &reps, "N", "repetitions; the median is reported (default 3)");
@@ -52,6 +63,15 @@ int run(int argc, char** argv) {
   p.flag("--json", &json, "with -m: one JSON object");
   p.positional_count(0, 0);
   if (auto rc = p.parse(argc, argv)) return *rc;
+  if (!model.empty() && is_whisper_model(resolve_model_path(model))) {
+    const auto r = bench_whisper({.model = resolve_model_path(model),
+                                  .reps = reps,
+                                  .n_gen = n_gen,
+                                  .beams = 5,
+                                  .n_threads = threads});
+    std::fputs(format_whisper_bench(r, json).c_str(), stdout);
+    return 0;
+  }
   if (!model.empty()) {
     const auto r = bench_llm({.model = resolve_model_path(model),
                               .n_prompt = n_prompt,

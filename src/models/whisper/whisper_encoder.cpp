@@ -56,30 +56,42 @@ void transpose(ThreadPool& pool, const Tensor& src, const Tensor& dst) {
 }
 
 // out[T, D] = softmax(q·kᵀ / √d)·v per head, no mask (every position sees every position).
-// q, k, v: [T, D] column ranges of the fused qkv buffer.
-void self_attention(ThreadPool& pool, EncoderBuffers& e, const Tensor& q, const Tensor& k,
-                    const Tensor& v, const Tensor& out, int64_t n_head) {
-  const int64_t T = q.size(0), D = q.size(1), d = D / n_head;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-  const Tensor vt = buffer_view(e.vt, {D, T});
-  transpose(pool, v, vt);  // head h's Vᵀ: rows [h·d, h·d + d)
-  const auto& kern = cpu::nn_kernels();
-  const int64_t block = e.scores.size(0);
-  for (int64_t h = 0; h < n_head; ++h) {
-    const Tensor kh = k.slice(1, h * d, (h + 1) * d), vth = vt.slice(0, h * d, (h + 1) * d);
-    for (int64_t t0 = 0; t0 < T; t0 += block) {
-      const int64_t t1 = std::min(T, t0 + block);
-      const Tensor s = buffer_view(e.scores, {t1 - t0, T});
-      ops::matmul(q.slice(0, t0, t1).slice(1, h * d, (h + 1) * d), kh, s, pool);  // q·kᵀ
-      parallel_rows(pool, t1 - t0, 8, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) {
-          auto* p = static_cast<float*>(s.row(r));
-          kern.softmax(p, nullptr, p, T, scale);
-        }
-      });
-      ops::matmul(s, vth, out.slice(0, t0, t1).slice(1, h * d, (h + 1) * d), pool);  // ·v
+// q, k, v: [T, D] column ranges of the fused qkv buffer. One parallel region: a task is one head
+// and one block of kScoreRows queries, its products run on the task's own thread.
+struct AttentionJob {
+  StateData* s;
+  Tensor q, k, vt, out;
+  int64_t T, d, n_blocks;
+  float scale;
+  void run(int64_t task, int thread) const {
+    const int64_t h = task / n_blocks, t0 = task % n_blocks * kScoreRows;
+    const int64_t t1 = std::min(T, t0 + kScoreRows), n = t1 - t0;
+    ThreadPool& serial = *s->serial[thread];
+    const Tensor sc = s->enc.scores.select(0, thread).slice(0, 0, n);  // [n, T]
+    ops::matmul(q.slice(0, t0, t1).slice(1, h * d, (h + 1) * d), k.slice(1, h * d, (h + 1) * d), sc,
+                serial);  // q·kᵀ
+    float inv[kScoreRows];
+    for (int64_t r = 0; r < n; ++r)
+      inv[r] = 1.0f / exp_shifted_row(static_cast<float*>(sc.row(r)), T, scale);
+    const Tensor o = out.slice(0, t0, t1).slice(1, h * d, (h + 1) * d);
+    ops::matmul(sc, vt.slice(0, h * d, (h + 1) * d), o, serial);  // exp(...)·v
+    for (int64_t r = 0; r < n; ++r) {                             // ÷ softmax denominators
+      auto* row = static_cast<float*>(o.row(r));
+      for (int64_t e = 0; e < d; ++e) row[e] *= inv[r];
     }
   }
+};
+
+void self_attention(StateData& s, const Tensor& q, const Tensor& k, const Tensor& v,
+                    const Tensor& out, int64_t n_head) {
+  const int64_t T = q.size(0), D = q.size(1), d = D / n_head;
+  const Tensor vt = buffer_view(s.enc.vt, {D, T});
+  transpose(*s.pool, v, vt);  // head h's Vᵀ: rows [h·d, h·d + d)
+  const int64_t n_blocks = (T + kScoreRows - 1) / kScoreRows;
+  const AttentionJob job{
+      &s, q, k, vt, out, T, d, n_blocks, 1.0f / std::sqrt(static_cast<float>(d))};
+  s.pool->parallel_for(n_head * n_blocks,
+                       [&job](int64_t task, int thread) { job.run(task, thread); });
 }
 
 // conv1d(k=3, padding 1, stride `stride`) over time-major input `in` [T_in + 2, C_in] whose first
@@ -114,13 +126,9 @@ void layer_norm_rows(ThreadPool& pool, const Tensor& x, const Tensor& y, const N
 }
 
 void gelu_rows(ThreadPool& pool, const Tensor& x) {
-  const auto& k = cpu::nn_kernels();
   const int64_t n = x.size(1);
   parallel_rows(pool, x.size(0), 16, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      auto* p = static_cast<float*>(x.row(r));
-      k.unary(cpu::UnaryOp::GELU, p, p, n);
-    }
+    for (int64_t r = r0; r < r1; ++r) gelu_row(static_cast<float*>(x.row(r)), n);
   });
 }
 
@@ -173,7 +181,7 @@ void run_encoder(const Model& model, StateData& s, const Tensor& mel) {
     nn::linear(q, h, L.query, pool);         // q = query(h)
     nn::linear(k, h, L.key, pool);           // k = key(h)
     nn::linear(v, h, L.value, pool);         // v = value(h)
-    self_attention(pool, e, q, k, v, attn, hp.n_audio_head);
+    self_attention(s, q, k, v, attn, hp.n_audio_head);
     nn::linear(h, attn, L.out, pool);       // out(wv)
     add_rows(pool, x, h);                   // x = x + attn(attn_ln(x))
     layer_norm_rows(pool, x, h, L.mlp_ln);  // h = mlp_ln(x)

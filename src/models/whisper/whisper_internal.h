@@ -4,10 +4,12 @@
 // and whisper_state.cpp.
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "core/storage.h"
 #include "core/tensor.h"
+#include "core/thread_pool.h"
 #include "models/whisper/whisper.h"
 #include "nn/linear.h"
 
@@ -61,7 +63,7 @@ struct EncoderBuffers {
   Tensor qkv;      // [n_ctx, 3·D]
   Tensor attn;     // [n_ctx, D]
   Tensor big;      // [n_ctx, max(4·D, 3·D, 6·n_mels)] MLP hidden / im2col columns
-  Tensor scores;   // [kScoreRows, n_ctx] attention probabilities of one block of queries
+  Tensor scores;   // [n_threads, kScoreRows, n_ctx] each thread's block of attention weights
   Tensor vt;       // [D, n_ctx] Vᵀ of every head (head h: rows h·d .. h·d + d)
 };
 
@@ -73,6 +75,9 @@ struct DecoderBuffers {
 
 struct StateData {
   ThreadPool* pool = nullptr;
+  // One single-thread pool per thread of `pool`: a task of a parallel region runs its own matrix
+  // products on the calling thread through these (a one-thread pool never leaves the caller).
+  std::vector<std::unique_ptr<ThreadPool>> serial;
   int max_sequences = 0;
   int max_tokens = 0;
   std::shared_ptr<HostStorage> storage;
@@ -88,11 +93,12 @@ struct StateData {
   Tensor logits_view(float* data, int64_t rows, int64_t cols);
 };
 
-// Rows of queries whose scores the encoder holds at once ([kScoreRows, n_audio_ctx] floats).
-inline constexpr int64_t kScoreRows = 256;
+// Rows of queries whose scores one encoder attention task holds ([kScoreRows, n_audio_ctx] floats,
+// 768 KiB for 1500 positions: within a core's L2).
+inline constexpr int64_t kScoreRows = 128;
 
-// Bytes of the buffers a WhisperState(max_sequences, max_tokens) allocates.
-int64_t state_bytes_for(const HParams& hp, int max_sequences, int max_tokens);
+// Bytes of the buffers a WhisperState(max_sequences, max_tokens) on n_threads allocates.
+int64_t state_bytes_for(const HParams& hp, int max_sequences, int max_tokens, int n_threads);
 
 // Row-parallel helpers over [rows, n] F32 tensors (whisper_encoder.cpp). Each runs on the calling
 // thread when there are few rows (a decode step), else on the pool.
@@ -101,6 +107,11 @@ void layer_norm_rows(ThreadPool& pool, const Tensor& x, const Tensor& y,
                      const Norm& n);                                // y may be x
 void gelu_rows(ThreadPool& pool, const Tensor& x);                  // in place, exact GELU
 void add_rows(ThreadPool& pool, const Tensor& x, const Tensor& y);  // x += y
+
+// s[j] = exp((s[j] - max(s))·scale) over a row; returns the sum (the softmax's denominator).
+// gelu_row: exact GELU in place (erf to ~1e-7). whisper_math.cpp.
+float exp_shifted_row(float* s, int64_t n, float scale);
+void gelu_row(float* x, int64_t n);
 
 // The encoder and decoder passes (whisper_encoder.cpp, whisper_decoder.cpp).
 void run_encoder(const Model& model, StateData& s, const Tensor& mel);

@@ -30,7 +30,7 @@ class Carver {
   size_t off_ = 0;
 };
 
-void carve(const HParams& hp, int max_seq, int max_tok, StateData& s, Carver& c) {
+void carve(const HParams& hp, int max_seq, int max_tok, int n_threads, StateData& s, Carver& c) {
   const int64_t D = hp.n_audio_state, ctx = hp.n_audio_ctx, frames = 2 * ctx;
   const int64_t dt = hp.n_text_state, L = hp.n_text_layer;
   EncoderBuffers& e = s.enc;
@@ -41,7 +41,7 @@ void carve(const HParams& hp, int max_seq, int max_tok, StateData& s, Carver& c)
   e.attn = c.take({ctx, D}, DType::F32);
   // The MLP hidden [ctx, 4D] also holds conv1's im2col [2ctx, 3·n_mels] and conv2's [ctx, 3D].
   e.big = c.take({ctx, std::max<int64_t>(4 * D, 6 * hp.n_mels)}, DType::F32);
-  e.scores = c.take({std::min<int64_t>(kScoreRows, ctx), ctx}, DType::F32);
+  e.scores = c.take({n_threads, std::min<int64_t>(kScoreRows, ctx), ctx}, DType::F32);
   e.vt = c.take({D, ctx}, DType::F32);
   s.cross_k = c.take({L, ctx, dt}, DType::F16);
   s.cross_v = c.take({L, ctx, dt}, DType::F16);
@@ -63,10 +63,10 @@ void carve(const HParams& hp, int max_seq, int max_tok, StateData& s, Carver& c)
 
 struct WhisperState::Impl : StateData {};
 
-int64_t state_bytes_for(const HParams& hp, int max_sequences, int max_tokens) {
+int64_t state_bytes_for(const HParams& hp, int max_sequences, int max_tokens, int n_threads) {
   StateData probe;
   Carver c(nullptr);
-  carve(hp, max_sequences, max_tokens, probe, c);
+  carve(hp, max_sequences, max_tokens, n_threads, probe, c);
   return static_cast<int64_t>(c.size());
 }
 
@@ -90,10 +90,11 @@ WhisperState::WhisperState(std::shared_ptr<const Model> model, int max_sequences
   s.pool = &pool;
   s.max_sequences = max_sequences;
   s.max_tokens = max_tokens;
-  s.bytes = state_bytes_for(hp, max_sequences, max_tokens);
+  s.bytes = state_bytes_for(hp, max_sequences, max_tokens, pool.size());
   s.storage = std::make_shared<HostStorage>(static_cast<size_t>(s.bytes));
   Carver c(s.storage);
-  carve(hp, max_sequences, max_tokens, s, c);
+  carve(hp, max_sequences, max_tokens, pool.size(), s, c);
+  for (int t = 0; t < pool.size(); ++t) s.serial.push_back(std::make_unique<ThreadPool>(1));
   s.length.assign(max_sequences, 0);
 }
 
