@@ -17,13 +17,17 @@ inline constexpr int64_t kMaxPixels = int64_t{1} << 28;
 struct Image {
   int width = 0;
   int height = 0;
-  Tensor rgb;  // U8 [height, width, 3], row-major, EXIF orientation already applied
+  // [height, width, 3] bytes, row-major, EXIF orientation already applied. Stored as DType::I8
+  // (the dtype table has no unsigned byte type): read it as uint8_t.
+  Tensor rgb;
 };
 
 // Decodes a file / bytes in memory. Throws Error naming the file (or `name`) and the reason for
-// unreadable, truncated or unsupported images.
+// unreadable, truncated or unsupported images, and for images over max_pixels (checked from the
+// header, before the pixels are allocated).
 Image load(const std::string& path);
-Image decode(std::span<const uint8_t> bytes, const std::string& name);
+Image decode(std::span<const uint8_t> bytes, const std::string& name,
+             int64_t max_pixels = kMaxPixels);
 
 // What preprocessor_config.json says (Hugging Face CLIPImageProcessor fields).
 struct PreprocessConfig {
