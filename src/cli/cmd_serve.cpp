@@ -1,7 +1,10 @@
-// `eight serve`: the OpenAI-compatible HTTP server over one LLM, with continuous batching.
+// `eight serve`: the OpenAI-compatible HTTP server over one LLM, with continuous batching, and/or
+// a Whisper model for /v1/audio/transcriptions and /v1/audio/translations.
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <memory>
 #include <thread>
 
 #include "cli/args.h"
@@ -12,6 +15,7 @@
 #include "runtime/scheduler.h"
 #include "server/http_server.h"
 #include "server/llm_backend.h"
+#include "server/whisper_service.h"
 #include "text/chat_template.h"
 
 namespace eight::cli {
@@ -24,8 +28,75 @@ void on_signal(int) {
   if (g_server) g_server->stop();
 }
 
+// The text side: the LLM, its planned slots and the scheduler behind /v1/chat/completions.
+struct LLMStack {
+  LLMStack(const ModelArgs& model, int parallel, int queue, std::string name)
+      : path(model.resolve(/*allow_default=*/true)),
+        llm(llm::LLM::load(path)),
+        so(model.session_options()),
+        plan(make_plan(*llm, so, parallel)),
+        text(llm->file()),
+        chat(model_chat(llm->file())),
+        kv_type(so.kv_type),
+        scheduler(
+            llm,
+            {.n_slots = parallel,
+             .n_ctx = plan.request.ctx,
+             .kv_type = so.kv_type,
+             .max_batch = std::max<int64_t>(so.ubatch, parallel),
+             .queue_limit = queue},
+            [this](int32_t id) { return text.piece(id); }, eog_tokens(llm->file()),
+            global_thread_pool(so.n_threads)),
+        alias(name.empty() ? default_alias(path) : std::move(name)),
+        backend(alias, scheduler, functions()) {}
+
+  // Plan the slots' KV cache and check the RAM budget before allocating it.
+  static Plan make_plan(const llm::LLM& llm, const SessionOptions& so, int parallel) {
+    const LLMDesc desc = describe_gguf(llm.file());
+    PlanRequest req{
+        .ctx = so.n_ctx > 0 ? so.n_ctx : std::min<int64_t>(llm.config().n_ctx_train, 4096),
+        .kv_type = so.kv_type,
+        .parallel = parallel,
+        .ubatch = so.ubatch};
+    Plan plan = plan_llm(desc, req, DeviceBudget{.vram = 0});
+    plan.check_host_budget();
+    return plan;
+  }
+  static std::string default_alias(const std::string& path) {
+    std::string a = path.substr(path.find_last_of('/') + 1);
+    if (a.size() > 5 && a.ends_with(".gguf")) a.resize(a.size() - 5);
+    return a;
+  }
+  server::LLMTextFunctions functions() {
+    server::LLMTextFunctions fns;
+    fns.encode = [this](const std::string& prompt) {
+      const bool has_bos = !chat.bos_token.empty() && prompt.rfind(chat.bos_token, 0) == 0;
+      return text.encode(prompt, text.add_bos() && !has_bos, /*parse_special=*/true);
+    };
+    fns.piece = [this](int32_t id) { return text.piece(id); };
+    fns.render_chat = [this](const nlohmann::json& messages) {
+      ChatOptions o;
+      o.bos_token = chat.bos_token;
+      o.eos_token = chat.eos_token;
+      return render_chat(chat.template_src, ChatJson::parse(messages.dump()), o);
+    };
+    return fns;
+  }
+
+  std::string path;
+  std::shared_ptr<const llm::LLM> llm;
+  SessionOptions so;
+  Plan plan;
+  ModelText text;
+  ModelChat chat;
+  DType kv_type;
+  Scheduler scheduler;
+  std::string alias;
+  server::LLMBackend backend;
+};
+
 int run(int argc, char** argv) {
-  ArgParser p("serve", "-m MODEL",
+  ArgParser p("serve", "[-m MODEL] [--whisper WHISPER_MODEL]",
               "Serve a model through the OpenAI API (/v1/chat/completions, /v1/completions, "
               "/v1/models, /health, /metrics).");
   ModelArgs model;
@@ -40,7 +111,17 @@ int run(int argc, char** argv) {
   p.option("--api-key", &api_key, "KEY", "require 'Authorization: Bearer KEY' (or EIGHT_API_KEY)");
   p.option("--cors-origin", &cors, "ORIGIN", "allow browser requests from ORIGIN ('*' for any)");
   p.option("--alias", &alias, "NAME", "model id reported by /v1/models (default: file name)");
-  p.option("--max-body", &max_body, "BYTES", "largest request body accepted (default 8 MiB)");
+  p.option("--max-body", &max_body, "BYTES",
+           "largest request body accepted (default 8 MiB; 25 MiB with --whisper)");
+  std::string whisper_path;
+  int whisper_beam = 5;
+  p.option("--whisper", &whisper_path, "FILE",
+           "also serve a Whisper model (whisper.cpp ggml-*.bin) on /v1/audio/transcriptions and "
+           "/v1/audio/translations; without -m only speech is served");
+  int whisper_max_tokens = 0;
+  p.option("--whisper-beam-size", &whisper_beam, "N", "beams for speech decoding (default 5)");
+  p.option("--whisper-max-tokens", &whisper_max_tokens, "N",
+           "tokens sampled per 30 s window (default 224)");
   p.epilog(
       "--ctx is the context of each slot. The KV cache holds --parallel × --ctx tokens and is\n"
       "planned against the RAM budget before anything is loaded.\n\n"
@@ -52,65 +133,51 @@ int run(int argc, char** argv) {
   if (api_key.empty())
     if (const char* env = std::getenv("EIGHT_API_KEY")) api_key = env;
 
-  const std::string path = model.resolve(/*allow_default=*/true);
-  std::shared_ptr<const llm::LLM> llm = llm::LLM::load(path);
-  const SessionOptions so = model.session_options();
-
-  // Plan the slots' KV cache and check the RAM budget before allocating it.
-  const LLMDesc desc = describe_gguf(llm->file());
-  PlanRequest req{
-      .ctx = so.n_ctx > 0 ? so.n_ctx : std::min<int64_t>(llm->config().n_ctx_train, 4096),
-      .kv_type = so.kv_type,
-      .parallel = parallel,
-      .ubatch = so.ubatch};
-  const Plan plan = plan_llm(desc, req, DeviceBudget{.vram = 0});
-  plan.check_host_budget();
-
-  const ModelText text(llm->file());
-  const ModelChat chat = model_chat(llm->file());
-  ThreadPool& pool = global_thread_pool(so.n_threads);
-  Scheduler scheduler(
-      llm,
-      {.n_slots = parallel,
-       .n_ctx = plan.request.ctx,
-       .kv_type = so.kv_type,
-       .max_batch = std::max<int64_t>(so.ubatch, parallel),
-       .queue_limit = queue},
-      [&text](int32_t id) { return text.piece(id); }, eog_tokens(llm->file()), pool);
-
-  server::LLMTextFunctions fns;
-  fns.encode = [&text, &chat](const std::string& prompt) {
-    const bool has_bos = !chat.bos_token.empty() && prompt.rfind(chat.bos_token, 0) == 0;
-    return text.encode(prompt, text.add_bos() && !has_bos, /*parse_special=*/true);
-  };
-  fns.piece = [&text](int32_t id) { return text.piece(id); };
-  fns.render_chat = [&chat](const nlohmann::json& messages) {
-    ChatOptions o;
-    o.bos_token = chat.bos_token;
-    o.eos_token = chat.eos_token;
-    return render_chat(chat.template_src, ChatJson::parse(messages.dump()), o);
-  };
-  if (alias.empty()) {
-    alias = path.substr(path.find_last_of('/') + 1);
-    if (alias.size() > 5 && alias.ends_with(".gguf")) alias.resize(alias.size() - 5);
+  // The text model: -m, or the bundled default unless only --whisper was asked for.
+  std::unique_ptr<LLMStack> llm;
+  if (!model.model.empty() || whisper_path.empty())
+    llm = std::make_unique<LLMStack>(model, parallel, queue, alias);
+  std::unique_ptr<server::WhisperService> speech;
+  ThreadPool& pool = global_thread_pool(model.session_options().n_threads);
+  if (!whisper_path.empty()) {
+    check(std::filesystem::is_regular_file(whisper_path), "--whisper: model file '", whisper_path,
+          "' does not exist");
+    std::string id = std::filesystem::path(whisper_path).stem().string();
+    speech = std::make_unique<server::WhisperService>(
+        whisper::Model::load(whisper_path), pool,
+        server::WhisperServiceOptions{.model_id = id,
+                                      .beam_size = whisper_beam,
+                                      .max_tokens_per_window = whisper_max_tokens});
+    if (!p.given("--max-body")) max_body = int64_t{25} << 20;  // OpenAI's audio upload limit
   }
-  server::LLMBackend backend(alias, scheduler, std::move(fns));
+  std::vector<server::Service*> services;
+  if (speech) services.push_back(speech.get());
   server::HttpServer http({.host = host,
                            .port = port,
                            .api_key = api_key,
                            .cors_origin = cors,
                            .max_body_bytes = static_cast<size_t>(max_body),
                            .handler_threads = parallel + queue + 8},
-                          backend);
+                          llm ? &llm->backend : nullptr, services);
   http.bind();
   g_server = &http;
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
-  std::fprintf(
-      stderr, "eight serve: %s on http://%s:%d (%d slots × %lld tokens, KV %s %s, %d threads)%s\n",
-      alias.c_str(), host.c_str(), http.port(), parallel, static_cast<long long>(plan.request.ctx),
-      dtype_name(so.kv_type).data(), format_bytes(plan.kv_bytes).c_str(), pool.size(),
-      api_key.empty() ? "" : ", API key required");
+  if (llm)
+    std::fprintf(stderr,
+                 "eight serve: %s on http://%s:%d (%d slots × %lld tokens, KV %s %s, %d "
+                 "threads)%s\n",
+                 llm->alias.c_str(), host.c_str(), http.port(), parallel,
+                 static_cast<long long>(llm->plan.request.ctx), dtype_name(llm->kv_type).data(),
+                 format_bytes(llm->plan.kv_bytes).c_str(), pool.size(),
+                 api_key.empty() ? "" : ", API key required");
+  else
+    std::fprintf(stderr, "eight serve: %s on http://%s:%d (speech only, %d threads)%s\n",
+                 speech->model_ids()[0].c_str(), host.c_str(), http.port(), pool.size(),
+                 api_key.empty() ? "" : ", API key required");
+  if (llm && speech)
+    std::fprintf(stderr, "eight serve: speech model %s on /v1/audio/*\n",
+                 speech->model_ids()[0].c_str());
   std::fflush(stderr);
   http.serve();
   g_server = nullptr;
