@@ -10,7 +10,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     const eight::image::Image im =
-        eight::image::decode({data, size}, "fuzz.img", /*max_pixels=*/int64_t{1} << 20);
+        eight::image::decode({data, size}, "fuzz.img", /*max_pixels=*/int64_t{1} << 18);
     eight::image::PreprocessConfig cfg;
     cfg.shortest_edge = 24;
     cfg.crop_height = 16;
