@@ -22,7 +22,8 @@ struct WhisperBenchResult {
   int n_audio_state = 0, n_audio_layer = 0, n_audio_head = 0, n_text_layer = 0;
   std::string weight_type;
   double encode_median_s = 0, encode_min_s = 0;
-  double decode_tokens_per_s = 0;        // one sequence, one token per step
+  double encode_cpu_median_s = 0;  // process CPU time per encode (all threads, spinning included)
+  double decode_tokens_per_s = 0;  // one sequence, one token per step
   double batch_decode_tokens_per_s = 0;  // `beams` sequences per step, all tokens counted
   double load_average = 0;               // 1-minute load average before the runs (/proc/loadavg)
   int64_t weight_bytes = 0, state_bytes = 0;

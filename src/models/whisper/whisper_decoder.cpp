@@ -52,6 +52,23 @@ void capture_head(const Tensor& q, const Tensor& ck, int64_t head, int64_t d, fl
   }
 }
 
+// A decode step is many small products. Each parallel region costs a synchronisation of the pool,
+// which on a busy machine can cost more than the product itself, so work below this many bytes
+// (weight bytes x rows) runs on the calling thread.
+constexpr int64_t kParallelBytes = int64_t{1} << 20;
+
+struct Pools {
+  ThreadPool& all;
+  ThreadPool& serial;  // the calling thread's one-thread pool
+  int64_t rows;
+  ThreadPool& for_bytes(int64_t bytes) const {
+    return bytes * rows >= kParallelBytes ? all : serial;
+  }
+  ThreadPool& for_linear(const nn::Linear& l) const {
+    return for_bytes(static_cast<int64_t>(l.weight.nbytes()));
+  }
+};
+
 }  // namespace
 
 void run_decoder(const Model& model, StateData& s, std::span<const int> seqs,
@@ -61,7 +78,6 @@ void run_decoder(const Model& model, StateData& s, std::span<const int> seqs,
   check(logits_out != nullptr, "[whisper] decode: logits_out is null");
   const HParams& hp = model.hparams();
   const Model::Weights& w = model.weights();
-  ThreadPool& pool = *s.pool;
   const int64_t D = hp.n_text_state, H = hp.n_text_head, d = D / H, V = hp.n_vocab;
   const int64_t R = static_cast<int64_t>(tokens.size());
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
@@ -88,37 +104,41 @@ void run_decoder(const Model& model, StateData& s, std::span<const int> seqs,
   const Tensor q = s.dec.q.slice(0, 0, R), k = s.dec.k.slice(0, 0, R);
   const Tensor v = s.dec.v.slice(0, 0, R), attn = s.dec.attn.slice(0, 0, R);
   const Tensor hidden = s.dec.mlp.slice(0, 0, R);
+  const Pools pools{*s.pool, *s.serial[0], R};
   const nn::AttentionParams self_params{.n_head = H, .n_head_kv = H, .head_dim = d, .scale = scale};
 
   nn::embedding(x, w.tok_emb, tokens.data(), R);  // token_embedding(x)
   for (int64_t r = 0; r < R; ++r)                 // + positional_embedding[offset + r]
-    add_rows(pool, x.slice(0, r, r + 1), w.dec_pos.slice(0, pos[r], pos[r] + 1));
+    add_rows(pools.serial, x.slice(0, r, r + 1), w.dec_pos.slice(0, pos[r], pos[r] + 1));
 
   for (int64_t l = 0; l < hp.n_text_layer; ++l) {
     const Model::Layer& L = w.dec[l];
-    layer_norm_rows(pool, x, h, L.attn_ln);  // h = attn_ln(x)
-    nn::linear(q, h, L.query, pool);
-    nn::linear(k, h, L.key, pool);
-    nn::linear(v, h, L.value, pool);
+    layer_norm_rows(pools.serial, x, h, L.attn_ln);  // h = attn_ln(x)
+    nn::linear(q, h, L.query, pools.for_linear(L.query));
+    nn::linear(k, h, L.key, pools.for_linear(L.key));
+    nn::linear(v, h, L.value, pools.for_linear(L.value));
     if (one_sequence) {  // causal attention over the sequence's cache and the new rows
       const nn::KVLayerView kv = self_cache(s, l, seqs[0]);
       nn::kv_store(kv, pos[0], k, v);
-      nn::attention(attn, q, kv, pos[0], self_params, pool);
+      nn::attention(attn, q, kv, pos[0], self_params,
+                    pools.for_bytes(2 * (pos[0] + R) * static_cast<int64_t>(kv.k.stride_bytes(0))));
     } else {
       for (int64_t r = 0; r < R; ++r) {
         const nn::KVLayerView kv = self_cache(s, l, seqs[r]);
         nn::kv_store(kv, pos[r], k.slice(0, r, r + 1), v.slice(0, r, r + 1));
-        nn::attention(attn.slice(0, r, r + 1), q.slice(0, r, r + 1), kv, pos[r], self_params, pool);
+        nn::attention(attn.slice(0, r, r + 1), q.slice(0, r, r + 1), kv, pos[r], self_params,
+                      pools.serial);
       }
     }
-    nn::linear(h, attn, L.out, pool);
-    add_rows(pool, x, h);                          // x = x + attn(attn_ln(x))
-    layer_norm_rows(pool, x, h, L.cross_attn_ln);  // h = cross_attn_ln(x)
-    nn::linear(q, h, L.cross_query, pool);
+    nn::linear(h, attn, L.out, pools.for_linear(L.out));
+    add_rows(pools.serial, x, h);                          // x = x + attn(attn_ln(x))
+    layer_norm_rows(pools.serial, x, h, L.cross_attn_ln);  // h = cross_attn_ln(x)
+    nn::linear(q, h, L.cross_query, pools.for_linear(L.cross_query));
     const Tensor ck = s.cross_k.select(0, l), cv = s.cross_v.select(0, l);  // [n_audio_ctx, D]
     const int64_t T = ck.size(0);
     ops::attention(q.reshape({R, H, d}), ck.reshape({T, H, d}), cv.reshape({T, H, d}),
-                   attn.reshape({R, H, d}), pool, {.scale = scale, .causal = false});
+                   attn.reshape({R, H, d}), pools.for_bytes(2 * static_cast<int64_t>(ck.nbytes())),
+                   {.scale = scale, .causal = false});
     if (capture)
       for (size_t i = 0; i < capture->heads.size(); ++i) {
         const auto [cl, chead] = capture->heads[i];
@@ -132,16 +152,17 @@ void run_decoder(const Model& model, StateData& s, std::span<const int> seqs,
         if (!out.defined() || out.shape() != Dims{R, T}) out = Tensor::empty({R, T}, DType::F32);
         capture_head(q, ck, chead, d, scale, out);
       }
-    nn::linear(h, attn, L.cross_out, pool);
-    add_rows(pool, x, h);                   // x = x + cross_attn(cross_attn_ln(x), xa)
-    layer_norm_rows(pool, x, h, L.mlp_ln);  // h = mlp_ln(x)
-    nn::linear(hidden, h, L.mlp0, pool);
-    gelu_rows(pool, hidden);
-    nn::linear(h, hidden, L.mlp2, pool);
-    add_rows(pool, x, h);  // x = x + mlp(mlp_ln(x))
+    nn::linear(h, attn, L.cross_out, pools.for_linear(L.cross_out));
+    add_rows(pools.serial, x, h);                   // x = x + cross_attn(cross_attn_ln(x), xa)
+    layer_norm_rows(pools.serial, x, h, L.mlp_ln);  // h = mlp_ln(x)
+    nn::linear(hidden, h, L.mlp0, pools.for_linear(L.mlp0));
+    gelu_rows(pools.serial, hidden);
+    nn::linear(h, hidden, L.mlp2, pools.for_linear(L.mlp2));
+    add_rows(pools.serial, x, h);  // x = x + mlp(mlp_ln(x))
   }
-  layer_norm_rows(pool, x, h, w.ln);                                 // ln(x)
-  ops::matmul(h, w.tok_emb, s.logits_view(logits_out, R, V), pool);  // · token_embeddingᵀ
+  layer_norm_rows(pools.serial, x, h, w.ln);  // ln(x)
+  ops::matmul(h, w.tok_emb, s.logits_view(logits_out, R, V),
+              pools.for_bytes(static_cast<int64_t>(w.tok_emb.nbytes())));  // · token_embeddingᵀ
 
   if (one_sequence)
     s.length[seqs[0]] += static_cast<int>(R);

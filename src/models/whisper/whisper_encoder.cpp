@@ -82,11 +82,10 @@ struct AttentionJob {
   }
 };
 
-void self_attention(StateData& s, const Tensor& q, const Tensor& k, const Tensor& v,
+// vt: [D, T], head h's Vᵀ in rows [h·d, h·d + d).
+void self_attention(StateData& s, const Tensor& q, const Tensor& k, const Tensor& vt,
                     const Tensor& out, int64_t n_head) {
-  const int64_t T = q.size(0), D = q.size(1), d = D / n_head;
-  const Tensor vt = buffer_view(s.enc.vt, {D, T});
-  transpose(*s.pool, v, vt);  // head h's Vᵀ: rows [h·d, h·d + d)
+  const int64_t T = q.size(0), d = q.size(1) / n_head;
   const int64_t n_blocks = (T + kScoreRows - 1) / kScoreRows;
   const AttentionJob job{
       &s, q, k, vt, out, T, d, n_blocks, 1.0f / std::sqrt(static_cast<float>(d))};
@@ -94,20 +93,24 @@ void self_attention(StateData& s, const Tensor& q, const Tensor& k, const Tensor
                        [&job](int64_t task, int thread) { job.run(task, thread); });
 }
 
-// conv1d(k=3, padding 1, stride `stride`) over time-major input `in` [T_in + 2, C_in] whose first
-// and last rows are the zero padding: y[t] = w · (in[s·t], in[s·t + 1], in[s·t + 2]) + b.
-void conv3(ThreadPool& pool, const Tensor& in, int64_t stride, const Tensor& w, const Tensor& b,
-           const Tensor& cols_buf, const Tensor& y) {
-  const int64_t T = y.size(0), c_in = in.size(1);
-  const Tensor cols = buffer_view(cols_buf, {T, 3 * c_in});
-  const float* src = in.data<float>();
-  parallel_rows(pool, T, 64, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t)
-      std::memcpy(cols.row(t), src + stride * t * c_in,
-                  static_cast<size_t>(3 * c_in) * sizeof(float));
+// fn(r0, r1, serial) over chunks of `chunk` rows of [0, n) in one parallel region; `serial` is
+// the running thread's one-thread pool, for the products of the chunk. Row-wise steps of a layer
+// run back to back on the same rows (one synchronisation instead of one per op, and the rows stay
+// in the core's cache).
+template <class Fn>
+void for_row_chunks(StateData& s, int64_t n, int64_t chunk, const Fn& fn) {
+  struct Job {
+    const Fn* fn;
+    StateData* s;
+    int64_t n, chunk;
+  } job{&fn, &s, n, chunk};
+  s.pool->parallel_for((n + chunk - 1) / chunk, [&job](int64_t t, int thread) {
+    (*job.fn)(t * job.chunk, std::min(job.n, (t + 1) * job.chunk), *job.s->serial[thread]);
   });
-  ops::matmul(cols, w, y, pool, {.bias = &b});
 }
+
+// Rows per task of the row-wise encoder steps: 16 tasks over 1500 positions.
+constexpr int64_t kRowChunk = 96;
 
 }  // namespace
 
@@ -159,56 +162,80 @@ void run_encoder(const Model& model, StateData& s, const Tensor& mel) {
   std::memset(in.row(0), 0, static_cast<size_t>(M) * sizeof(float));
   std::memset(in.row(frames + 1), 0, static_cast<size_t>(M) * sizeof(float));
   transpose(pool, mel.contiguous(), in.slice(0, 1, frames + 1));
-  // x = gelu(conv1(mel)), kept padded for conv2: h1[t + 1] is frame t. conv3 reads `in` into the
-  // im2col buffer before the product writes h1 over the same memory.
+  // conv1 as a product over im2col rows: row t = in[t .. t + 2] (frames t - 1 .. t + 1). All
+  // rows are gathered before any output is written, because h1 reuses the input's memory.
+  const Tensor cols1 = buffer_view(e.big, {frames, 3 * M});
+  parallel_rows(pool, frames, 256, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t)
+      std::memcpy(cols1.row(t), in.row(t), static_cast<size_t>(3 * M) * sizeof(float));
+  });
+  // x = gelu(conv1(mel)), kept padded for conv2: h1[t + 1] is frame t.
   const Tensor h1 = buffer_view(e.conv_in, {frames + 2, D});
-  const Tensor h1_rows = h1.slice(0, 1, frames + 1);
-  conv3(pool, in, 1, w.conv1, w.conv1_bias, e.big, h1_rows);
+  for_row_chunks(s, frames, 2 * kRowChunk, [&](int64_t r0, int64_t r1, ThreadPool& sp) {
+    const Tensor y = h1.slice(0, r0 + 1, r1 + 1);
+    ops::matmul(cols1.slice(0, r0, r1), w.conv1, y, sp, {.bias = &w.conv1_bias});
+    gelu_rows(sp, y);
+  });
   std::memset(h1.row(0), 0, static_cast<size_t>(D) * sizeof(float));
   std::memset(h1.row(frames + 1), 0, static_cast<size_t>(D) * sizeof(float));
-  gelu_rows(pool, h1_rows);
-  // x = gelu(conv2(x)) + positional_embedding
-  const Tensor x = e.x;
-  conv3(pool, h1, 2, w.conv2, w.conv2_bias, e.big, x);
-  gelu_rows(pool, x);
-  add_rows(pool, x, w.enc_pos);
+  // x = gelu(conv2(x)) + positional_embedding; conv2's im2col row t = h1[2t .. 2t + 2].
+  const Tensor x = e.x, cols2 = buffer_view(e.big, {T, 3 * D});
+  for_row_chunks(s, T, kRowChunk, [&](int64_t r0, int64_t r1, ThreadPool& sp) {
+    for (int64_t t = r0; t < r1; ++t)
+      std::memcpy(cols2.row(t), h1.row(2 * t), static_cast<size_t>(3 * D) * sizeof(float));
+    const Tensor y = x.slice(0, r0, r1);
+    ops::matmul(cols2.slice(0, r0, r1), w.conv2, y, sp, {.bias = &w.conv2_bias});
+    gelu_rows(sp, y);
+    add_rows(sp, y, w.enc_pos.slice(0, r0, r1));
+  });
 
-  const Tensor h = e.h, attn = e.attn;
+  const Tensor h = e.h, attn = e.attn, vt = buffer_view(e.vt, {D, T});
   const Tensor q = e.qkv.slice(1, 0, D), k = e.qkv.slice(1, D, 2 * D);
   const Tensor v = e.qkv.slice(1, 2 * D, 3 * D), hidden = buffer_view(e.big, {T, 4 * D});
-  for (const Model::Layer& L : w.enc) {
-    layer_norm_rows(pool, x, h, L.attn_ln);  // h = attn_ln(x)
-    nn::linear(q, h, L.query, pool);         // q = query(h)
-    nn::linear(k, h, L.key, pool);           // k = key(h)
-    nn::linear(v, h, L.value, pool);         // v = value(h)
-    self_attention(s, q, k, v, attn, hp.n_audio_head);
-    nn::linear(h, attn, L.out, pool);       // out(wv)
-    add_rows(pool, x, h);                   // x = x + attn(attn_ln(x))
-    layer_norm_rows(pool, x, h, L.mlp_ln);  // h = mlp_ln(x)
-    nn::linear(hidden, h, L.mlp0, pool);
-    gelu_rows(pool, hidden);
-    nn::linear(h, hidden, L.mlp2, pool);  // mlp = Linear, GELU, Linear
-    add_rows(pool, x, h);                 // x = x + mlp(mlp_ln(x))
+  const int64_t n_layer = static_cast<int64_t>(w.enc.size());
+  for (int64_t l = 0; l < n_layer; ++l) {
+    const Model::Layer& L = w.enc[l];
+    for_row_chunks(s, T, kRowChunk, [&](int64_t r0, int64_t r1, ThreadPool& sp) {
+      const Tensor xr = x.slice(0, r0, r1), hr = h.slice(0, r0, r1);
+      layer_norm_rows(sp, xr, hr, L.attn_ln);           // h = attn_ln(x)
+      nn::linear(q.slice(0, r0, r1), hr, L.query, sp);  // q = query(h)
+      nn::linear(k.slice(0, r0, r1), hr, L.key, sp);    // k = key(h)
+      const Tensor vr = v.slice(0, r0, r1);
+      nn::linear(vr, hr, L.value, sp);         // v = value(h)
+      transpose(sp, vr, vt.slice(1, r0, r1));  // Vᵀ for the attention's products
+    });
+    self_attention(s, q, k, vt, attn, hp.n_audio_head);
+    for_row_chunks(s, T, kRowChunk, [&](int64_t r0, int64_t r1, ThreadPool& sp) {
+      const Tensor xr = x.slice(0, r0, r1), hr = h.slice(0, r0, r1);
+      const Tensor hid = hidden.slice(0, r0, r1);
+      nn::linear(hr, attn.slice(0, r0, r1), L.out, sp);  // out(wv)
+      add_rows(sp, xr, hr);                              // x = x + attn(attn_ln(x))
+      layer_norm_rows(sp, xr, hr, L.mlp_ln);             // h = mlp_ln(x)
+      nn::linear(hid, hr, L.mlp0, sp);
+      gelu_rows(sp, hid);
+      nn::linear(hr, hid, L.mlp2, sp);                               // mlp = Linear, GELU, Linear
+      add_rows(sp, xr, hr);                                          // x = x + mlp(mlp_ln(x))
+      if (l + 1 == n_layer) layer_norm_rows(sp, xr, xr, w.ln_post);  // x = ln_post(x)
+    });
   }
-  layer_norm_rows(pool, x, x, w.ln_post);  // x = ln_post(x)
 }
 
 void compute_cross_kv(const Model& model, StateData& s) {
   const HParams& hp = model.hparams();
   const int64_t D = hp.n_text_state, T = hp.n_audio_ctx;
-  ThreadPool& pool = *s.pool;
-  const Tensor tmp = s.enc.qkv.slice(1, 0, D);
-  for (int64_t l = 0; l < hp.n_text_layer; ++l) {
-    const Model::Layer& L = model.weights().dec[l];
-    for (int which = 0; which < 2; ++which) {
-      nn::linear(tmp, s.enc.x, which == 0 ? L.cross_key : L.cross_value, pool);  // key/value(xa)
-      const Tensor dst = (which == 0 ? s.cross_k : s.cross_v).select(0, l);      // [T, D] F16
-      parallel_rows(pool, T, 64, [&](int64_t r0, int64_t r1) {
+  // key/value(xa) of every decoder layer, through f32 rows of the (now free) qkv buffer.
+  for_row_chunks(s, T, kRowChunk, [&](int64_t r0, int64_t r1, ThreadPool& sp) {
+    const Tensor xa = s.enc.x.slice(0, r0, r1), tmp = s.enc.qkv.slice(0, r0, r1).slice(1, 0, D);
+    for (int64_t l = 0; l < hp.n_text_layer; ++l) {
+      const Model::Layer& L = model.weights().dec[l];
+      for (int which = 0; which < 2; ++which) {
+        nn::linear(tmp, xa, which == 0 ? L.cross_key : L.cross_value, sp);
+        const Tensor dst = (which == 0 ? s.cross_k : s.cross_v).select(0, l);  // [T, D] F16
         for (int64_t r = r0; r < r1; ++r)
-          quantize_row(DType::F16, static_cast<const float*>(tmp.row(r)), dst.row(r), D);
-      });
+          quantize_row(DType::F16, static_cast<const float*>(tmp.row(r - r0)), dst.row(r), D);
+      }
     }
-  }
+  });
 }
 
 }  // namespace eight::whisper
