@@ -1,5 +1,6 @@
 // Google Benchmark programs for the CPU kernels: matmul per weight type at batch 1 (decode, a
-// weight matrix larger than the last-level cache) and 32/128/512 (prompt processing), plus the
+// weight matrix larger than the last-level cache), 2/4/8 (batched decode of parallel streams, the
+// same large matrix) and 32/128/512 (prompt processing), plus the
 // row kernels. `eight bench --kernels` prints the summary table; this gives per-kernel detail.
 //
 //   build/bin/bench_kernels --benchmark_filter='matmul/q4_K'
@@ -48,8 +49,8 @@ Tensor weights(DType t, int64_t n, int64_t k) {
 
 void bm_matmul(benchmark::State& st, DType t) {
   const int64_t m = st.range(0), k = 4096;
-  // Decode: ~256 MiB of weights (beyond any cache); batches: a 4096 x 4096 layer.
-  const int64_t n = m == 1
+  // Decode (up to 8 rows): ~256 MiB of weights (beyond any cache); batches: a 4096 x 4096 layer.
+  const int64_t n = m <= 8
                         ? std::max<int64_t>(4096, (int64_t{256} << 20) /
                                                       static_cast<int64_t>(dtype_row_bytes(t, k)))
                         : 4096;
@@ -102,6 +103,9 @@ const int registered = [] {
     if (!can_quantize(t)) continue;  // the IQ types have no encoder to build inputs with
     benchmark::RegisterBenchmark(("matmul/" + std::string(dtype_name(t))).c_str(), bm_matmul, t)
         ->Arg(1)
+        ->Arg(2)
+        ->Arg(4)
+        ->Arg(8)
         ->Arg(32)
         ->Arg(128)
         ->Arg(512)

@@ -125,7 +125,7 @@ class MatmulTest : public ::testing::TestWithParam<DType> {};
 TEST_P(MatmulTest, MatchesReferenceOnEveryISA) {
   const DType type = GetParam();
   ThreadPool pool(3);
-  const int64_t ms[] = {1, 2, 3, 7, 31, 33, 128};
+  const int64_t ms[] = {1, 2, 3, 7, 8, 31, 33, 128};
   const int64_t ns[] = {1, 31, 33, 257};
   for (ISA isa : available_isas()) {
     for (int64_t m : ms) {

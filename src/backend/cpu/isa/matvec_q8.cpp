@@ -6,12 +6,14 @@
 #include "backend/cpu/isa/intrin.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "backend/cpu/isa/unpack.h"
-#include "core/quant_blocks.h"
 #include "backend/cpu/scratch.h"
+#include "core/quant_blocks.h"
 #include "core/thread_pool.h"
 
 namespace eight::cpu::EIGHT_ISA_NAMESPACE {
@@ -26,6 +28,8 @@ struct XQ {
   const float* d;      // [k / block]
   const int32_t* s16;  // [k / 16]: sum of q over each 16
   const int32_t* s32;  // [k / 32]
+  const float* s32d;   // [k / 32]: s32 times the x block scale d
+  const float* s16d;   // [k / 16]: s16 times d
 };
 
 inline float h2f(uint16_t h) {
@@ -34,7 +38,7 @@ inline float h2f(uint16_t h) {
 
 // Quantizes x[0..k) in blocks of `block` (32 or 256) with d = amax / 127.
 void quantize_x(const float* x, int64_t k, int block, int8_t* q, float* d, int32_t* s16,
-                int32_t* s32) {
+                int32_t* s32, float* s32d, float* s16d) {
   for (int64_t b = 0; b < k / block; ++b) {
     const float* xb = x + b * block;
     __m512 amax = _mm512_setzero_ps();
@@ -50,7 +54,11 @@ void quantize_x(const float* x, int64_t k, int block, int8_t* q, float* d, int32
       s16[(b * block + j) / 16] = s;
     }
   }
-  for (int64_t g = 0; g < k / 32; ++g) s32[g] = s16[2 * g] + s16[2 * g + 1];
+  for (int64_t g = 0; g < k / 16; ++g) s16d[g] = static_cast<float>(s16[g]) * d[g * 16 / block];
+  for (int64_t g = 0; g < k / 32; ++g) {
+    s32[g] = s16[2 * g] + s16[2 * g + 1];
+    s32d[g] = static_cast<float>(s32[g]) * d[g * 32 / block];
+  }
 }
 
 // Q4_K / Q5_K: the 8 six-bit scales and mins of a super-block as bytes.
@@ -72,24 +80,79 @@ inline __m512i spread(__m512i v, int base, int per) {
   return _mm512_permutexvar_epi32(_mm512_load_si512(idx), v);
 }
 
-template <bool kQ5>
-float dot_q45_k(const void* wrow, const XQ& x, int64_t nb) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  const __m256i one = _mm256_set1_epi8(1), two = _mm256_set1_epi8(2);
-  __m512i idx[4];
-  for (int p = 0; p < 4; ++p)
-    idx[p] = spread(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0, 0, 0, 0, 0), 2 * p, 8);
-  __m512 acc = _mm512_setzero_ps();
-  __m256 accm = _mm256_setzero_ps();
+// The multi-row kernels below decode each weight block once into registers and reuse it for
+// every x row (continuous batching decodes up to kMatvecMaxRows streams per step). Group scales
+// are applied with vpmaddwd: a vpdpbusd lane sums four products |code| * |x| <= 63 * 127 * 4 =
+// 32004, which fits int16, so madd(dot, scale with a zero high half) is the exact int32 product
+// (one cheap uop instead of vpmulld).
+inline __m512i low16(__m512i v) {
+  return _mm512_and_si512(v, _mm512_set1_epi32(0xFFFF));
+}
+
+inline __m512i scaled_dot(__m512i w, const int8_t* x, __m512i scale16) {
+  return _mm512_madd_epi16(_mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(x)),
+                           scale16);
+}
+
+inline float hsum8(__m256 a) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  s = _mm_hadd_ps(s, s);
+  return _mm_cvtss_f32(_mm_hadd_ps(s, s));
+}
+
+// Q4_K / Q5_K in a "group per lane" order. The 128 code bytes of a super-block are 4 chunks of
+// 32 (chunk c: group 2c in the low nibbles, group 2c + 1 in the high ones). Two vpermt2q gather
+// qword p of every chunk: S0 = [c0q0 c1q0 c2q0 c3q0 c0q1 c1q1 c2q1 c3q1], S1 the same for
+// qwords 2 and 3. Their low nibbles (A = lo S0, C = lo S1) hold only even groups and their high
+// nibbles (B, D) only odd groups, at the same lanes: lane pair t of A and C is group 2 (t % 4).
+// So dpbusd(A) + dpbusd(C) needs one scale multiply, not one per 64 codes, which makes each
+// extra x row cost 4 vpdpbusd + 2 vpmaddwd + a few float ops. x is stored permuted to match
+// (perm_k4): position 64 r + 8 t + j holds element 64 (t % 4) + 32 (r % 2) + 8 p + j,
+// p = t / 4 + 2 (r / 2), for register r = A, B, C, D.
+// x permutations as 64 four-byte chunks per 256 elements: chunk c of the permuted block is
+// chunk table[c] of the natural one.
+using XPerm = std::array<uint8_t, 64>;
+
+constexpr XPerm perm_k4() {
+  XPerm t{};
+  for (int r = 0; r < 4; ++r)
+    for (int q = 0; q < 8; ++q) {
+      const int c = q % 4, p = q / 4 + 2 * (r / 2);
+      const int src = 64 * c + 32 * (r % 2) + 8 * p;  // first of 8 elements
+      t[16 * r + 2 * q] = static_cast<uint8_t>(src / 4);
+      t[16 * r + 2 * q + 1] = static_cast<uint8_t>(src / 4 + 1);
+    }
+  return t;
+}
+
+inline void permute_x(const XPerm& t, const int8_t* src, int8_t* dst) {
+  for (int c = 0; c < 64; ++c) std::memcpy(dst + 4 * c, src + 4 * t[c], 4);
+}
+
+template <bool kQ5, int M>
+void dot_q45_k_rows(const void* wrow, const XQ* x, int64_t nb, float* out) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i gather0 = _mm512_setr_epi64(0, 4, 8, 12, 1, 5, 9, 13);
+  const __m512i gather1 = _mm512_setr_epi64(2, 6, 10, 14, 3, 7, 11, 15);
+  // scale index per int32 lane: group 2 ((lane / 2) % 4) (+1 for the odd registers)
+  const __m512i even = _mm512_setr_epi32(0, 0, 2, 2, 4, 4, 6, 6, 0, 0, 2, 2, 4, 4, 6, 6);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  [[maybe_unused]] const __m512i qh_sel0 = _mm512_setr_epi64(0, 0, 0, 0, 1, 1, 1, 1);
+  [[maybe_unused]] const __m512i qh_sel1 = _mm512_setr_epi64(2, 2, 2, 2, 3, 3, 3, 3);
+  [[maybe_unused]] const __m512i sh_even = _mm512_setr_epi64(0, 2, 4, 6, 0, 2, 4, 6);
+  [[maybe_unused]] const __m512i sh_odd = _mm512_setr_epi64(1, 3, 5, 7, 1, 3, 5, 7);
+  [[maybe_unused]] const __m512i bit = _mm512_set1_epi8(1);
+  __m512 acc[M];
+  __m256 accm[M];
+  for (int r = 0; r < M; ++r) acc[r] = _mm512_setzero_ps(), accm[r] = _mm256_setzero_ps();
   for (int64_t i = 0; i < nb; ++i) {
     const uint8_t* qs;
     const uint8_t* scales;
     uint16_t dh, dminh;
-    __m256i hb = _mm256_setzero_si256();
+    const uint8_t* qh = nullptr;
     if constexpr (kQ5) {
       const auto& b = static_cast<const BlockQ5_K*>(wrow)[i];
-      qs = b.qs, scales = b.scales, dh = b.d, dminh = b.dmin;
-      hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+      qs = b.qs, scales = b.scales, dh = b.d, dminh = b.dmin, qh = b.qh;
     } else {
       const auto& b = static_cast<const BlockQ4_K*>(wrow)[i];
       qs = b.qs, scales = b.scales, dh = b.d, dminh = b.dmin;
@@ -98,70 +161,130 @@ float dot_q45_k(const void* wrow, const XQ& x, int64_t nb) {
     scales_k4(scales, &sc8, &m8);
     const __m512i sc =
         _mm512_castsi256_si512(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(sc8))));
-    const int8_t* xq = x.q + i * 256;
-    __m512i isum = _mm512_setzero_si512();
-    for (int p = 0; p < 4; ++p) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * p));
-      __m256i lo = _mm256_and_si256(v, m4);
-      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-      if constexpr (kQ5) {
-        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
-        hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(hb, two), 3));
-        hb = _mm256_srli_epi16(hb, 2);
-      }
-      const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-      const __m512i dot =
-          _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(xq + 64 * p));
-      isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(dot, _mm512_permutexvar_epi32(idx[p], sc)));
+    const float d = h2f(dh);
+    // Group scales times d, in float: per row the scales then cost one fma per register pair
+    // and dx folds into the final fma as a broadcast operand.
+    const __m512 dv = _mm512_set1_ps(d);
+    const __m512 s_even = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_permutexvar_epi32(even, sc)), dv);
+    const __m512 s_odd = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_permutexvar_epi32(odd, sc)), dv);
+    const __m512i z01 = _mm512_loadu_si512(qs), z23 = _mm512_loadu_si512(qs + 64);
+    const __m512i s0 = _mm512_permutex2var_epi64(z01, gather0, z23);
+    const __m512i s1 = _mm512_permutex2var_epi64(z01, gather1, z23);
+    __m512i wa = _mm512_and_si512(s0, m4), wb = _mm512_and_si512(_mm512_srli_epi16(s0, 4), m4);
+    __m512i wc = _mm512_and_si512(s1, m4), wd = _mm512_and_si512(_mm512_srli_epi16(s1, 4), m4);
+    if constexpr (kQ5) {
+      // The fifth bit of element 8 p + j of group g is bit g of qh[8 p + j].
+      const __m512i h =
+          _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh)));
+      const __m512i h0 = _mm512_permutexvar_epi64(qh_sel0, h);
+      const __m512i h1 = _mm512_permutexvar_epi64(qh_sel1, h);
+      auto fifth = [&](__m512i hv, __m512i shift) {
+        return _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(hv, shift), bit), 4);
+      };
+      wa = _mm512_or_si512(wa, fifth(h0, sh_even));
+      wb = _mm512_or_si512(wb, fifth(h0, sh_odd));
+      wc = _mm512_or_si512(wc, fifth(h1, sh_even));
+      wd = _mm512_or_si512(wd, fifth(h1, sh_odd));
     }
-    const float dx = x.d[i];
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(h2f(dh) * dx), acc);
-    const __m256i mn = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(m8)));
-    const __m256i prod =
-        _mm256_mullo_epi32(mn, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.s32 + 8 * i)));
-    accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(prod), _mm256_set1_ps(h2f(dminh) * dx), accm);
+    // The mins' term for every row: dmin * m_g * (dx * sum of x over group g).
+    const __m256 mnd = _mm256_mul_ps(
+        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(m8)))),
+        _mm256_set1_ps(h2f(dminh)));
+    for (int r = 0; r < M; ++r) {
+      const int8_t* xq = x[r].q + i * 256;
+      __m512i ie = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wa, _mm512_loadu_si512(xq));
+      __m512i io = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wb, _mm512_loadu_si512(xq + 64));
+      ie = _mm512_dpbusd_epi32(ie, wc, _mm512_loadu_si512(xq + 128));
+      io = _mm512_dpbusd_epi32(io, wd, _mm512_loadu_si512(xq + 192));
+      const __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ie), s_even,
+                                       _mm512_mul_ps(_mm512_cvtepi32_ps(io), s_odd));
+      acc[r] = _mm512_fmadd_ps(t, _mm512_set1_ps(x[r].d[i]), acc[r]);
+      accm[r] = _mm256_fmadd_ps(mnd, _mm256_loadu_ps(x[r].s32d + 8 * i), accm[r]);
+    }
   }
-  const __m128 m2 = _mm_add_ps(_mm256_castps256_ps128(accm), _mm256_extractf128_ps(accm, 1));
-  return _mm512_reduce_add_ps(acc) - _mm_cvtss_f32(_mm_hadd_ps(_mm_hadd_ps(m2, m2), m2));
+  for (int r = 0; r < M; ++r) out[r] = _mm512_reduce_add_ps(acc[r]) - hsum8(accm[r]);
+}
+
+// Q6_K in the same spirit, with 16 groups of 16: ql is two zmm L0, L1 (low nibbles: elements
+// 128 h + 0..63 of L_h, high nibbles: 128 h + 64..127). vpermt2d builds G_p = dwords
+// [p, 4+p, 8+p, 12+p] of L0 then of L1, two G_p per zmm. Lane l of a low-nibble register then
+// holds group lo(l) = l % 8 + 4 (l % 8 >= 4) (4 codes of it) in every register, and lane l of a
+// high-nibble register group lo(l) + 4. The two high bits of element e of half h are bits
+// 2 (e / 32) of qh[32 h + e % 32], gathered to match. x is permuted to match (perm_q6k):
+// position 64 r + 4 l + b holds element 128 h + 64 (r % 2) + 4 dw + b with p = 2 (r / 2) + l / 8,
+// k = l % 8, h = k / 4, dw = 4 (k % 4) + p.
+constexpr XPerm perm_q6k() {
+  XPerm t{};
+  for (int r = 0; r < 4; ++r)
+    for (int l = 0; l < 16; ++l) {
+      const int p = 2 * (r / 2) + l / 8, k = l % 8, h = k / 4, dw = 4 * (k % 4) + p;
+      t[16 * r + l] = static_cast<uint8_t>((128 * h + 64 * (r % 2) + 4 * dw) / 4);
+    }
+  return t;
+}
+
+template <int M>
+void dot_q6_k_rows(const void* wrow, const XQ* x, int64_t nb, float* out) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(0x03);
+  const __m512i g01 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+  const __m512i g23 = _mm512_add_epi32(g01, _mm512_set1_epi32(2));
+  // qh dword for entry k of G_p: 8 (k / 4) + (4 (k % 4) + p) % 8; shifted right 2 when k % 4 >= 2
+  const __m512i h01 = _mm512_setr_epi32(0, 4, 0, 4, 8, 12, 8, 12, 1, 5, 1, 5, 9, 13, 9, 13);
+  const __m512i h23 = _mm512_add_epi32(h01, _mm512_set1_epi32(2));
+  const __m512i hshift = _mm512_setr_epi32(0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 2, 2);
+  const __m512i lo_idx = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 0, 1, 2, 3, 8, 9, 10, 11);
+  const __m512i hi_idx = _mm512_add_epi32(lo_idx, _mm512_set1_epi32(4));
+  __m512 acc[M];
+  for (int r = 0; r < M; ++r) acc[r] = _mm512_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i) {
+    const auto& b = static_cast<const BlockQ6_K*>(wrow)[i];
+    const __m512 d = _mm512_set1_ps(h2f(b.d));
+    const __m512 scf = _mm512_cvtepi32_ps(
+        _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales))));
+    const __m512 s_lo = _mm512_mul_ps(_mm512_permutexvar_ps(lo_idx, scf), d);
+    const __m512 s_hi = _mm512_mul_ps(_mm512_permutexvar_ps(hi_idx, scf), d);
+    // The codes are stored +32: subtract 32 * d * sum_g scale_g * (dx * sum of x over g).
+    const __m512 corr = _mm512_mul_ps(scf, _mm512_mul_ps(d, _mm512_set1_ps(-32.f)));
+    const __m512i l0 = _mm512_loadu_si512(b.ql), l1 = _mm512_loadu_si512(b.ql + 64);
+    const __m512i qh = _mm512_loadu_si512(b.qh);  // 64 bytes: both halves' qh
+    const __m512i s01 = _mm512_permutex2var_epi32(l0, g01, l1);
+    const __m512i s23 = _mm512_permutex2var_epi32(l0, g23, l1);
+    const __m512i q01 = _mm512_srlv_epi32(_mm512_permutexvar_epi32(h01, qh), hshift);
+    const __m512i q23 = _mm512_srlv_epi32(_mm512_permutexvar_epi32(h23, qh), hshift);
+    auto code = [&](__m512i nib, __m512i hbits) {
+      return _mm512_or_si512(_mm512_and_si512(nib, m4),
+                             _mm512_slli_epi16(_mm512_and_si512(hbits, m3), 4));
+    };
+    const __m512i wa = code(s01, q01);
+    const __m512i wb = code(_mm512_srli_epi16(s01, 4), _mm512_srli_epi16(q01, 4));
+    const __m512i wc = code(s23, q23);
+    const __m512i wd = code(_mm512_srli_epi16(s23, 4), _mm512_srli_epi16(q23, 4));
+    for (int r = 0; r < M; ++r) {
+      const int8_t* xq = x[r].q + i * 256;
+      __m512i il = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wa, _mm512_loadu_si512(xq));
+      __m512i ih = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wb, _mm512_loadu_si512(xq + 64));
+      il = _mm512_dpbusd_epi32(il, wc, _mm512_loadu_si512(xq + 128));
+      ih = _mm512_dpbusd_epi32(ih, wd, _mm512_loadu_si512(xq + 192));
+      const __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(il), s_lo,
+                                       _mm512_mul_ps(_mm512_cvtepi32_ps(ih), s_hi));
+      acc[r] = _mm512_fmadd_ps(t, _mm512_set1_ps(x[r].d[i]), acc[r]);
+      acc[r] = _mm512_fmadd_ps(corr, _mm512_loadu_ps(x[r].s16d + 16 * i), acc[r]);
+    }
+  }
+  for (int r = 0; r < M; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
+template <bool kQ5>
+float dot_q45_k(const void* wrow, const XQ& x, int64_t nb) {
+  float out;
+  dot_q45_k_rows<kQ5, 1>(wrow, &x, nb, &out);
+  return out;
 }
 
 float dot_q6_k(const void* wrow, const XQ& x, int64_t nb) {
-  const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(0x03);
-  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  __m512i idx[4];
-  for (int c = 0; c < 4; ++c) idx[c] = spread(iota, 4 * c, 4);
-  __m512 acc = _mm512_setzero_ps();
-  for (int64_t i = 0; i < nb; ++i) {
-    const auto& b = static_cast<const BlockQ6_K*>(wrow)[i];
-    const __m512i sc =
-        _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
-    const int8_t* xq = x.q + i * 256;
-    __m512i isum = _mm512_setzero_si512();
-    for (int h = 0; h < 2; ++h) {
-      const __m512i l = _mm512_loadu_si512(b.ql + 64 * h);
-      const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * h));
-      const __m512i hq =
-          _mm512_inserti64x4(_mm512_castsi256_si512(hb), _mm256_srli_epi16(hb, 2), 1);
-      const __m512i w0 =
-          _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_slli_epi16(_mm512_and_si512(hq, m3), 4));
-      const __m512i w1 =
-          _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
-                          _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hq, 4), m3), 4));
-      const __m512i d0 =
-          _mm512_dpbusd_epi32(_mm512_setzero_si512(), w0, _mm512_loadu_si512(xq + 128 * h));
-      const __m512i d1 =
-          _mm512_dpbusd_epi32(_mm512_setzero_si512(), w1, _mm512_loadu_si512(xq + 128 * h + 64));
-      isum =
-          _mm512_add_epi32(isum, _mm512_mullo_epi32(d0, _mm512_permutexvar_epi32(idx[2 * h], sc)));
-      isum = _mm512_add_epi32(isum,
-                              _mm512_mullo_epi32(d1, _mm512_permutexvar_epi32(idx[2 * h + 1], sc)));
-    }
-    // The codes are stored +32: subtract 32 * sum_g scale_g * sum(x in g).
-    const __m512i corr = _mm512_mullo_epi32(sc, _mm512_loadu_si512(x.s16 + 16 * i));
-    isum = _mm512_sub_epi32(isum, _mm512_slli_epi32(corr, 5));
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(h2f(b.d) * x.d[i]), acc);
-  }
-  return _mm512_reduce_add_ps(acc);
+  float out;
+  dot_q6_k_rows<1>(wrow, &x, nb, &out);
+  return out;
 }
 
 // Q2_K / Q3_K: two 2-bit planes of 32 bytes form 64 consecutive codes; 16-element groups.
@@ -267,12 +390,6 @@ inline __m256i fifth_bits(const uint8_t* qh) {
   uint32_t h;
   std::memcpy(&h, qh, 4);
   return _mm256_maskz_set1_epi8(h, 0x10);
-}
-
-inline float hsum8(__m256 a) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-  s = _mm_hadd_ps(s, s);
-  return _mm_cvtss_f32(_mm_hadd_ps(s, s));
 }
 
 inline __m256i xload32(const int8_t* p) {
@@ -432,7 +549,62 @@ DotFn dot_fn(DType t) {
   }
 }
 
+// Kernels that take several x rows at once, indexed by the row count (1..kRowsPerPass). More
+// rows run in passes of kRowsPerPass over a task's weight rows: more float accumulators than
+// that spill, and more x rows than that (4 KiB each at k = 4096) no longer fit L1 beside the
+// weights.
+constexpr int64_t kRowsPerPass = 4;
+using RowsFn = void (*)(const void* wrow, const XQ* x, int64_t nb, float* out);
+
+template <template <int> class K, size_t... I>
+constexpr std::array<RowsFn, sizeof...(I)> rows_table(std::index_sequence<I...>) {
+  return {K<static_cast<int>(I) + 1>::fn...};
+}
+template <int M>
+struct Q4K {
+  static constexpr RowsFn fn = dot_q45_k_rows<false, M>;
+};
+template <int M>
+struct Q5K {
+  static constexpr RowsFn fn = dot_q45_k_rows<true, M>;
+};
+template <int M>
+struct Q6K {
+  static constexpr RowsFn fn = dot_q6_k_rows<M>;
+};
+
+RowsFn rows_fn(DType t, int64_t m) {
+  constexpr auto seq = std::make_index_sequence<kRowsPerPass>();
+  static constexpr auto q4k = rows_table<Q4K>(seq);
+  static constexpr auto q5k = rows_table<Q5K>(seq);
+  static constexpr auto q6k = rows_table<Q6K>(seq);
+  switch (t) {
+    case DType::Q4_K:
+      return q4k[m - 1];
+    case DType::Q5_K:
+      return q5k[m - 1];
+    case DType::Q6_K:
+      return q6k[m - 1];
+    default:
+      return nullptr;
+  }
+}
+
 constexpr int64_t kRowsPerTask = 16;
+
+// The order the kernels of type t expect x in (nullptr: natural order).
+const XPerm* x_permutation(DType t) {
+  static constexpr XPerm k4 = perm_k4(), q6k = perm_q6k();
+  switch (t) {
+    case DType::Q4_K:
+    case DType::Q5_K:
+      return &k4;
+    case DType::Q6_K:
+      return &q6k;
+    default:
+      return nullptr;
+  }
+}
 
 void unpack_q4_k_simd(const void* src, int64_t nb, int8_t* q, float* scale, float* bias) {
   const __m256i m4 = _mm256_set1_epi8(0x0F);
@@ -467,7 +639,8 @@ void matvec_q8(const MatmulProblem& p, ThreadPool& pool) {
   const int block = static_cast<int>(dtype_block_size(p.w_type)) == 256 ? 256 : 32;
   const int64_t k = p.k, nb = k / dtype_block_size(p.w_type);
   // x rows quantized once by the calling thread (a few k elements).
-  const size_t per_row = static_cast<size_t>(k) + (k / block + k / 16 + k / 32) * 4 + 256;
+  const size_t per_row =
+      static_cast<size_t>(k) + (k / block + 2 * (k / 16) + 2 * (k / 32)) * 4 + 256;
   auto* base = static_cast<uint8_t*>(thread_scratch(3, per_row * static_cast<size_t>(p.m)));
   XQ xs[kMatvecMaxRows];
   for (int64_t i = 0; i < p.m; ++i) {
@@ -476,13 +649,36 @@ void matvec_q8(const MatmulProblem& p, ThreadPool& pool) {
     auto* d = reinterpret_cast<float*>(r + ((k + 63) / 64) * 64);
     auto* s16 = reinterpret_cast<int32_t*>(d + k / block);
     auto* s32 = s16 + k / 16;
-    quantize_x(p.x + i * p.ldx, k, block, q, d, s16, s32);
-    xs[i] = {q, d, s16, s32};
+    auto* s32d = reinterpret_cast<float*>(s32 + k / 32);
+    auto* s16d = s32d + k / 32;
+    quantize_x(p.x + i * p.ldx, k, block, q, d, s16, s32, s32d, s16d);
+    if (const XPerm* t = x_permutation(p.w_type)) {
+      int8_t tmp[256];
+      for (int64_t b = 0; b < k / 256; ++b) {
+        std::memcpy(tmp, q + 256 * b, 256);
+        permute_x(*t, tmp, q + 256 * b);
+      }
+    }
+    xs[i] = {q, d, s16, s32, s32d, s16d};
   }
   const int64_t n_tasks = (p.n + kRowsPerTask - 1) / kRowsPerTask;
+  const bool multi = p.m > 1 && rows_fn(p.w_type, 1) != nullptr;
   pool.parallel_for(n_tasks, [&](int64_t task, int) {
-    const int64_t j1 = std::min(p.n, (task + 1) * kRowsPerTask);
-    for (int64_t j = task * kRowsPerTask; j < j1; ++j) {
+    const int64_t j0 = task * kRowsPerTask, j1 = std::min(p.n, j0 + kRowsPerTask);
+    if (multi) {
+      float out[kRowsPerPass];
+      for (int64_t i0 = 0; i0 < p.m; i0 += kRowsPerPass) {
+        const int64_t mi = std::min(kRowsPerPass, p.m - i0);
+        const RowsFn rows = rows_fn(p.w_type, mi);
+        for (int64_t j = j0; j < j1; ++j) {
+          rows(static_cast<const char*>(p.w) + j * p.ldw, xs + i0, nb, out);
+          const float b = p.bias ? p.bias[j] : 0.f;
+          for (int64_t i = 0; i < mi; ++i) p.y[(i0 + i) * p.ldy + j] = out[i] + b;
+        }
+      }
+      return;
+    }
+    for (int64_t j = j0; j < j1; ++j) {
       const void* w = static_cast<const char*>(p.w) + j * p.ldw;
       const float b = p.bias ? p.bias[j] : 0.f;
       for (int64_t i = 0; i < p.m; ++i) p.y[i * p.ldy + j] = dot(w, xs[i], nb) + b;
