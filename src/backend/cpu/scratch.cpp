@@ -28,7 +28,8 @@ MatmulScratch matmul_scratch(DType w, int64_t m, int64_t k, ISA isa) {
     if (m <= 8) {  // kMatvecMaxRows in isa/matvec_q8.h
       // matvec_q8: every x row quantized once with its block scales and sums.
       const size_t block = dtype_block_size(w) == 256 ? 256 : 32;
-      s.caller[3] = (kk + (kk / block + kk / 16 + kk / 32) * 4 + 256) * static_cast<size_t>(m);
+      s.caller[3] =
+          (kk + (kk / block + 2 * (kk / 16) + 2 * (kk / 32)) * 4 + 256) * static_cast<size_t>(m);
       return s;
     }
     // matmul_batched: x packed in 16-row blocks (int8 values, per-256 scales, per-group sums),
