@@ -70,36 +70,45 @@ int32_t Sampler::sample(const float* logits) {
   if (params_.temperature <= 0.0f)
     return std::min_element(c, c + n, by_logit)->id;  // greedy; ties go to the lower id
 
-  // top-k: the k best, sorted. Without top-k the whole vocabulary is sorted (top-p needs order).
-  const int64_t k = params_.top_k > 0 ? std::min<int64_t>(params_.top_k, n) : n;
-  std::partial_sort(c, c + k, c + n, by_logit);
-  n = k;
-
-  // Softmax over the survivors (probabilities in the logit field from here on).
-  const float mx = c[0].logit;
+  // top-k: the k best (in no particular order yet).
+  if (params_.top_k > 0 && params_.top_k < n) {
+    std::nth_element(c, c + params_.top_k, c + n, by_logit);
+    n = params_.top_k;
+  }
+  const float mx = std::min_element(c, c + n, by_logit)->logit;
   double sum = 0;
   for (int64_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(c[i].logit - mx));
   auto prob = [&](int64_t i) { return std::exp(static_cast<double>(c[i].logit - mx)) / sum; };
 
-  // top-p: the smallest prefix whose mass reaches p.
+  // top-p: the smallest prefix, by probability, whose mass reaches p. Only that prefix needs
+  // sorting, so sort a growing head (64, 512, ... candidates) until it holds the mass: with a
+  // 32k-152k vocabulary a full sort per token would cost milliseconds on every decode step.
   if (params_.top_p < 1.0f) {
+    int64_t sorted = 0, keep = n;
     double cum = 0;
-    int64_t keep = n;
-    for (int64_t i = 0; i < n; ++i) {
-      cum += prob(i);
-      if (cum >= params_.top_p) {
-        keep = i + 1;
+    for (int64_t head = std::min<int64_t>(64, n);; head = std::min<int64_t>(head * 8, n)) {
+      std::partial_sort(c + sorted, c + head, c + n, by_logit);
+      for (; sorted < head; ++sorted) {
+        cum += prob(sorted);
+        if (cum >= params_.top_p) break;
+      }
+      if (sorted < head) {
+        keep = sorted + 1;
         break;
       }
+      if (head == n) break;
     }
     n = std::max<int64_t>(keep, 1);
   }
-  // min-p: tokens at least min_p times as likely as the best.
+  // min-p: tokens at least min_p times as likely as the best (kept in their current order).
   if (params_.min_p > 0.0f) {
-    const double p_max = prob(0);
-    int64_t keep = 1;
-    while (keep < n && prob(keep) >= params_.min_p * p_max) ++keep;
-    n = keep;
+    const double floor = params_.min_p / sum;  // p_max = exp(mx - mx) / sum
+    n = std::partition(c, c + n,
+                       [&](const Candidate& x) {
+                         return std::exp(static_cast<double>(x.logit - mx)) / sum >= floor;
+                       }) -
+        c;
+    n = std::max<int64_t>(n, 1);
   }
   // Temperature, then a draw.
   const double inv_t = 1.0 / params_.temperature;
