@@ -38,7 +38,7 @@ void ThreadPool::run_tasks(int thread) {
     const int64_t task = next_task_.fetch_add(1, std::memory_order_relaxed);
     if (task >= n_tasks_) break;
     try {
-      (*fn_)(task, thread);
+      call_(ctx_, task, thread);
     } catch (...) {
       std::lock_guard lock(error_mutex_);
       if (!error_) error_ = std::current_exception();
@@ -68,14 +68,14 @@ void ThreadPool::worker(int index) {
   }
 }
 
-void ThreadPool::parallel_for(int64_t n_tasks,
-                              const std::function<void(int64_t task, int thread)>& fn) {
+void ThreadPool::run(int64_t n_tasks, void* ctx, Call call) {
   if (n_tasks <= 0) return;
   if (n_threads_ == 1 || n_tasks == 1) {
-    for (int64_t t = 0; t < n_tasks; ++t) fn(t, 0);
+    for (int64_t t = 0; t < n_tasks; ++t) call(ctx, t, 0);
     return;
   }
-  fn_ = &fn;
+  ctx_ = ctx;
+  call_ = call;
   n_tasks_ = n_tasks;
   error_ = nullptr;
   next_task_.store(0, std::memory_order_relaxed);
@@ -87,7 +87,8 @@ void ThreadPool::parallel_for(int64_t n_tasks,
   wake_.notify_all();
   run_tasks(0);
   while (active_.load(std::memory_order_acquire) != 0) cpu_relax();
-  fn_ = nullptr;
+  ctx_ = nullptr;
+  call_ = nullptr;
   if (error_) std::rethrow_exception(error_);
 }
 

@@ -11,6 +11,7 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace eight {
@@ -25,10 +26,19 @@ class ThreadPool {
   int size() const { return n_threads_; }
 
   // Runs fn(task, thread) for task in [0, n_tasks); thread is in [0, size()). Blocks until done.
-  // Exceptions thrown by fn are rethrown here (the first one). Not reentrant.
-  void parallel_for(int64_t n_tasks, const std::function<void(int64_t task, int thread)>& fn);
+  // Exceptions thrown by fn are rethrown here (the first one). Not reentrant. fn is called through
+  // a plain pointer (no std::function), so a parallel region never allocates, whatever the size
+  // of the lambda's captures: the decode loop makes hundreds of them per token.
+  template <class F>
+  void parallel_for(int64_t n_tasks, F&& fn) {
+    using Fn = std::remove_reference_t<F>;
+    run(n_tasks, const_cast<void*>(static_cast<const void*>(&fn)),
+        [](void* ctx, int64_t task, int thread) { (*static_cast<Fn*>(ctx))(task, thread); });
+  }
 
  private:
+  using Call = void (*)(void* ctx, int64_t task, int thread);
+  void run(int64_t n_tasks, void* ctx, Call call);
   void worker(int index);
   void run_tasks(int thread);
 
@@ -41,7 +51,8 @@ class ThreadPool {
   std::atomic<int> active_{0};
   std::atomic<bool> stop_{false};
   int64_t n_tasks_ = 0;
-  const std::function<void(int64_t, int)>* fn_ = nullptr;
+  void* ctx_ = nullptr;
+  Call call_ = nullptr;
   std::exception_ptr error_;
   std::mutex error_mutex_;
 };

@@ -56,10 +56,11 @@ void matmul(const Tensor& x, const Tensor& w, const Tensor& y, ThreadPool& pool,
   const float* bias = nullptr;
   if (params.bias) {
     const Tensor& b = *params.bias;
-    check(b.defined() && b.dtype() == DType::F32 && b.dim() == 1 && b.size(0) == n &&
-              b.stride(0) == 1,
-          "[matmul] bias must be a contiguous f32 [", n, "], got ",
-          b.defined() ? b.str() : std::string("undefined"));
+    // Tested before formatting: the message's b.str() would allocate on every call.
+    if (!(b.defined() && b.dtype() == DType::F32 && b.dim() == 1 && b.size(0) == n &&
+          b.stride(0) == 1))
+      fail("[matmul] bias must be a contiguous f32 [", n, "], got ",
+           b.defined() ? b.str() : std::string("undefined"));
     bias = b.data<float>();
   }
   if (m == 0 || n == 0) return;
