@@ -86,8 +86,12 @@ GenerateResult generate(LLMSession& session, std::span<const int32_t> prompt,
       ++common;
     r.n_prompt = static_cast<int64_t>(prompt.size() - common);  // tokens actually evaluated
   }
-  const float* logits = session.sync(prompt);
+  const float* logits = session.sync(prompt, cancel);
   r.prompt_seconds = seconds_since(t0);
+  if (!logits) {  // Ctrl-C while the prompt was being read
+    r.finish_reason = "cancelled";
+    return r;
+  }
 
   const auto t1 = std::chrono::steady_clock::now();
   r.finish_reason = "length";

@@ -35,7 +35,7 @@ const float* LLMSession::eval(std::span<const int32_t> tokens) {
   return out;
 }
 
-const float* LLMSession::sync(std::span<const int32_t> tokens) {
+const float* LLMSession::sync(std::span<const int32_t> tokens, const std::atomic<bool>* cancel) {
   check(!tokens.empty(), "[session] nothing to evaluate");
   size_t common = 0;
   while (common < tokens_.size() && common < tokens.size() && tokens_[common] == tokens[common])
@@ -43,7 +43,14 @@ const float* LLMSession::sync(std::span<const int32_t> tokens) {
   // The last token always runs again so its logits are fresh.
   if (common == tokens.size()) --common;
   truncate(static_cast<int64_t>(common));
-  return eval(tokens.subspan(common));
+  const auto rest = tokens.subspan(common);
+  if (!cancel) return eval(rest);
+  const float* out = nullptr;
+  for (size_t i = 0; i < rest.size(); i += kCancelChunk) {
+    if (cancel->load()) return nullptr;
+    out = eval(rest.subspan(i, std::min(kCancelChunk, rest.size() - i)));
+  }
+  return out;
 }
 
 void LLMSession::truncate(int64_t n) {

@@ -3,6 +3,7 @@
 // and the tokens currently in the context. eval() runs new tokens and returns the last logits;
 // sync() makes the context equal a given token list, reusing the longest common prefix already in
 // the cache (chat turns and context shifts only run what changed).
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -46,8 +47,11 @@ class LLMSession {
   // until the next call). Throws Error when they do not fit the context.
   const float* eval(std::span<const int32_t> tokens);
   // Makes the context equal `tokens`, running only what differs from the current context; returns
-  // the last logits. `tokens` must not be empty.
-  const float* sync(std::span<const int32_t> tokens);
+  // the last logits. `tokens` must not be empty. With `cancel`, the new tokens run in chunks of
+  // kCancelChunk and a set flag stops between chunks (Ctrl-C during a long prompt): the result is
+  // then nullptr and the context holds the tokens run so far.
+  const float* sync(std::span<const int32_t> tokens, const std::atomic<bool>* cancel = nullptr);
+  static constexpr size_t kCancelChunk = 128;
   // Keeps the first n tokens.
   void truncate(int64_t n);
   void reset() { truncate(0); }
