@@ -298,6 +298,7 @@ TranscribeResult transcribe_samples(DecoderModel& model, const WhisperTokenizer&
         s.tokens.clear();
         s.token_probs.clear();
         s.words.clear();
+        s.token_times.clear();
       } else {
         last_end = s.end;
       }

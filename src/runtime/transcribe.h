@@ -66,6 +66,13 @@ struct WordTiming {
   double probability = 0;
 };
 
+// When a text token was spoken (from the cross-attention alignment), absolute seconds.
+struct TokenTiming {
+  int32_t id = 0;
+  double start = 0, end = 0;
+  double probability = 0;
+};
+
 struct Segment {
   int id = 0;
   int64_t seek = 0;  // mel frame where the window that produced it starts
@@ -78,6 +85,7 @@ struct Segment {
   double compression_ratio = 0;
   double no_speech_prob = 0;
   std::vector<WordTiming> words;
+  std::vector<TokenTiming> token_times;  // per text token, with word_timestamps
 };
 
 struct TranscribeResult {

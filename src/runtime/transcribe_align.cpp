@@ -228,11 +228,30 @@ std::vector<AlignedWord> words_from_path(const WhisperTokenizer& tok,
   return out;
 }
 
-std::vector<AlignedWord> find_alignment(DecoderModel& model, int seq, const WhisperTokenizer& tok,
-                                        std::span<const int32_t> sot_sequence,
-                                        std::span<const int32_t> text_tokens, int num_frames,
-                                        const std::vector<std::pair<int, int>>& heads,
-                                        const std::string& language) {
+std::vector<TokenTiming> token_times_from_path(std::span<const int32_t> text_tokens,
+                                               std::span<const float> token_probs,
+                                               const DtwPath& path) {
+  // first[r]: the first path step on row r.
+  std::vector<double> first(text_tokens.size() + 1, -1.0);
+  for (size_t k = 0; k < path.text.size(); ++k) {
+    const int r = path.text[k];
+    if (r >= 0 && static_cast<size_t>(r) < first.size() && first[r] < 0)
+      first[r] = path.time[k] / kTokensPerSecond;
+  }
+  std::vector<TokenTiming> out;
+  for (size_t k = 0; k < text_tokens.size(); ++k) {
+    const double start = std::max(0.0, first[k]);
+    out.push_back({text_tokens[k], start, std::max(start, first[k + 1]),
+                   k < token_probs.size() ? token_probs[k] : 0.0});
+  }
+  return out;
+}
+
+Alignment find_alignment(DecoderModel& model, int seq, const WhisperTokenizer& tok,
+                         std::span<const int32_t> sot_sequence,
+                         std::span<const int32_t> text_tokens, int num_frames,
+                         const std::vector<std::pair<int, int>>& heads,
+                         const std::string& language) {
   if (text_tokens.empty() || heads.empty()) return {};
   const SpecialTokens& s = tok.special();
   std::vector<int32_t> tokens(sot_sequence.begin(), sot_sequence.end());
@@ -301,7 +320,8 @@ std::vector<AlignedWord> find_alignment(DecoderModel& model, int seq, const Whis
   }
   for (int64_t k = 0; k < static_cast<int64_t>(rows) * frames; ++k) matrix[k] = -matrix[k];
   const DtwPath path = dtw(matrix, rows, frames);
-  return words_from_path(tok, text_tokens, probs, path, language);
+  return {words_from_path(tok, text_tokens, probs, path, language),
+          token_times_from_path(text_tokens, probs, path)};
 }
 
 void add_word_timestamps(std::span<Segment> segments, DecoderModel& model, int seq,
@@ -318,8 +338,20 @@ void add_word_timestamps(std::span<Segment> segments, DecoderModel& model, int s
       if (tok.is_text(t)) per_segment.back().push_back(t);
     text_tokens.insert(text_tokens.end(), per_segment.back().begin(), per_segment.back().end());
   }
-  std::vector<AlignedWord> alignment =
+  Alignment aligned =
       find_alignment(model, seq, tok, sot_sequence, text_tokens, num_frames, heads, language);
+  std::vector<AlignedWord>& alignment = aligned.words;
+  const double window_start = static_cast<double>(segments[0].seek) / kFramesPerSecond;
+  size_t next_token = 0;
+  for (size_t si = 0; si < segments.size(); ++si) {
+    segments[si].token_times.clear();
+    for (size_t k = 0; k < per_segment[si].size() && next_token < aligned.tokens.size(); ++k) {
+      TokenTiming t = aligned.tokens[next_token++];
+      t.start = round2(window_start + t.start);
+      t.end = round2(window_start + t.end);
+      segments[si].token_times.push_back(t);
+    }
+  }
 
   std::vector<double> durations;
   for (const AlignedWord& a : alignment)

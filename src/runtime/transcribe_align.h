@@ -58,17 +58,29 @@ std::vector<AlignedWord> words_from_path(const WhisperTokenizer& tok,
                                          std::span<const float> token_probs, const DtwPath& path,
                                          const std::string& language);
 
+// Token-level times from a DTW path: text token k spans from the frame where the path reaches
+// row k (the row of the token that predicts it) to where it reaches row k + 1 (seconds).
+std::vector<TokenTiming> token_times_from_path(std::span<const int32_t> text_tokens,
+                                               std::span<const float> token_probs,
+                                               const DtwPath& path);
+
+struct Alignment {
+  std::vector<AlignedWord> words;
+  std::vector<TokenTiming> tokens;  // per text token, seconds from the window start
+};
+
 // Runs the alignment pass on sequence `seq` (the window's encoder output must be loaded).
-// sot_sequence = <|sot|> lang task. Returns [] for fewer than one word.
-std::vector<AlignedWord> find_alignment(DecoderModel& model, int seq, const WhisperTokenizer& tok,
-                                        std::span<const int32_t> sot_sequence,
-                                        std::span<const int32_t> text_tokens, int num_frames,
-                                        const std::vector<std::pair<int, int>>& heads,
-                                        const std::string& language);
+// sot_sequence = <|sot|> lang task. Words are [] for fewer than one word.
+Alignment find_alignment(DecoderModel& model, int seq, const WhisperTokenizer& tok,
+                         std::span<const int32_t> sot_sequence,
+                         std::span<const int32_t> text_tokens, int num_frames,
+                         const std::vector<std::pair<int, int>>& heads,
+                         const std::string& language);
 
 // add_word_timestamps of transcribe.py: aligns the text of `segments` (one window's, starting at
 // mel frame segments[0].seek), clamps over-long words, merges punctuation and assigns words
-// back to their segments, adjusting segment starts/ends. last_speech_timestamp carries over.
+// back to their segments, adjusting segment starts/ends; also sets each segment's token_times.
+// last_speech_timestamp carries over.
 void add_word_timestamps(std::span<Segment> segments, DecoderModel& model, int seq,
                          const WhisperTokenizer& tok, std::span<const int32_t> sot_sequence,
                          int num_frames, const std::vector<std::pair<int, int>>& heads,

@@ -66,6 +66,11 @@ nlohmann::json segment_json(const Segment& s, bool with_words) {
                        {"end", w.end},
                        {"probability", w.probability}});
     j["words"] = std::move(words);
+    nlohmann::json times = nlohmann::json::array();
+    for (const TokenTiming& t : s.token_times)
+      times.push_back(
+          {{"id", t.id}, {"start", t.start}, {"end", t.end}, {"probability", t.probability}});
+    j["token_timestamps"] = std::move(times);
   }
   return j;
 }

@@ -110,6 +110,10 @@ def test_word_timestamps_and_beam_search(model, tmp_path):
         for w in s["words"]:
             assert 0 <= w["start"] <= w["end"] <= doc["duration"] + 1e-6
             assert 0 <= w["probability"] <= 1
+        text_tokens = [t for t in s["tokens"] if t < 50257]
+        assert [t["id"] for t in s["token_timestamps"]] == text_tokens
+        for t in s["token_timestamps"]:
+            assert 0 <= t["start"] <= t["end"] <= doc["duration"] + 1e-6
     starts = [w["start"] for w in words]
     assert starts == sorted(starts)
 

@@ -147,6 +147,10 @@ TEST(TranscribeLoop, WordTimestampsFromAlignment) {
   EXPECT_DOUBLE_EQ(s.start, s.words[0].start);
   EXPECT_DOUBLE_EQ(s.end, s.words[0].end);
   EXPECT_GT(s.words[0].probability, 0.99);
+  ASSERT_EQ(s.token_times.size(), 1u);  // token level: straight from the alignment
+  EXPECT_EQ(s.token_times[0].id, kHello);
+  EXPECT_DOUBLE_EQ(s.token_times[0].start, 0.0);
+  EXPECT_DOUBLE_EQ(s.token_times[0].end, 4.0);
 }
 
 TEST(TranscribeSearch, BeamSearchFindsTheBetterSequence) {

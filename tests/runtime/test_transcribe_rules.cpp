@@ -165,6 +165,13 @@ TEST(TranscribeAlign, WordsFromPath) {
   EXPECT_DOUBLE_EQ(words[1].start, 0.2);
   EXPECT_DOUBLE_EQ(words[1].end, 0.6);
   EXPECT_FLOAT_EQ(words[1].probability, 0.9f);
+  const auto times = whisper::token_times_from_path(tokens, probs, path);
+  ASSERT_EQ(times.size(), 2u);
+  EXPECT_EQ(times[1].id, kWorld);
+  EXPECT_DOUBLE_EQ(times[0].start, 0.0);
+  EXPECT_DOUBLE_EQ(times[0].end, 0.2);
+  EXPECT_DOUBLE_EQ(times[1].start, 0.2);
+  EXPECT_DOUBLE_EQ(times[1].end, 0.6);
 }
 
 TEST(WhisperTokenizer, MatchesOpenAiIds) {
