@@ -26,7 +26,7 @@ WhisperMemory plan_whisper_memory(const whisper::HParams& hp, DType weight_type,
   m.weights = bytes(weight_type, matrices) + bytes(weight_type, V * D) +
               2 * bytes(conv_type, 3 * D * (M + D)) + 4 * (C * D + hp.n_text_ctx * D + vectors);
   m.encoder = 4 * ((2 * C + 2) * std::max(M, D) + 6 * C * D + C * std::max(4 * D, 6 * M) +
-                   T * std::min<int64_t>(128, C) * C + D * C);
+                   T * std::min<int64_t>(256, C) * C + D * C);
   m.cross_kv = 2 * L * C * D * 2;
   m.self_kv = 2 * L * B * N * D * 2;
   const int64_t R = std::max(N, B);

@@ -10,7 +10,7 @@
 //               layer, the n_vocab·D token embedding) in the file's type; conv kernels 3·D·(M+D)
 //               in f16 (f32 files: f32), counted twice (the loader keeps a re-laid-out copy);
 //               positional embeddings, norms and biases in f32
-//   encoder     4·[(2C+2)·max(M, D) + 6·C·D + C·max(4D, 6M) + t·min(128, C)·C + D·C]
+//   encoder     4·[(2C+2)·max(M, D) + 6·C·D + C·max(4D, 6M) + t·min(256, C)·C + D·C]
 //               (padded conv input, x, norm, q‖k‖v, attention out, MLP hidden / im2col, per-thread
 //               score blocks, Vᵀ)
 //   cross K/V   2 · L · C · D · 2 bytes (f16)

@@ -109,8 +109,13 @@ void for_row_chunks(StateData& s, int64_t n, int64_t chunk, const Fn& fn) {
   });
 }
 
-// Rows per task of the row-wise encoder steps: 16 tasks over 1500 positions.
-constexpr int64_t kRowChunk = 96;
+// Rows per task of the row-wise encoder steps: two tasks per thread. Every task unpacks the
+// weights it multiplies by (f16 → f32 panels), so fewer, taller tasks waste less; two per thread
+// still even out a thread that the machine's other work slows down.
+int64_t row_chunk(const StateData& s, int64_t rows) {
+  const int64_t tasks = 2 * static_cast<int64_t>(s.serial.size());
+  return std::max<int64_t>(32, (rows + tasks - 1) / tasks);
+}
 
 }  // namespace
 
@@ -171,7 +176,7 @@ void run_encoder(const Model& model, StateData& s, const Tensor& mel) {
   });
   // x = gelu(conv1(mel)), kept padded for conv2: h1[t + 1] is frame t.
   const Tensor h1 = buffer_view(e.conv_in, {frames + 2, D});
-  for_row_chunks(s, frames, 2 * kRowChunk, [&](int64_t r0, int64_t r1, ThreadPool& sp) {
+  for_row_chunks(s, frames, row_chunk(s, frames), [&](int64_t r0, int64_t r1, ThreadPool& sp) {
     const Tensor y = h1.slice(0, r0 + 1, r1 + 1);
     ops::matmul(cols1.slice(0, r0, r1), w.conv1, y, sp, {.bias = &w.conv1_bias});
     gelu_rows(sp, y);
@@ -180,7 +185,7 @@ void run_encoder(const Model& model, StateData& s, const Tensor& mel) {
   std::memset(h1.row(frames + 1), 0, static_cast<size_t>(D) * sizeof(float));
   // x = gelu(conv2(x)) + positional_embedding; conv2's im2col row t = h1[2t .. 2t + 2].
   const Tensor x = e.x, cols2 = buffer_view(e.big, {T, 3 * D});
-  for_row_chunks(s, T, kRowChunk, [&](int64_t r0, int64_t r1, ThreadPool& sp) {
+  for_row_chunks(s, T, row_chunk(s, T), [&](int64_t r0, int64_t r1, ThreadPool& sp) {
     for (int64_t t = r0; t < r1; ++t)
       std::memcpy(cols2.row(t), h1.row(2 * t), static_cast<size_t>(3 * D) * sizeof(float));
     const Tensor y = x.slice(0, r0, r1);
@@ -195,7 +200,7 @@ void run_encoder(const Model& model, StateData& s, const Tensor& mel) {
   const int64_t n_layer = static_cast<int64_t>(w.enc.size());
   for (int64_t l = 0; l < n_layer; ++l) {
     const Model::Layer& L = w.enc[l];
-    for_row_chunks(s, T, kRowChunk, [&](int64_t r0, int64_t r1, ThreadPool& sp) {
+    for_row_chunks(s, T, row_chunk(s, T), [&](int64_t r0, int64_t r1, ThreadPool& sp) {
       const Tensor xr = x.slice(0, r0, r1), hr = h.slice(0, r0, r1);
       layer_norm_rows(sp, xr, hr, L.attn_ln);           // h = attn_ln(x)
       nn::linear(q.slice(0, r0, r1), hr, L.query, sp);  // q = query(h)
@@ -205,7 +210,7 @@ void run_encoder(const Model& model, StateData& s, const Tensor& mel) {
       transpose(sp, vr, vt.slice(1, r0, r1));  // Vᵀ for the attention's products
     });
     self_attention(s, q, k, vt, attn, hp.n_audio_head);
-    for_row_chunks(s, T, kRowChunk, [&](int64_t r0, int64_t r1, ThreadPool& sp) {
+    for_row_chunks(s, T, row_chunk(s, T), [&](int64_t r0, int64_t r1, ThreadPool& sp) {
       const Tensor xr = x.slice(0, r0, r1), hr = h.slice(0, r0, r1);
       const Tensor hid = hidden.slice(0, r0, r1);
       nn::linear(hr, attn.slice(0, r0, r1), L.out, sp);  // out(wv)
@@ -224,7 +229,7 @@ void compute_cross_kv(const Model& model, StateData& s) {
   const HParams& hp = model.hparams();
   const int64_t D = hp.n_text_state, T = hp.n_audio_ctx;
   // key/value(xa) of every decoder layer, through f32 rows of the (now free) qkv buffer.
-  for_row_chunks(s, T, kRowChunk, [&](int64_t r0, int64_t r1, ThreadPool& sp) {
+  for_row_chunks(s, T, row_chunk(s, T), [&](int64_t r0, int64_t r1, ThreadPool& sp) {
     const Tensor xa = s.enc.x.slice(0, r0, r1), tmp = s.enc.qkv.slice(0, r0, r1).slice(1, 0, D);
     for (int64_t l = 0; l < hp.n_text_layer; ++l) {
       const Model::Layer& L = model.weights().dec[l];

@@ -94,8 +94,8 @@ struct StateData {
 };
 
 // Rows of queries whose scores one encoder attention task holds ([kScoreRows, n_audio_ctx] floats,
-// 768 KiB for 1500 positions: within a core's L2).
-inline constexpr int64_t kScoreRows = 128;
+// 1.5 MiB for 1500 positions). Taller blocks amortize the products' packing of K and Vᵀ.
+inline constexpr int64_t kScoreRows = 256;
 
 // Bytes of the buffers a WhisperState(max_sequences, max_tokens) on n_threads allocates.
 int64_t state_bytes_for(const HParams& hp, int max_sequences, int max_tokens, int n_threads);
