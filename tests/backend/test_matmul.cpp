@@ -135,6 +135,8 @@ TEST_P(MatmulTest, MatchesReferenceOnEveryISA) {
     // The largest k and a wide n once per ISA.
     run_case(isa, type, {5, 33, 4096}, pool);
     run_case(isa, type, {1, 257, 4096}, pool);
+    // Whole 256-element groups plus a tail of 32-blocks (kernels that take 8 blocks at a time).
+    run_case(isa, type, {1, 33, dtype_block_size(type) == 256 ? 1024 : 864}, pool);
   }
 }
 

@@ -516,6 +516,79 @@ float dot_q4_0(const void* wrow, const XQ& x, int64_t nb) {
   return _mm512_reduce_add_ps(acc) + tail - 8.f * corr;
 }
 
+// Q4_0 eight blocks (256 weights, 144 bytes) at a time, which the two-block loop above could not
+// keep up with memory: three loads, vpermt2b gathers the 128 code bytes into two registers and
+// the eight fp16 scales into one (one vcvtph2ps instead of eight scalar conversions). In the
+// code registers lanes 4b..4b+3 belong to block b, low nibbles in one register and high ones in
+// the other, so one float multiply per register applies the block scales. x is permuted to match
+// (perm_q4_0): position 64 r + 16 b + j holds element 32 (b + 4 (r / 2)) + 16 (r % 2) + j. A
+// tail of k % 256 runs through dot_q4_0 on x in natural order.
+constexpr XPerm perm_q4_0() {
+  XPerm t{};
+  for (int r = 0; r < 4; ++r)
+    for (int b = 0; b < 4; ++b)
+      for (int jj = 0; jj < 4; ++jj)
+        t[16 * r + 4 * b + jj] =
+            static_cast<uint8_t>((32 * (b + 4 * (r / 2)) + 16 * (r % 2) + 4 * jj) / 4);
+  return t;
+}
+
+struct Q4_0Gather {
+  __m512i lo03, lo47, scales;
+  Q4_0Gather() {
+    alignas(64) uint8_t a[64], b[64], c[64];
+    for (int i = 0; i < 64; ++i) {
+      a[i] = static_cast<uint8_t>(18 * (i / 16) + 2 + i % 16);   // blocks 0-3 from bytes 0..127
+      b[i] = static_cast<uint8_t>(18 * (i / 16) + 10 + i % 16);  // blocks 4-7 from bytes 64..191
+      c[i] = static_cast<uint8_t>(i < 16 ? 18 * (i / 2) + i % 2 : 0);  // the 8 scales
+    }
+    lo03 = _mm512_load_si512(a);
+    lo47 = _mm512_load_si512(b);
+    scales = _mm512_load_si512(c);
+  }
+};
+
+float dot_q4_0_groups(const void* wrow, const XQ& x, int64_t nb) {
+  static const Q4_0Gather g;
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i lanes03 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+  const __m512i lanes47 = _mm512_add_epi32(lanes03, _mm512_set1_epi32(4));
+  const auto* row = static_cast<const uint8_t*>(wrow);
+  const int64_t groups = nb / 8;
+  __m512 acc = _mm512_setzero_ps();
+  __m256 corr = _mm256_setzero_ps();  // sum_b d_b * dx_b * sum(x in b)
+  for (int64_t gi = 0; gi < groups; ++gi) {
+    const uint8_t* base = row + 144 * gi;
+    const __m512i z0 = _mm512_loadu_si512(base), z1 = _mm512_loadu_si512(base + 64);
+    const __m512i z2 = _mm512_maskz_loadu_epi8(0xFFFF, base + 128);
+    const __m512i q03 = _mm512_permutex2var_epi8(z0, g.lo03, z1);
+    const __m512i q47 = _mm512_permutex2var_epi8(z1, g.lo47, z2);
+    const __m256 dw =
+        _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi8(z0, g.scales, z1)));
+    const __m256 sd = _mm256_mul_ps(dw, _mm256_loadu_ps(x.d + 8 * gi));
+    corr = _mm256_fmadd_ps(dw, _mm256_loadu_ps(x.s32d + 8 * gi), corr);
+    const int8_t* xq = x.q + 256 * gi;
+    __m512i i03 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(q03, m4),
+                                      _mm512_loadu_si512(xq));
+    i03 = _mm512_dpbusd_epi32(i03, _mm512_and_si512(_mm512_srli_epi16(q03, 4), m4),
+                              _mm512_loadu_si512(xq + 64));
+    __m512i i47 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(q47, m4),
+                                      _mm512_loadu_si512(xq + 128));
+    i47 = _mm512_dpbusd_epi32(i47, _mm512_and_si512(_mm512_srli_epi16(q47, 4), m4),
+                              _mm512_loadu_si512(xq + 192));
+    const __m512 sdz = _mm512_castps256_ps512(sd);
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i03), _mm512_permutexvar_ps(lanes03, sdz), acc);
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i47), _mm512_permutexvar_ps(lanes47, sdz), acc);
+  }
+  float tail = 0;
+  if (groups * 8 < nb) {
+    const XQ xt{x.q + 256 * groups, x.d + 8 * groups,    x.s16 + 16 * groups,
+                x.s32 + 8 * groups, x.s32d + 8 * groups, x.s16d + 16 * groups};
+    tail = dot_q4_0(row + 144 * groups, xt, nb - 8 * groups);
+  }
+  return _mm512_reduce_add_ps(acc) - 8.f * hsum8(corr) + tail;
+}
+
 using DotFn = float (*)(const void* wrow, const XQ& x, int64_t nb);
 
 DotFn dot_fn(DType t) {
@@ -543,7 +616,7 @@ DotFn dot_fn(DType t) {
     case DType::Q8_0:
       return dot_q8_0;
     case DType::Q4_0:
-      return dot_q4_0;
+      return dot_q4_0_groups;
     default:
       return nullptr;
   }
@@ -594,13 +667,15 @@ constexpr int64_t kRowsPerTask = 16;
 
 // The order the kernels of type t expect x in (nullptr: natural order).
 const XPerm* x_permutation(DType t) {
-  static constexpr XPerm k4 = perm_k4(), q6k = perm_q6k();
+  static constexpr XPerm k4 = perm_k4(), q6k = perm_q6k(), q40 = perm_q4_0();
   switch (t) {
     case DType::Q4_K:
     case DType::Q5_K:
       return &k4;
     case DType::Q6_K:
       return &q6k;
+    case DType::Q4_0:
+      return &q40;
     default:
       return nullptr;
   }
