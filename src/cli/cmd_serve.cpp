@@ -13,6 +13,7 @@
 #include "models/llm/llm.h"
 #include "runtime/planner.h"
 #include "runtime/scheduler.h"
+#include "runtime/store.h"
 #include "server/http_server.h"
 #include "server/llm_backend.h"
 #include "server/whisper_service.h"
@@ -115,7 +116,7 @@ int run(int argc, char** argv) {
            "largest request body accepted (default 8 MiB; 25 MiB with --whisper)");
   std::string whisper_path;
   int whisper_beam = 5;
-  p.option("--whisper", &whisper_path, "FILE",
+  p.option("--whisper", &whisper_path, "MODEL",
            "also serve a Whisper model (whisper.cpp ggml-*.bin) on /v1/audio/transcriptions and "
            "/v1/audio/translations; without -m only speech is served");
   int whisper_max_tokens = 0;
@@ -140,11 +141,11 @@ int run(int argc, char** argv) {
   std::unique_ptr<server::WhisperService> speech;
   ThreadPool& pool = global_thread_pool(model.session_options().n_threads);
   if (!whisper_path.empty()) {
-    check(std::filesystem::is_regular_file(whisper_path), "--whisper: model file '", whisper_path,
-          "' does not exist");
-    std::string id = std::filesystem::path(whisper_path).stem().string();
+    // A file path, or a name in the model store.
+    const std::string path = resolve_model_path(whisper_path);
+    std::string id = std::filesystem::path(path).stem().string();
     speech = std::make_unique<server::WhisperService>(
-        whisper::Model::load(whisper_path), pool,
+        whisper::Model::load(path), pool,
         server::WhisperServiceOptions{.model_id = id,
                                       .beam_size = whisper_beam,
                                       .max_tokens_per_window = whisper_max_tokens});

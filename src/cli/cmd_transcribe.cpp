@@ -13,6 +13,7 @@
 #include "core/thread_pool.h"
 #include "formats/audio.h"
 #include "models/whisper/whisper.h"
+#include "runtime/store.h"
 #include "runtime/transcribe.h"
 #include "runtime/transcript_format.h"
 
@@ -86,8 +87,7 @@ int run(int argc, char** argv) {
   p.positional_count(1, -1);
   if (auto rc = p.parse(argc, argv)) return *rc;
   check(!model_path.empty(), "-m MODEL is required (a whisper.cpp ggml-*.bin file)");
-  check(std::filesystem::is_regular_file(model_path), "model file '", model_path,
-        "' does not exist");
+  model_path = resolve_model_path(model_path);  // a file, or a name in the model store
   check(temperature >= 0 && temperature <= 1, "--temperature must be in [0, 1], got ", temperature);
   std::vector<whisper::TranscriptFormat> outputs;
   for (const auto& f : split_list(formats)) outputs.push_back(whisper::parse_transcript_format(f));

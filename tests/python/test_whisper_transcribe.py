@@ -132,7 +132,7 @@ def test_errors(model, tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk")
     cases = [
-        (["-m", str(tmp_path / "missing.bin"), str(wav)], "does not exist"),
+        (["-m", str(tmp_path / "missing.bin"), str(wav)], "missing.bin"),
         (["-m", str(model), str(bad)], "bad.wav"),
         (["-m", str(model), str(wav), "-f", "docx"], "unknown output format"),
         (["-m", str(model), str(wav), "--language", "xx"], "unknown language"),
