@@ -68,7 +68,7 @@ int run(int argc, char** argv) {
 const Registration reg({.name = "preprocess-image",
                         .summary = "write the pixel tensor a CLIP model sees as .npy",
                         .run = run,
-                        .order = 47});
+                        .order = 630});
 
 }  // namespace
 }  // namespace eight::cli
