@@ -11,6 +11,7 @@ from whisper_util import CLI, long_file, make_model, speech, write_wav
 
 # Fast settings: one thread (tiny models spend more on thread hand-offs than on arithmetic),
 # greedy, one temperature, few tokens per window.
+TIMESTAMP_BEGIN = 50364  # multilingual layout (n_vocab 51865)
 FAST = ["-t", "1", "--beam-size", "1", "--no-fallback", "--max-tokens", "24"]
 
 
@@ -35,6 +36,11 @@ def check_segments(segments, duration):
         if s["text"]:
             last_end = s["end"]
         assert all(isinstance(t, int) for t in s["tokens"])
+        # The timestamp rules: a segment opens with a timestamp, and they never decrease.
+        stamps = [t for t in s["tokens"] if t >= TIMESTAMP_BEGIN]
+        assert stamps == sorted(stamps)
+        if s["tokens"]:
+            assert s["tokens"][0] >= TIMESTAMP_BEGIN
         assert len(s["token_probs"]) == len(s["tokens"])
         assert all(0 <= p <= 1 for p in s["token_probs"])
 

@@ -111,6 +111,37 @@ TEST(TranscribeAlign, DtwHandComputed) {
   EXPECT_THROW(whisper::dtw(zeros, 0, 2), Error);
 }
 
+// Property check on random costs: the path is a valid monotonic alignment whose cost is the
+// minimum, computed here by an independent row-major dynamic program.
+TEST(TranscribeAlign, DtwPathIsOptimal) {
+  for (int trial = 0; trial < 50; ++trial) {
+    const int n = 1 + static_cast<int>(testing::rng()() % 9),
+              m = 1 + static_cast<int>(testing::rng()() % 31);
+    const auto x = testing::random_floats(static_cast<size_t>(n) * m, -1.f, 1.f);
+    const auto p = whisper::dtw(x.data(), n, m);
+    ASSERT_EQ(p.text.front(), 0);
+    ASSERT_EQ(p.time.front(), 0);
+    ASSERT_EQ(p.text.back(), n - 1);
+    ASSERT_EQ(p.time.back(), m - 1);
+    double cost = x[0];
+    for (size_t k = 1; k < p.text.size(); ++k) {
+      const int di = p.text[k] - p.text[k - 1], dj = p.time[k] - p.time[k - 1];
+      ASSERT_TRUE((di == 1 && dj == 1) || (di == 1 && dj == 0) || (di == 0 && dj == 1));
+      cost += x[static_cast<size_t>(p.text[k]) * m + p.time[k]];
+    }
+    std::vector<double> best(static_cast<size_t>(n) * m);
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < m; ++j) {
+        double b = i == 0 && j == 0 ? 0 : std::numeric_limits<double>::infinity();
+        if (i > 0) b = std::min(b, best[(i - 1) * m + j]);
+        if (j > 0) b = std::min(b, best[i * m + j - 1]);
+        if (i > 0 && j > 0) b = std::min(b, best[(i - 1) * m + j - 1]);
+        best[i * m + j] = b + x[static_cast<size_t>(i) * m + j];
+      }
+    EXPECT_NEAR(cost, best.back(), 1e-4) << n << "x" << m;
+  }
+}
+
 TEST(TranscribeAlign, MedianFilterReflects) {
   float x[] = {1, 5, 2, 8, 3, 7, 7, 7, 7, 7};
   whisper::median_filter(x, 2, 5, 3);
