@@ -41,6 +41,17 @@ MatmulScratch matmul_scratch(DType w, int64_t m, int64_t k, ISA isa) {
     s.task[0] = 6 * kk + 3 * 6 * ng * 4 + 256;
     return s;
   }
+  if (!is_float && isa == ISA::AVX2 && m <= 8) {
+    // matvec_avx2: x rows as above, and per task one unpacked weight row for the types without a
+    // fused kernel.
+    const size_t block = dtype_block_size(w) == 256 ? 256 : 32;
+    s.caller[3] =
+        (kk + (kk / block + 2 * (kk / 16) + 2 * (kk / 32)) * 4 + 256) * static_cast<size_t>(m);
+    const bool fused = w == DType::Q4_0 || w == DType::Q8_0 || w == DType::Q4_K ||
+                       w == DType::Q5_K || w == DType::Q6_K;
+    if (!fused) s.task[0] = kk + 2 * (kk / 16) * 4 + 256;
+    return s;
+  }
   // matmul_float: a dequantized weight row per task for few x rows, otherwise a transposed panel
   // of two vectors' width of weight rows and one dequantized row.
   const size_t width = isa == ISA::AVX512 ? 16 : 8;

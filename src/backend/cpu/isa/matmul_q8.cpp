@@ -9,6 +9,10 @@
 // group's x sum), and applies dx at the end of each 256-block.
 #include "backend/cpu/isa/matmul_q8.h"
 
+#if defined(EIGHT_ISA_avx2)
+#include "backend/cpu/isa/matvec_q8.h"
+#endif
+
 #if defined(EIGHT_ISA_avx512)
 #include "backend/cpu/isa/intrin.h"
 
@@ -24,7 +28,17 @@
 
 namespace eight::cpu::EIGHT_ISA_NAMESPACE {
 
-#if !defined(EIGHT_ISA_avx512)
+#if defined(EIGHT_ISA_avx2)
+
+// AVX2: the int8 decode kernels for a few x rows; larger batches take the float path.
+bool matmul_q8_supports(const MatmulProblem& p) {
+  return p.m <= kMatvecMaxRows && matvec_q8_supports(p.w_type);
+}
+void matmul_q8(const MatmulProblem& p, ThreadPool& pool) {
+  matvec_q8(p, pool);
+}
+
+#elif !defined(EIGHT_ISA_avx512)
 
 bool matmul_q8_supports(const MatmulProblem&) {
   return false;

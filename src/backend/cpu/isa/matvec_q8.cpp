@@ -1,5 +1,5 @@
-// Fused decode kernels (see matvec_q8.h). Only the AVX-512 copy has code; the other ISA builds
-// compile this file to nothing.
+// Fused decode kernels (see matvec_q8.h). Only the AVX-512 copy has code; the AVX2 build has its
+// own (matvec_avx2.cpp) and the generic build reports no support.
 #include "backend/cpu/isa/matvec_q8.h"
 
 #if defined(EIGHT_ISA_avx512)
@@ -770,7 +770,7 @@ void unpack_row_fast(DType t, const void* src, int64_t k, int8_t* q, float* scal
 
 }  // namespace eight::cpu::EIGHT_ISA_NAMESPACE
 
-#else
+#elif !defined(EIGHT_ISA_avx2)  // the AVX2 kernels are in matvec_avx2.cpp
 
 namespace eight::cpu::EIGHT_ISA_NAMESPACE {
 bool matvec_q8_supports(DType) {

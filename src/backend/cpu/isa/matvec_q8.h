@@ -1,7 +1,8 @@
 #pragma once
-// Decode-path kernels (AVX-512 VNNI build only): a few x rows times every weight row, streaming
-// the weights once. Each supported type has a fused kernel that decodes a block in registers and
-// multiplies it with x quantized to int8 (blocks of 32 for Q4_0/Q8_0, of 256 for the K-quants).
+// Decode-path kernels (AVX-512 VNNI in matvec_q8.cpp, AVX2 in matvec_avx2.cpp; the generic build
+// has none): a few x rows times every weight row, streaming the weights once. Each supported type
+// has a fused kernel that decodes a block in registers and multiplies it with x quantized to
+// int8 (blocks of 32 for the 32-element types, of 256 for the K-quants).
 #include "backend/cpu/kernels.h"
 
 namespace eight::cpu::EIGHT_ISA_NAMESPACE {
