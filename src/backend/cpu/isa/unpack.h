@@ -9,9 +9,9 @@
 #include <cstdint>
 #include <cstring>
 
-#include "core/quant_blocks.h"
 #include "core/dtype.h"
 #include "core/half.h"
+#include "core/quant_blocks.h"
 
 namespace eight::cpu::EIGHT_ISA_NAMESPACE {
 
