@@ -44,24 +44,24 @@ def write_model(path, n_vocab=51865, n_audio_ctx=50, n_state=64, n_head=2, n_aud
     """Writes the model to `path`. The reference reads the file back, so it sees the weights
     exactly as stored (rounded or quantized)."""
     rng = np.random.default_rng(seed)
-    out = bytearray()
+    out = open(path, "wb")  # written as it goes: a large-v3-shaped file is 3 GB
     file_ftype = FTYPES[ftype][0]
-    out += struct.pack("<I", 0x67676D6C)
-    out += struct.pack("<11i", n_vocab, n_audio_ctx, n_state, n_head, n_audio_layer, n_text_ctx,
-                       n_state, n_head, n_text_layer, n_mels, file_ftype)
+    out.write(struct.pack("<I", 0x67676D6C))
+    out.write(struct.pack("<11i", n_vocab, n_audio_ctx, n_state, n_head, n_audio_layer, n_text_ctx,
+                           n_state, n_head, n_text_layer, n_mels, file_ftype))
     filters = whisper_mel_ref.mel_filters(n_mels).astype("<f4")
-    out += struct.pack("<2i", n_mels, filters.shape[1]) + filters.tobytes()
+    out.write(struct.pack("<2i", n_mels, filters.shape[1]) + filters.tobytes())
     vocab = [bytes([b]) for b in range(256)]
-    out += struct.pack("<i", len(vocab))
+    out.write(struct.pack("<i", len(vocab)))
     for tok in vocab:
-        out += struct.pack("<i", len(tok)) + tok
+        out.write(struct.pack("<i", len(tok)) + tok)
 
     def tensor(name, shape, type_id, data):
         ne = list(reversed(shape))
-        out.extend(struct.pack("<3i", len(ne), len(name), type_id))
-        out.extend(struct.pack(f"<{len(ne)}i", *ne))
-        out.extend(name.encode())
-        out.extend(data)
+        out.write(struct.pack("<3i", len(ne), len(name), type_id))
+        out.write(struct.pack(f"<{len(ne)}i", *ne))
+        out.write(name.encode())
+        out.write(data)
 
     def f32(name, shape, scale, mean=0.0):
         tensor(name, shape, 0, (mean + scale * rng.standard_normal(shape)).astype("<f4").tobytes())
@@ -115,8 +115,7 @@ def write_model(path, n_vocab=51865, n_audio_ctx=50, n_state=64, n_head=2, n_aud
     for i in range(n_text_layer):
         block(f"decoder.blocks.{i}", True)
     norm("decoder.ln")
-    with open(path, "wb") as f:
-        f.write(out)
+    out.close()
 
 
 def main():
