@@ -140,3 +140,15 @@ def test_reference_matches_whisper_cpp_golden():
     err = whisper_ref.nmse(ours, golden)
     print(f"reference vs whisper.cpp: NMSE {err:.3e} (file says {meta['nmse_reference_vs_float64']:.3e})")
     assert err <= 1e-5
+
+
+def test_bench_reports_encode_and_decode(tmp_path):
+    model = tmp_path / "m.bin"
+    make_random_whisper.write_model(str(model), n_audio_ctx=30, n_text_ctx=16)
+    r = subprocess.run([cli(), "bench", "-m", str(model), "-r", "2", "-n", "4", "-t", "2", "--json"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["encode_median_s"] > 0 and out["encode_cpu_median_s"] > 0
+    assert out["decode_tokens_per_s"] > 0 and out["batch_decode_tokens_per_s"] > 0
+    assert out["n_gen"] == 4 and out["n_audio_state"] == 64 and out["weight_type"] == "f16"
