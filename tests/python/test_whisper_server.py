@@ -118,6 +118,21 @@ def test_bad_requests_and_the_server_keeps_serving(server, files, tmp_path):
     assert requests.get(server.url + "/health").status_code == 200
 
 
+def test_concurrent_requests_take_turns(server, files):
+    # One decoder state at a time: simultaneous requests queue on the model and all succeed.
+    import concurrent.futures as cf
+    wav = files["wav"].read_bytes()
+
+    def one(i):
+        return requests.post(server.url + "/v1/audio/transcriptions",
+                             files={"file": (f"{i}.wav", wav), "response_format": (None, "json")})
+
+    with cf.ThreadPoolExecutor(3) as ex:
+        results = list(ex.map(one, range(3)))
+    assert [r.status_code for r in results] == [200, 200, 200]
+    assert len({r.json()["text"] for r in results}) == 1  # same audio, same greedy result
+
+
 def test_serves_next_to_a_text_model(files):
     s = SpeechServer("-m", pick_model(), "--whisper", str(files["model"]), *SPEED)
     try:
