@@ -87,14 +87,19 @@ void save(const Index& index, const std::string& path) {
               index.embeddings.size(0) == n && index.embeddings.size(1) == index.dim,
           "[image_index] embeddings must be F32 [", n, ", ", index.dim, "], got ",
           index.embeddings.defined() ? index.embeddings.str() : "none");
-  json files = json::array();
-  for (const FileInfo& f : index.files)
-    files.push_back({{"path", f.path}, {"size", f.size}, {"mtime_ns", f.mtime_ns}});
+  auto list = [](const std::vector<FileInfo>& v) {
+    json a = json::array();
+    for (const FileInfo& f : v)
+      a.push_back({{"path", f.path}, {"size", f.size}, {"mtime_ns", f.mtime_ns}});
+    return a;
+  };
   const std::string meta = json{
       {"model", index.model},
       {"model_path", index.model_path},
       {"root", index.root},
-      {"files", files}}.dump(-1, ' ', false, json::error_handler_t::replace);
+      {"files", list(index.files)},
+      {"skipped",
+       list(index.skipped)}}.dump(-1, ' ', false, json::error_handler_t::replace);
   std::string head(kMagic, kMagic + 8);
   put_u32(head, kVersion);
   put_u32(head, static_cast<uint32_t>(index.dim));
@@ -154,9 +159,13 @@ Index parse(const uint8_t* b, size_t size, const std::string& name) {
     check(files.is_array() && files.size() == count, "[image_index] '", name, "' lists ",
           files.is_array() ? files.size() : 0, " files for ", count, " embeddings");
     index.files.reserve(count);
-    for (const json& f : files)
-      index.files.push_back({f.at("path").get<std::string>(), f.at("size").get<int64_t>(),
-                             f.at("mtime_ns").get<int64_t>()});
+    auto entry = [](const json& f) {
+      return FileInfo{f.at("path").get<std::string>(), f.at("size").get<int64_t>(),
+                      f.at("mtime_ns").get<int64_t>()};
+    };
+    for (const json& f : files) index.files.push_back(entry(f));
+    if (meta.contains("skipped"))
+      for (const json& f : meta.at("skipped")) index.skipped.push_back(entry(f));
   } catch (const json::exception& e) {
     fail("[image_index] '", name, "' has malformed metadata: ", e.what());
   }

@@ -11,8 +11,9 @@
 //   16..23        u64 count: number of images
 //   24..31        u64 meta_bytes: length of the JSON that follows
 //   32..          JSON: {"model": name, "model_path": path, "root": folder (absolute),
-//                        "files": [{"path": relative path, "size": bytes, "mtime_ns": ns}, ...]}
-//                 (count entries, in row order)
+//                        "files": [{"path": relative path, "size": bytes, "mtime_ns": ns}, ...],
+//                        "skipped": [same, for files that could not be read]}
+//                 ("files" has count entries, in row order; "skipped" may be absent)
 //   then zero padding to a multiple of 64 bytes, then float32 [count, dim] embeddings, row-major,
 //   each row L2-normalized.
 #include <cstdint>
@@ -37,7 +38,8 @@ struct Index {
   std::string root;        // the indexed folder
   int dim = 0;
   std::vector<FileInfo> files;
-  Tensor embeddings;  // F32 [files.size(), dim] (undefined when empty)
+  std::vector<FileInfo> skipped;  // unreadable images, not retried until they change
+  Tensor embeddings;              // F32 [files.size(), dim] (undefined when empty)
 };
 
 void save(const Index& index, const std::string& path);

@@ -39,6 +39,7 @@ Index sample(int64_t n, int d) {
   for (int64_t i = 0; i < n; ++i)
     ix.files.push_back({"dir/ü" + std::to_string(i) + ".jpg", 1000 + i, 1700000000000000000 + i});
   if (n > 0) ix.embeddings = random_unit_rows(n, d);
+  ix.skipped.push_back({"broken.png", 12, 1700000000000000005});
   return ix;
 }
 
@@ -59,6 +60,7 @@ TEST(ImageIndex, RoundTrip) {
     EXPECT_EQ(back.root, ix.root);
     EXPECT_EQ(back.dim, 24);
     EXPECT_EQ(back.files, ix.files);
+    EXPECT_EQ(back.skipped, ix.skipped);
     if (n > 0) {
       ASSERT_EQ(back.embeddings.shape(), (Dims{n, 24}));
       EXPECT_EQ(std::memcmp(back.embeddings.raw(), ix.embeddings.raw(), n * 24 * 4), 0);
