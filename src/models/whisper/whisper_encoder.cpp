@@ -8,7 +8,10 @@
 // Activations are time-major [T, D] throughout. The convolutions are matrix products over im2col
 // rows, which in time-major layout are three consecutive input rows (the weights were re-laid out
 // at load to match). Attention over the 1500 positions runs per head in blocks of kScoreRows
-// queries: scores [block, 1500] = q·kᵀ, a row softmax, then · v.
+// queries: scores [block, 1500] = q·kᵀ, exp(scores - row max), · v, then ÷ the row sums. The
+// row-wise steps of a layer (norm, products, GELU, residuals) run in chunks of rows, each chunk
+// start to finish on one thread, so a layer is three parallel regions; the machine this runs on
+// is shared, and each region's synchronisation can cost a scheduler time slice.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -56,8 +59,8 @@ void transpose(ThreadPool& pool, const Tensor& src, const Tensor& dst) {
 }
 
 // out[T, D] = softmax(q·kᵀ / √d)·v per head, no mask (every position sees every position).
-// q, k, v: [T, D] column ranges of the fused qkv buffer. One parallel region: a task is one head
-// and one block of kScoreRows queries, its products run on the task's own thread.
+// q, k: [T, D] column ranges of the fused qkv buffer; vt: Vᵀ [D, T]. One parallel region: a task
+// is one head and one block of kScoreRows queries, its products run on the task's own thread.
 struct AttentionJob {
   StateData* s;
   Tensor q, k, vt, out;
