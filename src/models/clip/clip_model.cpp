@@ -1,0 +1,243 @@
+// CLIP's public entry points and the pre-norm transformer both towers share
+// (transformers' CLIPEncoderLayer: x = x + attn(ln1(x)); x = x + mlp(ln2(x))).
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <functional>
+#include <numeric>
+
+#include "core/error.h"
+#include "models/clip/clip_internal.h"
+#include "models/registry.h"
+#include "ops/attention.h"
+#include "ops/elementwise.h"
+#include "ops/get_rows.h"
+#include "ops/matmul.h"
+#include "ops/norm.h"
+#include "ops/softmax.h"
+
+namespace eight::clip {
+namespace {
+
+const Tensor* opt(const Tensor& t) {
+  return t.defined() ? &t : nullptr;
+}
+
+const bool registered = [] {
+  register_architecture({.name = "clip",
+                         .family = "vision",
+                         .summary = "CLIP image-text embeddings (ViT + text transformer)"});
+  return true;
+}();
+
+}  // namespace
+
+Tensor to_f32(const Tensor& t) {
+  if (t.dtype() == DType::F32 && t.is_contiguous()) return t;
+  const int64_t n = t.dim() == 0 ? 1 : t.size(-1);
+  const Tensor table = t.contiguous().reshape({-1, n});
+  const int64_t rows = table.size(0);
+  Tensor ids = Tensor::empty({rows}, DType::I32);
+  std::iota(ids.data<int32_t>(), ids.data<int32_t>() + rows, 0);
+  Tensor out = Tensor::empty(t.dim() == 0 ? Dims{1} : t.shape(), DType::F32);
+  ops::get_rows(table, ids, out.reshape({rows, n}));
+  return out;
+}
+
+void normalize_rows(const Tensor& x) {
+  check(x.dim() == 2 && x.dtype() == DType::F32 && x.is_contiguous(),
+        "[clip] normalize_rows needs a contiguous f32 matrix, got ", x.str());
+  const int64_t d = x.size(1);
+  for (int64_t i = 0; i < x.size(0); ++i) {
+    float* r = x.data<float>() + i * d;
+    double ss = 0;
+    for (int64_t j = 0; j < d; ++j) ss += static_cast<double>(r[j]) * r[j];
+    const double inv = ss > 0 ? 1.0 / std::sqrt(ss) : 0.0;
+    for (int64_t j = 0; j < d; ++j) r[j] = static_cast<float>(r[j] * inv);
+  }
+}
+
+namespace {
+
+// Runs fn(r0, r1) over row ranges of at most 16 rows on the pool: the element-wise ops take no
+// pool, and a layer norm or activation left on one thread idles the other cores.
+void parallel_rows(ThreadPool& pool, int64_t rows,
+                   const std::function<void(int64_t, int64_t)>& fn) {
+  constexpr int64_t kChunk = 16;
+  pool.parallel_for((rows + kChunk - 1) / kChunk, [&](int64_t task, int) {
+    const int64_t r0 = task * kChunk;
+    fn(r0, std::min(rows, r0 + kChunk));
+  });
+}
+
+// Non-causal attention of one sequence through the matmul kernels, head by head:
+// scores = q k^T [T, T] (k read in place as a strided weight), softmax, out = scores v.
+// qkv: [T, 3D]; out: [T, D]; scores: [T, T] and vt: [D, T] scratch.
+void full_attention(const Tensor& qkv, const Tensor& out, int64_t H, const Tensor& scores,
+                    const Tensor& vt, ThreadPool& pool) {
+  const int64_t T = qkv.size(0), D = out.size(1), d = D / H;
+  // vt[c, t] = v[t, c], so each head's v is a contiguous [d, T] weight.
+  parallel_rows(pool, D, [&](int64_t c0, int64_t c1) {
+    for (int64_t t = 0; t < T; ++t) {
+      const float* v = qkv.data<float>() + t * 3 * D + 2 * D;
+      for (int64_t c = c0; c < c1; ++c) vt.data<float>()[c * T + t] = v[c];
+    }
+  });
+  const float scale = 1.f / std::sqrt(static_cast<float>(d));
+  for (int64_t h = 0; h < H; ++h) {
+    ops::matmul(qkv.slice(1, h * d, (h + 1) * d), qkv.slice(1, D + h * d, D + (h + 1) * d), scores,
+                pool);
+    parallel_rows(pool, T, [&](int64_t r0, int64_t r1) {
+      const Tensor rows = scores.slice(0, r0, r1);
+      ops::softmax(rows, rows, {.scale = scale});
+    });
+    ops::matmul(scores, vt.slice(0, h * d, (h + 1) * d), out.slice(1, h * d, (h + 1) * d), pool);
+  }
+}
+
+}  // namespace
+
+void run_tower(const Tower& tower, const Tensor& x, const std::vector<int64_t>& seq_lens,
+               bool causal, ThreadPool& pool) {
+  const TowerConfig& c = tower.config;
+  const int64_t rows = x.size(0), D = c.hidden, H = c.heads, d = D / H;
+  const int64_t max_len = *std::max_element(seq_lens.begin(), seq_lens.end());
+  // Scratch for one layer, reused by every layer: h [rows, D], qkv [rows, 3D], attn [rows, D],
+  // ff [rows, intermediate]; for non-causal attention scores [T, T] and vt [D, T].
+  Tensor h = Tensor::empty({rows, D}, DType::F32);
+  Tensor qkv = Tensor::empty({rows, 3 * D}, DType::F32);
+  Tensor attn = Tensor::empty({rows, D}, DType::F32);
+  Tensor ff = Tensor::empty({rows, c.intermediate}, DType::F32);
+  Tensor scores, vt;
+  if (!causal) {
+    scores = Tensor::empty({max_len * max_len}, DType::F32);
+    vt = Tensor::empty({D * max_len}, DType::F32);
+  }
+  const auto eps = static_cast<float>(c.eps);
+  auto norm = [&](const LayerNorm& n, const Tensor& in, const Tensor& out) {
+    parallel_rows(pool, rows, [&](int64_t r0, int64_t r1) {
+      ops::layer_norm(in.slice(0, r0, r1), out.slice(0, r0, r1),
+                      {.weight = &n.weight, .bias = &n.bias, .eps = eps});
+    });
+  };
+  auto residual = [&](const Tensor& y) {
+    parallel_rows(pool, rows, [&](int64_t r0, int64_t r1) {
+      ops::add(x.slice(0, r0, r1), y.slice(0, r0, r1), x.slice(0, r0, r1));
+    });
+  };
+  for (const EncoderLayer& L : tower.layers) {
+    norm(L.ln1, x, h);
+    // q, k and v side by side in qkv [rows, 3D] (y with a row stride: no stacked weight copy).
+    ops::matmul(h, L.q.weight, qkv.slice(1, 0, D), pool, {.bias = opt(L.q.bias)});
+    ops::matmul(h, L.k.weight, qkv.slice(1, D, 2 * D), pool, {.bias = opt(L.k.bias)});
+    ops::matmul(h, L.v.weight, qkv.slice(1, 2 * D, 3 * D), pool, {.bias = opt(L.v.bias)});
+    int64_t r0 = 0;
+    for (int64_t T : seq_lens) {
+      const Tensor seq = qkv.slice(0, r0, r0 + T);
+      if (causal) {
+        // [T, 3, H, d]: q, k and v of one sequence, heads contiguous within each.
+        const Tensor s = seq.reshape({T, 3, H, d});
+        ops::attention(s.select(1, 0), s.select(1, 1), s.select(1, 2),
+                       attn.slice(0, r0, r0 + T).reshape({T, H, d}), pool, {.causal = true});
+      } else {
+        full_attention(seq, attn.slice(0, r0, r0 + T), H, scores.slice(0, 0, T * T).reshape({T, T}),
+                       vt.slice(0, 0, D * T).reshape({D, T}), pool);
+      }
+      r0 += T;
+    }
+    ops::matmul(attn, L.out.weight, h, pool, {.bias = opt(L.out.bias)});
+    residual(h);
+    norm(L.ln2, x, h);
+    ops::matmul(h, L.fc1.weight, ff, pool, {.bias = opt(L.fc1.bias)});
+    parallel_rows(pool, rows, [&](int64_t a, int64_t b) {
+      ops::activation(tower.act, ff.slice(0, a, b), ff.slice(0, a, b));
+    });
+    ops::matmul(ff, L.fc2.weight, h, pool, {.bias = opt(L.fc2.bias)});
+    residual(h);
+  }
+}
+
+Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Model::~Model() = default;
+
+std::shared_ptr<const Model> Model::load(const std::string& path) {
+  namespace fs = std::filesystem;
+  check(fs::exists(path), "[clip] '", path, "' does not exist");
+  std::unique_ptr<Impl> impl = fs::is_directory(path) ? load_hf_directory(path) : load_gguf(path);
+  // A local class may use Model's private constructor, which make_shared cannot.
+  struct Built : Model {
+    explicit Built(std::unique_ptr<Impl> i) : Model(std::move(i)) {}
+  };
+  return std::make_shared<Built>(std::move(impl));
+}
+
+const Config& Model::config() const {
+  return impl_->config;
+}
+std::string Model::name() const {
+  return impl_->name;
+}
+int64_t Model::weight_bytes() const {
+  return impl_->weight_bytes;
+}
+
+std::vector<int32_t> Model::tokenize(const std::string& text) const {
+  check(impl_->tokenizer.has_value(), "[clip] ", impl_->name,
+        " has no text tower (an image-only file) and cannot tokenize");
+  return impl_->tokenizer->encode(text, impl_->config.max_positions);
+}
+
+Tensor Model::embed_images(const Tensor& pixels, ThreadPool& pool) const {
+  check(impl_->vision.patch_embedding.defined(), "[clip] ", impl_->name, " has no vision tower");
+  return forward_vision(*impl_, pixels, pool);
+}
+
+Tensor Model::embed_texts(const std::vector<std::string>& texts, ThreadPool& pool) const {
+  check(impl_->config.has_text, "[clip] ", impl_->name,
+        " has no text tower (an image-only file such as an mmproj GGUF)");
+  std::vector<std::vector<int32_t>> ids;
+  ids.reserve(texts.size());
+  for (const auto& t : texts) ids.push_back(tokenize(t));
+  return forward_text(*impl_, ids, pool);
+}
+
+Tensor Model::embed_image_file(const std::string& path, ThreadPool& pool) const {
+  const image::Image img = image::load(path);
+  const Tensor pixels = image::preprocess(img, impl_->config.preprocess);  // [3, H, W]
+  return embed_images(pixels.unsqueeze(0), pool);
+}
+
+std::vector<float> zero_shot_probabilities(const Model& model, const Tensor& image_embedding,
+                                           const Tensor& label_embeddings) {
+  const int64_t d = model.config().projection_dim;
+  const Tensor img = image_embedding.contiguous();
+  const Tensor labels = label_embeddings.contiguous();
+  check(img.dtype() == DType::F32 && img.numel() == d, "[clip] image embedding ", img.str(),
+        " is not one f32 vector of ", d);
+  check(labels.dtype() == DType::F32 && labels.dim() == 2 && labels.size(1) == d &&
+            labels.size(0) > 0,
+        "[clip] label embeddings ", labels.str(), " are not f32 [n > 0, ", d, "]");
+  auto norm = [d](const float* v) {
+    double s = 0;
+    for (int64_t j = 0; j < d; ++j) s += static_cast<double>(v[j]) * v[j];
+    return std::sqrt(s);
+  };
+  const float* a = img.data<float>();
+  const double na = norm(a), scale = std::exp(static_cast<double>(model.config().logit_scale));
+  std::vector<double> logits(static_cast<size_t>(labels.size(0)));
+  for (int64_t i = 0; i < labels.size(0); ++i) {
+    const float* b = labels.data<float>() + i * d;
+    double dot = 0;
+    for (int64_t j = 0; j < d; ++j) dot += static_cast<double>(a[j]) * b[j];
+    const double nn = na * norm(b);
+    logits[i] = scale * (nn > 0 ? dot / nn : 0.0);
+  }
+  const double mx = *std::max_element(logits.begin(), logits.end());
+  double sum = 0;
+  for (auto& l : logits) sum += (l = std::exp(l - mx));
+  std::vector<float> p(logits.size());
+  for (size_t i = 0; i < p.size(); ++i) p[i] = static_cast<float>(logits[i] / sum);
+  return p;
+}
+
+}  // namespace eight::clip
