@@ -152,6 +152,33 @@ TEST_F(WhisperRandom, IncrementalEqualsOnePassAndBatchEqualsSingle) {
   EXPECT_EQ(st.seq_length(2), T + 1);
 }
 
+TEST(WhisperThreads, ResultsDoNotDependOnThreadCount) {
+  // 300 positions: the encoder's row chunks (two per thread) and attention blocks differ per count.
+  testing::TempDir dir;
+  testing::RandomWhisper cfg;
+  cfg.n_audio_ctx = 300;
+  cfg.n_text_ctx = 16;
+  testing::write_random_whisper(cfg, dir.file("w.bin"));
+  const auto model = whisper::Model::load(dir.file("w.bin"));
+  const auto v = testing::random_floats(static_cast<size_t>(80 * 600), -1.5f, 1.5f);
+  Tensor mel = Tensor::empty({80, 600}, DType::F32);
+  std::copy(v.begin(), v.end(), mel.data<float>());
+  std::vector<std::vector<float>> outs;
+  const int32_t toks[5] = {50258, 50259, 50359, 50363, 400};
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    whisper::WhisperState st(model, 1, 8, pool);
+    st.encode(mel);
+    const Tensor& enc = st.encoder_output();
+    std::vector<float> out(enc.data<float>(), enc.data<float>() + enc.numel());
+    out.resize(out.size() + 5 * static_cast<size_t>(cfg.n_vocab));
+    st.decode(0, toks, out.data() + enc.numel());
+    outs.push_back(std::move(out));
+  }
+  EXPECT_EQ(outs[0], outs[1]);
+  EXPECT_EQ(outs[0], outs[2]);
+}
+
 TEST_F(WhisperRandom, CapturesCrossAttentionProbabilities) {
   whisper::WhisperState st(model_, 1, 8, pool_);
   st.encode(mel_);
