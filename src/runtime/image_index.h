@@ -58,8 +58,9 @@ struct Hit {
 };
 
 // The k rows of `embeddings` (F32 [n, dim]) closest to each query (F32 [q, dim]) by dot product,
-// best first: one scan of the matrix for all queries (ops::matmul, SIMD per CPU), then a per-chunk
-// partial sort merged across threads. Result [q][min(k, n)].
+// best first: one scan of the matrix for all queries (ops::matmul for up to 3 queries; from 4, an
+// AVX-512 kernel blocking 4 rows × 4 queries when the CPU has it and dim is a multiple of 16),
+// then a per-chunk partial sort merged across threads. Result [q][min(k, n)].
 std::vector<std::vector<Hit>> search(const Tensor& embeddings, const Tensor& queries, int k,
                                      ThreadPool& pool);
 

@@ -117,20 +117,23 @@ TEST(ImageIndex, SearchMatchesPlainScan) {
   for (auto [n, d, k] : {std::tuple{1, 7, 5}, {257, 33, 10}, {70001, 64, 7}, {1000, 768, 1000}}) {
     SCOPED_TRACE(::testing::Message() << n << " x " << d << " k " << k);
     const Tensor e = random_unit_rows(n, d);
-    const Tensor q = random_unit_rows(3, d);
-    const auto got = search(e, q, k, pool3);
-    const auto again = search(e, q, k, pool1);
-    ASSERT_EQ(got.size(), 3u);
-    for (int qi = 0; qi < 3; ++qi) {
-      const auto want = naive(e, q.data<float>() + qi * d, k);
-      ASSERT_EQ(got[qi].size(), want.size());
-      for (size_t i = 0; i < want.size(); ++i) {
-        EXPECT_NEAR(got[qi][i].score, want[i].score, 1e-5);
-        // Rows may swap only where scores tie within float rounding.
-        if (got[qi][i].row != want[i].row) {
-          EXPECT_NEAR(got[qi][i].score, want[i].score, 1e-6);
+    // 6 queries: a block of 4 and two single ones in the blocked kernel; 1: the matvec path.
+    for (int64_t nq : {6, 1}) {
+      const Tensor q = random_unit_rows(nq, d);
+      const auto got = search(e, q, k, pool3);
+      const auto again = search(e, q, k, pool1);
+      ASSERT_EQ(got.size(), static_cast<size_t>(nq));
+      for (int qi = 0; qi < nq; ++qi) {
+        const auto want = naive(e, q.data<float>() + qi * d, k);
+        ASSERT_EQ(got[qi].size(), want.size());
+        for (size_t i = 0; i < want.size(); ++i) {
+          EXPECT_NEAR(got[qi][i].score, want[i].score, 1e-5);
+          // Rows may swap only where scores tie within float rounding.
+          if (got[qi][i].row != want[i].row) {
+            EXPECT_NEAR(got[qi][i].score, want[i].score, 1e-6);
+          }
+          EXPECT_EQ(got[qi][i].row, again[qi][i].row) << "thread count changed the answer";
         }
-        EXPECT_EQ(got[qi][i].row, again[qi][i].row) << "thread count changed the answer";
       }
     }
   }
