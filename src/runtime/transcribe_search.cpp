@@ -131,6 +131,8 @@ SearchResult decode_window(DecoderModel& model, const LogitRules& rules,
   float* logits = logits_buf.data<float>();
   float* logprobs = scratch_buf.data<float>();
   float* sot_logits = logprobs + nv;
+  // Beam search: token ids sorted by log-probability, one beam at a time.
+  Tensor order_buf = beam ? Tensor::empty({nv}, DType::I32) : Tensor();
 
   for (int k = 0; k < n_hyp; ++k) model.truncate(k, 0);
   decode_prompt(model, 0, prompt, logits, sot_index, sot_logits);
@@ -198,14 +200,13 @@ SearchResult decode_window(DecoderModel& model, const LogitRules& rules,
       float* row = logits + static_cast<size_t>(k) * nv;
       apply_logit_rules(rules, hyps[k].tokens, row);
       log_softmax(row, nv, logprobs);
-      std::vector<int> top(static_cast<size_t>(o.beam_size + 1));
-      std::vector<int> order(static_cast<size_t>(nv));
+      const int n_top = std::min(o.beam_size + 1, nv);
+      int32_t* order = order_buf.data<int32_t>();
       for (int i = 0; i < nv; ++i) order[i] = i;
-      std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(top.size()),
-                        order.end(), [&](int a, int b) {
-                          return logprobs[a] > logprobs[b] || (logprobs[a] == logprobs[b] && a < b);
-                        });
-      for (size_t j = 0; j < top.size(); ++j) {
+      std::partial_sort(order, order + n_top, order + nv, [&](int a, int b) {
+        return logprobs[a] > logprobs[b] || (logprobs[a] == logprobs[b] && a < b);
+      });
+      for (int j = 0; j < n_top; ++j) {
         const int tok = order[j];
         Hypothesis h = hyps[k];
         h.tokens.push_back(tok);

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/tensor.h"
 
 namespace eight::whisper {
 
@@ -17,16 +18,20 @@ std::vector<SpeechRegion> detect_speech(std::span<const float> samples, int rate
   const int64_t frame = std::max<int64_t>(1, std::llround(o.frame_s * rate));
   const int64_t n_frames = (n + frame - 1) / frame;
   if (n_frames == 0) return {};
-  std::vector<double> db(static_cast<size_t>(n_frames));
+  // Frame levels (dB) and a copy for the percentile: tracked, they grow with the file.
+  Tensor db_buf = Tensor::empty({n_frames}, DType::F64);
+  Tensor sorted_buf = Tensor::empty({n_frames}, DType::F64);
+  double* db = db_buf.data<double>();
   for (int64_t f = 0; f < n_frames; ++f) {
     const int64_t b = f * frame, e = std::min(n, b + frame);
     double energy = 0;
     for (int64_t i = b; i < e; ++i) energy += static_cast<double>(samples[i]) * samples[i];
     db[f] = 10.0 * std::log10(energy / static_cast<double>(e - b) + 1e-12);
   }
-  std::vector<double> sorted = db;
-  const size_t p95 = static_cast<size_t>(0.95 * static_cast<double>(sorted.size() - 1));
-  std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(p95), sorted.end());
+  double* sorted = sorted_buf.data<double>();
+  std::copy(db, db + n_frames, sorted);
+  const int64_t p95 = static_cast<int64_t>(0.95 * static_cast<double>(n_frames - 1));
+  std::nth_element(sorted, sorted + p95, sorted + n_frames);
   const double threshold = std::max(sorted[p95] - o.range_db, o.floor_db);
 
   const int64_t gap_frames = std::llround(o.min_silence_s / o.frame_s);
