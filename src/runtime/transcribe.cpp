@@ -132,7 +132,10 @@ TranscribeResult transcribe_samples(DecoderModel& model, const WhisperTokenizer&
     const int64_t first = clips[0].first;
     model.encode(window_mel(mel, first, kWindowFrames));
     result.encode_seconds += seconds_since(t);
-    if (content_frames - first >= kWindowFrames) encoded_seek = first, encoded_size = kWindowFrames;
+    if (content_frames - first >= kWindowFrames) {  // the first window is this same mel
+      encoded_seek = first;
+      encoded_size = kWindowFrames;
+    }
     lang_index = detect_language(model, sp);
   }
   result.language = whisper_language_codes()[static_cast<size_t>(lang_index)];
