@@ -2,6 +2,7 @@
 //
 //   clip_tool tokenize --merges FILE [--limit N] < texts.json   # JSON list of strings in,
 //   clip_tool tokenize --dir CHECKPOINT < texts.json            # JSON list of id lists out
+//   clip_tool tokenize --tokenizer-json tokenizer.json < texts.json
 //   clip_tool embed MODEL [--pixels X.npy] [--text T]... --out OUT.npy [--threads N]
 //   clip_tool bench MODEL [--batch N] [--iters K] [--threads N] [--texts N]
 //
@@ -38,7 +39,7 @@ std::string read_file(const std::string& path) {
 }
 
 int tokenize(int argc, char** argv) {
-  std::string merges, dir;
+  std::string merges, dir, tokenizer_json;
   size_t limit = 0;
   for (int i = 0; i < argc; ++i) {
     const std::string a = argv[i];
@@ -47,6 +48,8 @@ int tokenize(int argc, char** argv) {
       merges = argv[++i];
     else if (a == "--dir")
       dir = argv[++i];
+    else if (a == "--tokenizer-json")
+      tokenizer_json = argv[++i];
     else if (a == "--limit")
       limit = std::stoul(argv[++i]);
     else
@@ -54,8 +57,10 @@ int tokenize(int argc, char** argv) {
   }
   auto tok = !merges.empty() ? text::CLIPTokenizer::from_merges(
                                    text::CLIPTokenizer::parse_merges(read_file(merges), limit))
-                             : text::CLIPTokenizer::from_vocab_json(read_file(dir + "/vocab.json"),
-                                                                    read_file(dir + "/merges.txt"));
+             : !tokenizer_json.empty()
+                 ? text::CLIPTokenizer::from_tokenizer_json(read_file(tokenizer_json))
+                 : text::CLIPTokenizer::from_vocab_json(read_file(dir + "/vocab.json"),
+                                                        read_file(dir + "/merges.txt"));
   const std::string input((std::istreambuf_iterator<char>(std::cin)), {});
   nlohmann::json out = nlohmann::json::array();
   for (const auto& t : nlohmann::json::parse(input))

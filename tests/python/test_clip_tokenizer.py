@@ -80,11 +80,14 @@ def test_vocab_size_from_merges(hf_tokenizer):
     assert tok.convert_tokens_to_ids("<|endoftext|>") == 49407
 
 
-@pytest.mark.parametrize("source", ["merges", "vocab"])
+@pytest.mark.parametrize("source", ["merges", "vocab", "tokenizer.json"])
 def test_ids_match_hugging_face(hf_tokenizer, source):
     tok, d = hf_tokenizer
-    args = (["--merges", MERGES, "--limit", str(N_MERGES)] if source == "merges"
-            else ["--dir", str(d)])
+    if source == "tokenizer.json":
+        tok.backend_tokenizer.save(str(d / "tokenizer.json"))
+    args = {"merges": ["--merges", MERGES, "--limit", str(N_MERGES)],
+            "vocab": ["--dir", str(d)],
+            "tokenizer.json": ["--tokenizer-json", str(d / "tokenizer.json")]}[source]
     ours = run_tool(args, CORPUS)
     for text, got in zip(CORPUS, ours):
         want = tok(text, truncation=True, max_length=77)["input_ids"]
