@@ -55,7 +55,7 @@ void capture_head(const Tensor& q, const Tensor& ck, int64_t head, int64_t d, fl
 // A decode step is many small products. Each parallel region costs a synchronisation of the pool,
 // which on a busy machine can cost more than the product itself, so work below this many bytes
 // (weight bytes x rows) runs on the calling thread.
-constexpr int64_t kParallelBytes = int64_t{1} << 20;
+constexpr int64_t kParallelBytes = int64_t{8} << 20;
 
 struct Pools {
   ThreadPool& all;
