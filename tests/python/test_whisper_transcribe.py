@@ -151,3 +151,9 @@ def test_errors(model, tmp_path):
     english = make_model(tmp_path / "tiny.en.bin", n_vocab=51864)
     r = transcribe("-m", str(english), str(wav), "--translate", check=False)
     assert r.returncode != 0 and "English-only" in r.stderr
+    # English-only models decode after <|startoftranscript|> alone, in English.
+    doc = json.loads(transcribe("-m", str(english), str(wav), *FAST, "--json", "-q").stdout)
+    assert doc["language"] == "en"
+    for s in doc["segments"]:  # .en layout: text below 50256, timestamps from 50363
+        assert all(t < 50256 or t >= 50363 for t in s["tokens"])
+        assert not s["tokens"] or s["tokens"][0] >= 50363

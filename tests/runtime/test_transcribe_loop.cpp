@@ -104,6 +104,23 @@ TEST(TranscribeLoop, DetectsLanguageOnTheFirstWindow) {
   EXPECT_EQ(model.history(0)[1], sp.language(2));
 }
 
+TEST(TranscribeLoop, NoSpeechWindowsAreSkipped) {
+  const auto audio = bursts(40, {{2, 3}, {35, 36}});
+  ScriptedModel model(2);
+  model.nospeech_logit = 30.f;  // no_speech_prob ~ 1
+  auto o = fake_options();
+  o.logprob_threshold = 0.5f;  // every window counts as unlikely, so the silence rule applies
+  const auto r =
+      whisper::transcribe_samples(model, fake_tokenizer(), test_filters(), audio, o, {}, {});
+  EXPECT_TRUE(r.segments.empty());
+  EXPECT_EQ(r.windows, 2);  // each skipped window advances a whole window
+  EXPECT_EQ(r.fallbacks, 0);
+  o.no_speech_threshold = 0;  // disabled: the same windows give text
+  const auto kept =
+      whisper::transcribe_samples(model, fake_tokenizer(), test_filters(), audio, o, {}, {});
+  EXPECT_FALSE(kept.text.empty());
+}
+
 TEST(TranscribeLoop, SilenceIsSkippedByVad) {
   const auto audio = bursts(90, {{5, 7}, {80, 82}});
   ScriptedModel model(2);

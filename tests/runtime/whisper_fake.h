@@ -92,6 +92,7 @@ class ScriptedModel : public whisper::DecoderModel {
 
   int encodes = 0;
   int32_t detected_language_token = -1;  // preferred after <|sot|> alone
+  float nospeech_logit = -5.f;           // <|nospeech|> after <|sot|>: high = "silence"
 
  private:
   // The loud runs of the window as (start, end) in timestamp steps (two mel frames each).
@@ -117,7 +118,7 @@ class ScriptedModel : public whisper::DecoderModel {
     std::fill(out, out + kFakeVocab, 0.f);
     if (hist.back() == sp.sot) {
       if (detected_language_token >= 0) out[detected_language_token] = 20.f;
-      out[sp.nospeech] = -5.f;
+      out[sp.nospeech] = nospeech_logit;
     }
     // Tokens sampled since the task token (sot, lang, task).
     size_t begin = hist.size();
