@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <numeric>
 
 #include "core/error.h"
@@ -70,29 +71,41 @@ void parallel_rows(ThreadPool& pool, int64_t rows,
   });
 }
 
-// Non-causal attention of one sequence through the matmul kernels, head by head:
-// scores = q k^T [T, T] (k read in place as a strided weight), softmax, out = scores v.
-// qkv: [T, 3D]; out: [T, D]; scores: [T, T] and vt: [D, T] scratch.
-void full_attention(const Tensor& qkv, const Tensor& out, int64_t H, const Tensor& scores,
-                    const Tensor& vt, ThreadPool& pool) {
-  const int64_t T = qkv.size(0), D = out.size(1), d = D / H;
-  // vt[c, t] = v[t, c], so each head's v is a contiguous [d, T] weight.
-  parallel_rows(pool, D, [&](int64_t c0, int64_t c1) {
-    for (int64_t t = 0; t < T; ++t) {
-      const float* v = qkv.data<float>() + t * 3 * D + 2 * D;
-      for (int64_t c = c0; c < c1; ++c) vt.data<float>()[c * T + t] = v[c];
-    }
-  });
+// Non-causal attention through the matmul kernels: per (sequence, head) scores = q k^T [T, T]
+// (k read in place as a strided weight), softmax, out = scores v. All pairs of the batch run in
+// one parallel region, each task on its own thread with a one-thread pool for its products, so a
+// layer costs one barrier instead of three per head and image (which matters on a busy machine).
+// qkv: [rows, 3D]; out: [rows, D]; scratch: per thread scores [T, T] and vt [d, T].
+void full_attention(const Tensor& qkv, const Tensor& out, const std::vector<int64_t>& seq_lens,
+                    int64_t H, ThreadPool& pool) {
+  const int64_t D = out.size(1), d = D / H;
+  const int64_t T_max = *std::max_element(seq_lens.begin(), seq_lens.end());
+  const auto n_threads = static_cast<size_t>(pool.size());
+  Tensor scores = Tensor::empty({pool.size(), T_max * T_max}, DType::F32);
+  Tensor vt_all = Tensor::empty({pool.size(), d * T_max}, DType::F32);
+  std::vector<std::unique_ptr<ThreadPool>> solo(n_threads);
+  for (auto& p : solo) p = std::make_unique<ThreadPool>(1);
+  std::vector<int64_t> starts(seq_lens.size());
+  for (size_t i = 1; i < seq_lens.size(); ++i) starts[i] = starts[i - 1] + seq_lens[i - 1];
   const float scale = 1.f / std::sqrt(static_cast<float>(d));
-  for (int64_t h = 0; h < H; ++h) {
-    ops::matmul(qkv.slice(1, h * d, (h + 1) * d), qkv.slice(1, D + h * d, D + (h + 1) * d), scores,
-                pool);
-    parallel_rows(pool, T, [&](int64_t r0, int64_t r1) {
-      const Tensor rows = scores.slice(0, r0, r1);
-      ops::softmax(rows, rows, {.scale = scale});
-    });
-    ops::matmul(scores, vt.slice(0, h * d, (h + 1) * d), out.slice(1, h * d, (h + 1) * d), pool);
-  }
+  const auto n_seq = static_cast<int64_t>(seq_lens.size());
+  pool.parallel_for(n_seq * H, [&](int64_t task, int thread) {
+    const auto b = static_cast<size_t>(task / H);
+    const int64_t h = task % H, T = seq_lens[b], r0 = starts[b];
+    ThreadPool& one = *solo[static_cast<size_t>(thread)];
+    const Tensor seq = qkv.slice(0, r0, r0 + T);
+    const Tensor sc = scores.select(0, thread).slice(0, 0, T * T).reshape({T, T});
+    const Tensor vt = vt_all.select(0, thread).slice(0, 0, d * T).reshape({d, T});
+    // vt[c, t] = v[t, c]: the head's v as a contiguous [d, T] weight.
+    for (int64_t t = 0; t < T; ++t) {
+      const float* v = seq.data<float>() + t * 3 * D + 2 * D + h * d;
+      for (int64_t c = 0; c < d; ++c) vt.data<float>()[c * T + t] = v[c];
+    }
+    ops::matmul(seq.slice(1, h * d, (h + 1) * d), seq.slice(1, D + h * d, D + (h + 1) * d), sc,
+                one);
+    ops::softmax(sc, sc, {.scale = scale});
+    ops::matmul(sc, vt, out.slice(0, r0, r0 + T).slice(1, h * d, (h + 1) * d), one);
+  });
 }
 
 }  // namespace
@@ -101,18 +114,12 @@ void run_tower(const Tower& tower, const Tensor& x, const std::vector<int64_t>& 
                bool causal, ThreadPool& pool) {
   const TowerConfig& c = tower.config;
   const int64_t rows = x.size(0), D = c.hidden, H = c.heads, d = D / H;
-  const int64_t max_len = *std::max_element(seq_lens.begin(), seq_lens.end());
   // Scratch for one layer, reused by every layer: h [rows, D], qkv [rows, 3D], attn [rows, D],
-  // ff [rows, intermediate]; for non-causal attention scores [T, T] and vt [D, T].
+  // ff [rows, intermediate].
   Tensor h = Tensor::empty({rows, D}, DType::F32);
   Tensor qkv = Tensor::empty({rows, 3 * D}, DType::F32);
   Tensor attn = Tensor::empty({rows, D}, DType::F32);
   Tensor ff = Tensor::empty({rows, c.intermediate}, DType::F32);
-  Tensor scores, vt;
-  if (!causal) {
-    scores = Tensor::empty({max_len * max_len}, DType::F32);
-    vt = Tensor::empty({D * max_len}, DType::F32);
-  }
   const auto eps = static_cast<float>(c.eps);
   auto norm = [&](const LayerNorm& n, const Tensor& in, const Tensor& out) {
     parallel_rows(pool, rows, [&](int64_t r0, int64_t r1) {
@@ -131,19 +138,17 @@ void run_tower(const Tower& tower, const Tensor& x, const std::vector<int64_t>& 
     ops::matmul(h, L.q.weight, qkv.slice(1, 0, D), pool, {.bias = opt(L.q.bias)});
     ops::matmul(h, L.k.weight, qkv.slice(1, D, 2 * D), pool, {.bias = opt(L.k.bias)});
     ops::matmul(h, L.v.weight, qkv.slice(1, 2 * D, 3 * D), pool, {.bias = opt(L.v.bias)});
-    int64_t r0 = 0;
-    for (int64_t T : seq_lens) {
-      const Tensor seq = qkv.slice(0, r0, r0 + T);
-      if (causal) {
+    if (causal) {
+      int64_t r0 = 0;
+      for (int64_t T : seq_lens) {
         // [T, 3, H, d]: q, k and v of one sequence, heads contiguous within each.
-        const Tensor s = seq.reshape({T, 3, H, d});
+        const Tensor s = qkv.slice(0, r0, r0 + T).reshape({T, 3, H, d});
         ops::attention(s.select(1, 0), s.select(1, 1), s.select(1, 2),
                        attn.slice(0, r0, r0 + T).reshape({T, H, d}), pool, {.causal = true});
-      } else {
-        full_attention(seq, attn.slice(0, r0, r0 + T), H, scores.slice(0, 0, T * T).reshape({T, T}),
-                       vt.slice(0, 0, D * T).reshape({D, T}), pool);
+        r0 += T;
       }
-      r0 += T;
+    } else {
+      full_attention(qkv, attn, seq_lens, H, pool);
     }
     ops::matmul(attn, L.out.weight, h, pool, {.bias = opt(L.out.bias)});
     residual(h);
