@@ -4,13 +4,13 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <numeric>
 
 #include "core/error.h"
 #include "models/clip/clip_internal.h"
 #include "models/registry.h"
-#include "ops/attention.h"
 #include "ops/elementwise.h"
 #include "ops/get_rows.h"
 #include "ops/matmul.h"
@@ -71,13 +71,14 @@ void parallel_rows(ThreadPool& pool, int64_t rows,
   });
 }
 
-// Non-causal attention through the matmul kernels: per (sequence, head) scores = q k^T [T, T]
-// (k read in place as a strided weight), softmax, out = scores v. All pairs of the batch run in
-// one parallel region, each task on its own thread with a one-thread pool for its products, so a
-// layer costs one barrier instead of three per head and image (which matters on a busy machine).
-// qkv: [rows, 3D]; out: [rows, D]; scratch: per thread scores [T, T] and vt [d, T].
+// Attention through the matmul kernels: per (sequence, head) scores = q k^T [T, T] (k read in
+// place as a strided weight; with `causal` the upper triangle masked), softmax, out = scores v. All
+// pairs of the batch run in one parallel region, each task on its own thread with a one-thread pool
+// for its products, so a layer costs one barrier instead of three per head and image (which matters
+// on a busy machine). qkv: [rows, 3D]; out: [rows, D]; scratch: per thread scores [T, T] and vt [d,
+// T].
 void full_attention(const Tensor& qkv, const Tensor& out, const std::vector<int64_t>& seq_lens,
-                    int64_t H, ThreadPool& pool) {
+                    int64_t H, bool causal, ThreadPool& pool) {
   const int64_t D = out.size(1), d = D / H;
   const int64_t T_max = *std::max_element(seq_lens.begin(), seq_lens.end());
   const auto n_threads = static_cast<size_t>(pool.size());
@@ -103,6 +104,10 @@ void full_attention(const Tensor& qkv, const Tensor& out, const std::vector<int6
     }
     ops::matmul(seq.slice(1, h * d, (h + 1) * d), seq.slice(1, D + h * d, D + (h + 1) * d), sc,
                 one);
+    if (causal)  // query i sees keys 0..i
+      for (int64_t i = 0; i + 1 < T; ++i)
+        std::fill_n(sc.data<float>() + i * T + i + 1, T - i - 1,
+                    -std::numeric_limits<float>::infinity());
     ops::softmax(sc, sc, {.scale = scale});
     ops::matmul(sc, vt, out.slice(0, r0, r0 + T).slice(1, h * d, (h + 1) * d), one);
   });
@@ -113,7 +118,7 @@ void full_attention(const Tensor& qkv, const Tensor& out, const std::vector<int6
 void run_tower(const Tower& tower, const Tensor& x, const std::vector<int64_t>& seq_lens,
                bool causal, ThreadPool& pool) {
   const TowerConfig& c = tower.config;
-  const int64_t rows = x.size(0), D = c.hidden, H = c.heads, d = D / H;
+  const int64_t rows = x.size(0), D = c.hidden, H = c.heads;
   // Scratch for one layer, reused by every layer: h [rows, D], qkv [rows, 3D], attn [rows, D],
   // ff [rows, intermediate].
   Tensor h = Tensor::empty({rows, D}, DType::F32);
@@ -121,44 +126,36 @@ void run_tower(const Tower& tower, const Tensor& x, const std::vector<int64_t>& 
   Tensor attn = Tensor::empty({rows, D}, DType::F32);
   Tensor ff = Tensor::empty({rows, c.intermediate}, DType::F32);
   const auto eps = static_cast<float>(c.eps);
-  auto norm = [&](const LayerNorm& n, const Tensor& in, const Tensor& out) {
+  // x += y (when y is given), then out = norm(x), in one parallel region: the residual of one
+  // sub-layer and the norm that opens the next touch the same rows.
+  auto add_norm = [&](const Tensor* y, const LayerNorm* n) {
     parallel_rows(pool, rows, [&](int64_t r0, int64_t r1) {
-      ops::layer_norm(in.slice(0, r0, r1), out.slice(0, r0, r1),
-                      {.weight = &n.weight, .bias = &n.bias, .eps = eps});
+      const Tensor xr = x.slice(0, r0, r1);
+      if (y) ops::add(xr, y->slice(0, r0, r1), xr);
+      if (n)
+        ops::layer_norm(xr, h.slice(0, r0, r1),
+                        {.weight = &n->weight, .bias = &n->bias, .eps = eps});
     });
   };
-  auto residual = [&](const Tensor& y) {
-    parallel_rows(pool, rows, [&](int64_t r0, int64_t r1) {
-      ops::add(x.slice(0, r0, r1), y.slice(0, r0, r1), x.slice(0, r0, r1));
-    });
-  };
-  for (const EncoderLayer& L : tower.layers) {
-    norm(L.ln1, x, h);
-    // q, k and v side by side in qkv [rows, 3D] (y with a row stride: no stacked weight copy).
+  const size_t n_layers = tower.layers.size();
+  if (n_layers > 0) add_norm(nullptr, &tower.layers[0].ln1);
+  for (size_t il = 0; il < n_layers; ++il) {
+    const EncoderLayer& L = tower.layers[il];
+    // h = ln1(x) here. q, k and v side by side in qkv [rows, 3D] (y with a row stride: no
+    // stacked weight copy).
     ops::matmul(h, L.q.weight, qkv.slice(1, 0, D), pool, {.bias = opt(L.q.bias)});
     ops::matmul(h, L.k.weight, qkv.slice(1, D, 2 * D), pool, {.bias = opt(L.k.bias)});
     ops::matmul(h, L.v.weight, qkv.slice(1, 2 * D, 3 * D), pool, {.bias = opt(L.v.bias)});
-    if (causal) {
-      int64_t r0 = 0;
-      for (int64_t T : seq_lens) {
-        // [T, 3, H, d]: q, k and v of one sequence, heads contiguous within each.
-        const Tensor s = qkv.slice(0, r0, r0 + T).reshape({T, 3, H, d});
-        ops::attention(s.select(1, 0), s.select(1, 1), s.select(1, 2),
-                       attn.slice(0, r0, r0 + T).reshape({T, H, d}), pool, {.causal = true});
-        r0 += T;
-      }
-    } else {
-      full_attention(qkv, attn, seq_lens, H, pool);
-    }
+    full_attention(qkv, attn, seq_lens, H, causal, pool);
     ops::matmul(attn, L.out.weight, h, pool, {.bias = opt(L.out.bias)});
-    residual(h);
-    norm(L.ln2, x, h);
+    add_norm(&h, &L.ln2);  // x = x + attn; h = ln2(x)
     ops::matmul(h, L.fc1.weight, ff, pool, {.bias = opt(L.fc1.bias)});
     parallel_rows(pool, rows, [&](int64_t a, int64_t b) {
       ops::activation(tower.act, ff.slice(0, a, b), ff.slice(0, a, b));
     });
     ops::matmul(ff, L.fc2.weight, h, pool, {.bias = opt(L.fc2.bias)});
-    residual(h);
+    // x = x + mlp; h = the next layer's ln1(x).
+    add_norm(&h, il + 1 < n_layers ? &tower.layers[il + 1].ln1 : nullptr);
   }
 }
 
