@@ -14,6 +14,7 @@
 #include "runtime/planner.h"
 #include "runtime/scheduler.h"
 #include "runtime/store.h"
+#include "server/clip_service.h"
 #include "server/http_server.h"
 #include "server/llm_backend.h"
 #include "server/whisper_service.h"
@@ -120,6 +121,10 @@ int run(int argc, char** argv) {
            "also serve a Whisper model (whisper.cpp ggml-*.bin) on /v1/audio/transcriptions and "
            "/v1/audio/translations; without -m only speech is served");
   int whisper_max_tokens = 0;
+  std::string clip_model;
+  p.option("--clip", &clip_model, "CLIP",
+           "also serve a CLIP model (folder, GGUF or store name) on /v1/embeddings (text), "
+           "/v1/images/embeddings and /v1/classify; without -m only those are served");
   p.option("--whisper-beam-size", &whisper_beam, "N", "beams for speech decoding (default 5)");
   p.option("--whisper-max-tokens", &whisper_max_tokens, "N",
            "tokens sampled per 30 s window (default 224)");
@@ -136,7 +141,7 @@ int run(int argc, char** argv) {
 
   // The text model: -m, or the bundled default unless only --whisper was asked for.
   std::unique_ptr<LLMStack> llm;
-  if (!model.model.empty() || whisper_path.empty())
+  if (!model.model.empty() || (whisper_path.empty() && clip_model.empty()))
     llm = std::make_unique<LLMStack>(model, parallel, queue, alias);
   std::unique_ptr<server::WhisperService> speech;
   ThreadPool& pool = global_thread_pool(model.session_options().n_threads);
@@ -153,6 +158,16 @@ int run(int argc, char** argv) {
   }
   std::vector<server::Service*> services;
   if (speech) services.push_back(speech.get());
+  std::unique_ptr<server::ClipService> vision;
+  if (!clip_model.empty()) {
+    server::ClipServiceOptions clip_options;
+    clip_options.n_threads = model.session_options().n_threads;
+    vision = std::make_unique<server::ClipService>(
+        clip::Model::load(resolve_model_path(clip_model)), clip_options);
+    services.push_back(vision.get());
+    // Images arrive base64-encoded in JSON (4/3 of their size).
+    if (!p.given("--max-body")) max_body = std::max<int64_t>(max_body, int64_t{32} << 20);
+  }
   server::HttpServer http({.host = host,
                            .port = port,
                            .api_key = api_key,
@@ -173,9 +188,15 @@ int run(int argc, char** argv) {
                  format_bytes(llm->plan.kv_bytes).c_str(), pool.size(),
                  api_key.empty() ? "" : ", API key required");
   else
-    std::fprintf(stderr, "eight serve: %s on http://%s:%d (speech only, %d threads)%s\n",
-                 speech->model_ids()[0].c_str(), host.c_str(), http.port(), pool.size(),
+    std::fprintf(stderr, "eight serve: %s on http://%s:%d (%s only, %d threads)%s\n",
+                 services[0]->model_ids()[0].c_str(), host.c_str(), http.port(),
+                 speech ? "speech" : "vision", pool.size(),
                  api_key.empty() ? "" : ", API key required");
+  if (vision && (llm || speech))
+    std::fprintf(stderr,
+                 "eight serve: vision model %s on /v1/embeddings, /v1/images/embeddings, "
+                 "/v1/classify\n",
+                 vision->model_ids()[0].c_str());
   if (llm && speech)
     std::fprintf(stderr, "eight serve: speech model %s on /v1/audio/*\n",
                  speech->model_ids()[0].c_str());
