@@ -3,10 +3,8 @@
 // v.* tensor names (the naming of llama.cpp's convert_image_encoder_to_gguf.py). mmproj files
 // carry the vision tower only, often without post_ln and visual_projection (LLaVA uses the
 // hidden states); their embeddings are then the normalized class token.
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <regex>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -55,15 +53,22 @@ std::string map_name(const std::string& name, bool to_gguf) {
   const auto [stem, suffix] = split_suffix(name);
   for (const auto& g : kGlobal)
     if (stem == (to_gguf ? g.hf : g.gguf)) return std::string(to_gguf ? g.gguf : g.hf) + suffix;
-  static const std::regex hf_layer(R"((text|vision)_model\.encoder\.layers\.(\d+)\.(.+))");
-  static const std::regex gguf_layer(R"(([tv])\.blk\.(\d+)\.(.+))");
-  std::smatch m;
-  if (!std::regex_match(stem, m, to_gguf ? hf_layer : gguf_layer)) return "";
-  for (const auto& l : kLayer) {
-    if (m[3] != (to_gguf ? l.hf : l.gguf)) continue;
-    if (to_gguf) return cat(m[1] == "text" ? "t" : "v", ".blk.", m[2].str(), ".", l.gguf, suffix);
-    return cat(m[1] == "t" ? "text" : "vision", "_model.encoder.layers.", m[2].str(), ".", l.hf,
-               suffix);
+  // "{text,vision}_model.encoder.layers.N.rest" <-> "{t,v}.blk.N.rest"
+  const char* const from[2] = {to_gguf ? "text_model.encoder.layers." : "t.blk.",
+                               to_gguf ? "vision_model.encoder.layers." : "v.blk."};
+  for (int tower = 0; tower < 2; ++tower) {
+    if (!stem.starts_with(from[tower])) continue;
+    const size_t n0 = std::strlen(from[tower]), dot = stem.find('.', n0);
+    if (dot == std::string::npos || dot == n0 || dot - n0 > 4) return "";
+    const std::string layer = stem.substr(n0, dot - n0), rest = stem.substr(dot + 1);
+    if (layer.find_first_not_of("0123456789") != std::string::npos) return "";
+    for (const auto& l : kLayer) {
+      if (rest != (to_gguf ? l.hf : l.gguf)) continue;
+      if (to_gguf) return cat(tower == 0 ? "t" : "v", ".blk.", layer, ".", l.gguf, suffix);
+      return cat(tower == 0 ? "text" : "vision", "_model.encoder.layers.", layer, ".", l.hf,
+                 suffix);
+    }
+    return "";
   }
   return "";
 }
