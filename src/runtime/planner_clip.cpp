@@ -22,6 +22,14 @@ struct ScratchPeak {
       task[i] = std::max(task[i], s.task[i]);
     }
   }
+  // A product every thread makes on its own one-thread pool: its caller slots are held by every
+  // thread too.
+  void add_per_thread(DType type, int64_t rows, int64_t k) {
+    if (rows <= 0 || k <= 0) return;
+    const cpu::MatmulScratch s = cpu::matmul_scratch(type, rows, k);
+    for (int i = 0; i < cpu::kScratchSlots; ++i)
+      task[i] = std::max({task[i], s.caller[i], s.task[i]});
+  }
   int64_t bytes(int threads) const {
     int64_t b = 0;
     for (int i = 0; i < cpu::kScratchSlots; ++i) {
@@ -31,10 +39,6 @@ struct ScratchPeak {
     return b;
   }
 };
-
-// The causal attention kernel's per-thread accumulator (backend/cpu/isa/attention.cpp): slot 4,
-// (3·head_dim + 64) floats.
-constexpr int kAttentionSlot = 4;
 
 struct VisionShape {
   int64_t n, np, S, D, I, K, P, d;
@@ -55,22 +59,22 @@ VisionShape vision_shape(const clip::Config& c, int64_t n, int64_t h, int64_t w)
           c.vision.heads > 0 ? c.vision.hidden / c.vision.heads : c.vision.hidden};
 }
 
-int64_t vision_activations(const VisionShape& v, int64_t h, int64_t w) {
+int64_t vision_activations(const VisionShape& v, int64_t h, int64_t w, int64_t threads) {
   const int64_t R = v.n * v.S;
-  return 4 * (3 * v.n * h * w          // input pixels
-              + v.n * v.np * v.K       // patches
-              + v.n * v.np * v.D       // patch embeddings
-              + R * v.D                // x
-              + R * (5 * v.D + v.I)    // h, q‖k‖v, attention out, MLP hidden
-              + v.S * v.S + v.D * v.S  // one sequence's scores and Vᵀ
-              + v.n * (v.D + v.P));    // pooled, projected
+  return 4 * (3 * v.n * h * w                      // input pixels
+              + v.n * v.np * v.K                   // patches
+              + v.n * v.np * v.D                   // patch embeddings
+              + R * v.D                            // x
+              + R * (5 * v.D + v.I)                // h, q‖k‖v, attention out, MLP hidden
+              + threads * (v.S * v.S + v.d * v.S)  // each thread's head scores and Vᵀ
+              + v.n * (v.D + v.P));                // pooled, projected
 }
 
 }  // namespace
 
 int64_t clip_vision_activation_bytes(const clip::Config& c, int64_t images) {
   return vision_activations(vision_shape(c, images, c.image_size, c.image_size), c.image_size,
-                            c.image_size);
+                            c.image_size, 1);
 }
 
 ClipPlan plan_clip(const clip::Config& c, const std::string& name, int64_t file_bytes,
@@ -104,26 +108,27 @@ ClipPlan plan_clip(const clip::Config& c, const std::string& name, int64_t file_
   ScratchPeak scratch;
   if (r.images > 0) {
     const VisionShape v = vision_shape(c, r.images, h, w);
-    plan.vision_bytes = vision_activations(v, h, w);
+    plan.vision_bytes = vision_activations(v, h, w, threads);
     const int64_t R = v.n * v.S;
     scratch.add(matrix_type, v.n * v.np, v.K);
     scratch.add(matrix_type, R, v.D);
     scratch.add(matrix_type, R, v.I);
-    scratch.add(DType::F32, v.S, v.d);  // q·kᵀ per head
-    scratch.add(DType::F32, v.S, v.S);  // P·V per head
+    scratch.add_per_thread(DType::F32, v.S, v.d);  // q·kᵀ per (image, head), one per thread
+    scratch.add_per_thread(DType::F32, v.S, v.S);  // P·V
     scratch.add(matrix_type, v.n, v.D);
   }
   if (r.texts > 0) {
     check(c.has_text, "[planner] ", name, " has no text tower");
     const int64_t D = c.text.hidden, I = c.text.intermediate, P = c.projection_dim;
-    const int64_t rows = r.texts * c.max_positions;
-    plan.text_bytes = 4 * (rows + rows * D + rows * (5 * D + I) + r.texts * (D + P));
+    const int64_t L = c.max_positions, rows = r.texts * L;
+    const int64_t d = c.text.heads > 0 ? D / c.text.heads : D;
+    plan.text_bytes =
+        4 * (rows + rows * D + rows * (5 * D + I) + threads * (L * L + d * L) + r.texts * (D + P));
     scratch.add(matrix_type, rows, D);
     scratch.add(matrix_type, rows, I);
     scratch.add(matrix_type, r.texts, D);
-    const int64_t d = c.text.heads > 0 ? D / c.text.heads : D;
-    scratch.task[kAttentionSlot] =
-        std::max(scratch.task[kAttentionSlot], static_cast<size_t>((3 * d + 64) * 4));
+    scratch.add_per_thread(DType::F32, L, d);
+    scratch.add_per_thread(DType::F32, L, L);
   }
   plan.scratch_bytes = scratch.bytes(threads);
 

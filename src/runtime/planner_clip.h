@@ -6,14 +6,15 @@
 // Vision, batch n at H×W pixels, patch p (np = (H/p)·(W/p) patches, S = np + 1 tokens, hidden D,
 // intermediate I, K = 3p², R = n·S rows), all f32:
 //   input pixels 3·n·H·W · 4, patches n·np·K · 4, patch embeddings n·np·D · 4, x R·D · 4,
-//   one layer's scratch (h, q‖k‖v, attention out, MLP hidden) R·(5D + I) · 4, one sequence's
-//   attention scores S² · 4 and Vᵀ D·S · 4, pooled/projected rows n·(D + P) · 4
-//   (clip_vision.cpp forward_vision, clip_model.cpp run_tower / full_attention).
+//   one layer's scratch (h, q‖k‖v, attention out, MLP hidden) R·(5D + I) · 4, per thread one
+//   head's attention scores S² · 4 and Vᵀ d·S · 4 (d = D / heads), pooled/projected rows
+//   n·(D + P) · 4 (clip_vision.cpp forward_vision, clip_model.cpp run_tower / full_attention).
 // Text, n texts of up to L = max_positions tokens (T = n·L rows): ids T · 4, x T·D · 4, layer
-// scratch T·(5D + I) · 4, pooled n·(D + P) · 4 (clip_text.cpp; causal attention needs no score
-// matrix).
+// scratch T·(5D + I) · 4, per thread scores L² · 4 and Vᵀ d·L · 4, pooled n·(D + P) · 4
+// (clip_text.cpp; the causal mask is applied to the same score matrix).
 // Kernel scratch: backend/cpu/scratch.h's exact per-product figures (matmul_scratch) for every
-// product of the pass, largest per slot, grown with its headroom, per thread.
+// product of the pass, largest per slot, grown with its headroom, per thread (attention's
+// products run on every thread as their own caller).
 #include <cstdint>
 #include <string>
 
