@@ -27,44 +27,52 @@ ThreadPool::~ThreadPool() {
   {
     std::lock_guard lock(mutex_);
     stop_ = true;
-    generation_.fetch_add(1);
+    state_.fetch_add(uint64_t{1} << 32);
   }
   wake_.notify_all();
   for (auto& t : threads_) t.join();
 }
 
-void ThreadPool::run_tasks(int thread) {
+void ThreadPool::run_tasks(uint32_t gen, int thread) {
+  uint64_t s = state_.load(std::memory_order_acquire);
   for (;;) {
-    const int64_t task = next_task_.fetch_add(1, std::memory_order_relaxed);
-    if (task >= n_tasks_) break;
+    if (static_cast<uint32_t>(s >> 32) != gen) return;  // the region is over
+    const int64_t task = static_cast<int64_t>(s & 0xffffffffu);
+    if (task >= n_tasks_.load(std::memory_order_relaxed)) return;
+    if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel)) continue;
+    // The claim succeeded, so the region cannot end before this task completes: ctx_ and call_
+    // are this generation's.
     try {
-      call_(ctx_, task, thread);
+      call_.load(std::memory_order_relaxed)(ctx_.load(std::memory_order_relaxed), task, thread);
     } catch (...) {
       std::lock_guard lock(error_mutex_);
       if (!error_) error_ = std::current_exception();
-      next_task_.store(n_tasks_);
     }
+    completed_.fetch_add(1, std::memory_order_acq_rel);
+    s = state_.load(std::memory_order_acquire);
   }
 }
 
 void ThreadPool::worker(int index) {
-  uint64_t seen = 0;
+  uint32_t seen = 0;
   for (;;) {
-    // Spin a little for the next generation, then sleep.
-    uint64_t gen = generation_.load(std::memory_order_acquire);
+    // Spin a little for the next region, then yield the core a while, then sleep.
+    uint32_t gen = static_cast<uint32_t>(state_.load(std::memory_order_acquire) >> 32);
     for (int spin = 0; gen == seen && spin < 20000; ++spin) {
       cpu_relax();
-      gen = generation_.load(std::memory_order_acquire);
+      if (spin >= 4000 && spin % 64 == 0) std::this_thread::yield();
+      gen = static_cast<uint32_t>(state_.load(std::memory_order_acquire) >> 32);
     }
     if (gen == seen) {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return generation_.load() != seen; });
-      gen = generation_.load();
+      sleepers_.fetch_add(1);
+      wake_.wait(lock, [&] { return static_cast<uint32_t>(state_.load() >> 32) != seen; });
+      sleepers_.fetch_sub(1);
+      gen = static_cast<uint32_t>(state_.load() >> 32);
     }
     seen = gen;
     if (stop_) return;
-    run_tasks(index);
-    active_.fetch_sub(1, std::memory_order_acq_rel);
+    run_tasks(gen, index);
   }
 }
 
@@ -74,21 +82,26 @@ void ThreadPool::run(int64_t n_tasks, void* ctx, Call call) {
     for (int64_t t = 0; t < n_tasks; ++t) call(ctx, t, 0);
     return;
   }
-  ctx_ = ctx;
-  call_ = call;
-  n_tasks_ = n_tasks;
+  check(n_tasks < (int64_t{1} << 32), "[thread pool] ", n_tasks, " tasks is too many");
+  ctx_.store(ctx, std::memory_order_relaxed);
+  call_.store(call, std::memory_order_relaxed);
+  n_tasks_.store(n_tasks, std::memory_order_relaxed);
+  completed_.store(0, std::memory_order_relaxed);
   error_ = nullptr;
-  next_task_.store(0, std::memory_order_relaxed);
-  active_.store(n_threads_ - 1, std::memory_order_relaxed);
-  {
-    std::lock_guard lock(mutex_);
-    generation_.fetch_add(1, std::memory_order_release);
+  const uint32_t gen = static_cast<uint32_t>(state_.load() >> 32) + 1;
+  state_.store(static_cast<uint64_t>(gen) << 32);  // publishes the fields above
+  if (sleepers_.load() > 0) {
+    { std::lock_guard lock(mutex_); }
+    wake_.notify_all();
   }
-  wake_.notify_all();
-  run_tasks(0);
-  while (active_.load(std::memory_order_acquire) != 0) cpu_relax();
-  ctx_ = nullptr;
-  call_ = nullptr;
+  run_tasks(gen, 0);
+  // Wait for tasks other threads claimed; spin briefly, then let others run.
+  for (int spin = 0; completed_.load(std::memory_order_acquire) < n_tasks; ++spin) {
+    if (spin < 2000)
+      cpu_relax();
+    else
+      std::this_thread::yield();
+  }
   if (error_) std::rethrow_exception(error_);
 }
 

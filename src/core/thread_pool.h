@@ -1,7 +1,10 @@
 #pragma once
 // A persistent thread pool. parallel_for splits [0, n) into tasks handed out by an atomic counter;
-// the calling thread works too. Workers spin briefly before sleeping so the decode loop (many small
-// parallel regions per token) does not pay a wake-up each time.
+// the calling thread works too. Workers spin briefly, then yield, then sleep, so the decode loop
+// (hundreds of small parallel regions per token) rarely pays a wake-up, yet an idle pool gives the
+// cores back. Tasks are claimed with the region's generation in the same atomic word, so the
+// caller waits only for tasks that were claimed, never for a worker that has not woken up yet:
+// on a machine busy with other work, a descheduled worker no longer stalls every region.
 //
 // Determinism: callers split work by task index, never by thread id, so results do not depend on
 // the number of threads as long as each task's arithmetic is self-contained.
@@ -40,19 +43,21 @@ class ThreadPool {
   using Call = void (*)(void* ctx, int64_t task, int thread);
   void run(int64_t n_tasks, void* ctx, Call call);
   void worker(int index);
-  void run_tasks(int thread);
+  // Claims and runs tasks of generation `gen` until none are left (or the generation is over).
+  void run_tasks(uint32_t gen, int thread);
 
   int n_threads_;
   std::vector<std::thread> threads_;
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int64_t> next_task_{0};
-  std::atomic<int> active_{0};
+  // (generation << 32) | next task index: claiming a task is a compare-exchange on both at once.
+  std::atomic<uint64_t> state_{0};
+  std::atomic<int64_t> n_tasks_{0};
+  std::atomic<int64_t> completed_{0};
+  std::atomic<int> sleepers_{0};
   std::atomic<bool> stop_{false};
-  int64_t n_tasks_ = 0;
-  void* ctx_ = nullptr;
-  Call call_ = nullptr;
+  std::atomic<void*> ctx_{nullptr};
+  std::atomic<Call> call_{nullptr};
   std::exception_ptr error_;
   std::mutex error_mutex_;
 };

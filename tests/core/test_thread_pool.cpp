@@ -1,0 +1,68 @@
+// The thread pool under stress: many short regions back to back (the decode loop's pattern), more
+// threads than cores, regions of one task and of many, idle periods long enough for workers to
+// fall asleep, and errors, all with every task run exactly once.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+
+namespace eight {
+namespace {
+
+TEST(ThreadPool, ManyShortRegionsRunEveryTaskOnce) {
+  for (int threads : {2, 3, 8}) {  // 8 oversubscribes a 2-core machine on purpose
+    ThreadPool pool(threads);
+    std::vector<std::atomic<int>> hits(97);
+    for (int region = 0; region < 3000; ++region) {
+      const int64_t n = 1 + region % 97;
+      pool.parallel_for(n, [&](int64_t t, int thread) {
+        ASSERT_GE(thread, 0);
+        ASSERT_LT(thread, threads);
+        hits[t].fetch_add(1, std::memory_order_relaxed);
+      });
+      for (int64_t t = 0; t < n; ++t) ASSERT_EQ(hits[t].exchange(0), 1) << "region " << region;
+    }
+  }
+}
+
+TEST(ThreadPool, WakesSleepingWorkersAndWaitsForClaimedTasks) {
+  ThreadPool pool(3);
+  for (int round = 0; round < 3; ++round) {
+    // Idle long enough for the workers to stop spinning and sleep.
+    std::this_thread::sleep_for(std::chrono::milliseconds(60));
+    std::atomic<int> done{0};
+    std::atomic<int> threads_seen{0};
+    pool.parallel_for(6, [&](int64_t, int thread) {
+      threads_seen.fetch_or(1 << thread);
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));  // slow tasks
+      done.fetch_add(1);
+    });
+    EXPECT_EQ(done.load(), 6) << "parallel_for returned before claimed tasks finished";
+    EXPECT_NE(threads_seen.load(), 0);
+  }
+}
+
+TEST(ThreadPool, ErrorsPropagateAndThePoolKeepsWorking) {
+  ThreadPool pool(2);
+  for (int i = 0; i < 50; ++i) {
+    std::atomic<int> ran{0};
+    EXPECT_THROW(pool.parallel_for(40,
+                                   [&](int64_t t, int) {
+                                     ran.fetch_add(1);
+                                     check(t % 13 != 5, "task ", t, " fails");
+                                   }),
+                 Error);
+    EXPECT_EQ(ran.load(), 40);  // every task still runs: no task is left half-claimed
+    std::atomic<int> n{0};
+    pool.parallel_for(7, [&](int64_t, int) { n.fetch_add(1); });
+    EXPECT_EQ(n.load(), 7);
+  }
+}
+
+}  // namespace
+}  // namespace eight
