@@ -28,7 +28,7 @@ LogitRules LogitRules::defaults(const WhisperTokenizer& tok, int32_t n_vocab, bo
   r.special = s;
   r.n_vocab = n_vocab;
   r.suppress_blank = suppress_blank;
-  r.blank_tokens = tok.encode(" ");
+  r.blank_tokens = tok.encode_if_possible(" ");
   r.blank_tokens.push_back(s.eot);
   if (suppress_non_speech) r.suppress = tok.non_speech_tokens();
   for (int32_t id : {s.translate, s.transcribe, s.sot, s.prev, s.solm, s.nospeech})

@@ -13,7 +13,12 @@ class StateModel final : public DecoderModel {
   int n_vocab() const override { return s_.model().hparams().n_vocab; }
   int max_sequences() const override { return s_.max_sequences(); }
   int max_tokens() const override { return s_.max_tokens(); }
-  void encode(const Tensor& mel) override { s_.encode(mel); }
+  void encode(const Tensor& mel) override {
+    // A model with a shorter audio context (test models, or a shrunk audio_ctx as whisper.cpp
+    // allows) sees only the start of each window: two mel frames per encoder position.
+    const int64_t frames = 2 * int64_t{s_.model().hparams().n_audio_ctx};
+    s_.encode(frames < mel.size(1) ? mel.slice(1, 0, frames).contiguous() : mel);
+  }
   void decode(int seq, std::span<const int32_t> tokens, float* logits,
               CrossAttentionCapture* capture) override {
     s_.decode(seq, tokens, logits, capture);

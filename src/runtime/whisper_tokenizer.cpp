@@ -113,6 +113,14 @@ std::vector<int32_t> WhisperTokenizer::encode(std::string_view text) const {
   return out;
 }
 
+std::vector<int32_t> WhisperTokenizer::encode_if_possible(std::string_view text) const {
+  try {
+    return encode(text);
+  } catch (const Error&) {
+    return {};
+  }
+}
+
 std::string_view WhisperTokenizer::piece(int32_t id) const {
   if (!is_text(id)) return {};
   return pieces_[id];
@@ -167,7 +175,7 @@ std::vector<int32_t> WhisperTokenizer::non_speech_tokens() const {
     out.push_back(id);
   };
   for (const char* s : {" -", " '"}) {
-    const auto ids = encode(s);
+    const auto ids = encode_if_possible(s);
     if (!ids.empty()) add(ids[0]);
   }
   // The symbol alone and after a space. (Built with append: GCC 12 warns falsely on " " + s.)
@@ -178,12 +186,12 @@ std::vector<int32_t> WhisperTokenizer::non_speech_tokens() const {
   };
   for (const char* s : kSymbols)
     for (const std::string& t : both(s)) {
-      const auto ids = encode(t);
+      const auto ids = encode_if_possible(t);
       if (ids.size() == 1) add(ids[0]);
     }
   for (const char* s : kMusic)
     for (const std::string& t : both(s)) {
-      const auto ids = encode(t);
+      const auto ids = encode_if_possible(t);
       if (!ids.empty()) add(ids[0]);
     }
   return out;

@@ -20,6 +20,9 @@ class WhisperTokenizer {
 
   // Text tokens for `text` (no special tokens). Throws Error if a byte has no token.
   std::vector<int32_t> encode(std::string_view text) const;
+  // The same, but [] when the vocabulary cannot spell the text (files that store only part of
+  // their vocabulary): for optional lists such as the suppressed symbols.
+  std::vector<int32_t> encode_if_possible(std::string_view text) const;
   // Concatenated bytes of the text tokens (ids < eot); specials are skipped unless
   // with_specials, which renders them as "<|endoftext|>", "<|en|>", "<|0.50|>", ...
   std::string decode(const std::vector<int32_t>& ids, bool with_specials = false) const;
