@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 
 #include <sys/stat.h>
 
@@ -200,7 +201,10 @@ void save(const Index& index, const std::string& path) {
   check(!ec, "[image_index] cannot rename '", tmp, "' to '", path, "': ", ec.message());
 }
 
-Index parse(const uint8_t* b, size_t size, const std::string& name) {
+namespace {
+
+// Everything but the embeddings; *data_at receives where they start.
+Index parse_header(const uint8_t* b, size_t size, const std::string& name, size_t* data_at_out) {
   check(size >= kHeader, "[image_index] '", name, "' is ", size,
         " bytes, too short for the 32-byte header");
   check(std::memcmp(b, kMagic, 8) == 0, "[image_index] '", name,
@@ -245,17 +249,32 @@ Index parse(const uint8_t* b, size_t size, const std::string& name) {
   } catch (const json::exception& e) {
     fail("[image_index] '", name, "' has malformed metadata: ", e.what());
   }
-  if (count > 0) {
-    index.embeddings =
-        Tensor::empty({static_cast<int64_t>(count), static_cast<int64_t>(dim)}, DType::F32);
-    std::memcpy(index.embeddings.raw(), b + data_at, count * row_bytes);
+  *data_at_out = data_at;
+  return index;
+}
+
+}  // namespace
+
+Index parse(const uint8_t* b, size_t size, const std::string& name) {
+  size_t data_at = 0;
+  Index index = parse_header(b, size, name, &data_at);
+  const auto n = static_cast<int64_t>(index.files.size());
+  if (n > 0) {
+    index.embeddings = Tensor::empty({n, index.dim}, DType::F32);
+    std::memcpy(index.embeddings.raw(), b + data_at, index.embeddings.nbytes());
   }
   return index;
 }
 
 Index load(const std::string& path) {
-  const MappedFile file(path);
-  return parse(file.bytes(), file.size(), path);
+  // The embeddings stay in the file mapping (64-byte aligned there): a million-image index is
+  // searched without first copying its 3 GB.
+  auto file = std::make_shared<MappedFile>(path);
+  size_t data_at = 0;
+  Index index = parse_header(file->bytes(), file->size(), path, &data_at);
+  const auto n = static_cast<int64_t>(index.files.size());
+  if (n > 0) index.embeddings = Tensor::from_storage(file, data_at, {n, index.dim}, DType::F32);
+  return index;
 }
 
 std::vector<FileInfo> scan_images(const std::string& root) {

@@ -43,7 +43,8 @@ struct Index {
 };
 
 void save(const Index& index, const std::string& path);
-// Throws Error naming the file and what is wrong (bad magic, version, sizes, truncated data).
+// Throws Error naming the file and what is wrong (bad magic, version, sizes, truncated data). The
+// embeddings are a read-only view of the file mapping (nothing copied).
 Index load(const std::string& path);
 // The same from bytes in memory (copies the embeddings); `name` is used in messages.
 Index parse(const uint8_t* bytes, size_t size, const std::string& name);
