@@ -16,8 +16,9 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& 
   check(q.dtype() == DType::F32 && out.dtype() == DType::F32, "[attention] q and out must be f32");
   check(q.shape() == out.shape(), "[attention] out ", out.shape().str(), " must match q ",
         q.shape().str());
-  check(k.shape() == v.shape() && k.dtype() == v.dtype(), "[attention] k ", k.str(), " and v ",
-        v.str(), " must have the same shape and type");
+  // Tested before formatting: k.str() and v.str() would allocate on every call (decode steps).
+  if (!(k.shape() == v.shape() && k.dtype() == v.dtype()))
+    fail("[attention] k ", k.str(), " and v ", v.str(), " must have the same shape and type");
   const DType kt = k.dtype();
   check(kt == DType::F32 || kt == DType::F16 || kt == DType::Q8_0,
         "[attention] the KV cache must be f32, f16 or q8_0, got ", dtype_name(kt));

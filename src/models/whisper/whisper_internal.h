@@ -73,6 +73,8 @@ struct DecoderBuffers {
   Tensor pos;                  // [rows] I32 positions of a batch's rows
 };
 
+struct CallerStorage;  // whisper_state.cpp
+
 struct StateData {
   ThreadPool* pool = nullptr;
   // One single-thread pool per thread of `pool`: a task of a parallel region runs its own matrix
@@ -88,8 +90,9 @@ struct StateData {
   Tensor self_k, self_v;    // [n_text_layer, max_sequences, max_tokens, D] F16
   std::vector<int> length;  // tokens cached per sequence
   bool encoded = false;
-  // The caller's logits buffer as a tensor, kept so a decode step creates no storage object.
-  std::shared_ptr<BorrowedStorage> logits_storage;
+  // The caller's logits buffer as a tensor. One storage object is re-pointed at each call's
+  // buffer (the previous call's view is gone by then), so a decode step allocates nothing.
+  std::shared_ptr<CallerStorage> logits_storage;
   Tensor logits_view(float* data, int64_t rows, int64_t cols);
 };
 

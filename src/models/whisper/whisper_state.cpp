@@ -70,10 +70,17 @@ int64_t state_bytes_for(const HParams& hp, int max_sequences, int max_tokens, in
   return static_cast<int64_t>(c.size());
 }
 
+// Memory owned by the caller of decode(), re-pointed per call.
+struct CallerStorage final : Storage {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  void* data() const override { return ptr; }
+  size_t size() const override { return bytes; }
+};
+
 Tensor StateData::logits_view(float* data, int64_t rows, int64_t cols) {
-  const size_t bytes = static_cast<size_t>(rows * cols) * sizeof(float);
-  if (!logits_storage || logits_storage->data() != data || logits_storage->size() < bytes)
-    logits_storage = std::make_shared<BorrowedStorage>(data, bytes);
+  logits_storage->ptr = data;
+  logits_storage->bytes = static_cast<size_t>(rows * cols) * sizeof(float);
   return Tensor::from_storage(logits_storage, 0, {rows, cols}, DType::F32);
 }
 
@@ -96,6 +103,7 @@ WhisperState::WhisperState(std::shared_ptr<const Model> model, int max_sequences
   carve(hp, max_sequences, max_tokens, pool.size(), s, c);
   for (int t = 0; t < pool.size(); ++t) s.serial.push_back(std::make_unique<ThreadPool>(1));
   s.length.assign(max_sequences, 0);
+  s.logits_storage = std::make_shared<CallerStorage>();
 }
 
 WhisperState::~WhisperState() = default;
