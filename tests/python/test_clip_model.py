@@ -1,8 +1,9 @@
 """eight's CLIP against the float64 numpy reference (tests/reference/clip_ref.py) on random-weight
 checkpoints in the Hugging Face layout (tests/reference/make_random_clip.py): image embeddings from
 given pixel tensors (preprocessing excluded) and text embeddings, as cosine similarity per row.
-F32/F16/BF16 safetensors must reach 0.9999; eight's Q8_0 GGUF conversion 0.999 against the
-reference of the unconverted checkpoint. Text ids for the reference come from transformers'
+F32/F16/BF16 safetensors must reach 0.9999 (the issue's bar; the tests hold them to 0.999999,
+since choosing gelu instead of quick_gelu alone moves these tiny models only to ~0.99997);
+eight's Q8_0 GGUF conversion 0.999 against the reference of the unconverted checkpoint. Text ids for the reference come from transformers'
 CLIPTokenizer on the checkpoint's vocab.json/merges.txt.
 """
 
@@ -18,6 +19,8 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
 from clip_ref import CLIPReference  # noqa: E402
 from make_random_clip import make_checkpoint  # noqa: E402
+
+TIGHT = 0.999999  # float32 arithmetic on the checkpoint's own weights
 
 TEXTS = [
     "a photo of a cat",
@@ -102,19 +105,19 @@ def f32_checkpoints(tmp_path_factory):
 def test_safetensors_matches_reference(tmp_path, preset, dtype, act, image_size):
     ckpt = make_checkpoint(str(tmp_path / "ckpt"), preset, dtype, seed=hash(preset + dtype) % 1000,
                            act=act, image_size=image_size)
-    check_model(tmp_path / "ckpt", ckpt, tmp_path, 0.9999)
+    check_model(tmp_path / "ckpt", ckpt, tmp_path, TIGHT)
 
 
 def test_older_config_pools_at_largest_id(tmp_path):
     make_checkpoint(str(tmp_path / "ckpt"), "tiny", "F32", seed=5, eos_token_id=2)
-    check_model(tmp_path / "ckpt", tmp_path / "ckpt", tmp_path, 0.9999)
+    check_model(tmp_path / "ckpt", tmp_path / "ckpt", tmp_path, TIGHT)
 
 
 def test_other_resolution_interpolates_positions(tmp_path):
     # A 224 px checkpoint (7 x 7 patches of 32) fed 288 x 352 pixels: 9 x 11 patches, position
     # embeddings resampled bicubically.
     make_checkpoint(str(tmp_path / "ckpt"), "tiny", "F32", seed=6)
-    check_model(tmp_path / "ckpt", tmp_path / "ckpt", tmp_path, 0.9999, sizes=(288, 352))
+    check_model(tmp_path / "ckpt", tmp_path / "ckpt", tmp_path, TIGHT, sizes=(288, 352))
 
 
 def eight_cli():
@@ -125,8 +128,8 @@ def eight_cli():
 
 
 @pytest.mark.parametrize("preset,qtype,threshold", [
-    ("tiny", "f32", 0.9999),
-    ("tiny", "f16", 0.9999),
+    ("tiny", "f32", 0.999999),
+    ("tiny", "f16", 0.999999),
     ("tiny", "q8_0", 0.999),
     ("small336", "q8_0", 0.999),
     ("small336", "q4_k", 0.99),  # rows of 96/128/192/256: K-quant where 256 divides, else f16
@@ -210,7 +213,7 @@ def test_mmproj_vision_tower(tmp_path, llava):
     ours = eight_embed(tmp_path / "mmproj.gguf", tmp_path, pixels)
     want = ref.embed_images(pixels, post_norm=not llava, project=not llava)
     assert ours.shape == want.shape
-    assert cosines(ours, want).min() >= 0.9999
+    assert cosines(ours, want).min() >= 0.99999  # f16 matrices here, f32 in the reference
     # No text tower: asking for text embeddings is a clear error.
     r = subprocess.run([binary("clip_tool"), "embed", str(tmp_path / "mmproj.gguf"), "--text", "a",
                         "--out", str(tmp_path / "t.npy")], capture_output=True, text=True)
@@ -242,3 +245,24 @@ def test_broken_checkpoints_fail_clearly(tmp_path):
         f.write("zz qq\n")  # a merge whose tokens the vocabulary lacks
     r = run()
     assert r.returncode == 1 and "merge" in r.stderr, r.stderr
+
+
+def test_config_dict_fields_take_precedence(tmp_path):
+    # Early converted checkpoints (openai/clip-vit-*) repeat settings in text_config_dict /
+    # vision_config_dict, which transformers reads over text_config / vision_config.
+    import json as _json
+    ckpt = make_checkpoint(str(tmp_path / "ckpt"), "tiny", "F32", seed=8, act="gelu")
+    cfg_path = os.path.join(ckpt, "config.json")
+    cfg = _json.load(open(cfg_path))
+    cfg["text_config_dict"] = {"hidden_act": "gelu"}
+    cfg["vision_config_dict"] = {"hidden_act": "gelu"}
+    cfg["text_config"]["hidden_act"] = "quick_gelu"
+    cfg["vision_config"]["hidden_act"] = "quick_gelu"
+    _json.dump(cfg, open(cfg_path, "w"))
+    ref = CLIPReference(ckpt)
+    ref.tc["hidden_act"] = ref.vc["hidden_act"] = "gelu"
+    pixels = np.random.default_rng(1).standard_normal((1, 3, 224, 224))
+    ours = eight_embed(ckpt, tmp_path, pixels, TEXTS[:1])
+    want = np.concatenate([ref.embed_images(pixels),
+                           ref.embed_token_ids(reference_ids(ckpt, TEXTS[:1]))])
+    assert cosines(ours, want).min() >= TIGHT

@@ -127,11 +127,16 @@ Config parse_hf_config(const std::string& json_text) {
     fail("[clip] config.json is not valid JSON: ", e.what());
   }
   check(j.is_object(), "[clip] config.json is not an object");
-  const json empty = json::object();
-  const json& tj =
-      j.contains("text_config") && j["text_config"].is_object() ? j["text_config"] : empty;
-  const json& vj =
-      j.contains("vision_config") && j["vision_config"].is_object() ? j["vision_config"] : empty;
+  // Early converted checkpoints also carry text_config_dict / vision_config_dict, whose fields
+  // take precedence, as in transformers' CLIPConfig.
+  auto section = [&j](const char* name) {
+    json out = json::object();
+    for (const std::string& key : {std::string(name), std::string(name) + "_dict"})
+      if (j.contains(key) && j[key].is_object())
+        for (auto it = j[key].begin(); it != j[key].end(); ++it) out[it.key()] = it.value();
+    return out;
+  };
+  const json tj = section("text_config"), vj = section("vision_config");
   Config c;
   c.text = parse_tower(tj, "text_config", false);
   c.vision = parse_tower(vj, "vision_config", true);
