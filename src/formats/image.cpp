@@ -155,6 +155,7 @@ Image decode(std::span<const uint8_t> bytes, const std::string& name, int64_t ma
     px = decode_webp(bytes, max_pixels, name);
   } else {
     detail::check_jpeg_tables(bytes, name);  // before stb reads any header
+    detail::check_png_chunks(bytes, name);
     detail::StbInfo info;
     std::string reason;
     if (!detail::stb_info(bytes, &info, &reason)) {

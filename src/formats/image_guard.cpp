@@ -1,5 +1,7 @@
 #include "formats/image_guard.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace eight::image::detail {
@@ -26,7 +28,7 @@ void check_jpeg_tables(std::span<const uint8_t> f, const std::string& name) {
       ++pos;
       continue;
     }
-    if (marker == 0xD8 || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {
+    if (marker == 0x00 || marker == 0xD8 || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {
       pos += 2;
       continue;
     }
@@ -69,15 +71,44 @@ void check_jpeg_tables(std::span<const uint8_t> f, const std::string& name) {
                needs_dc && td <= 3 && !defined[0][td] ? "DC " : "AC ",
                needs_dc && td <= 3 && !defined[0][td] ? td : ta, ", which the file never defines");
       }
-      // Skip the entropy-coded data: it ends at the first marker that is not a stuffed 0xFF00 or
-      // a restart marker.
+      // Skip the entropy-coded data as stb's bit reader does: 0xFF, any further 0xFF fill, then
+      // 0x00 is a stuffed data byte; anything else is a marker (restart markers are passed over,
+      // which checks more of the file than stb reads, never less).
       pos = end;
-      while (pos + 1 < f.size() &&
-             !(f[pos] == 0xFF && f[pos + 1] != 0x00 && !(f[pos + 1] >= 0xD0 && f[pos + 1] <= 0xD7)))
-        ++pos;
+      while (pos < f.size()) {
+        if (f[pos] != 0xFF) {
+          ++pos;
+          continue;
+        }
+        size_t q = pos + 1;
+        while (q < f.size() && f[q] == 0xFF) ++q;
+        if (q < f.size() && (f[q] == 0x00 || (f[q] >= 0xD0 && f[q] <= 0xD7))) {
+          pos = q + 1;
+          continue;
+        }
+        pos = q - 1;  // at the 0xFF before the marker byte (or the end)
+        break;
+      }
       continue;
     }
     pos = end;
+  }
+}
+
+void check_png_chunks(std::span<const uint8_t> f, const std::string& name) {
+  static const uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  if (f.size() < 8 || !std::equal(kSignature, kSignature + 8, f.begin())) return;
+  size_t pos = 8;
+  while (pos + 8 <= f.size()) {
+    const size_t len = static_cast<size_t>(f[pos]) << 24 | static_cast<size_t>(f[pos + 1]) << 16 |
+                       static_cast<size_t>(f[pos + 2]) << 8 | f[pos + 3];
+    const size_t left = f.size() - (pos + 8);
+    const char type[5] = {static_cast<char>(f[pos + 4]), static_cast<char>(f[pos + 5]),
+                          static_cast<char>(f[pos + 6]), static_cast<char>(f[pos + 7]), 0};
+    check(len <= left, "[image] cannot decode '", name, "' (PNG): chunk '", type, "' at byte ", pos,
+          " claims ", len, " bytes but only ", left, " remain (truncated or corrupt)");
+    if (std::equal(type, type + 4, "IEND")) return;
+    pos += 12 + len;  // length, type, data, CRC
   }
 }
 

@@ -14,4 +14,8 @@ namespace eight::image::detail {
 // tables with more than 256 codes, which overflow stb's tables.
 void check_jpeg_tables(std::span<const uint8_t> file, const std::string& name);
 
+// Throws Error naming `name` when a PNG chunk claims more bytes than the file has left: stb sizes
+// its IDAT buffer from the claim before reading, so a 300-byte file could make it allocate 2 GB.
+void check_png_chunks(std::span<const uint8_t> file, const std::string& name);
+
 }  // namespace eight::image::detail

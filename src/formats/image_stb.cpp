@@ -16,7 +16,23 @@ namespace {
 // header (64 keeps host_alloc's alignment for the pixels that follow).
 constexpr size_t kHeader = 64;
 
+// What one decode may allocate in total (every malloc and realloc counted), set around each stb
+// call: a safety net under the header checks, so no forged file can make stb reserve memory out of
+// proportion to the image it claims to be.
+struct DecodeBudget {
+  bool active = false, refused = false;
+  size_t used = 0, cap = 0;
+};
+thread_local DecodeBudget g_budget;
+
 void* tracked_malloc(size_t bytes) {
+  if (g_budget.active) {
+    if (bytes > g_budget.cap - g_budget.used) {
+      g_budget.refused = true;
+      return nullptr;  // stb reports "outofmem" and unwinds
+    }
+    g_budget.used += bytes;
+  }
   try {
     // Zeroed: stb reads some buffers before writing them when a file is corrupt; zeros make
     // that deterministic (and the pixel buffers, the bulk, are written right after anyway).
@@ -113,8 +129,18 @@ bool stb_info(std::span<const uint8_t> bytes, StbInfo* info, std::string* reason
 
 Tensor stb_decode(std::span<const uint8_t> bytes, const StbInfo& info, const std::string& name) {
   int w = 0, h = 0, n = 0;
+  // The decoders' own buffers stay within ~16 bytes per pixel (JPEG components and progressive
+  // coefficients, PNG filter rows and 16-bit samples, GIF's three frames) plus the compressed
+  // data grown by doubling; 48 per pixel and 4× the file leave room for all of them.
+  const size_t pixels_n = static_cast<size_t>(info.width) * static_cast<size_t>(info.height);
+  g_budget = {.active = true, .used = 0, .cap = 48 * pixels_n + 4 * bytes.size() + (16u << 20)};
   uint8_t* pixels =
       stbi_load_from_memory(bytes.data(), clamp_len(bytes), &w, &h, &n, info.channels);
+  const DecodeBudget spent = g_budget;
+  g_budget = {};
+  if (!pixels && spent.refused)
+    fail("[image] cannot decode '", name, "': the decoder asked for more than ", spent.cap,
+         " bytes for a ", info.width, "x", info.height, " image (corrupt file)");
   if (!pixels) fail("[image] cannot decode '", name, "': ", stbi_failure_reason());
   const size_t size = static_cast<size_t>(w) * static_cast<size_t>(h) * info.channels;
   auto storage = std::make_shared<StbPixels>(pixels, size);

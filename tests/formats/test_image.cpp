@@ -383,6 +383,20 @@ TEST(ImageDecode, SizeLimitBeforeAllocating) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("16385x16384"), std::string::npos) << e.what();
   }
+  // A PNG whose IDAT claims 1.8 GB in a 300-byte file: refused before stb sizes a buffer by it.
+  Bytes claim = png(pattern(4, 4), 4, 4, 3);
+  for (size_t i = 8; i + 8 <= claim.size();
+       i += 12 + (claim[i] << 24 | claim[i + 1] << 16 | claim[i + 2] << 8 | claim[i + 3]))
+    if (std::memcmp(&claim[i + 4], "IDAT", 4) == 0) {
+      claim[i] = 0x6E;  // 0x6E000000 bytes
+      break;
+    }
+  try {
+    decode_bytes(claim);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("IDAT"), std::string::npos) << e.what();
+  }
   // Larger still: stb refuses the header itself (over 2^30 bytes of pixels).
   EXPECT_THROW(decode_bytes(png_claiming(20000, 20000)), Error);
   EXPECT_LT(memory_tracker().stats().heap_peak - before, 1 << 20);
