@@ -65,8 +65,14 @@ void attention(const AttentionProblem& p, ThreadPool& pool) {
       int64_t e = 0;
       for (; e + W <= p.d; e += W) (VecF::load(acc + e) * cv).store(acc + e);
       for (; e < p.d; ++e) acc[e] *= corr;
+      // The chunk's weights exp(s - m_new), a vector at a time.
+      const int64_t cn = c1 - c0;
+      const VecF mv = VecF::set1(m_new);
+      int64_t jj = 0;
+      for (; jj + W <= cn; jj += W) exp(VecF::load(s + jj) - mv).store(s + jj);
+      for (; jj < cn; ++jj) s[jj] = std::exp(s[jj] - m_new);
       for (int64_t j = c0; j < c1; ++j) {
-        const float w = std::exp(s[j - c0] - m_new);
+        const float w = s[j - c0];
         l += w;
         const float* vr = kv_row(p.kv_type, vbase + j * p.ldv, p.d, vbuf);
         const VecF wv = VecF::set1(w);

@@ -1,5 +1,6 @@
 // Element-wise, normalization and rotary kernels for this ISA (see nn_kernels.h). Reductions use
-// VecF so their order is fixed per ISA; the transcendental functions are the C library's.
+// VecF so their order is fixed per ISA; exp/erf/tanh are simd.h's vector polynomials (the C
+// library's only for the few elements past the last full vector).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -13,6 +14,14 @@ namespace eight::cpu::EIGHT_ISA_NAMESPACE {
 namespace {
 
 constexpr int W = kVecWidth;
+
+// y[i] = f(x[i]) a vector at a time, scalar g for the tail (x may equal y).
+template <class F, class G>
+void map_rows(const float* x, float* y, int64_t n, F f, G g) {
+  int64_t i = 0;
+  for (; i + W <= n; i += W) f(VecF::load(x + i)).store(y + i);
+  for (; i < n; ++i) y[i] = g(x[i]);
+}
 
 float sum_squares(const float* x, int64_t n) {
   VecF s0 = VecF::zero(), s1 = VecF::zero();
@@ -69,7 +78,9 @@ void softmax(const float* x, const float* mask, float* y, int64_t n, float scale
     std::fill_n(y, n, 0.f);
     return;
   }
-  for (int64_t i = 0; i < n; ++i) y[i] = std::exp(y[i] - mx);
+  map_rows(
+      y, y, n, [mx](VecF v) { return exp(v - VecF::set1(mx)); },
+      [mx](float v) { return std::exp(v - mx); });
   const float inv = 1.f / sum_f32(y, n);
   const VecF iv = VecF::set1(inv);
   int64_t i = 0;
@@ -78,21 +89,31 @@ void softmax(const float* x, const float* mask, float* y, int64_t n, float scale
 }
 
 void unary(UnaryOp op, const float* x, float* y, int64_t n) {
+  const VecF one = VecF::set1(1.f), half = VecF::set1(0.5f);
   switch (op) {
     case UnaryOp::SiLU:
-      for (int64_t i = 0; i < n; ++i) y[i] = x[i] / (1.f + std::exp(-x[i]));
+      map_rows(
+          x, y, n, [&](VecF v) { return v / (one + exp(VecF::zero() - v)); },
+          [](float v) { return v / (1.f + std::exp(-v)); });
       return;
     case UnaryOp::GELU:
-      for (int64_t i = 0; i < n; ++i) y[i] = 0.5f * x[i] * (1.f + std::erf(x[i] * 0.70710678f));
+      map_rows(
+          x, y, n, [&](VecF v) { return half * v * (one + erf(v * VecF::set1(0.70710678f))); },
+          [](float v) { return 0.5f * v * (1.f + std::erf(v * 0.70710678f)); });
       return;
-    case UnaryOp::GELUTanh:
-      for (int64_t i = 0; i < n; ++i) {
-        const float v = x[i];
-        y[i] = 0.5f * v * (1.f + std::tanh(0.7978845608f * (v + 0.044715f * v * v * v)));
-      }
+    case UnaryOp::GELUTanh: {
+      const VecF c = VecF::set1(0.7978845608f), k = VecF::set1(0.044715f);
+      map_rows(
+          x, y, n, [&](VecF v) { return half * v * (one + tanh(c * fma(k * v * v, v, v))); },
+          [](float v) {
+            return 0.5f * v * (1.f + std::tanh(0.7978845608f * (v + 0.044715f * v * v * v)));
+          });
       return;
+    }
     case UnaryOp::QuickGELU:
-      for (int64_t i = 0; i < n; ++i) y[i] = x[i] / (1.f + std::exp(-1.702f * x[i]));
+      map_rows(
+          x, y, n, [&](VecF v) { return v / (one + exp(VecF::set1(-1.702f) * v)); },
+          [](float v) { return v / (1.f + std::exp(-1.702f * v)); });
       return;
     case UnaryOp::ReLU:
       for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.f ? x[i] : 0.f;
@@ -101,7 +122,13 @@ void unary(UnaryOp op, const float* x, float* y, int64_t n) {
 }
 
 void swiglu(const float* gate, const float* up, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = gate[i] / (1.f + std::exp(-gate[i])) * up[i];
+  const VecF one = VecF::set1(1.f);
+  int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    const VecF g = VecF::load(gate + i);
+    (g / (one + exp(VecF::zero() - g)) * VecF::load(up + i)).store(y + i);
+  }
+  for (; i < n; ++i) y[i] = gate[i] / (1.f + std::exp(-gate[i])) * up[i];
 }
 
 void binary(BinaryOp op, const float* a, const float* b, float* y, int64_t n) {

@@ -36,6 +36,24 @@ struct VecF {
   friend VecF operator*(VecF a, VecF b) { return {_mm512_mul_ps(a.v, b.v)}; }
   friend VecF fma(VecF a, VecF b, VecF c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
   friend VecF max(VecF a, VecF b) { return {_mm512_max_ps(a.v, b.v)}; }
+  friend VecF min(VecF a, VecF b) { return {_mm512_min_ps(a.v, b.v)}; }
+  friend VecF operator/(VecF a, VecF b) { return {_mm512_div_ps(a.v, b.v)}; }
+  friend VecF abs(VecF a) { return {_mm512_abs_ps(a.v)}; }
+  // |a| with the sign of b
+  friend VecF copysign(VecF a, VecF b) {
+    const __m512i m = _mm512_set1_epi32(0x7fffffff);
+    return {_mm512_castsi512_ps(
+        _mm512_ternarylogic_epi32(_mm512_castps_si512(a.v), m, _mm512_castps_si512(b.v), 0xE2))};
+  }
+  // 2^n for integral n in [-126, 127]
+  friend VecF pow2i(VecF n) {
+    const __m512i e = _mm512_add_epi32(_mm512_cvtps_epi32(n.v), _mm512_set1_epi32(127));
+    return {_mm512_castsi512_ps(_mm512_slli_epi32(e, 23))};
+  }
+  // a where x >= t, else 0
+  friend VecF keep_ge(VecF a, VecF x, float t) {
+    return {_mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x.v, _mm512_set1_ps(t), _CMP_GE_OQ), a.v)};
+  }
   friend float reduce_add(VecF a) { return _mm512_reduce_add_ps(a.v); }
   friend float reduce_max(VecF a) { return _mm512_reduce_max_ps(a.v); }
 };
@@ -61,6 +79,20 @@ struct VecF {
   friend VecF operator*(VecF a, VecF b) { return {_mm256_mul_ps(a.v, b.v)}; }
   friend VecF fma(VecF a, VecF b, VecF c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; }
   friend VecF max(VecF a, VecF b) { return {_mm256_max_ps(a.v, b.v)}; }
+  friend VecF min(VecF a, VecF b) { return {_mm256_min_ps(a.v, b.v)}; }
+  friend VecF operator/(VecF a, VecF b) { return {_mm256_div_ps(a.v, b.v)}; }
+  friend VecF abs(VecF a) { return {_mm256_andnot_ps(_mm256_set1_ps(-0.f), a.v)}; }
+  friend VecF copysign(VecF a, VecF b) {
+    const __m256 sign = _mm256_set1_ps(-0.f);
+    return {_mm256_or_ps(_mm256_andnot_ps(sign, a.v), _mm256_and_ps(sign, b.v))};
+  }
+  friend VecF pow2i(VecF n) {
+    const __m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(n.v), _mm256_set1_epi32(127));
+    return {_mm256_castsi256_ps(_mm256_slli_epi32(e, 23))};
+  }
+  friend VecF keep_ge(VecF a, VecF x, float t) {
+    return {_mm256_and_ps(_mm256_cmp_ps(x.v, _mm256_set1_ps(t), _CMP_GE_OQ), a.v)};
+  }
   friend float reduce_add(VecF a) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -124,6 +156,30 @@ struct VecF {
     for (int i = 0; i < kWidth; ++i) a.v[i] = a.v[i] > b.v[i] ? a.v[i] : b.v[i];
     return a;
   }
+  friend VecF min(VecF a, VecF b) {
+    for (int i = 0; i < kWidth; ++i) a.v[i] = a.v[i] < b.v[i] ? a.v[i] : b.v[i];
+    return a;
+  }
+  friend VecF operator/(VecF a, VecF b) {
+    for (int i = 0; i < kWidth; ++i) a.v[i] /= b.v[i];
+    return a;
+  }
+  friend VecF abs(VecF a) {
+    for (float& e : a.v) e = std::fabs(e);
+    return a;
+  }
+  friend VecF copysign(VecF a, VecF b) {
+    for (int i = 0; i < kWidth; ++i) a.v[i] = std::copysign(a.v[i], b.v[i]);
+    return a;
+  }
+  friend VecF pow2i(VecF n) {
+    for (float& e : n.v) e = std::ldexp(1.f, static_cast<int>(e));
+    return n;
+  }
+  friend VecF keep_ge(VecF a, VecF x, float t) {
+    for (int i = 0; i < kWidth; ++i) a.v[i] = x.v[i] >= t ? a.v[i] : 0.f;
+    return a;
+  }
   // Pairwise order, fixed, so results match however the vector was filled.
   friend float reduce_add(VecF a) {
     for (int w = kWidth / 2; w > 0; w /= 2)
@@ -140,5 +196,42 @@ struct VecF {
 #endif
 
 constexpr int kVecWidth = VecF::kWidth;
+
+// Transcendentals for the row kernels, vectorized (libm per element was a quarter of a Whisper
+// encoder's time). exp: Cody-Waite reduction x = n ln2 + r with ln2 split in two, Cephes' degree-6
+// polynomial for e^r (relative error ~1e-7), times 2^n; below -87.3 the result is exactly 0 (so
+// masked -inf scores vanish) and above 88.3 it saturates. erf: Abramowitz & Stegun 7.1.26
+// (absolute error <= 1.5e-7). tanh(z) = 1 - 2 / (e^(2z) + 1).
+inline VecF exp(VecF x) {
+  const VecF xc = min(max(x, VecF::set1(-87.3f)), VecF::set1(88.3f));
+  const VecF shifter = VecF::set1(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+  const VecF n = fma(xc, VecF::set1(1.44269504088896341f), shifter) - shifter;
+  const VecF r = fma(n, VecF::set1(2.12194440e-4f), fma(n, VecF::set1(-0.693359375f), xc));
+  VecF p = VecF::set1(1.9875691500e-4f);
+  p = fma(p, r, VecF::set1(1.3981999507e-3f));
+  p = fma(p, r, VecF::set1(8.3334519073e-3f));
+  p = fma(p, r, VecF::set1(4.1665795894e-2f));
+  p = fma(p, r, VecF::set1(1.6666665459e-1f));
+  p = fma(p, r, VecF::set1(5.0000001201e-1f));
+  p = fma(p * r, r, r + VecF::set1(1.0f));
+  return keep_ge(p * pow2i(n), x, -87.3f);
+}
+
+inline VecF erf(VecF x) {
+  const VecF z = abs(x);
+  const VecF t = VecF::set1(1.0f) / fma(z, VecF::set1(0.3275911f), VecF::set1(1.0f));
+  VecF p = VecF::set1(1.061405429f);
+  p = fma(p, t, VecF::set1(-1.453152027f));
+  p = fma(p, t, VecF::set1(1.421413741f));
+  p = fma(p, t, VecF::set1(-0.284496736f));
+  p = fma(p, t, VecF::set1(0.254829592f));
+  const VecF e = VecF::set1(1.0f) - p * t * exp(VecF::zero() - z * z);
+  return copysign(e, x);
+}
+
+inline VecF tanh(VecF x) {
+  const VecF e = exp(x + x);
+  return VecF::set1(1.0f) - VecF::set1(2.0f) / (e + VecF::set1(1.0f));
+}
 
 }  // namespace eight::cpu::EIGHT_ISA_NAMESPACE
