@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "models/llm/llm.h"
+#include "models/registry.h"
 #include "runtime/catalog.h"
 #include "test_util.h"
 
@@ -66,10 +67,13 @@ TEST(Catalog, LlmHyperparametersMatchModelsMd) {
   for (const auto& m : catalog().models()) {
     EXPECT_FALSE(m.architecture.empty()) << m.id;
     // Supported means it runs: an LLM whose architecture the runtime registers and that needs
-    // nothing beyond the LLM (LLaVA's vision tower is not written yet); everything else planned.
-    const bool runs = m.kind == ModelKind::LLM &&
-                      llm::find_llm_architecture(m.architecture) != nullptr &&
-                      m.variant().components.empty();
+    // nothing beyond the LLM (LLaVA's vision tower is not written yet), or another model whose
+    // architecture the models layer registers with all its parts (CLIP's two towers, Whisper);
+    // everything else planned.
+    const bool runs = m.kind == ModelKind::LLM
+                          ? llm::find_llm_architecture(m.architecture) != nullptr &&
+                                m.variant().components.empty()
+                          : find_architecture(m.architecture) != nullptr;
     EXPECT_EQ(m.support, runs ? Support::Supported : Support::Planned)
         << m.id << ": the support status must say whether eight runs it today";
     for (const auto& v : m.variants) EXPECT_GT(v.params, 0) << v.id;
