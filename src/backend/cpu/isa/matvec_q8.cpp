@@ -164,9 +164,17 @@ void dot_q45_k_rows(const void* wrow, const XQ* x, int64_t nb, float* out) {
     const float d = h2f(dh);
     // Group scales times d, in float: per row the scales then cost one fma per register pair
     // and dx folds into the final fma as a broadcast operand.
-    const __m512 dv = _mm512_set1_ps(d);
-    const __m512 s_even = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_permutexvar_epi32(even, sc)), dv);
-    const __m512 s_odd = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_permutexvar_epi32(odd, sc)), dv);
+    // One row (plain decoding) keeps them in int32 and applies them with vpmaddwd instead: a lane
+    // holds at most 2 * 31 * 127 * 4 = 31496, which fits int16, and the 6-bit scales have a zero
+    // high half, so madd is the exact product; that saves the float set-up per block.
+    const __m512i si_even = _mm512_permutexvar_epi32(even, sc);
+    const __m512i si_odd = _mm512_permutexvar_epi32(odd, sc);
+    __m512 s_even = _mm512_setzero_ps(), s_odd = _mm512_setzero_ps();
+    if constexpr (M > 1) {
+      const __m512 dv = _mm512_set1_ps(d);
+      s_even = _mm512_mul_ps(_mm512_cvtepi32_ps(si_even), dv);
+      s_odd = _mm512_mul_ps(_mm512_cvtepi32_ps(si_odd), dv);
+    }
     const __m512i z01 = _mm512_loadu_si512(qs), z23 = _mm512_loadu_si512(qs + 64);
     const __m512i s0 = _mm512_permutex2var_epi64(z01, gather0, z23);
     const __m512i s1 = _mm512_permutex2var_epi64(z01, gather1, z23);
@@ -196,9 +204,15 @@ void dot_q45_k_rows(const void* wrow, const XQ* x, int64_t nb, float* out) {
       __m512i io = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wb, _mm512_loadu_si512(xq + 64));
       ie = _mm512_dpbusd_epi32(ie, wc, _mm512_loadu_si512(xq + 128));
       io = _mm512_dpbusd_epi32(io, wd, _mm512_loadu_si512(xq + 192));
-      const __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ie), s_even,
-                                       _mm512_mul_ps(_mm512_cvtepi32_ps(io), s_odd));
-      acc[r] = _mm512_fmadd_ps(t, _mm512_set1_ps(x[r].d[i]), acc[r]);
+      if constexpr (M == 1) {
+        const __m512i isum =
+            _mm512_add_epi32(_mm512_madd_epi16(ie, si_even), _mm512_madd_epi16(io, si_odd));
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d * x[r].d[i]), acc[r]);
+      } else {
+        const __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ie), s_even,
+                                         _mm512_mul_ps(_mm512_cvtepi32_ps(io), s_odd));
+        acc[r] = _mm512_fmadd_ps(t, _mm512_set1_ps(x[r].d[i]), acc[r]);
+      }
       accm[r] = _mm256_fmadd_ps(mnd, _mm256_loadu_ps(x[r].s32d + 8 * i), accm[r]);
     }
   }
