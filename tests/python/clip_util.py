@@ -2,14 +2,13 @@
 make_random_clip.py), test images, and `eight serve --clip` on a free port."""
 import os
 import pathlib
-import re
 import subprocess
 import sys
-import threading
-import time
 
 import numpy as np
 import pytest
+
+from server_util import ServeProcess  # noqa: E402
 
 SOURCE = pathlib.Path(os.environ.get("EIGHT_SOURCE_DIR", pathlib.Path(__file__).parents[2]))
 CLI = os.environ.get("EIGHT_CLI", str(SOURCE / "build" / "bin" / "eight"))
@@ -55,42 +54,5 @@ def run(*args, check=True):
     return r
 
 
-class ClipServer:
+class ClipServer(ServeProcess):
     """`eight serve --clip MODEL` (plus any extra arguments) on a free loopback port."""
-
-    def __init__(self, *args):
-        self.proc = subprocess.Popen([CLI, "serve", "--port", "0", "-t", "1", *map(str, args)],
-                                     stderr=subprocess.PIPE, text=True)
-        self.log, self.port = [], None
-        deadline = time.time() + 60
-        while time.time() < deadline and self.port is None:
-            line = self.proc.stderr.readline()
-            if not line:
-                break
-            self.log.append(line)
-            m = re.search(r"on http://[\d.]+:(\d+)", line)
-            if m:
-                self.port = int(m.group(1))
-        if self.port is None:
-            self.proc.kill()
-            raise RuntimeError("eight serve did not start:\n" + "".join(self.log))
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self):
-        for line in self.proc.stderr:
-            self.log.append(line)
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def stop(self):
-        if self.alive():
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()

@@ -24,10 +24,11 @@ def pick_model() -> str:
     pytest.skip("SKIPPED: no bundled model in models/ and no ../shared golden model")
 
 
-class Server:
-    def __init__(self, *args: str, model: str | None = None):
-        self.model = model or pick_model()
-        cmd = [CLI, "serve", "-m", self.model, "--port", "0", "-t", "2", *args]
+class ServeProcess:
+    """`eight serve ARGS... --port 0` with its stderr kept in `log`; `url` once it listens."""
+
+    def __init__(self, *args: str, threads: int = 1):
+        cmd = [CLI, "serve", "--port", "0", "-t", str(threads), *map(str, args)]
         self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
         self.log: list[str] = []
         self.port = None
@@ -55,12 +56,6 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def rss_bytes(self) -> int:
-        for line in pathlib.Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        return 0
-
     def alive(self) -> bool:
         return self.proc.poll() is None
 
@@ -71,3 +66,17 @@ class Server:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+
+class Server(ServeProcess):
+    """`eight serve -m MODEL` (the bundled or a golden LLM) plus any extra arguments."""
+
+    def __init__(self, *args: str, model: str | None = None):
+        self.model = model or pick_model()
+        super().__init__("-m", self.model, *args, threads=2)
+
+    def rss_bytes(self) -> int:
+        for line in pathlib.Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0

@@ -3,16 +3,15 @@ speech made with Debian's espeak-ng, long files of speech and silence, and a spe
 import io
 import os
 import pathlib
-import re
 import shutil
 import subprocess
 import sys
-import threading
-import time
 import wave
 
 import numpy as np
 import pytest
+
+from server_util import ServeProcess  # noqa: E402
 
 SOURCE = pathlib.Path(os.environ.get("EIGHT_SOURCE_DIR", pathlib.Path(__file__).parents[2]))
 CLI = os.environ.get("EIGHT_CLI", str(SOURCE / "build" / "bin" / "eight"))
@@ -73,42 +72,5 @@ def long_file(path, seconds, silences=(1.0, 4.0, 7.0)):
     return write_wav(path, x), [(a, min(b, seconds)) for a, b in spans if a < seconds]
 
 
-class SpeechServer:
+class SpeechServer(ServeProcess):
     """`eight serve --whisper MODEL` (plus any extra arguments) on a free loopback port."""
-
-    def __init__(self, *args):
-        cmd = [CLI, "serve", "--port", "0", "-t", "1", *args]
-        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-        self.log, self.port = [], None
-        deadline = time.time() + 60
-        while time.time() < deadline and self.port is None:
-            line = self.proc.stderr.readline()
-            if not line:
-                break
-            self.log.append(line)
-            m = re.search(r"on http://[\d.]+:(\d+)", line)
-            if m:
-                self.port = int(m.group(1))
-        if self.port is None:
-            self.proc.kill()
-            raise RuntimeError("eight serve did not start:\n" + "".join(self.log))
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self):
-        for line in self.proc.stderr:
-            self.log.append(line)
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def stop(self):
-        if self.alive():
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
