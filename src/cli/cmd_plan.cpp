@@ -1,18 +1,71 @@
 // `eight plan MODEL`: what goes where for a request and a budget, and whether it fits, from
-// metadata alone (a GGUF file's header, or the catalog's hyperparameters for NAME:QUANT).
+// metadata alone (a GGUF file's header, a whisper.cpp file's headers, or the catalog's
+// hyperparameters for NAME:QUANT).
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "backend/cuda/cuda.h"
 #include "cli/args.h"
 #include "core/error.h"
 #include "core/memory.h"
+#include "core/thread_pool.h"
 #include "formats/gguf.h"
 #include "runtime/planner.h"
 #include "runtime/planner_report.h"
+#include "runtime/planner_whisper.h"
 
 namespace eight::cli {
 namespace {
+
+bool is_whisper_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  uint32_t magic = 0;
+  return in.read(reinterpret_cast<char*>(&magic), 4) && magic == whisper::kGgmlMagic;
+}
+
+// A whisper.cpp file: weights, one window's encoder activations, cross K/V and per-hypothesis
+// self caches, against the RAM budget (the CPU runs it).
+int plan_whisper(const std::string& path, int beams, const DeviceBudget& budget, bool json) {
+  check(beams >= 1 && beams <= 64, "--beams must be between 1 and 64 (got ", beams, ")");
+  const whisper::ModelFile f = whisper::load(path);
+  const WhisperMemory m =
+      plan_whisper_file(path, beams, f.hparams.n_text_ctx, default_thread_count());
+  const bool fits = budget.ram <= 0 || m.total() <= budget.ram;
+  if (json) {
+    const nlohmann::json out = {{"model", path},
+                                {"architecture", "whisper"},
+                                {"hypotheses", beams},
+                                {"weights", m.weights},
+                                {"file_overhead", m.file_overhead},
+                                {"misaligned_copies", m.misaligned_copies},
+                                {"encoder", m.encoder},
+                                {"cross_kv", m.cross_kv},
+                                {"self_kv", m.self_kv},
+                                {"decoder", m.decoder},
+                                {"total", m.total()},
+                                {"ram_budget", budget.ram},
+                                {"fits", fits}};
+    std::printf("%s\n", out.dump(2).c_str());
+    return fits ? 0 : 1;
+  }
+  const auto& h = f.hparams;
+  std::printf("%s (whisper: %d+%d layers, width %d, %d mels, vocabulary %d, %s)\n", path.c_str(),
+              h.n_audio_layer, h.n_text_layer, h.n_audio_state, h.n_mels, h.n_vocab,
+              std::string(dtype_name(f.weight_type)).c_str());
+  std::printf("  weights            %12s\n", format_bytes(m.weights).c_str());
+  std::printf("  file + copies      %12s\n",
+              format_bytes(m.file_overhead + m.misaligned_copies).c_str());
+  std::printf("  encoder (30 s)     %12s\n", format_bytes(m.encoder).c_str());
+  std::printf("  cross-attn K/V     %12s\n", format_bytes(m.cross_kv).c_str());
+  std::printf("  self-attn K/V      %12s  (%d hypotheses x %d tokens)\n",
+              format_bytes(m.self_kv).c_str(), beams, h.n_text_ctx);
+  std::printf("  decoder            %12s\n", format_bytes(m.decoder).c_str());
+  std::printf("  total (CPU RAM)    %12s of %s: %s\n", format_bytes(m.total()).c_str(),
+              format_bytes(budget.ram).c_str(), fits ? "fits" : "does NOT fit");
+  return fits ? 0 : 1;
+}
 
 int run(int argc, char** argv) {
   ArgParser p("plan", "MODEL",
@@ -22,6 +75,7 @@ int run(int argc, char** argv) {
   std::string vram = "8GiB", ram, kv_type = "f16", reserve;
   int64_t ctx = 0, parallel = 1, ubatch = 512, batch = 2048;
   bool json = false, no_fa = false, cpu = false;
+  int beams = 5;
   p.option("--vram", &vram, "SIZE", "GPU memory budget (default 8GiB; 0 = no GPU)");
   p.option("--ram", &ram, "SIZE", "RAM budget (default: this machine's RAM minus 1 GiB)");
   p.option("--ctx,-c", &ctx, "N", "context tokens per slot (default min(trained, 8192))");
@@ -32,12 +86,15 @@ int run(int argc, char** argv) {
   p.option("--gpu-reserve", &reserve, "SIZE", "VRAM kept for the CUDA runtime (default 512MiB)");
   p.flag("--no-flash-attn", &no_fa, "plan full attention score matrices");
   p.flag("--cpu", &cpu, "plan for the CPU only (same as --vram 0)");
+  p.option("--beams", &beams, "N",
+           "Whisper: hypotheses decoded together (default 5, the beam size)");
   p.flag("--json", &json, "print JSON");
   p.positional_count(1, 1);
   p.epilog(
       "examples:\n  eight plan mistral-7b-instruct:Q4_K_M\n"
       "  eight plan deepseek-coder:Q4_K_M --ctx 16384 --kv-type q8_0\n"
-      "  eight plan ./model.gguf --vram 6GiB --ram 16GiB\n  eight plan flux-1-schnell:Q4_0");
+      "  eight plan ./model.gguf --vram 6GiB --ram 16GiB\n  eight plan flux-1-schnell:Q4_0\n"
+      "  eight plan ggml-large-v3.bin --beams 5");
   if (auto rc = p.parse(argc, argv)) return *rc;
 
   DeviceBudget budget;
@@ -59,6 +116,10 @@ int run(int argc, char** argv) {
   const std::string& model = p.positionals()[0];
   std::string text;
   nlohmann::json out;
+  if (std::filesystem::is_regular_file(model) && is_whisper_file(model)) {
+    if (budget.ram <= 0) budget.ram = system_ram_budget();
+    return plan_whisper(model, beams, budget, json);
+  }
   if (std::filesystem::is_regular_file(model)) {
     const gguf::File file = gguf::File::open(model);
     const Plan plan = plan_llm(describe_gguf(file), request, budget);
