@@ -39,6 +39,20 @@ class ThreadPool {
         [](void* ctx, int64_t task, int thread) { (*static_cast<Fn*>(ctx))(task, thread); });
   }
 
+  // Runs fn(thread) exactly once on every thread of the pool, the caller included: each task waits
+  // until all size() tasks have been claimed, so no thread can claim two. For sizing per-thread
+  // buffers (kernel scratch) before a loop that must not allocate, whichever thread ends up
+  // running which task.
+  template <class F>
+  void each_thread(F&& fn) {
+    std::atomic<int> arrived{0};
+    parallel_for(n_threads_, [&](int64_t, int thread) {
+      arrived.fetch_add(1);
+      while (arrived.load() < n_threads_) std::this_thread::yield();
+      fn(thread);
+    });
+  }
+
  private:
   using Call = void (*)(void* ctx, int64_t task, int thread);
   void run(int64_t n_tasks, void* ctx, Call call);

@@ -66,3 +66,20 @@ TEST(ThreadPool, ErrorsPropagateAndThePoolKeepsWorking) {
 
 }  // namespace
 }  // namespace eight
+
+namespace eight {
+namespace {
+
+TEST(ThreadPool, EachThreadRunsOnceOnEveryThread) {
+  for (int threads : {1, 2, 5}) {
+    ThreadPool pool(threads);
+    for (int round = 0; round < 20; ++round) {
+      std::vector<std::atomic<int>> runs(static_cast<size_t>(threads));
+      pool.each_thread([&](int thread) { runs[thread].fetch_add(1); });
+      for (int t = 0; t < threads; ++t) ASSERT_EQ(runs[t].load(), 1) << "thread " << t;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace eight

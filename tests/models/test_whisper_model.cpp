@@ -198,6 +198,22 @@ TEST_F(WhisperRandom, CapturesCrossAttentionProbabilities) {
 }
 
 TEST_F(WhisperRandom, DecodeStepsMakeNoTrackedAllocation) {
+  // The kernels' per-thread scratch grows on a thread's first task of each kind. Which worker runs
+  // which task depends on scheduling, so first run the same steps once on every pool thread (with
+  // a one-thread pool there) to size every thread's scratch; then nothing may allocate.
+  pool_.each_thread([&](int) {
+    ThreadPool solo(1);
+    whisper::WhisperState warm(model_, 2, 16, solo);
+    warm.encode(mel_);
+    std::vector<float> l(static_cast<size_t>(4 * cfg_.n_vocab));
+    const int32_t p4[4] = {50258, 50259, 50359, 50363};
+    warm.decode(0, p4, l.data());
+    warm.copy_sequence(0, 1);
+    const int s2[2] = {0, 1};
+    const int32_t t2[2] = {400, 401};
+    warm.decode_batch(s2, t2, l.data());
+    warm.decode(1, std::span(t2 + 1, 1), l.data());
+  });
   whisper::WhisperState st(model_, 2, 16, pool_);
   st.encode(mel_);
   std::vector<float> logits(static_cast<size_t>(4 * cfg_.n_vocab));
