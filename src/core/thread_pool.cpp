@@ -12,6 +12,9 @@
 namespace eight {
 
 namespace {
+// The task field of a finished region's state: larger than any task count.
+constexpr uint32_t kClosed = 0xffffffffu;
+
 inline void cpu_relax() {
 #if defined(__x86_64__)
   _mm_pause();
@@ -82,7 +85,7 @@ void ThreadPool::run(int64_t n_tasks, void* ctx, Call call) {
     for (int64_t t = 0; t < n_tasks; ++t) call(ctx, t, 0);
     return;
   }
-  check(n_tasks < (int64_t{1} << 32), "[thread pool] ", n_tasks, " tasks is too many");
+  check(n_tasks < kClosed, "[thread pool] ", n_tasks, " tasks is too many");
   ctx_.store(ctx, std::memory_order_relaxed);
   call_.store(call, std::memory_order_relaxed);
   n_tasks_.store(n_tasks, std::memory_order_relaxed);
@@ -102,6 +105,11 @@ void ThreadPool::run(int64_t n_tasks, void* ctx, Call call) {
     else
       std::this_thread::yield();
   }
+  // Close the region before the next one rewrites n_tasks_, ctx_ and call_: a worker that read
+  // (gen, n_tasks) just before, and then saw the next region's larger n_tasks_, could otherwise
+  // claim index n_tasks of this generation and run it with the next region's function. Every
+  // task is done, so no claim on this generation can succeed any more once it reads kClosed.
+  state_.store((static_cast<uint64_t>(gen) << 32) | kClosed);
   if (error_) std::rethrow_exception(error_);
 }
 
