@@ -90,7 +90,7 @@ size_t natural_alignment(DType t) {
 }
 
 void read_tensor(Cursor& c, const std::shared_ptr<Storage>& storage, const std::string& file,
-                 ModelFile& m) {
+                 bool copy_misaligned, ModelFile& m) {
   const size_t header_at = c.pos();
   const int32_t n_dims = c.i32("tensor n_dims");
   const int32_t name_len = c.i32("tensor name length");
@@ -131,13 +131,17 @@ void read_tensor(Cursor& c, const std::shared_ptr<Storage>& storage, const std::
   // its element type's natural alignment holds; otherwise the tensor is copied into tracked host
   // memory so no kernel ever reads a misaligned float/half.
   const auto* at = static_cast<const uint8_t*>(storage->data()) + c.pos();
-  if (reinterpret_cast<uintptr_t>(at) % natural_alignment(*dtype) == 0) {
+  m.tensor_bytes += static_cast<int64_t>(total);
+  if (reinterpret_cast<uintptr_t>(at) % natural_alignment(*dtype) == 0 || !copy_misaligned) {
     m.tensors.emplace(name, Tensor::from_storage(storage, c.pos(), shape, *dtype));
   } else {
     Tensor copy = Tensor::empty(shape, *dtype);
     std::memcpy(copy.raw(), at, static_cast<size_t>(total));
     m.tensors.emplace(name, std::move(copy));
+  }
+  if (reinterpret_cast<uintptr_t>(at) % natural_alignment(*dtype) != 0) {
     ++m.copied_tensors;
+    m.copied_bytes += static_cast<int64_t>(total);
   }
   m.tensor_names.push_back(name);
   c.skip(static_cast<size_t>(total), "tensor data");
@@ -192,7 +196,10 @@ const Tensor& ModelFile::tensor(const std::string& name) const {
   return it->second;
 }
 
-ModelFile parse(std::shared_ptr<Storage> storage, const std::string& name) {
+namespace {
+
+ModelFile parse_file(std::shared_ptr<Storage> storage, const std::string& name,
+                     bool copy_misaligned) {
   check(storage != nullptr, "[whisper] ", name, ": no data");
   ModelFile m;
   m.path = name;
@@ -227,13 +234,22 @@ ModelFile parse(std::shared_ptr<Storage> storage, const std::string& name) {
     m.vocab.push_back(c.bytes(static_cast<size_t>(len), "vocab token"));
   }
 
-  while (!c.at_end()) read_tensor(c, storage, name, m);
+  while (!c.at_end()) read_tensor(c, storage, name, copy_misaligned, m);
   return m;
 }
 
+}  // namespace
+
+ModelFile parse(std::shared_ptr<Storage> storage, const std::string& name) {
+  return parse_file(std::move(storage), name, true);
+}
+
 ModelFile load(const std::string& path) {
-  auto file = std::make_shared<MappedFile>(path);
-  return parse(file, path);
+  return parse_file(std::make_shared<MappedFile>(path), path, true);
+}
+
+ModelFile scan(const std::string& path) {
+  return parse_file(std::make_shared<MappedFile>(path), path, false);
 }
 
 }  // namespace eight::whisper

@@ -70,7 +70,9 @@ struct ModelFile {
   std::vector<std::string> vocab;         // the stored token bytes, index = token id
   std::vector<std::string> tensor_names;  // in file order
   std::map<std::string, Tensor> tensors;  // views into the file, PyTorch order shapes
-  int copied_tensors = 0;  // tensors whose data was misaligned in the file and so were copied
+  int copied_tensors = 0;    // tensors whose data was misaligned in the file and so were copied
+  int64_t copied_bytes = 0;  // their data
+  int64_t tensor_bytes = 0;  // the data of every tensor in the file
 
   bool has(const std::string& name) const { return tensors.count(name) != 0; }
   // Throws Error naming the tensor when absent.
@@ -86,5 +88,9 @@ inline constexpr int32_t kMaxVocab = 1 << 20;
 ModelFile load(const std::string& path);
 // The same over bytes already in a Storage (tests, in-memory files). `name` is used in messages.
 ModelFile parse(std::shared_ptr<Storage> storage, const std::string& name);
+// Headers only, for planning: the file is mapped and checked as load() does, but nothing is
+// copied. Misaligned tensors stay views (copied_tensors / copied_bytes say what load() would
+// copy), so the result must not feed a model.
+ModelFile scan(const std::string& path);
 
 }  // namespace eight::whisper

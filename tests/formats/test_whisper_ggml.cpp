@@ -162,6 +162,26 @@ TEST(WhisperGgml, SyntheticFilesParse) {
   }
 }
 
+TEST(WhisperGgml, ScanReportsWhatLoadCopiesWithoutCopying) {
+  eight::testing::TempDir dir;
+  const auto s = make_file(51865, 80);
+  const std::string path = dir.file("m.bin");
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(s.bytes.data()),
+             static_cast<std::streamsize>(s.bytes.size()));
+  const auto loaded = whisper::load(path);
+  const auto scanned = whisper::scan(path);
+  EXPECT_EQ(loaded.copied_tensors, 1);
+  EXPECT_EQ(scanned.copied_tensors, 1);
+  EXPECT_EQ(loaded.copied_bytes, 8 * 4);  // the f32 bias [1, 8]
+  EXPECT_EQ(scanned.copied_bytes, loaded.copied_bytes);
+  EXPECT_EQ(scanned.tensor_bytes, loaded.tensor_bytes);
+  EXPECT_EQ(loaded.tensor_bytes, 8 * 4 + 8 * 80 * 3 * 2);
+  // load() copied the misaligned bias to an aligned buffer; scan() left it a view in place.
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(loaded.tensor("encoder.conv1.bias").raw()) % 4, 0u);
+  EXPECT_NE(reinterpret_cast<uintptr_t>(scanned.tensor("encoder.conv1.bias").raw()) % 4, 0u);
+}
+
 TEST(WhisperGgml, SharedTinyModel) {
   EIGHT_REQUIRE_SHARED();
   const std::string dir = testing::shared_dir() + "/golden/whisper/";
