@@ -7,32 +7,10 @@
 // that formatted its message before knowing it failed.
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <new>
-
 #include "llm_random_model.h"
+#include "new_counter.h"
 #include "runtime/session.h"
 #include "test_util.h"
-
-// The replacement operators below pair malloc with free, which GCC cannot see through inlining.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-
-namespace {
-std::atomic<int64_t> g_news{0};
-}
-
-void* operator new(size_t n) {
-  g_news.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, size_t) noexcept {
-  std::free(p);
-}
 
 namespace eight {
 namespace {
@@ -49,9 +27,9 @@ TEST(LLMDecode, AllocatesNothingPerToken) {
     session.eval(prompt);
     int32_t tok[1] = {7};
     session.eval(tok);  // warm-up: first decode step sizes every buffer
-    const int64_t before = g_news.load();
+    const int64_t before = testing::heap_news();
     for (int i = 0; i < 8; ++i) session.eval(tok);
-    EXPECT_EQ(g_news.load() - before, 0) << "heap allocations in 8 decode steps";
+    EXPECT_EQ(testing::heap_news() - before, 0) << "heap allocations in 8 decode steps";
   }
 }
 

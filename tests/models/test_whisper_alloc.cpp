@@ -3,32 +3,10 @@
 // is counted for the whole process, so this covers the model, nn, ops, kernels and thread pool.
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <new>
-
 #include "models/whisper/whisper.h"
+#include "new_counter.h"
 #include "test_util.h"
 #include "whisper_random_model.h"
-
-// The replacement operators below pair malloc with free, which GCC cannot see through inlining.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-
-namespace {
-std::atomic<int64_t> g_news{0};
-}
-
-void* operator new(size_t n) {
-  g_news.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, size_t) noexcept {
-  std::free(p);
-}
 
 namespace eight {
 namespace {
@@ -52,12 +30,12 @@ TEST(WhisperDecode, AllocatesNothingPerStep) {
   const int32_t toks[3] = {400, 401, 402};
   st.decode_batch(seqs, toks, a.data());  // warm-up: per-thread buffers of every path
   st.decode(0, std::span(toks, 1), b.data());
-  const int64_t before = g_news.load();
+  const int64_t before = testing::heap_news();
   for (int i = 0; i < 6; ++i) {
     st.decode_batch(seqs, toks, (i % 2 ? a : b).data());
     st.decode(1, std::span(toks + 1, 1), (i % 2 ? b : a).data());
   }
-  EXPECT_EQ(g_news.load() - before, 0) << "heap allocations in 12 decode calls";
+  EXPECT_EQ(testing::heap_news() - before, 0) << "heap allocations in 12 decode calls";
 }
 
 }  // namespace
