@@ -81,19 +81,7 @@ inline __m512i spread(__m512i v, int base, int per) {
 }
 
 // The multi-row kernels below decode each weight block once into registers and reuse it for
-// every x row (continuous batching decodes up to kMatvecMaxRows streams per step). Group scales
-// are applied with vpmaddwd: a vpdpbusd lane sums four products |code| * |x| <= 63 * 127 * 4 =
-// 32004, which fits int16, so madd(dot, scale with a zero high half) is the exact int32 product
-// (one cheap uop instead of vpmulld).
-inline __m512i low16(__m512i v) {
-  return _mm512_and_si512(v, _mm512_set1_epi32(0xFFFF));
-}
-
-inline __m512i scaled_dot(__m512i w, const int8_t* x, __m512i scale16) {
-  return _mm512_madd_epi16(_mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(x)),
-                           scale16);
-}
-
+// every x row (continuous batching decodes up to kMatvecMaxRows streams per step).
 inline float hsum8(__m256 a) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
   s = _mm_hadd_ps(s, s);
@@ -547,23 +535,29 @@ constexpr XPerm perm_q4_0() {
   return t;
 }
 
+// vpermt2b indices: the code bytes of blocks 0-3 (from bytes 0..127 of the group), of blocks
+// 4-7 (from bytes 64..191) and the 8 fp16 scales (bytes 18 b, 18 b + 1). Built at compile time
+// so the per-row kernel loads them without a static-initialization guard.
 struct Q4_0Gather {
-  __m512i lo03, lo47, scales;
-  Q4_0Gather() {
-    alignas(64) uint8_t a[64], b[64], c[64];
-    for (int i = 0; i < 64; ++i) {
-      a[i] = static_cast<uint8_t>(18 * (i / 16) + 2 + i % 16);   // blocks 0-3 from bytes 0..127
-      b[i] = static_cast<uint8_t>(18 * (i / 16) + 10 + i % 16);  // blocks 4-7 from bytes 64..191
-      c[i] = static_cast<uint8_t>(i < 16 ? 18 * (i / 2) + i % 2 : 0);  // the 8 scales
-    }
-    lo03 = _mm512_load_si512(a);
-    lo47 = _mm512_load_si512(b);
-    scales = _mm512_load_si512(c);
-  }
+  alignas(64) uint8_t lo03[64], lo47[64], scales[64];
 };
 
+constexpr Q4_0Gather q4_0_gather() {
+  Q4_0Gather g{};
+  for (int i = 0; i < 64; ++i) {
+    g.lo03[i] = static_cast<uint8_t>(18 * (i / 16) + 2 + i % 16);
+    g.lo47[i] = static_cast<uint8_t>(18 * (i / 16) + 10 + i % 16);
+    g.scales[i] = static_cast<uint8_t>(i < 16 ? 18 * (i / 2) + i % 2 : 0);
+  }
+  return g;
+}
+
+constexpr Q4_0Gather kQ4_0Gather = q4_0_gather();
+
 float dot_q4_0_groups(const void* wrow, const XQ& x, int64_t nb) {
-  static const Q4_0Gather g;
+  const __m512i lo03 = _mm512_load_si512(kQ4_0Gather.lo03);
+  const __m512i lo47 = _mm512_load_si512(kQ4_0Gather.lo47);
+  const __m512i scale_idx = _mm512_load_si512(kQ4_0Gather.scales);
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   const __m512i lanes03 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
   const __m512i lanes47 = _mm512_add_epi32(lanes03, _mm512_set1_epi32(4));
@@ -575,10 +569,10 @@ float dot_q4_0_groups(const void* wrow, const XQ& x, int64_t nb) {
     const uint8_t* base = row + 144 * gi;
     const __m512i z0 = _mm512_loadu_si512(base), z1 = _mm512_loadu_si512(base + 64);
     const __m512i z2 = _mm512_maskz_loadu_epi8(0xFFFF, base + 128);
-    const __m512i q03 = _mm512_permutex2var_epi8(z0, g.lo03, z1);
-    const __m512i q47 = _mm512_permutex2var_epi8(z1, g.lo47, z2);
+    const __m512i q03 = _mm512_permutex2var_epi8(z0, lo03, z1);
+    const __m512i q47 = _mm512_permutex2var_epi8(z1, lo47, z2);
     const __m256 dw =
-        _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi8(z0, g.scales, z1)));
+        _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi8(z0, scale_idx, z1)));
     const __m256 sd = _mm256_mul_ps(dw, _mm256_loadu_ps(x.d + 8 * gi));
     corr = _mm256_fmadd_ps(dw, _mm256_loadu_ps(x.s32d + 8 * gi), corr);
     const int8_t* xq = x.q + 256 * gi;
@@ -791,7 +785,6 @@ bool matvec_q8_supports(DType) {
   return false;
 }
 void matvec_q8(const MatmulProblem&, ThreadPool&) {}
-void unpack_row_fast(DType, const void*, int64_t, int8_t*, float*, float*) {}
 }  // namespace eight::cpu::EIGHT_ISA_NAMESPACE
 
 #endif
