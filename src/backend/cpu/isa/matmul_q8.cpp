@@ -100,6 +100,34 @@ struct WPanel {
   const int32_t* corr;
 };
 
+// corr[g] = -128 * (sum of the codes of group g) for the k codes of one row (G = 16 or 32, k a
+// multiple of G). vpsadbw sums 8 bytes per qword; the codes are signed, so they are biased by
+// 128 first (xor 0x80) and 8 * 128 taken off each qword sum. The G / 8 qwords of a group are
+// then added in int64 lanes and narrowed: 64 / G sums per 64 codes.
+template <int G>
+void corr_sums(const int8_t* q, int64_t k, int32_t* corr) {
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  const __m512i off = _mm512_set1_epi64(-1024 * (G / 8));
+  const __m512i odd = _mm512_setr_epi64(1, 0, 3, 2, 5, 4, 7, 6);
+  const __m512i pair = _mm512_setr_epi64(2, 3, 0, 1, 6, 7, 4, 5);
+  int64_t c = 0;
+  for (; c + 64 <= k; c += 64, corr += 64 / G) {
+    __m512i s =
+        _mm512_sad_epu8(_mm512_xor_si512(_mm512_loadu_si512(q + c), flip), _mm512_setzero_si512());
+    s = _mm512_add_epi64(s, _mm512_permutexvar_epi64(odd, s));  // lanes 2i, 2i+1: group of 16
+    if constexpr (G == 32) s = _mm512_add_epi64(s, _mm512_permutexvar_epi64(pair, s));
+    s = _mm512_mullo_epi64(_mm512_add_epi64(s, off), _mm512_set1_epi64(-128));
+    alignas(64) int64_t t[8];
+    _mm512_store_si512(t, s);
+    for (int g = 0; g < 64 / G; ++g) corr[g] = static_cast<int32_t>(t[g * (G / 8)]);
+  }
+  for (; c < k; c += G, ++corr) {  // a last group when k is not a multiple of 64
+    int sum = 0;
+    for (int e = 0; e < G; ++e) sum += q[c + e];
+    *corr = -128 * sum;
+  }
+}
+
 void unpack_panel(const MatmulProblem& p, int64_t j0, int group, int8_t* q, float* scale,
                   float* bias, int32_t* corr) {
   const int64_t k = p.k, ng = k / group;
@@ -113,11 +141,10 @@ void unpack_panel(const MatmulProblem& p, int64_t j0, int group, int8_t* q, floa
       std::fill_n(scale + r * ng, ng, 0.f);
       std::fill_n(bias + r * ng, ng, 0.f);
     }
-    for (int64_t g = 0; g < ng; ++g) {
-      int s = 0;
-      for (int e = 0; e < group; ++e) s += qr[g * group + e];
-      corr[r * ng + g] = -128 * s;
-    }
+    if (group == 16)
+      corr_sums<16>(qr, k, corr + r * ng);
+    else
+      corr_sums<32>(qr, k, corr + r * ng);
   }
 }
 
