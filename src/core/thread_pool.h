@@ -39,6 +39,34 @@ class ThreadPool {
         [](void* ctx, int64_t task, int thread) { (*static_cast<Fn*>(ctx))(task, thread); });
   }
 
+  // Runs fn(begin, end, thread) over contiguous chunks covering [0, n), handed out largest first
+  // ("guided"): each claim takes max(min_chunk, left / (2 size())) items. A thread then streams
+  // long contiguous runs, which the hardware prefetchers follow (the decode kernels read each
+  // weight matrix once: 18 KB chunks dealt out alternately ran at 25 GB/s, guided ones at 33 on
+  // the 2-core machine), and the shrinking chunks still balance the end. Which thread gets which
+  // items depends on timing, so each item's result must not depend on the chunking.
+  template <class F>
+  void parallel_chunks(int64_t n, int64_t min_chunk, F&& fn) {
+    if (n <= 0) return;
+    min_chunk = min_chunk < 1 ? 1 : min_chunk;
+    std::atomic<int64_t> next{0};
+    const int64_t per_claim = 2 * static_cast<int64_t>(n_threads_);
+    const int64_t claims = (n + min_chunk - 1) / min_chunk;
+    parallel_for(claims < n_threads_ ? claims : n_threads_, [&](int64_t, int thread) {
+      int64_t b = next.load(std::memory_order_relaxed), e;
+      for (;;) {
+        do {
+          if (b >= n) return;
+          const int64_t want = (n - b) / per_claim;
+          e = b + (want > min_chunk ? want : min_chunk);
+          e = e < n ? e : n;
+        } while (!next.compare_exchange_weak(b, e, std::memory_order_relaxed));
+        fn(b, e, thread);
+        b = next.load(std::memory_order_relaxed);
+      }
+    });
+  }
+
   // Runs fn(thread) exactly once on every thread of the pool, the caller included: each task waits
   // until all size() tasks have been claimed, so no thread can claim two. For sizing per-thread
   // buffers (kernel scratch) before a loop that must not allocate, whichever thread ends up

@@ -3,6 +3,7 @@
 // fall asleep, and errors, all with every task run exactly once.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -74,6 +75,42 @@ TEST(ThreadPool, EachThreadRunsOnceOnEveryThread) {
       std::vector<std::atomic<int>> runs(static_cast<size_t>(threads));
       pool.each_thread([&](int thread) { runs[thread].fetch_add(1); });
       for (int t = 0; t < threads; ++t) ASSERT_EQ(runs[t].load(), 1) << "thread " << t;
+    }
+  }
+}
+
+// Guided chunks cover [0, n) exactly once with contiguous ranges of at least min_chunk items
+// (only the last may be shorter), the first ones large, for sizes around the chunk boundaries.
+TEST(ThreadPool, ChunksCoverEveryItemOnceLargestFirst) {
+  for (int threads : {1, 2, 8}) {
+    ThreadPool pool(threads);
+    for (int64_t n : {0, 1, 15, 16, 17, 100, 1000, 4099}) {
+      for (int64_t min_chunk : {1, 16, 5000}) {
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+        std::atomic<int64_t> largest{0};
+        std::atomic<int> short_chunks{0};
+        pool.parallel_chunks(n, min_chunk, [&](int64_t b, int64_t e, int thread) {
+          ASSERT_LT(b, e);
+          ASSERT_LE(e, n);
+          ASSERT_LT(thread, threads);
+          if (e - b < min_chunk) {
+            EXPECT_EQ(e, n) << "only the last chunk may be short";
+            short_chunks.fetch_add(1);
+          }
+          int64_t l = largest.load();
+          while (e - b > l && !largest.compare_exchange_weak(l, e - b)) {
+          }
+          for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
+        });
+        for (int64_t i = 0; i < n; ++i)
+          ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << "n " << n << " item " << i;
+        EXPECT_LE(short_chunks.load(), 1);
+        // The first claim takes a 1 / (2 threads) share of everything (or min_chunk).
+        if (n > 0) {
+          EXPECT_EQ(largest.load(), std::min(n, std::max(min_chunk, n / (2 * threads))))
+              << "n " << n << " min_chunk " << min_chunk << " threads " << threads;
+        }
+      }
     }
   }
 }

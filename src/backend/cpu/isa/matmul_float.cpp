@@ -80,17 +80,15 @@ float sum_f32(const float* x, int64_t n) {
 
 namespace {
 
-constexpr int kNR = 2 * kVecWidth;  // weight rows per panel (two vectors)
-constexpr int kMR = 6;              // x rows per micro-tile: 12 accumulators
-constexpr int64_t kRowsPerTask = 8;
+constexpr int kNR = 2 * kVecWidth;       // weight rows per panel (two vectors)
+constexpr int kMR = 6;                   // x rows per micro-tile: 12 accumulators
+constexpr int64_t kMinRowsPerClaim = 8;  // weight rows per claim of the guided loop (at least)
 
 // Few x rows: stream each weight row once, dot it with every x row.
 void matmul_rows(const MatmulProblem& p, ThreadPool& pool) {
-  const int64_t n_tasks = (p.n + kRowsPerTask - 1) / kRowsPerTask;
-  pool.parallel_for(n_tasks, [&](int64_t task, int) {
+  pool.parallel_chunks(p.n, kMinRowsPerClaim, [&](int64_t j0, int64_t j1, int) {
     float* buf = static_cast<float*>(thread_scratch(0, p.k * sizeof(float)));
-    const int64_t j1 = std::min(p.n, (task + 1) * kRowsPerTask);
-    for (int64_t j = task * kRowsPerTask; j < j1; ++j) {
+    for (int64_t j = j0; j < j1; ++j) {
       const void* src = static_cast<const char*>(p.w) + j * p.ldw;
       const float* row = buf;
       if (p.w_type == DType::F32)

@@ -234,7 +234,7 @@ DotFn dot_fn(DType t) {
   }
 }
 
-constexpr int64_t kRowsPerTask = 16;
+constexpr int64_t kMinRowsPerClaim = 16;  // weight rows per claim of the guided loop (at least)
 
 }  // namespace
 
@@ -259,9 +259,7 @@ void matvec_q8(const MatmulProblem& p, ThreadPool& pool) {
     quantize_x(p.x + i * p.ldx, k, block, q, d, s16d, s32d);
     xs[i] = {q, d, s16d, s32d};
   }
-  const int64_t n_tasks = (p.n + kRowsPerTask - 1) / kRowsPerTask;
-  pool.parallel_for(n_tasks, [&](int64_t task, int) {
-    const int64_t j1 = std::min(p.n, (task + 1) * kRowsPerTask);
+  pool.parallel_chunks(p.n, kMinRowsPerClaim, [&](int64_t j0, int64_t j1, int) {
     int8_t* uq = nullptr;
     float *us = nullptr, *ub = nullptr;
     const int group = group_format(p.w_type).group;
@@ -272,7 +270,7 @@ void matvec_q8(const MatmulProblem& p, ThreadPool& pool) {
       us = reinterpret_cast<float*>(t + ((k + 63) / 64) * 64);
       ub = us + k / group;
     }
-    for (int64_t j = task * kRowsPerTask; j < j1; ++j) {
+    for (int64_t j = j0; j < j1; ++j) {
       const void* w = static_cast<const char*>(p.w) + j * p.ldw;
       const float b = p.bias ? p.bias[j] : 0.f;
       if (!dot) unpack_row(p.w_type, w, k, uq, us, ub);

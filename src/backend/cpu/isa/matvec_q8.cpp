@@ -671,7 +671,8 @@ RowsFn rows_fn(DType t, int64_t m) {
   }
 }
 
-constexpr int64_t kRowsPerTask = 16;
+// Weight rows per claim of the guided loop (at least) and per L1-resident group for the passes.
+constexpr int64_t kMinRowsPerClaim = 16, kRowsPerTile = 16;
 
 // The order the kernels of type t expect x in (nullptr: natural order).
 const XPerm* x_permutation(DType t) {
@@ -711,6 +712,36 @@ void unpack_q4_k_simd(const void* src, int64_t nb, int8_t* q, float* scale, floa
   }
 }
 
+// Q6_K into natural order: per half, out[32 s + l] takes ql[l] (s even) or ql[32 + l] (s odd),
+// low nibble for s < 2, high for s >= 2, with bits 2 s, 2 s + 1 of qh[l] as bits 4-5; minus 32.
+void unpack_q6_k_simd(const void* src, int64_t nb, int8_t* q, float* scale, float* bias) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+  const __m256i c32 = _mm256_set1_epi8(32);
+  for (int64_t i = 0; i < nb; ++i) {
+    const auto& b = static_cast<const BlockQ6_K*>(src)[i];
+    const __m512 sc = _mm512_cvtepi32_ps(
+        _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales))));
+    _mm512_storeu_ps(scale + 16 * i, _mm512_mul_ps(sc, _mm512_set1_ps(h2f(b.d))));
+    _mm512_storeu_ps(bias + 16 * i, _mm512_setzero_ps());
+    for (int h = 0; h < 2; ++h) {
+      const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * h));
+      const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * h + 32));
+      const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * h));
+      const __m256i out[4] = {_mm256_or_si256(_mm256_and_si256(l0, m4),
+                                              _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30)),
+                              _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                              _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30)),
+                              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                              _mm256_and_si256(hb, m30)),
+                              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                              _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30))};
+      for (int s = 0; s < 4; ++s)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 256 * i + 128 * h + 32 * s),
+                            _mm256_sub_epi8(out[s], c32));
+    }
+  }
+}
+
 }  // namespace
 
 bool matvec_q8_supports(DType w_type) {
@@ -744,27 +775,29 @@ void matvec_q8(const MatmulProblem& p, ThreadPool& pool) {
     }
     xs[i] = {q, d, s16, s32, s32d, s16d};
   }
-  const int64_t n_tasks = (p.n + kRowsPerTask - 1) / kRowsPerTask;
   const bool multi = p.m > 1 && rows_fn(p.w_type, 1) != nullptr;
-  pool.parallel_for(n_tasks, [&](int64_t task, int) {
-    const int64_t j0 = task * kRowsPerTask, j1 = std::min(p.n, j0 + kRowsPerTask);
-    if (multi) {
-      float out[kRowsPerPass];
-      for (int64_t i0 = 0; i0 < p.m; i0 += kRowsPerPass) {
-        const int64_t mi = std::min(kRowsPerPass, p.m - i0);
-        const RowsFn rows = rows_fn(p.w_type, mi);
-        for (int64_t j = j0; j < j1; ++j) {
-          rows(static_cast<const char*>(p.w) + j * p.ldw, xs + i0, nb, out);
-          const float b = p.bias ? p.bias[j] : 0.f;
-          for (int64_t i = 0; i < mi; ++i) p.y[(i0 + i) * p.ldy + j] = out[i] + b;
+  pool.parallel_chunks(p.n, kMinRowsPerClaim, [&](int64_t c0, int64_t c1, int) {
+    // Several x rows: weight rows in groups small enough to stay in L1 across the passes.
+    for (int64_t j0 = c0; j0 < c1; j0 += kRowsPerTile) {
+      const int64_t j1 = std::min(c1, j0 + kRowsPerTile);
+      if (multi) {
+        float out[kRowsPerPass];
+        for (int64_t i0 = 0; i0 < p.m; i0 += kRowsPerPass) {
+          const int64_t mi = std::min(kRowsPerPass, p.m - i0);
+          const RowsFn rows = rows_fn(p.w_type, mi);
+          for (int64_t j = j0; j < j1; ++j) {
+            rows(static_cast<const char*>(p.w) + j * p.ldw, xs + i0, nb, out);
+            const float b = p.bias ? p.bias[j] : 0.f;
+            for (int64_t i = 0; i < mi; ++i) p.y[(i0 + i) * p.ldy + j] = out[i] + b;
+          }
         }
+        continue;
       }
-      return;
-    }
-    for (int64_t j = j0; j < j1; ++j) {
-      const void* w = static_cast<const char*>(p.w) + j * p.ldw;
-      const float b = p.bias ? p.bias[j] : 0.f;
-      for (int64_t i = 0; i < p.m; ++i) p.y[i * p.ldy + j] = dot(w, xs[i], nb) + b;
+      for (int64_t j = j0; j < j1; ++j) {
+        const void* w = static_cast<const char*>(p.w) + j * p.ldw;
+        const float b = p.bias ? p.bias[j] : 0.f;
+        for (int64_t i = 0; i < p.m; ++i) p.y[i * p.ldy + j] = dot(w, xs[i], nb) + b;
+      }
     }
   });
 }
@@ -772,6 +805,8 @@ void matvec_q8(const MatmulProblem& p, ThreadPool& pool) {
 void unpack_row_fast(DType t, const void* src, int64_t k, int8_t* q, float* scale, float* bias) {
   if (t == DType::Q4_K)
     unpack_q4_k_simd(src, k / 256, q, scale, bias);
+  else if (t == DType::Q6_K)
+    unpack_q6_k_simd(src, k / 256, q, scale, bias);
   else
     unpack_row(t, src, k, q, scale, bias);
 }
