@@ -67,6 +67,21 @@ void bm_matmul(benchmark::State& st, DType t) {
       benchmark::Counter(2.0 * m * n * k * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// Decode (m x rows) over a small matrix that stays in cache: the kernel's compute ceiling, to
+// compare with the memory-bound figure of matmul/TYPE/m. Arguments: m, n rows of k = 2048.
+void bm_matvec_cached(benchmark::State& st, DType t) {
+  const int64_t m = st.range(0), n = st.range(1), k = 2048;
+  const Tensor w = weights(t, n, k);
+  Tensor x = Tensor::empty({m, k}, DType::F32);
+  const auto xv = randn(static_cast<size_t>(m * k), 2);
+  std::memcpy(x.raw(), xv.data(), xv.size() * 4);
+  Tensor y = Tensor::empty({m, n}, DType::F32);
+  for (auto _ : st) ops::matmul(x, w, y, pool());
+  const double bytes = static_cast<double>(dtype_row_bytes(t, k)) * static_cast<double>(n);
+  st.counters["weight_GB/s"] =
+      benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void bm_rms_norm(benchmark::State& st) {
   const int64_t n = st.range(0);
   const auto x = randn(n, 3), w = randn(n, 4);
@@ -106,12 +121,21 @@ const int registered = [] {
         ->Arg(2)
         ->Arg(4)
         ->Arg(8)
+        ->Arg(12)
+        ->Arg(16)
         ->Arg(32)
         ->Arg(128)
         ->Arg(512)
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   }
+  for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K})
+    benchmark::RegisterBenchmark(("matvec_cached/" + std::string(dtype_name(t))).c_str(),
+                                 bm_matvec_cached, t)
+        ->Args({1, 256})
+        ->Args({1, 1024})
+        ->Args({4, 1024})
+        ->UseRealTime();
   benchmark::RegisterBenchmark("rms_norm", bm_rms_norm)->Arg(4096);
   benchmark::RegisterBenchmark("softmax", bm_softmax)->Arg(32000);
   benchmark::RegisterBenchmark("attention_decode_f16", bm_attention_decode)

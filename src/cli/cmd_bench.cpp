@@ -1,8 +1,10 @@
 // `eight bench`: benchmarks. --kernels runs the kernel roofline table (ops/kernel_bench.h).
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "cli/args.h"
 #include "core/dtype.h"
@@ -29,6 +31,28 @@ int run_kernels(int threads, const std::vector<std::string>& types, double secon
   const auto report = ops::run_kernel_bench(o, pool);
   std::fputs(ops::format_kernel_bench(report).c_str(), stdout);
   return 0;
+}
+
+// "1,2,4,8" → {1, 2, 4, 8}; each a stream count in 1..64 (empty: none).
+std::vector<int> parse_streams(const std::string& text) {
+  std::vector<int> out;
+  size_t at = 0;
+  while (at < text.size()) {
+    const size_t comma = std::min(text.find(',', at), text.size());
+    const std::string item = text.substr(at, comma - at);
+    size_t used = 0;
+    int v = 0;
+    try {
+      v = std::stoi(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    check(used == item.size() && !item.empty() && v >= 1 && v <= 64, "[bench] --streams takes ",
+          "stream counts in 1..64 separated by commas, got '", item, "' in '", text, "'");
+    out.push_back(v);
+    at = comma + 1;
+  }
+  return out;
 }
 
 // whisper.cpp's ggml files start with the magic "ggml" (GGUF files with "GGUF").
@@ -60,6 +84,9 @@ int run(int argc, char** argv) {
   p.option("-n,--n-gen", &n_gen, "N", "generated tokens for tg (default 128; 0 = skip)");
   p.option("-r,--reps", &reps, "N", "repetitions; the median is reported (default 3)");
   p.option("--kv-type", &kv_type, "TYPE", "KV cache type for -m (f16, q8_0)");
+  std::string streams;
+  p.option("-s,--streams", &streams, "N,N,...",
+           "with -m: also decode N sequences at once (the server's batching), e.g. 1,2,4,8");
   p.flag("--json", &json, "with -m: one JSON object");
   p.positional_count(0, 0);
   if (auto rc = p.parse(argc, argv)) return *rc;
@@ -78,7 +105,8 @@ int run(int argc, char** argv) {
                               .n_gen = n_gen,
                               .reps = reps,
                               .n_threads = threads,
-                              .kv_type = parse_kv_type(kv_type)});
+                              .kv_type = parse_kv_type(kv_type),
+                              .streams = parse_streams(streams)});
     std::fputs(format_llm_bench(r, json).c_str(), stdout);
     return 0;
   }

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/thread_pool.h"
+#include "runtime/kv_cache.h"
 #include "runtime/session.h"
 
 namespace eight {
@@ -22,6 +23,44 @@ using Clock = std::chrono::steady_clock;
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+// Total tokens/s of n_streams sequences decoding p.n_gen tokens each, one forward pass per step
+// (llm::forward_segments, as the server's scheduler batches them); median of p.reps runs.
+double bench_streams(const LLMSession& session, int n_streams, const LLMBenchParams& p,
+                     std::mt19937& gen) {
+  check(n_streams >= 1 && n_streams <= 64, "[bench] streams must be in 1..64, got ", n_streams);
+  const auto& c = session.config();
+  const int64_t n_gen = std::max<int64_t>(p.n_gen, 1);
+  KVCache cache({.n_layer = c.n_layer,
+                 .n_ctx = n_gen + 1,
+                 .n_head_kv = c.n_head_kv,
+                 .head_dim = c.head_dim,
+                 .type = p.kv_type,
+                 .n_seq = n_streams});
+  llm::LLMScratch scratch(c, n_streams);
+  HostBuffer logits(static_cast<size_t>(n_streams * c.n_vocab) * sizeof(float));
+  std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(c.n_vocab - 1));
+  std::vector<int32_t> next(static_cast<size_t>(n_streams));
+  std::vector<llm::Segment> segs(static_cast<size_t>(n_streams));
+  std::vector<double> rates;
+  for (int rep = 0; rep < p.reps; ++rep) {
+    for (auto& t : next) t = tok(gen);
+    const auto t0 = Clock::now();
+    for (int64_t pos = 0; pos < n_gen; ++pos) {
+      for (int s = 0; s < n_streams; ++s)
+        segs[static_cast<size_t>(s)] = {.kv = cache.layers(s), .pos0 = pos, .n = 1, .logits = true};
+      llm::forward_segments(session.model(), next.data(), segs, scratch, logits.as<float>(),
+                            llm::ForwardOptions{.n_ctx = n_gen + 1}, session.pool());
+      for (int s = 0; s < n_streams; ++s) {
+        const float* l = logits.as<float>() + s * c.n_vocab;
+        next[static_cast<size_t>(s)] = static_cast<int32_t>(std::max_element(l, l + c.n_vocab) - l);
+      }
+    }
+    rates.push_back(static_cast<double>(n_streams * n_gen) /
+                    std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  return median(rates);
 }
 
 }  // namespace
@@ -106,6 +145,8 @@ LLMBenchResult bench_llm(const LLMBenchParams& p) {
     }
   }
   r.pp_tokens_per_s = median(pp);
+  for (int n_streams : p.streams)
+    r.streams.push_back({n_streams, bench_streams(*session, n_streams, p, gen)});
   r.tg_tokens_per_s = median(tg);
   r.tg_gbps = static_cast<double>(r.weight_bytes) * r.tg_tokens_per_s / 1e9;
   r.peak_rss_bytes = peak_rss_bytes();  // before the bandwidth probe adds its buffer
@@ -131,6 +172,8 @@ std::string format_llm_bench(const LLMBenchResult& r, bool json) {
         {"file_bytes", r.file_bytes},
         {"kv_bytes", r.kv_bytes},
         {"peak_rss_bytes", r.peak_rss_bytes}};
+    for (const StreamsResult& s : r.streams)
+      j["streams"].push_back({{"streams", s.streams}, {"tokens_per_s", s.tokens_per_s}});
     return j.dump() + "\n";
   }
   char buf[1024];
@@ -145,7 +188,14 @@ std::string format_llm_bench(const LLMBenchResult& r, bool json) {
       r.memory_read_gbps > 0 ? 100.0 * r.tg_gbps / r.memory_read_gbps : 0.0, r.memory_read_gbps,
       format_bytes(r.peak_rss_bytes).c_str(), format_bytes(r.file_bytes).c_str(),
       format_bytes(r.kv_bytes).c_str());
-  return buf;
+  std::string out = buf;
+  for (const StreamsResult& s : r.streams) {
+    std::snprintf(buf, sizeof buf, "  tg%-5lld x %2d streams %8.1f tokens/s  (%.2fx tg)\n",
+                  static_cast<long long>(r.n_gen), s.streams, s.tokens_per_s,
+                  r.tg_tokens_per_s > 0 ? s.tokens_per_s / r.tg_tokens_per_s : 0.0);
+    out += buf;
+  }
+  return out;
 }
 
 }  // namespace eight

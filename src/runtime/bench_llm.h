@@ -4,8 +4,11 @@
 // tokens decoded one at a time from an empty context; each the median of `reps` runs. Generation
 // is reported also as achieved weight-read bandwidth (weight bytes × tokens/s) against the
 // machine's measured memory read bandwidth, and peak resident memory against file + KV cache.
+// With streams, also batched decoding as the server's continuous batching does it: S sequences
+// each decoding n_gen tokens, one forward pass per step for all S (total tokens/s).
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/dtype.h"
 
@@ -18,6 +21,12 @@ struct LLMBenchParams {
   int reps = 3;
   int n_threads = 0;  // 0: default_thread_count()
   DType kv_type = DType::F16;
+  std::vector<int> streams;  // batched-decode stream counts to measure (empty: none)
+};
+
+struct StreamsResult {
+  int streams = 0;
+  double tokens_per_s = 0;  // all streams together
 };
 
 struct LLMBenchResult {
@@ -30,6 +39,7 @@ struct LLMBenchResult {
   double memory_read_gbps = 0;  // measured on this machine
   int64_t file_bytes = 0, kv_bytes = 0;
   int64_t peak_rss_bytes = 0;  // VmHWM after the runs
+  std::vector<StreamsResult> streams;
 };
 
 LLMBenchResult bench_llm(const LLMBenchParams& p);

@@ -147,3 +147,21 @@ def test_eight_prompt_tokens_match_hf_tokenizer(model, tmp_path):
     assert info["tokens"] == want
     err = llm_ref.nmse(np.load(out).astype(np.float64), llm_ref.forward(model, want))
     assert err <= 1e-5, f"NMSE {err:.3e}"
+
+
+def test_bench_reports_batched_streams():
+    """`eight bench -s` decodes several sequences per forward pass (the server's batching)."""
+    cli = os.environ.get("EIGHT_CLI")
+    if not cli or not os.path.exists(cli):
+        pytest.skip(f"SKIPPED: EIGHT_CLI not set or not built ({cli!r}); run through CTest")
+    r = subprocess.run([cli, "bench", "-m", MODEL, "-p", "8", "-n", "4", "-r", "1", "-t", "2",
+                        "-s", "1,3", "--json"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert [s["streams"] for s in out["streams"]] == [1, 3]
+    assert all(s["tokens_per_s"] > 0 for s in out["streams"])
+    for bad in ("0", "2,x", "65", "1,,2"):
+        r = subprocess.run([cli, "bench", "-m", MODEL, "-n", "4", "-s", bad], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode != 0
+        assert "--streams" in r.stderr, r.stderr
