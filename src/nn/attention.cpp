@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 
+#include "backend/cpu/nn_kernels.h"
 #include "backend/cpu/quant.h"
 #include "core/error.h"
 #include "core/half.h"
@@ -147,60 +148,6 @@ void softmax_row(const SoftmaxJob& m, int64_t row) {
   for (int64_t j = hi + 1; j < m.n_keys; ++j) s[j] = 0.0f;
 }
 
-// Decoding (a few queries): one task per KV head, scalar loops, so a token costs one parallel
-// region per layer instead of four per head (each region is a synchronisation of the pool).
-struct SmallJob {
-  const Tensor* out;
-  const Tensor* q;
-  const KVLayerView* kv;
-  const AttentionParams* p;
-  int64_t pos0, T, first, n_keys;
-};
-void attention_small_head(const SmallJob& a, int64_t kvh) {
-  const AttentionParams& p = *a.p;
-  const int64_t hd = p.head_dim, group = p.n_head / p.n_head_kv, n_ctx = a.kv->k.size(0);
-  // Per-thread f32 copies of this head's keys and values, sized for the whole cache once.
-  thread_local HostBuffer buf;
-  const size_t need = static_cast<size_t>(2 * n_ctx * hd + n_ctx) * sizeof(float);
-  if (buf.size() < need) buf = HostBuffer(need);
-  float* kf = buf.as<float>();
-  float* vf = kf + n_ctx * hd;
-  float* sc = vf + n_ctx * hd;
-  for (int64_t j = 0; j < a.n_keys; ++j) {
-    read_row(kf + j * hd, a.kv->k, a.first + j, kvh * hd, hd);
-    read_row(vf + j * hd, a.kv->v, a.first + j, kvh * hd, hd);
-  }
-  for (int64_t t = 0; t < a.T; ++t) {
-    const int64_t pos = a.pos0 + t;
-    const int64_t lo = (p.window > 0 ? std::max<int64_t>(0, pos - p.window + 1) : 0) - a.first;
-    const int64_t hi = pos - a.first;
-    for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
-      const float* qh = static_cast<const float*>(a.q->row(t)) + h * hd;
-      float mx = -std::numeric_limits<float>::infinity();
-      for (int64_t j = lo; j <= hi; ++j) {
-        const float* kj = kf + j * hd;
-        float s = 0;
-        for (int64_t i = 0; i < hd; ++i) s += qh[i] * kj[i];
-        sc[j] = s * p.scale;
-        mx = std::max(mx, sc[j]);
-      }
-      float sum = 0;
-      for (int64_t j = lo; j <= hi; ++j) {
-        sc[j] = std::exp(sc[j] - mx);
-        sum += sc[j];
-      }
-      float* oh = static_cast<float*>(a.out->row(t)) + h * hd;
-      std::fill(oh, oh + hd, 0.0f);
-      const float inv = 1.0f / sum;
-      for (int64_t j = lo; j <= hi; ++j) {
-        const float w = sc[j] * inv;
-        const float* vj = vf + j * hd;
-        for (int64_t i = 0; i < hd; ++i) oh[i] += w * vj[i];
-      }
-    }
-  }
-}
-
 }  // namespace
 
 void attention(const Tensor& out, const Tensor& q, const KVLayerView& kv, int64_t pos0,
@@ -222,8 +169,29 @@ void attention(const Tensor& out, const Tensor& q, const KVLayerView& kv, int64_
   const int64_t first = p.window > 0 ? std::max<int64_t>(0, pos0 - p.window + 1) : 0;
   const int64_t n_keys = pos0 + T - first;
   if (T <= 4) {
-    const SmallJob job{&out, &q, &kv, &p, pos0, T, first, n_keys};
-    pool.parallel_for(p.n_head_kv, [&job](int64_t kvh, int) { attention_small_head(job, kvh); });
+    // Decoding (a few queries): the vectorized flash-style kernel, one task per (query, head),
+    // reading the cache in place. It converts each K/V row once per query head rather than once
+    // per KV head, but in SIMD; the scalar per-KV-head loop it replaces was 10-15% slower end to
+    // end (tinyllama tg256 38.3 -> 42.9 tok/s, 4 streams 73.7 -> 86.3).
+    cpu::AttentionProblem ap{.tq = T,
+                             .tk = pos0 + T,
+                             .n_head = p.n_head,
+                             .n_kv_head = p.n_head_kv,
+                             .d = hd,
+                             .q = q.data<float>(),
+                             .ldq = q.stride(0),
+                             .kv_type = kv.k.dtype(),
+                             .k = kv.k.raw(),
+                             .v = kv.v.raw(),
+                             .ldk = kv.k.stride_bytes(0),
+                             .ldv = kv.v.stride_bytes(0),
+                             .out = out.data<float>(),
+                             .ldo = out.stride(0),
+                             .scale = p.scale,
+                             .causal = true,
+                             .pos0 = pos0,
+                             .window = p.window};
+    cpu::nn_kernels().attention(ap, pool);
     return;
   }
   // Queries per pass: the scores of a pass ([group·chunk, n_keys]) stay within ~4M floats.

@@ -74,6 +74,9 @@ int64_t kernel_scratch(const LLMDesc& m, const PlanRequest& r, int64_t t, int64_
     add(DType::F32, rm, m.hp.head_dim);
     add(DType::F32, rm, r.ctx);
   }
+  // Decoding attention (≤ 4 queries) runs the flash-style kernel: a small buffer per task.
+  task[cpu::kAttentionScratchSlot] =
+      std::max(task[cpu::kAttentionScratchSlot], cpu::attention_scratch_bytes(m.hp.head_dim));
   const int64_t threads = plan_threads(r);
   int64_t bytes = 0;
   for (int i = 0; i < cpu::kScratchSlots; ++i) {
@@ -111,9 +114,6 @@ Costs costs(const LLMDesc& m, const PlanRequest& r) {
     const int64_t chunk = std::clamp<int64_t>(kScoreFloats / (group * r.ctx), 1, t);
     att_rows = group * chunk;
     c.compute += 4 * (att_rows * r.ctx + 2 * r.ctx * h.head_dim + 2 * att_rows * h.head_dim);
-    // Decoding (≤ 4 queries) takes one task per KV head, each with per-thread f32 copies of one
-    // head's K and V and a score row sized for the whole cache; any thread may run one.
-    c.compute += 4 * plan_threads(r) * (2 * r.ctx * h.head_dim + r.ctx);
   } else {
     // Naive attention: every head's full score matrix and the whole K/V of a layer in f32.
     c.compute += 4 * h.n_head * t * r.ctx + 8 * r.ctx * kv_dim;

@@ -64,4 +64,9 @@ MatmulScratch matmul_scratch(DType w, int64_t m, int64_t k, ISA isa) {
   return s;
 }
 
+size_t attention_scratch_bytes(int64_t d) {
+  // An accumulator, a K row and a V row of d floats, and one chunk of 64 scores.
+  return static_cast<size_t>(3 * d + 64) * sizeof(float);
+}
+
 }  // namespace eight::cpu

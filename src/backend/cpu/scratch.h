@@ -31,4 +31,9 @@ struct MatmulScratch {
 };
 MatmulScratch matmul_scratch(DType w, int64_t m, int64_t k, ISA isa = active_isa());
 
+// Attention (isa/attention.cpp): every thread running a task requests this many bytes of
+// kAttentionScratchSlot for heads of d values.
+constexpr int kAttentionScratchSlot = 4;
+size_t attention_scratch_bytes(int64_t d);
+
 }  // namespace eight::cpu

@@ -41,7 +41,9 @@ void attention(const AttentionProblem& p, ThreadPool& pool) {
       std::fill_n(o, p.d, 0.f);
       return;
     }
-    auto* acc = static_cast<float*>(thread_scratch(4, (3 * p.d + kChunk) * sizeof(float)));
+    static_assert(kChunk == 64, "attention_scratch_bytes counts 64 scores");
+    auto* acc =
+        static_cast<float*>(thread_scratch(kAttentionScratchSlot, attention_scratch_bytes(p.d)));
     float* kbuf = acc + p.d;
     float* vbuf = kbuf + p.d;
     float* s = vbuf + p.d;
