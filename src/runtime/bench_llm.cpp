@@ -145,11 +145,12 @@ LLMBenchResult bench_llm(const LLMBenchParams& p) {
     }
   }
   r.pp_tokens_per_s = median(pp);
-  for (int n_streams : p.streams)
-    r.streams.push_back({n_streams, bench_streams(*session, n_streams, p, gen)});
   r.tg_tokens_per_s = median(tg);
   r.tg_gbps = static_cast<double>(r.weight_bytes) * r.tg_tokens_per_s / 1e9;
-  r.peak_rss_bytes = peak_rss_bytes();  // before the bandwidth probe adds its buffer
+  // One session's peak: before the streams' caches and the bandwidth probe's buffer.
+  r.peak_rss_bytes = peak_rss_bytes();
+  for (int n_streams : p.streams)
+    r.streams.push_back({n_streams, bench_streams(*session, n_streams, p, gen)});
   session.reset();
   r.memory_read_gbps = measure_memory_read_gbps(p.n_threads);
   return r;

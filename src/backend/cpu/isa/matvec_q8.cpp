@@ -712,6 +712,34 @@ void unpack_q4_k_simd(const void* src, int64_t nb, int8_t* q, float* scale, floa
   }
 }
 
+// Q5_K: Q4_K's nibbles plus bit 2 p (low nibbles) or 2 p + 1 (high) of qh[l] as bit 4. The
+// 16-bit shifts cannot leak a neighbour's bits into bit 0, which is all the mask keeps.
+void unpack_q5_k_simd(const void* src, int64_t nb, int8_t* q, float* scale, float* bias) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+  for (int64_t i = 0; i < nb; ++i) {
+    const auto& b = static_cast<const BlockQ5_K*>(src)[i];
+    uint64_t sc8, m8;
+    scales_k4(b.scales, &sc8, &m8);
+    const __m256 sc =
+        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(sc8))));
+    const __m256 mn =
+        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(m8))));
+    _mm256_storeu_ps(scale + 8 * i, _mm256_mul_ps(sc, _mm256_set1_ps(h2f(b.d))));
+    _mm256_storeu_ps(bias + 8 * i, _mm256_mul_ps(mn, _mm256_set1_ps(-h2f(b.dmin))));
+    const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+    for (int p = 0; p < 4; ++p) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * p));
+      const __m128i s0 = _mm_cvtsi32_si128(2 * p), s1 = _mm_cvtsi32_si128(2 * p + 1);
+      const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(hb, s0), one), 4);
+      const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(hb, s1), one), 4);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 256 * i + 64 * p),
+                          _mm256_or_si256(_mm256_and_si256(v, m4), h0));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 256 * i + 64 * p + 32),
+                          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), h1));
+    }
+  }
+}
+
 // Q6_K into natural order: per half, out[32 s + l] takes ql[l] (s even) or ql[32 + l] (s odd),
 // low nibble for s < 2, high for s >= 2, with bits 2 s, 2 s + 1 of qh[l] as bits 4-5; minus 32.
 void unpack_q6_k_simd(const void* src, int64_t nb, int8_t* q, float* scale, float* bias) {
@@ -805,6 +833,8 @@ void matvec_q8(const MatmulProblem& p, ThreadPool& pool) {
 void unpack_row_fast(DType t, const void* src, int64_t k, int8_t* q, float* scale, float* bias) {
   if (t == DType::Q4_K)
     unpack_q4_k_simd(src, k / 256, q, scale, bias);
+  else if (t == DType::Q5_K)
+    unpack_q5_k_simd(src, k / 256, q, scale, bias);
   else if (t == DType::Q6_K)
     unpack_q6_k_simd(src, k / 256, q, scale, bias);
   else
