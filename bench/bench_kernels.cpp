@@ -47,13 +47,8 @@ Tensor weights(DType t, int64_t n, int64_t k) {
   return w;
 }
 
-void bm_matmul(benchmark::State& st, DType t) {
-  const int64_t m = st.range(0), k = 4096;
-  // Decode (up to 8 rows): ~256 MiB of weights (beyond any cache); batches: a 4096 x 4096 layer.
-  const int64_t n = m <= 8
-                        ? std::max<int64_t>(4096, (int64_t{256} << 20) /
-                                                      static_cast<int64_t>(dtype_row_bytes(t, k)))
-                        : 4096;
+// Times y[m, n] = x[m, k] · wᵀ (random x, weights of type t) and reports weight GB/s.
+void time_matmul(benchmark::State& st, DType t, int64_t m, int64_t n, int64_t k) {
   const Tensor w = weights(t, n, k);
   Tensor x = Tensor::empty({m, k}, DType::F32);
   const auto xv = randn(static_cast<size_t>(m * k), 2);
@@ -63,6 +58,16 @@ void bm_matmul(benchmark::State& st, DType t) {
   const double bytes = static_cast<double>(dtype_row_bytes(t, k)) * static_cast<double>(n);
   st.counters["weight_GB/s"] =
       benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void bm_matmul(benchmark::State& st, DType t) {
+  const int64_t m = st.range(0), k = 4096;
+  // Decode (up to 8 rows): ~256 MiB of weights (beyond any cache); batches: a 4096 x 4096 layer.
+  const int64_t n = m <= 8
+                        ? std::max<int64_t>(4096, (int64_t{256} << 20) /
+                                                      static_cast<int64_t>(dtype_row_bytes(t, k)))
+                        : 4096;
+  time_matmul(st, t, m, n, k);
   st.counters["GFLOP/s"] =
       benchmark::Counter(2.0 * m * n * k * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
@@ -71,15 +76,7 @@ void bm_matmul(benchmark::State& st, DType t) {
 // compare with the memory-bound figure of matmul/TYPE/m. Arguments: m, n rows of k = 2048.
 void bm_matvec_cached(benchmark::State& st, DType t) {
   const int64_t m = st.range(0), n = st.range(1), k = 2048;
-  const Tensor w = weights(t, n, k);
-  Tensor x = Tensor::empty({m, k}, DType::F32);
-  const auto xv = randn(static_cast<size_t>(m * k), 2);
-  std::memcpy(x.raw(), xv.data(), xv.size() * 4);
-  Tensor y = Tensor::empty({m, n}, DType::F32);
-  for (auto _ : st) ops::matmul(x, w, y, pool());
-  const double bytes = static_cast<double>(dtype_row_bytes(t, k)) * static_cast<double>(n);
-  st.counters["weight_GB/s"] =
-      benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  time_matmul(st, t, m, n, k);
 }
 
 void bm_rms_norm(benchmark::State& st) {

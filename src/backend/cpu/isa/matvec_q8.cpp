@@ -690,18 +690,24 @@ const XPerm* x_permutation(DType t) {
   }
 }
 
+// The 8 scales and biases of a Q4_K / Q5_K super-block as unpack_row stores them.
+inline void unpack_k4_scales(const uint8_t* scales, uint16_t d, uint16_t dmin, float* scale,
+                             float* bias) {
+  uint64_t sc8, m8;
+  scales_k4(scales, &sc8, &m8);
+  const __m256 sc =
+      _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(sc8))));
+  const __m256 mn =
+      _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(m8))));
+  _mm256_storeu_ps(scale, _mm256_mul_ps(sc, _mm256_set1_ps(h2f(d))));
+  _mm256_storeu_ps(bias, _mm256_mul_ps(mn, _mm256_set1_ps(-h2f(dmin))));
+}
+
 void unpack_q4_k_simd(const void* src, int64_t nb, int8_t* q, float* scale, float* bias) {
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   for (int64_t i = 0; i < nb; ++i) {
     const auto& b = static_cast<const BlockQ4_K*>(src)[i];
-    uint64_t sc8, m8;
-    scales_k4(b.scales, &sc8, &m8);
-    const __m256 sc =
-        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(sc8))));
-    const __m256 mn =
-        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(m8))));
-    _mm256_storeu_ps(scale + 8 * i, _mm256_mul_ps(sc, _mm256_set1_ps(h2f(b.d))));
-    _mm256_storeu_ps(bias + 8 * i, _mm256_mul_ps(mn, _mm256_set1_ps(-h2f(b.dmin))));
+    unpack_k4_scales(b.scales, b.d, b.dmin, scale + 8 * i, bias + 8 * i);
     for (int p = 0; p < 4; ++p) {
       const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * p));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 256 * i + 64 * p),
@@ -718,14 +724,7 @@ void unpack_q5_k_simd(const void* src, int64_t nb, int8_t* q, float* scale, floa
   const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
   for (int64_t i = 0; i < nb; ++i) {
     const auto& b = static_cast<const BlockQ5_K*>(src)[i];
-    uint64_t sc8, m8;
-    scales_k4(b.scales, &sc8, &m8);
-    const __m256 sc =
-        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(sc8))));
-    const __m256 mn =
-        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(m8))));
-    _mm256_storeu_ps(scale + 8 * i, _mm256_mul_ps(sc, _mm256_set1_ps(h2f(b.d))));
-    _mm256_storeu_ps(bias + 8 * i, _mm256_mul_ps(mn, _mm256_set1_ps(-h2f(b.dmin))));
+    unpack_k4_scales(b.scales, b.d, b.dmin, scale + 8 * i, bias + 8 * i);
     const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
     for (int p = 0; p < 4; ++p) {
       const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * p));
