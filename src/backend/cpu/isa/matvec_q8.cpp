@@ -739,6 +739,54 @@ void unpack_q5_k_simd(const void* src, int64_t nb, int8_t* q, float* scale, floa
   }
 }
 
+// Q2_K / Q3_K codes of one 128-element half: plane p of the 32 bytes q2 holds elements
+// 32 p + l as bits 2 p, 2 p + 1 of q2[l] (the 16-bit shifts keep bits 0-1 of each byte within
+// that byte for p <= 3). Q3_K subtracts 4 where bit `hbit0 + p` of hmask[l] is clear.
+template <bool kQ3>
+inline void unpack_2bit_half(const uint8_t* q2, const uint8_t* hmask, int hbit0, int8_t* out) {
+  const __m256i three = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q2));
+  [[maybe_unused]] __m256i h = _mm256_setzero_si256();
+  if constexpr (kQ3) h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(hmask));
+  for (int p = 0; p < 4; ++p) {
+    __m256i c = _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(2 * p)), three);
+    if constexpr (kQ3) {
+      const __m256i bit = _mm256_and_si256(_mm256_srl_epi16(h, _mm_cvtsi32_si128(hbit0 + p)), one);
+      c = _mm256_sub_epi8(c, _mm256_slli_epi16(_mm256_xor_si256(bit, one), 2));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32 * p), c);
+  }
+}
+
+void unpack_q2_k_simd(const void* src, int64_t nb, int8_t* q, float* scale, float* bias) {
+  for (int64_t i = 0; i < nb; ++i) {
+    const auto& b = static_cast<const BlockQ2_K*>(src)[i];
+    const float d = h2f(b.d), dmin = h2f(b.dmin);
+    for (int g = 0; g < 16; ++g) {
+      scale[16 * i + g] = d * static_cast<float>(b.scales[g] & 0xF);
+      bias[16 * i + g] = -dmin * static_cast<float>(b.scales[g] >> 4);
+    }
+    for (int h = 0; h < 2; ++h)
+      unpack_2bit_half<false>(b.qs + 32 * h, nullptr, 0, q + 256 * i + 128 * h);
+  }
+}
+
+void unpack_q3_k_simd(const void* src, int64_t nb, int8_t* q, float* scale, float* bias) {
+  for (int64_t i = 0; i < nb; ++i) {
+    const auto& b = static_cast<const BlockQ3_K*>(src)[i];
+    const float d = h2f(b.d);
+    const uint8_t* s = b.scales;
+    for (int g = 0; g < 16; ++g) {
+      const int lo = g < 8 ? (s[g] & 0xF) : (s[g - 8] >> 4);
+      const int hi = (s[8 + g % 4] >> (2 * (g / 4))) & 3;
+      scale[16 * i + g] = d * static_cast<float>((lo | (hi << 4)) - 32);
+      bias[16 * i + g] = 0;
+    }
+    for (int h = 0; h < 2; ++h)
+      unpack_2bit_half<true>(b.qs + 32 * h, b.hmask, 4 * h, q + 256 * i + 128 * h);
+  }
+}
+
 // Q6_K into natural order: per half, out[32 s + l] takes ql[l] (s even) or ql[32 + l] (s odd),
 // low nibble for s < 2, high for s >= 2, with bits 2 s, 2 s + 1 of qh[l] as bits 4-5; minus 32.
 void unpack_q6_k_simd(const void* src, int64_t nb, int8_t* q, float* scale, float* bias) {
@@ -832,6 +880,10 @@ void matvec_q8(const MatmulProblem& p, ThreadPool& pool) {
 void unpack_row_fast(DType t, const void* src, int64_t k, int8_t* q, float* scale, float* bias) {
   if (t == DType::Q4_K)
     unpack_q4_k_simd(src, k / 256, q, scale, bias);
+  else if (t == DType::Q2_K)
+    unpack_q2_k_simd(src, k / 256, q, scale, bias);
+  else if (t == DType::Q3_K)
+    unpack_q3_k_simd(src, k / 256, q, scale, bias);
   else if (t == DType::Q5_K)
     unpack_q5_k_simd(src, k / 256, q, scale, bias);
   else if (t == DType::Q6_K)
