@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "backend/cpu/isa/unpack.h"
+#include "backend/cpu/isa/unpack_simd.h"
 #include "backend/cpu/scratch.h"
 #include "core/quant_blocks.h"
 #include "core/thread_pool.h"
@@ -194,8 +195,8 @@ float dot_q6_k(const void* wrow, const XQ& x, int64_t nb) {
 
 // Any other type: the row unpacked to signed codes q with a scale and bias per group of G (16 or
 // 32), taken 32 codes at a time (one or two groups).
-float dot_unpacked(const int8_t* q, const float* scale, const float* bias, int group, const XQ& x,
-                   int block, int64_t k) {
+float dot_unpacked(const int8_t* q, const float* scale, const float* bias, int group, bool has_bias,
+                   const XQ& x, int block, int64_t k) {
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t c = 0; c < k / 32; ++c) {
@@ -209,10 +210,17 @@ float dot_unpacked(const int8_t* q, const float* scale, const float* bias, int g
                                                     _mm_set1_ps(scale[2 * c] * dx));
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), sv, acc);
   }
-  const float* sums = group == 16 ? x.s16d : x.s32d;
-  float b = 0;
-  for (int64_t g = 0; g < k / group; ++g) b += bias[g] * sums[g];
-  return hsum8(acc) + b;
+  if (has_bias) {  // sum_g bias_g * (dx * sum of x over g), 8 groups at a time
+    const float* sums = group == 16 ? x.s16d : x.s32d;
+    const int64_t ng = k / group;
+    int64_t g = 0;
+    for (; g + 8 <= ng; g += 8)
+      acc = _mm256_fmadd_ps(_mm256_loadu_ps(bias + g), _mm256_loadu_ps(sums + g), acc);
+    float b = 0;
+    for (; g < ng; ++g) b += bias[g] * sums[g];
+    return hsum8(acc) + b;
+  }
+  return hsum8(acc);
 }
 
 using DotFn = float (*)(const void* wrow, const XQ& x, int64_t nb);
@@ -263,6 +271,7 @@ void matvec_q8(const MatmulProblem& p, ThreadPool& pool) {
     int8_t* uq = nullptr;
     float *us = nullptr, *ub = nullptr;
     const int group = group_format(p.w_type).group;
+    const bool has_bias = group_format(p.w_type).has_bias;
     if (!dot) {  // generic: one unpacked weight row per task
       auto* t = static_cast<uint8_t*>(
           thread_scratch(0, static_cast<size_t>(k) + 2 * static_cast<size_t>(k / 16) * 4 + 256));
@@ -273,10 +282,12 @@ void matvec_q8(const MatmulProblem& p, ThreadPool& pool) {
     for (int64_t j = j0; j < j1; ++j) {
       const void* w = static_cast<const char*>(p.w) + j * p.ldw;
       const float b = p.bias ? p.bias[j] : 0.f;
-      if (!dot) unpack_row(p.w_type, w, k, uq, us, ub);
+      if (!dot && !unpack_row_simd(p.w_type, w, k, uq, us, ub))
+        unpack_row(p.w_type, w, k, uq, us, ub);
       for (int64_t i = 0; i < p.m; ++i)
         p.y[i * p.ldy + j] =
-            (dot ? dot(w, xs[i], nb) : dot_unpacked(uq, us, ub, group, xs[i], block, k)) + b;
+            (dot ? dot(w, xs[i], nb) : dot_unpacked(uq, us, ub, group, has_bias, xs[i], block, k)) +
+            b;
     }
   });
 }
