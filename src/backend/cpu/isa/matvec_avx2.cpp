@@ -198,17 +198,25 @@ float dot_q6_k(const void* wrow, const XQ& x, int64_t nb) {
 float dot_unpacked(const int8_t* q, const float* scale, const float* bias, int group, bool has_bias,
                    const XQ& x, int block, int64_t k) {
   const __m256i ones = _mm256_set1_epi16(1);
+  const __m256i halves = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
   __m256 acc = _mm256_setzero_ps();
-  for (int64_t c = 0; c < k / 32; ++c) {
-    const __m256i w = xload(q + 32 * c);
-    const __m256i s = _mm256_madd_epi16(
-        _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xload(x.q + 32 * c), w)),
-        ones);
-    const float dx = x.d[32 * c / block];
-    const __m256 sv = group == 32 ? _mm256_set1_ps(scale[c] * dx)
-                                  : _mm256_set_m128(_mm_set1_ps(scale[2 * c + 1] * dx),
-                                                    _mm_set1_ps(scale[2 * c] * dx));
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), sv, acc);
+  // Per x block: the group scales without dx, then dx once for the block.
+  for (int64_t c0 = 0; c0 < k / 32; c0 += block / 32) {
+    __m256 blk = _mm256_setzero_ps();
+    for (int64_t c = c0; c < c0 + block / 32; ++c) {
+      const __m256i w = xload(q + 32 * c);
+      const __m256i s = _mm256_madd_epi16(
+          _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xload(x.q + 32 * c), w)),
+          ones);
+      // group 16: scale 2c for the low 4 lanes (the first 16 codes), 2c + 1 for the high ones
+      const __m256 sv = group == 32 ? _mm256_broadcast_ss(scale + c)
+                                    : _mm256_permutevar8x32_ps(
+                                          _mm256_castps128_ps256(_mm_castpd_ps(_mm_load_sd(
+                                              reinterpret_cast<const double*>(scale + 2 * c)))),
+                                          halves);
+      blk = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), sv, blk);
+    }
+    acc = _mm256_fmadd_ps(blk, _mm256_set1_ps(x.d[c0 * 32 / block]), acc);
   }
   if (has_bias) {  // sum_g bias_g * (dx * sum of x over g), 8 groups at a time
     const float* sums = group == 16 ? x.s16d : x.s32d;
