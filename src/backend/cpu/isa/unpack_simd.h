@@ -81,6 +81,16 @@ inline void unpack_q5_k_simd(const void* src, int64_t nb, int8_t* q, float* scal
   }
 }
 
+// 16 signed 8-bit group scales times the fp16 d, and 16 zero biases (Q3_K, Q6_K).
+inline void store_scales16(__m128i s8, uint16_t dh, float* scale, float* bias) {
+  const __m256 d = _mm256_set1_ps(_cvtsh_ss(dh));
+  _mm256_storeu_ps(scale, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(s8)), d));
+  _mm256_storeu_ps(
+      scale + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(s8, 8))), d));
+  _mm256_storeu_ps(bias, _mm256_setzero_ps());
+  _mm256_storeu_ps(bias + 8, _mm256_setzero_ps());
+}
+
 // Q2_K / Q3_K codes of one 128-element half: plane p of the 32 bytes q2 holds elements
 // 32 p + l as bits 2 p, 2 p + 1 of q2[l] (the 16-bit shifts keep bits 0-1 of each byte within
 // that byte for p <= 3). Q3_K subtracts 4 where bit `hbit0 + p` of hmask[l] is clear.
@@ -130,14 +140,7 @@ inline void unpack_q3_k_simd(const void* src, int64_t nb, int8_t* q, float* scal
                                      static_cast<int>(w >> 4), static_cast<int>(w >> 6)),
                       m3);
     const __m128i sc = _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
-    const __m256 d = _mm256_set1_ps(_cvtsh_ss(b.d));
-    _mm256_storeu_ps(scale + 16 * i,
-                     _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc)), d));
-    _mm256_storeu_ps(
-        scale + 16 * i + 8,
-        _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8))), d));
-    _mm256_storeu_ps(bias + 16 * i, _mm256_setzero_ps());
-    _mm256_storeu_ps(bias + 16 * i + 8, _mm256_setzero_ps());
+    store_scales16(sc, b.d, scale + 16 * i, bias + 16 * i);
     for (int h = 0; h < 2; ++h)
       unpack_2bit_half<true>(b.qs + 32 * h, b.hmask, 4 * h, q + 256 * i + 128 * h);
   }
@@ -151,14 +154,7 @@ inline void unpack_q6_k_simd(const void* src, int64_t nb, int8_t* q, float* scal
   for (int64_t i = 0; i < nb; ++i) {
     const auto& b = static_cast<const BlockQ6_K*>(src)[i];
     const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
-    const __m256 d = _mm256_set1_ps(_cvtsh_ss(b.d));
-    _mm256_storeu_ps(scale + 16 * i,
-                     _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(s8)), d));
-    _mm256_storeu_ps(
-        scale + 16 * i + 8,
-        _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(s8, 8))), d));
-    _mm256_storeu_ps(bias + 16 * i, _mm256_setzero_ps());
-    _mm256_storeu_ps(bias + 16 * i + 8, _mm256_setzero_ps());
+    store_scales16(s8, b.d, scale + 16 * i, bias + 16 * i);
     for (int h = 0; h < 2; ++h) {
       const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * h));
       const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * h + 32));
