@@ -165,6 +165,25 @@ std::vector<ImageInput> request_images(const ServiceRequest& req, const json* bo
   return out;
 }
 
+// The request's images decoded and preprocessed for the model, before it is touched: a bad image
+// fails the request without costing anyone else a forward pass.
+std::vector<Tensor> request_pixels(const ServiceRequest& req, const json* body,
+                                   const clip::Model& model, const ClipServiceOptions& o) {
+  const image::PreprocessConfig& pc = model.config().preprocess;
+  std::vector<Tensor> pixels;
+  for (const ImageInput& in : request_images(req, body, o.max_inputs)) {
+    try {
+      pixels.push_back(
+          image::preprocess(image::decode(in.bytes, in.param, o.max_image_pixels), pc));
+    } catch (const ApiError&) {
+      throw;
+    } catch (const Error& e) {
+      bad_request(in.param, e.what(), "invalid_image");
+    }
+  }
+  return pixels;
+}
+
 }  // namespace
 
 ServiceResponse ClipService::text_embeddings(const ServiceRequest& req) {
@@ -222,21 +241,8 @@ ServiceResponse ClipService::image_embeddings(const ServiceRequest& req) {
   } else {
     format = encoding_format(body);
   }
-  const auto images = request_images(req, multipart ? nullptr : &body, options_.max_inputs);
-  const image::PreprocessConfig& pc = model_->config().preprocess;
-  // Decode and preprocess everything before touching the model: a bad image fails the request
-  // without costing anyone else a forward pass.
-  std::vector<Tensor> pixels;
-  for (const ImageInput& in : images) {
-    try {
-      pixels.push_back(
-          image::preprocess(image::decode(in.bytes, in.param, options_.max_image_pixels), pc));
-    } catch (const ApiError&) {
-      throw;
-    } catch (const Error& e) {
-      bad_request(in.param, e.what(), "invalid_image");
-    }
-  }
+  const std::vector<Tensor> pixels =
+      request_pixels(req, multipart ? nullptr : &body, *model_, options_);
   const Dims one = pixels[0].shape();
   Tensor stacked =
       Tensor::empty({static_cast<int64_t>(pixels.size()), one[0], one[1], one[2]}, DType::F32);
@@ -248,7 +254,7 @@ ServiceResponse ClipService::image_embeddings(const ServiceRequest& req) {
     std::lock_guard lock(mutex_);
     emb = model_->embed_images(stacked, pool_);
   }
-  const int64_t n = static_cast<int64_t>(images.size());
+  const int64_t n = static_cast<int64_t>(pixels.size());
   return ok(embeddings_response(emb.contiguous(), options_.model_id, format,
                                 {{"prompt_tokens", 0}, {"total_tokens", 0}, {"images", n}}));
 }
@@ -298,19 +304,8 @@ ServiceResponse ClipService::classify(const ServiceRequest& req) {
                                               : tmpl.substr(0, at) + l + tmpl.substr(at + 2));
   }
 
-  const auto images = request_images(req, multipart ? nullptr : &body, options_.max_inputs);
-  const image::PreprocessConfig& pc = model_->config().preprocess;
-  std::vector<Tensor> pixels;
-  for (const ImageInput& in : images) {
-    try {
-      pixels.push_back(
-          image::preprocess(image::decode(in.bytes, in.param, options_.max_image_pixels), pc));
-    } catch (const ApiError&) {
-      throw;
-    } catch (const Error& e) {
-      bad_request(in.param, e.what(), "invalid_image");
-    }
-  }
+  const std::vector<Tensor> pixels =
+      request_pixels(req, multipart ? nullptr : &body, *model_, options_);
   json data = json::array();
   std::lock_guard lock(mutex_);
   const Tensor label_emb = model_->embed_texts(texts, pool_);

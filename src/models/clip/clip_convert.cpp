@@ -2,9 +2,7 @@
 #include "models/clip/clip_convert.h"
 
 #include <filesystem>
-#include <fstream>
 #include <memory>
-#include <sstream>
 
 #include "backend/cpu/quant.h"
 #include "core/error.h"
@@ -20,14 +18,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using gguf::Value;
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  check(in.good(), "[convert] cannot open '", p.string(), "'");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 void set_tower(gguf::Writer& w, const std::string& p, const TowerConfig& t, int projection_dim) {
   w.set(p + ".embedding_length", Value::u32(static_cast<uint32_t>(t.hidden)));
@@ -62,15 +52,9 @@ ConvertReport convert_checkpoint(const std::string& dir, const std::string& out,
   check(fs::exists(d / "config.json"), "[convert] '", dir, "' has no config.json");
   check(can_quantize(options.type), "[convert] eight cannot write ", dtype_name(options.type),
         " tensors");
-  Config c = parse_hf_config(read_text(d / "config.json"));
-  if (fs::exists(d / "preprocessor_config.json"))
-    c.preprocess = image::parse_preprocess_config(read_text(d / "preprocessor_config.json"));
-  std::optional<text::CLIPTokenizer> tok;
-  if (fs::exists(d / "vocab.json") && fs::exists(d / "merges.txt"))
-    tok = text::CLIPTokenizer::from_vocab_json(read_text(d / "vocab.json"),
-                                               read_text(d / "merges.txt"));
-  else if (fs::exists(d / "tokenizer.json"))
-    tok = text::CLIPTokenizer::from_tokenizer_json(read_text(d / "tokenizer.json"));
+  HfDirectory hf = read_hf_directory(dir);
+  Config c = std::move(hf.config);
+  std::optional<text::CLIPTokenizer> tok = std::move(hf.tokenizer);
 
   const auto ckpt = std::make_shared<safetensors::Checkpoint>(safetensors::Checkpoint::open(dir));
   const bool has_text = ckpt->has("text_model.embeddings.token_embedding.weight") && tok;

@@ -87,6 +87,15 @@ std::unique_ptr<Model::Impl> load_gguf(const std::string& path);
 // Parses config.json's text (Hugging Face CLIPConfig, with its defaults for missing fields).
 Config parse_hf_config(const std::string& json_text);
 
+// What a Hugging Face CLIP directory says besides its weights: config.json (required),
+// preprocessor_config.json, and the tokenizer (vocab.json + merges.txt or tokenizer.json; none
+// when absent). Throws Error naming the directory when config.json is missing.
+struct HfDirectory {
+  Config config;
+  std::optional<text::CLIPTokenizer> tokenizer;
+};
+HfDirectory read_hf_directory(const std::string& dir);
+
 // Decodes any tensor (F32/F16/BF16/block types) into a new contiguous f32 tensor.
 Tensor to_f32(const Tensor& t);
 

@@ -226,20 +226,27 @@ std::unique_ptr<Model::Impl> build_model(Config config, const NamedTensors& w,
   return m;
 }
 
-std::unique_ptr<Model::Impl> load_hf_directory(const std::string& dir) {
+HfDirectory read_hf_directory(const std::string& dir) {
   namespace fs = std::filesystem;
   const fs::path d(dir);
   check(fs::exists(d / "config.json"), "[clip] '", dir, "' has no config.json");
-  Config config = parse_hf_config(read_text(d / "config.json"));
+  HfDirectory out{.config = parse_hf_config(read_text(d / "config.json")), .tokenizer = {}};
   if (fs::exists(d / "preprocessor_config.json"))
-    config.preprocess = image::parse_preprocess_config(read_text(d / "preprocessor_config.json"));
-
-  std::optional<text::CLIPTokenizer> tok;
+    out.config.preprocess =
+        image::parse_preprocess_config(read_text(d / "preprocessor_config.json"));
   if (fs::exists(d / "vocab.json") && fs::exists(d / "merges.txt"))
-    tok = text::CLIPTokenizer::from_vocab_json(read_text(d / "vocab.json"),
-                                               read_text(d / "merges.txt"));
+    out.tokenizer = text::CLIPTokenizer::from_vocab_json(read_text(d / "vocab.json"),
+                                                         read_text(d / "merges.txt"));
   else if (fs::exists(d / "tokenizer.json"))
-    tok = text::CLIPTokenizer::from_tokenizer_json(read_text(d / "tokenizer.json"));
+    out.tokenizer = text::CLIPTokenizer::from_tokenizer_json(read_text(d / "tokenizer.json"));
+  return out;
+}
+
+std::unique_ptr<Model::Impl> load_hf_directory(const std::string& dir) {
+  const std::filesystem::path d(dir);
+  HfDirectory hf = read_hf_directory(dir);
+  Config config = std::move(hf.config);
+  std::optional<text::CLIPTokenizer> tok = std::move(hf.tokenizer);
 
   // The tensors are views that keep the file mappings alive.
   const safetensors::Checkpoint ckpt = safetensors::Checkpoint::open(dir);
