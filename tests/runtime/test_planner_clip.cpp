@@ -4,13 +4,11 @@
 // measured (heap + the file mapping, from just before the load) must be within 10% of the plan.
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <cstdio>
 #include <filesystem>
 #include <string>
 
+#include "child_process.h"
 #include "core/memory.h"
 #include "core/thread_pool.h"
 #include "models/clip/clip.h"
@@ -34,52 +32,36 @@ std::string make_checkpoint(const testing::TempDir& dir, const std::string& pres
 // thread pool and scratch). measured is -1 when the child failed.
 std::pair<int64_t, int64_t> run_in_child(const std::string& dir, DType matrices, int64_t images,
                                          int64_t texts, int threads) {
-  int fds[2];
-  if (::pipe(fds) != 0) return {0, -1};
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::close(fds[0]);
-    int64_t out[2] = {0, -1};
-    try {
-      ThreadPool& pool = global_thread_pool(threads);
-      MemoryTracker& tr = memory_tracker();
-      const int64_t base = tr.stats().current;
-      tr.reset_peak();
-      {
-        const auto model = clip::Model::load(dir);
-        const clip::Config& c = model->config();
-        const int64_t file = static_cast<int64_t>(
-            std::filesystem::file_size(std::filesystem::path(dir) / "model.safetensors"));
-        out[0] = plan_clip(c, model->name(), file, matrices,
-                           {.images = images, .texts = texts, .n_threads = pool.size()})
-                     .host_peak();
-        if (images > 0) {
-          Tensor px = Tensor::empty({images, 3, c.image_size, c.image_size}, DType::F32);
-          const auto v = testing::random_floats(static_cast<size_t>(px.numel()));
-          std::copy(v.begin(), v.end(), px.data<float>());
-          model->embed_images(px, pool);
-        } else {
-          // Texts long enough to fill the context (truncated to max_positions).
-          std::vector<std::string> t(static_cast<size_t>(texts));
-          for (size_t i = 0; i < t.size(); ++i)
-            for (int w = 0; w < 120; ++w) t[i] += (w + i) % 3 ? "cat " : "dog ";
-          model->embed_texts(t, pool);
-        }
+  return testing::in_child([&] {
+    int64_t planned = 0, measured = -1;
+    ThreadPool& pool = global_thread_pool(threads);
+    MemoryTracker& tr = memory_tracker();
+    const int64_t base = tr.stats().current;
+    tr.reset_peak();
+    {
+      const auto model = clip::Model::load(dir);
+      const clip::Config& c = model->config();
+      const int64_t file = static_cast<int64_t>(
+          std::filesystem::file_size(std::filesystem::path(dir) / "model.safetensors"));
+      planned = plan_clip(c, model->name(), file, matrices,
+                          {.images = images, .texts = texts, .n_threads = pool.size()})
+                    .host_peak();
+      if (images > 0) {
+        Tensor px = Tensor::empty({images, 3, c.image_size, c.image_size}, DType::F32);
+        const auto v = testing::random_floats(static_cast<size_t>(px.numel()));
+        std::copy(v.begin(), v.end(), px.data<float>());
+        model->embed_images(px, pool);
+      } else {
+        // Texts long enough to fill the context (truncated to max_positions).
+        std::vector<std::string> t(static_cast<size_t>(texts));
+        for (size_t i = 0; i < t.size(); ++i)
+          for (int w = 0; w < 120; ++w) t[i] += (w + i) % 3 ? "cat " : "dog ";
+        model->embed_texts(t, pool);
       }
-      out[1] = tr.stats().peak - base;
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "child: %s\n", e.what());
     }
-    const ssize_t n = ::write(fds[1], out, sizeof out);
-    ::_exit(n == static_cast<ssize_t>(sizeof out) ? 0 : 1);
-  }
-  ::close(fds[1]);
-  int64_t in[2] = {0, -1};
-  if (pid < 0 || ::read(fds[0], in, sizeof in) != static_cast<ssize_t>(sizeof in)) in[1] = -1;
-  ::close(fds[0]);
-  int status = 0;
-  if (pid > 0) ::waitpid(pid, &status, 0);
-  return {in[0], in[1]};
+    measured = tr.stats().peak - base;
+    return std::pair{planned, measured};
+  });
 }
 
 void measure(const std::string& dir, const std::string& label, DType matrices, int64_t images,

@@ -11,9 +11,6 @@
 // plan and of heap in the measurement.
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -23,6 +20,7 @@
 
 #include "../models/llm_random_model.h"
 #include "backend/cpu/scratch.h"
+#include "child_process.h"
 #include "core/memory.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
@@ -59,60 +57,42 @@ void print_table() {
   table().clear();
 }
 
-// One configuration, in a forked child so that it starts like a fresh process: no worker thread
-// holds kernel scratch from an earlier run (thread_scratch keeps its buffers for the thread's
-// life). The parent must not have started the thread pool, since threads do not survive fork.
-// Returns {planned, measured}; measured is -1 when the child failed (its message is on stderr).
+// One configuration in a forked child (testing::in_child): {planned, measured}, measured -1 when
+// the child failed.
 std::pair<int64_t, int64_t> run_in_child(const std::string& path, int64_t ctx, DType kv,
                                          int64_t ubatch, int n_threads) {
-  int fds[2];
-  if (::pipe(fds) != 0) return {0, -1};
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::close(fds[0]);
-    int64_t out[2] = {0, -1};
-    try {
-      // The plan the session asks for (one logits row, the pool's threads), computed before the
-      // baseline (it maps the file too).
-      const int threads = global_thread_pool(n_threads).size();
-      {
-        const gguf::File f = gguf::File::open(path);
-        const PlanRequest req{
-            .ctx = ctx, .kv_type = kv, .ubatch = ubatch, .logits_rows = 1, .n_threads = threads};
-        out[0] = plan_llm(describe_gguf(f), req, {.vram = 0}).host_peak();
-      }
-      MemoryTracker& tr = memory_tracker();
-      const int64_t base = tr.stats().current;
-      tr.reset_peak();
-      {
-        auto s = LLMSession::open(path, {.n_ctx = ctx, .kv_type = kv, .ubatch = ubatch});
-        const int64_t n_vocab = s->n_vocab();
-        std::vector<int32_t> prompt(static_cast<size_t>(ctx - 4));
-        for (size_t i = 0; i < prompt.size(); ++i)
-          prompt[i] = static_cast<int32_t>((i * 7919 + 3) % static_cast<size_t>(n_vocab));
-        const float* logits = s->eval(prompt);
-        for (int step = 0; step < 4; ++step) {
-          int32_t best = 0;
-          for (int64_t v = 1; v < n_vocab; ++v)
-            if (logits[v] > logits[best]) best = static_cast<int32_t>(v);
-          const int32_t next[1] = {best};
-          logits = s->eval(next);
-        }
-      }
-      out[1] = tr.stats().peak - base;
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "child: %s\n", e.what());
+  return testing::in_child([&] {
+    int64_t planned = 0, measured = -1;
+    // The plan the session asks for (one logits row, the pool's threads), computed before the
+    // baseline (it maps the file too).
+    const int threads = global_thread_pool(n_threads).size();
+    {
+      const gguf::File f = gguf::File::open(path);
+      const PlanRequest req{
+          .ctx = ctx, .kv_type = kv, .ubatch = ubatch, .logits_rows = 1, .n_threads = threads};
+      planned = plan_llm(describe_gguf(f), req, {.vram = 0}).host_peak();
     }
-    const ssize_t n = ::write(fds[1], out, sizeof out);
-    ::_exit(n == static_cast<ssize_t>(sizeof out) ? 0 : 1);
-  }
-  ::close(fds[1]);
-  int64_t in[2] = {0, -1};
-  if (pid < 0 || ::read(fds[0], in, sizeof in) != static_cast<ssize_t>(sizeof in)) in[1] = -1;
-  ::close(fds[0]);
-  int status = 0;
-  if (pid > 0) ::waitpid(pid, &status, 0);
-  return {in[0], in[1]};
+    MemoryTracker& tr = memory_tracker();
+    const int64_t base = tr.stats().current;
+    tr.reset_peak();
+    {
+      auto s = LLMSession::open(path, {.n_ctx = ctx, .kv_type = kv, .ubatch = ubatch});
+      const int64_t n_vocab = s->n_vocab();
+      std::vector<int32_t> prompt(static_cast<size_t>(ctx - 4));
+      for (size_t i = 0; i < prompt.size(); ++i)
+        prompt[i] = static_cast<int32_t>((i * 7919 + 3) % static_cast<size_t>(n_vocab));
+      const float* logits = s->eval(prompt);
+      for (int step = 0; step < 4; ++step) {
+        int32_t best = 0;
+        for (int64_t v = 1; v < n_vocab; ++v)
+          if (logits[v] > logits[best]) best = static_cast<int32_t>(v);
+        const int32_t next[1] = {best};
+        logits = s->eval(next);
+      }
+    }
+    measured = tr.stats().peak - base;
+    return std::pair{planned, measured};
+  });
 }
 
 // Opens `path` at `ctx`, fills the context with a prompt (ctx - 4 tokens, run in micro-batches of
