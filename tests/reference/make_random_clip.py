@@ -19,6 +19,9 @@ import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gpt2_bytes import byte_to_unicode  # noqa: E402
+
 PRESETS = {
     # Dimensions are multiples of 32 so every matrix can be Q8_0.
     "tiny": dict(
@@ -48,21 +51,9 @@ CORPUS = ("a photo of a cat . a photo of a dog on the grass . the quick brown fo
           "café naïve résumé — emoji 😀 and symbols #@% are here")
 
 
-def bytes_to_unicode():
-    bs = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, [chr(c) for c in cs]))
-
-
 def learn_merges(n_merges):
     """Plain BPE training on CORPUS words (byte-level symbols, "</w>" on the last)."""
-    enc = bytes_to_unicode()
+    enc = byte_to_unicode()
     words = {}
     for w in CORPUS.lower().split():
         syms = [enc[b] for b in w.encode("utf-8")]
@@ -102,7 +93,7 @@ def make_merges(n_merges, shared_merges=None):
 
 
 def vocab_from_merges(merges):
-    enc = bytes_to_unicode()
+    enc = byte_to_unicode()
     v = list(enc.values())
     v += [s + "</w>" for s in v]
     v += ["".join(m.split(" ")) for m in merges]

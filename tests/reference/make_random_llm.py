@@ -10,7 +10,13 @@ bit pattern of a format, and the weights are exactly what the format's definitio
 by gguf.quants.dequantize) says they are.
 """
 
+import os
+import sys
+
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gpt2_bytes import byte_to_unicode  # noqa: E402
 
 # Byte offsets of the float16 scale fields ("d", "dmin"/"m") inside one block, per type.
 SCALE_FIELDS = {
@@ -66,16 +72,8 @@ def _tensor(gguf, rng, rows, cols, qname, target_rms):
 
 def byte_vocab(extra=0):
     """GPT-2 byte-level tokens for the 256 bytes (+ `extra` filler tokens), and 3 specials."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    by_byte = dict(zip(bs, cs))
-    tokens = [chr(by_byte[b]) for b in range(256)]
+    by_byte = byte_to_unicode()
+    tokens = [by_byte[b] for b in range(256)]
     merges = []
     # a few real merges so the BPE has something to do
     for a, b in (("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("i", "n"), ("Ġ", "a")):
