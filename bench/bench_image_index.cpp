@@ -8,7 +8,7 @@
 #include <random>
 
 #include "core/thread_pool.h"
-#include "runtime/image_index.h"
+#include "runtime/vision/image_index.h"
 
 namespace {
 

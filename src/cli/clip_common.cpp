@@ -6,8 +6,8 @@
 
 #include "core/error.h"
 #include "formats/image.h"
-#include "runtime/planner_clip.h"
-#include "runtime/store.h"
+#include "runtime/plan/clip.h"
+#include "runtime/store/store.h"
 
 namespace eight::cli {
 

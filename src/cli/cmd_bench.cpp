@@ -11,10 +11,10 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "ops/kernel_bench.h"
-#include "runtime/bench_llm.h"
-#include "runtime/bench_whisper.h"
-#include "runtime/kv_cache.h"
-#include "runtime/store.h"
+#include "runtime/llm/bench.h"
+#include "runtime/llm/kv_cache.h"
+#include "runtime/speech/bench.h"
+#include "runtime/store/store.h"
 
 namespace eight::cli {
 namespace {
@@ -73,7 +73,7 @@ int run(int argc, char** argv) {
   p.option("-t,--threads", &threads, "N", "threads (default: EIGHT_THREADS or all cores)");
   p.option("--type", &types, "TYPE", "only this weight type (repeatable), e.g. q4_K");
   p.option("--seconds", &seconds, "S", "minimum time per measurement (default 0.4)");
-  // A model benchmark (runtime/bench_llm.h): eight bench -m MODEL [-p 512] [-n 128].
+  // A model benchmark (runtime/llm/bench.h): eight bench -m MODEL [-p 512] [-n 128].
   std::string model, kv_type = "f16";
   int64_t n_prompt = 512, n_gen = 128;
   int reps = 3;

@@ -15,7 +15,7 @@
 #include "cli/clip_common.h"
 #include "cli/llm_common.h"
 #include "core/error.h"
-#include "runtime/image_index.h"
+#include "runtime/vision/image_index.h"
 
 namespace eight::cli {
 namespace {
@@ -64,7 +64,8 @@ int run(int argc, char** argv) {
   p.positional_count(1, 1);
   p.epilog(
       "Only new or changed files (by size and modification time) are embedded again; files no\n"
-      "longer under DIR are dropped. The file format is described in src/runtime/image_index.h.\n\n"
+      "longer under DIR are dropped. The file format is described in "
+      "src/runtime/vision/image_index.h.\n\n"
       "example:\n  eight index -m openai/clip-vit-large-patch14 ~/Pictures -o pictures.idx");
   if (auto rc = p.parse(argc, argv)) return *rc;
   check(!out.empty(), "an output index is required (-o INDEX)");

@@ -13,7 +13,7 @@
 #include "core/thread_pool.h"
 #include "formats/gguf.h"
 #include "formats/npy.h"
-#include "runtime/store.h"
+#include "runtime/store/store.h"
 
 namespace eight::cli {
 namespace {
@@ -63,7 +63,7 @@ std::string file_type(const gguf::File& f, int64_t* id) {
   const gguf::Value* v = f.find("general.file_type");
   if (!v || !v->is_integer() || v->as_i64() < 0 || v->as_i64() > UINT32_MAX) return "";
   *id = v->as_i64();
-  return file_type_name(static_cast<uint32_t>(*id));
+  return gguf::file_type_name(static_cast<uint32_t>(*id));
 }
 
 ojson to_json(const gguf::Value& v) {

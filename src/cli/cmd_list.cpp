@@ -4,8 +4,8 @@
 
 #include "cli/args.h"
 #include "core/memory.h"
-#include "runtime/store.h"
-#include "runtime/store_found.h"
+#include "runtime/store/found.h"
+#include "runtime/store/store.h"
 
 namespace eight::cli {
 namespace {

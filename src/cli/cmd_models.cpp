@@ -7,9 +7,9 @@
 #include "cli/args.h"
 #include "core/error.h"
 #include "core/memory.h"
-#include "runtime/catalog.h"
-#include "runtime/planner_recommend.h"
-#include "runtime/planner_report.h"
+#include "runtime/plan/catalog.h"
+#include "runtime/plan/recommend.h"
+#include "runtime/plan/report.h"
 
 namespace eight::cli {
 namespace {

@@ -12,9 +12,9 @@
 #include "core/memory.h"
 #include "core/thread_pool.h"
 #include "formats/gguf.h"
-#include "runtime/planner.h"
-#include "runtime/planner_report.h"
-#include "runtime/planner_whisper.h"
+#include "runtime/plan/planner.h"
+#include "runtime/plan/report.h"
+#include "runtime/plan/whisper.h"
 
 namespace eight::cli {
 namespace {

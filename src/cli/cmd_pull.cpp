@@ -5,7 +5,7 @@
 
 #include "cli/args.h"
 #include "core/memory.h"
-#include "runtime/store_pull.h"
+#include "runtime/store/pull.h"
 
 namespace eight::cli {
 namespace {

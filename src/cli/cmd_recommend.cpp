@@ -8,8 +8,8 @@
 #include "cli/args.h"
 #include "core/error.h"
 #include "core/memory.h"
-#include "runtime/planner_recommend.h"
-#include "runtime/planner_report.h"
+#include "runtime/plan/recommend.h"
+#include "runtime/plan/report.h"
 
 namespace eight::cli {
 namespace {

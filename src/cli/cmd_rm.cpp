@@ -4,7 +4,7 @@
 #include "cli/args.h"
 #include "core/error.h"
 #include "core/memory.h"
-#include "runtime/store.h"
+#include "runtime/store/store.h"
 
 namespace eight::cli {
 namespace {

@@ -8,7 +8,7 @@
 #include "cli/clip_common.h"
 #include "core/error.h"
 #include "formats/image.h"
-#include "runtime/image_index.h"
+#include "runtime/vision/image_index.h"
 
 namespace eight::cli {
 namespace {

@@ -13,9 +13,9 @@
 #include "core/thread_pool.h"
 #include "formats/audio.h"
 #include "models/whisper/whisper.h"
-#include "runtime/store.h"
-#include "runtime/transcribe.h"
-#include "runtime/transcript_format.h"
+#include "runtime/speech/transcribe.h"
+#include "runtime/speech/transcript_format.h"
+#include "runtime/store/store.h"
 
 namespace eight::cli {
 namespace {

@@ -9,8 +9,8 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "runtime/kv_cache.h"
-#include "runtime/store.h"
+#include "runtime/llm/kv_cache.h"
+#include "runtime/store/store.h"
 
 namespace eight::cli {
 

@@ -10,9 +10,9 @@
 
 #include "cli/args.h"
 #include "formats/gguf.h"
-#include "runtime/generate.h"
-#include "runtime/sampler.h"
-#include "runtime/session.h"
+#include "runtime/llm/generate.h"
+#include "runtime/llm/sampler.h"
+#include "runtime/llm/session.h"
 #include "text/tokenizer.h"
 
 namespace eight::cli {

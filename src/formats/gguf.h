@@ -235,4 +235,7 @@ class Writer {
   std::vector<PendingTensor> tensors_;
 };
 
+// The llama.cpp file-type name for general.file_type ("Q4_K_M" for 15), or "" when unknown.
+std::string file_type_name(uint32_t file_type);
+
 }  // namespace eight::gguf

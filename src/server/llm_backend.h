@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/scheduler.h"
+#include "runtime/llm/scheduler.h"
 #include "server/backend.h"
 
 namespace eight::server {

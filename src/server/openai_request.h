@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/sampler.h"
+#include "runtime/llm/sampler.h"
 
 namespace eight::server {
 

@@ -12,7 +12,7 @@
 
 #include "core/log.h"
 #include "formats/audio.h"
-#include "runtime/transcript_format.h"
+#include "runtime/speech/transcript_format.h"
 #include "server/api_error.h"
 
 namespace eight::server {

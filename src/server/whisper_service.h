@@ -14,7 +14,7 @@
 
 #include "core/thread_pool.h"
 #include "models/whisper/whisper.h"
-#include "runtime/transcribe.h"
+#include "runtime/speech/transcribe.h"
 #include "server/service.h"
 
 namespace eight::server {

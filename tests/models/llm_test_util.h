@@ -5,7 +5,7 @@
 
 #include "core/thread_pool.h"
 #include "models/llm/llm.h"
-#include "runtime/kv_cache.h"
+#include "runtime/llm/kv_cache.h"
 
 namespace eight::testing {
 

@@ -9,7 +9,7 @@
 
 #include "llm_random_model.h"
 #include "new_counter.h"
-#include "runtime/session.h"
+#include "runtime/llm/session.h"
 #include "test_util.h"
 
 namespace eight {

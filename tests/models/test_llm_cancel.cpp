@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "llm_random_model.h"
-#include "runtime/generate.h"
-#include "runtime/session.h"
+#include "runtime/llm/generate.h"
+#include "runtime/llm/session.h"
 #include "test_util.h"
 
 namespace eight {

@@ -9,7 +9,7 @@
 #include "core/error.h"
 #include "models/llm/llm.h"
 #include "models/registry.h"
-#include "runtime/catalog.h"
+#include "runtime/plan/catalog.h"
 #include "test_util.h"
 
 namespace eight {

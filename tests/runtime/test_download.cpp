@@ -11,8 +11,8 @@
 #include <thread>
 
 #include "core/error.h"
-#include "runtime/download.h"
-#include "runtime/sha256.h"
+#include "runtime/store/download.h"
+#include "runtime/store/sha256.h"
 #include "test_util.h"
 
 using namespace eight;

@@ -10,7 +10,7 @@
 #include <fstream>
 #include <random>
 
-#include "runtime/image_index.h"
+#include "runtime/vision/image_index.h"
 #include "test_util.h"
 
 namespace eight::image_index {

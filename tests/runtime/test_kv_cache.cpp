@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "core/memory.h"
-#include "runtime/kv_cache.h"
+#include "runtime/llm/kv_cache.h"
 
 namespace eight {
 namespace {

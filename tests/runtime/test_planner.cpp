@@ -9,7 +9,7 @@
 #include "core/error.h"
 #include "core/memory.h"
 #include "formats/gguf.h"
-#include "runtime/planner.h"
+#include "runtime/plan/planner.h"
 #include "test_util.h"
 
 namespace eight {

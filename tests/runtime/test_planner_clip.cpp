@@ -12,7 +12,7 @@
 #include "core/memory.h"
 #include "core/thread_pool.h"
 #include "models/clip/clip.h"
-#include "runtime/planner_clip.h"
+#include "runtime/plan/clip.h"
 #include "test_util.h"
 
 namespace eight {

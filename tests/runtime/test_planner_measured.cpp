@@ -26,8 +26,8 @@
 #include "core/thread_pool.h"
 #include "formats/gguf.h"
 #include "ops/matmul.h"
-#include "runtime/planner.h"
-#include "runtime/session.h"
+#include "runtime/llm/session.h"
+#include "runtime/plan/planner.h"
 #include "test_util.h"
 
 namespace eight {

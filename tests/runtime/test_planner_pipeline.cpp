@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
-#include "runtime/planner.h"
-#include "runtime/planner_recommend.h"
+#include "runtime/plan/planner.h"
+#include "runtime/plan/recommend.h"
 
 namespace eight {
 namespace {

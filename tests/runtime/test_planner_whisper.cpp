@@ -1,4 +1,4 @@
-// The Whisper memory estimate (runtime/planner_whisper.h) against what the model and a
+// The Whisper memory estimate (runtime/plan/whisper.h) against what the model and a
 // WhisperState really hold: weight_bytes() + state_bytes(), and the tracked memory (the whole file
 // mapping, tensors copied for misalignment, the loader's copies, the state) after loading and
 // allocating, within 10%, over shapes, weight types, beam counts and thread counts.
@@ -9,7 +9,7 @@
 #include "core/memory.h"
 #include "models/whisper/whisper.h"
 #include "models/whisper_random_model.h"
-#include "runtime/planner_whisper.h"
+#include "runtime/plan/whisper.h"
 #include "test_util.h"
 
 namespace eight {

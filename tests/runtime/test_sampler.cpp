@@ -5,8 +5,8 @@
 #include <cmath>
 #include <map>
 
-#include "runtime/generate.h"
-#include "runtime/sampler.h"
+#include "runtime/llm/generate.h"
+#include "runtime/llm/sampler.h"
 #include "test_util.h"
 
 namespace eight {

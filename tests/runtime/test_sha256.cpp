@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "runtime/sha256.h"
+#include "runtime/store/sha256.h"
 #include "test_util.h"
 
 using namespace eight;

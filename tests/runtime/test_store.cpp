@@ -13,8 +13,8 @@
 
 #include "core/error.h"
 #include "formats/gguf.h"
-#include "runtime/sha256.h"
-#include "runtime/store.h"
+#include "runtime/store/sha256.h"
+#include "runtime/store/store.h"
 #include "test_util.h"
 
 using namespace eight;

@@ -6,9 +6,9 @@
 #include <cmath>
 #include <numbers>
 
-#include "runtime/transcribe.h"
-#include "runtime/transcribe_search.h"
-#include "runtime/transcribe_vad.h"
+#include "runtime/speech/transcribe.h"
+#include "runtime/speech/transcribe_search.h"
+#include "runtime/speech/transcribe_vad.h"
 #include "test_util.h"
 #include "whisper_fake.h"
 

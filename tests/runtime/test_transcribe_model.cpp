@@ -8,7 +8,7 @@
 #include <numbers>
 
 #include "models/whisper_random_model.h"
-#include "runtime/transcribe.h"
+#include "runtime/speech/transcribe.h"
 #include "test_util.h"
 
 namespace eight {

@@ -9,9 +9,9 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
-#include "runtime/transcribe_align.h"
-#include "runtime/transcribe_rules.h"
-#include "runtime/transcript_format.h"
+#include "runtime/speech/transcribe_align.h"
+#include "runtime/speech/transcribe_rules.h"
+#include "runtime/speech/transcript_format.h"
 #include "test_util.h"
 #include "whisper_fake.h"
 

@@ -12,8 +12,8 @@
 
 #include "core/tensor.h"
 #include "formats/whisper_ggml.h"
-#include "runtime/transcribe_search.h"
-#include "runtime/whisper_tokenizer.h"
+#include "runtime/speech/transcribe_search.h"
+#include "runtime/speech/whisper_tokenizer.h"
 
 namespace eight::testing {
 
