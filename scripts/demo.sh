@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+scripts/configure.sh
 cmake --build build -j "$(nproc)"
 echo
 echo "eight: chatting with the bundled demo model (models/eight-demo.gguf). Try 'What is a cat?';"

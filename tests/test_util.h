@@ -65,6 +65,16 @@ inline std::vector<float> random_floats(size_t n, float lo = -1.f, float hi = 1.
 // Runs a shell command and captures stdout (stderr goes to the test log). Returns the exit code.
 int run_command(const std::string& cmd, std::string* out = nullptr);
 
+#ifdef EIGHT_PYTHON
+// The start of a command line that runs the test suite's Python (tools/test_python.sh, which
+// picks the interpreter when the test runs) after checking that `modules` (comma-separated import
+// names) are there: when one is missing, the command prints the interpreter and the missing
+// modules and fails before running anything.
+inline std::string python_with(const std::string& modules) {
+  return std::string(EIGHT_PYTHON) + " --require " + modules;
+}
+#endif
+
 }  // namespace eight::testing
 
 // Skips the current test with a loud message when ../shared is absent.

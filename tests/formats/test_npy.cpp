@@ -19,11 +19,6 @@ std::string slurp(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-bool have_numpy() {
-  return eight::testing::run_command(std::string(EIGHT_PYTHON) +
-                                     " -c 'import numpy' 2>/dev/null") == 0;
-}
-
 TEST(Npy, RoundTripShapes) {
   TempDir dir;
   for (const Dims& shape : {Dims{2, 3}, Dims{7}, Dims{}, Dims{2, 1, 3, 4}, Dims{0, 5}}) {
@@ -48,13 +43,12 @@ TEST(Npy, RoundTripShapes) {
 }
 
 TEST(Npy, NumpyReadsOursAndWeReadNumpys) {
-  if (!have_numpy()) GTEST_SKIP() << "SKIPPED: numpy is not installed for " << EIGHT_PYTHON;
   TempDir dir;
   const std::vector<float> v = {1.5f, -2.f, 3.25f, 0.f, 5.f, 6.f};
   write_f32(dir.file("ours.npy"), v.data(), {3, 2});
   std::string out;
-  const std::string py = std::string(EIGHT_PYTHON) + " -c \"import numpy as np; a = np.load('" +
-                         dir.file("ours.npy") +
+  const std::string py = eight::testing::python_with("numpy") +
+                         " -c \"import numpy as np; a = np.load('" + dir.file("ours.npy") +
                          "'); print(a.shape, a.dtype, a[2, 1], a.sum()); "
                          "np.save('" +
                          dir.file("h.npy") +
@@ -64,7 +58,7 @@ TEST(Npy, NumpyReadsOursAndWeReadNumpys) {
                          "', np.arange(-3, 3, dtype=np.int32)); "
                          "np.save('" +
                          dir.file("d.npy") + "', np.zeros(3))\"";
-  ASSERT_EQ(eight::testing::run_command(py, &out), 0);
+  ASSERT_EQ(eight::testing::run_command(py, &out), 0) << "numpy failed; its message is above";
   EXPECT_EQ(out, "(3, 2) float32 6.0 13.75\n");
   const Tensor h = read(dir.file("h.npy"));
   EXPECT_EQ(h.dtype(), DType::F16);

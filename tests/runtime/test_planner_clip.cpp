@@ -1,4 +1,4 @@
-// The CLIP memory plan (runtime/planner_clip.h) against the tracked allocators: random-weight
+// The CLIP memory plan (runtime/plan/clip.h) against the tracked allocators: random-weight
 // checkpoints in the Hugging Face layout (tests/reference/make_random_clip.py) are loaded in a
 // fresh child process, embed one batch of images (or texts), and the host peak the tracker
 // measured (heap + the file mapping, from just before the load) must be within 10% of the plan.
@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <stdexcept>
 #include <string>
 
 #include "child_process.h"
@@ -21,10 +22,13 @@ namespace {
 std::string make_checkpoint(const testing::TempDir& dir, const std::string& preset,
                             const std::string& dtype) {
   const std::string out = dir.file(preset + "-" + dtype);
-  const std::string cmd = std::string(EIGHT_PYTHON) + " " + testing::source_dir() +
+  const std::string cmd = testing::python_with("numpy") + " " + testing::source_dir() +
                           "/tests/reference/make_random_clip.py " + out + " --preset " + preset +
                           " --dtype " + dtype + " --seed 5 > /dev/null";
-  EXPECT_EQ(testing::run_command(cmd), 0) << cmd;
+  // Thrown, not EXPECTed: every later step would fail with a missing-file error instead.
+  if (testing::run_command(cmd) != 0)
+    throw std::runtime_error("could not make a random CLIP checkpoint (the reason is above): " +
+                             cmd);
   return out;
 }
 

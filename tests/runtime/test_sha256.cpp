@@ -51,7 +51,8 @@ TEST(Sha256, MatchesPythonHashlib) {
     EXPECT_EQ(expected.back(), sha256_hex(data));
   }
   std::string out;
-  const std::string cmd = std::string(EIGHT_PYTHON) + " -c \"import hashlib,sys\nfor i in range(" +
+  const std::string cmd = eight::testing::python_with("hashlib") +
+                          " -c \"import hashlib,sys\nfor i in range(" +
                           std::to_string(lengths.size()) + "): print(hashlib.sha256(open('" +
                           dir.path() + "/'+str(i),'rb').read()).hexdigest())\"";
   ASSERT_EQ(eight::testing::run_command(cmd, &out), 0) << cmd;
