@@ -280,9 +280,14 @@ struct HttpServer::Impl {
         });
     http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
       metrics.record_request(req.path, res.status);
-      if (opt.log_requests)
-        std::fprintf(stderr, "%s %s %d %zu bytes\n", req.method.c_str(), req.path.c_str(),
-                     res.status, req.body.size());
+      if (!opt.log_requests) return;
+      // The response's size: its body, or "streamed" for server-sent events, whose chunks are
+      // written after this logger runs.
+      const std::string out = res.is_chunked_content_provider_
+                                  ? std::string("streamed")
+                                  : std::to_string(res.body.size()) + " bytes";
+      std::fprintf(stderr, "%s %s %d %s (request %zu bytes)\n", req.method.c_str(),
+                   req.path.c_str(), res.status, out.c_str(), req.body.size());
     });
   }
 };

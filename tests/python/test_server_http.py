@@ -126,6 +126,24 @@ def test_health_and_metrics(server):
         assert name in text
 
 
+def test_request_log_counts_response_bytes(server):
+    # The request log names the size of what was sent back, not of what was received.
+    status, text = get(server, "/v1/models")
+    assert status == 200
+    size = len(text.encode())
+    deadline = time.time() + 10
+    pattern = f"GET /v1/models 200 {size} bytes (request 0 bytes)"
+    while time.time() < deadline and not any(pattern in line for line in server.log):
+        time.sleep(0.05)
+    assert any(pattern in line for line in server.log), "".join(server.log[-20:])
+    status, _, _ = post(server, "/v1/completions", {"prompt": "hi", "max_tokens": 2, "stream": True})
+    assert status == 200
+    deadline = time.time() + 10
+    while time.time() < deadline and not any("/v1/completions 200 streamed" in l for l in server.log):
+        time.sleep(0.05)
+    assert any("POST /v1/completions 200 streamed (request " in l for l in server.log)
+
+
 def test_slow_client_does_not_block_others(server):
     # A client that sends half a request and stalls must not stop the server answering others.
     s = socket.create_connection(("127.0.0.1", server.port))
