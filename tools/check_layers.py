@@ -18,7 +18,7 @@ def main() -> int:
     src = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "src")
     bad = []
     for path in sorted(src.rglob("*")):
-        if path.suffix not in {".h", ".cpp", ".cu", ".cuh"}:
+        if path.suffix not in {".h", ".cpp"}:
             continue
         rel = path.relative_to(src).as_posix()
         own = ORDER.index(layer_of(rel))
@@ -29,7 +29,7 @@ def main() -> int:
             if ORDER.index(top) > own:
                 bad.append(f"{rel}: includes '{inc}' from layer '{top}' above '{layer_of(rel)}'")
             if layer_of(rel) == "backend" and top == "backend":
-                # backend/cpu and backend/cuda are siblings: neither includes the other.
+                # backend/cpu and backend/vulkan are siblings: neither includes the other.
                 mine, theirs = rel.split("/")[1], inc.split("/")[1]
                 if mine != theirs:
                     bad.append(f"{rel}: backend '{mine}' includes backend '{theirs}'")
