@@ -255,6 +255,14 @@ TEST(Vulkan, UploadDownloadRoundTripsAtOffsets) {
   EXPECT_EQ(to_host(b, v.size(), 12), v);
   EXPECT_EQ(to_host(b, 7, 12 + 4 * 500), std::vector<float>(v.begin() + 500, v.begin() + 507));
   EXPECT_THROW(vulkan::upload(b, b.size() - 3, v.data(), 4), Error);
+  // Larger than the 32 MiB staging buffer: copied in pieces.
+  std::vector<uint8_t> big((size_t{40} << 20) + 3);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<uint8_t>(i * 2654435761u >> 13);
+  vulkan::Buffer db(device(), big.size() + 5);
+  vulkan::upload(db, 5, big.data(), big.size());
+  std::vector<uint8_t> back(big.size());
+  vulkan::download(db, 5, back.data(), back.size());
+  EXPECT_TRUE(back == big);
 }
 
 TEST(Vulkan, MatmulMatchesCpuReferenceForEveryType) {
@@ -543,4 +551,14 @@ TEST(Vulkan, ChainedDispatchesSeeEachOthersWrites) {
   vulkan::binary(vulkan::BinaryOp::Add, dref(dy), dref(db), dref(dy), m * n, n);
   vulkan::softmax(dref(dy), {}, 1, dref(dy), m, n, 1.f);
   EXPECT_LT(nmse(to_host(*dy, y.size()), want), 1e-11);
+
+  // More dispatches than one submission's descriptor sets (1024): the context submits on its own
+  // and the chain stays ordered.
+  std::vector<float> one(7, 1.f);
+  auto d1 = to_device(one);
+  for (int i = 0; i < 1500; ++i) vulkan::scale(dref(d1), 1.001f, dref(d1), 7);
+  const auto got = to_host(*d1, 7);
+  float expect = 1.f;
+  for (int i = 0; i < 1500; ++i) expect *= 1.001f;
+  for (float v : got) EXPECT_FLOAT_EQ(v, expect);
 }

@@ -26,6 +26,10 @@ constexpr size_t kStagingBytes = size_t{32} << 20;
 struct Registry {
   std::mutex mutex;
   std::array<std::unique_ptr<Context>, 16> contexts;
+  Registry() {
+    // The trackers must outlive the contexts, whose destructors release device memory.
+    memory_tracker(Device::vulkan(0));
+  }
   ~Registry() {
     // Before the process exits: finish the GPU's work and write the pipeline caches.
     for (auto& c : contexts) c.reset();
@@ -76,7 +80,10 @@ Context& Context::get(int index) {
   check(index >= 0 && index < static_cast<int>(physical_devices().size()) && index < 16,
         "[vulkan] no device vulkan:", index, " (", describe_devices(), ")");
   auto& slot = reg.contexts[static_cast<size_t>(index)];
-  if (!slot) slot = std::make_unique<Context>(index);
+  if (!slot) {
+    slot = std::make_unique<Context>(index);
+    log_debug("[vulkan] vulkan:", index, " ", slot->properties().deviceName, " ready");
+  }
   return *slot;
 }
 
