@@ -472,6 +472,73 @@ TEST(Vulkan, ElementwiseOpsMatchReference) {
   EXPECT_EQ(to_host(*dy, a.size()), want);
 }
 
+TEST(Vulkan, UnaryOpsMatchReference) {
+  EIGHT_REQUIRE_VULKAN();
+  const std::pair<cpu::UnaryOp, vulkan::UnaryOp> ops[] = {
+      {cpu::UnaryOp::SiLU, vulkan::UnaryOp::SiLU},
+      {cpu::UnaryOp::GELU, vulkan::UnaryOp::GELU},
+      {cpu::UnaryOp::GELUTanh, vulkan::UnaryOp::GELUTanh},
+      {cpu::UnaryOp::QuickGELU, vulkan::UnaryOp::QuickGELU},
+      {cpu::UnaryOp::ReLU, vulkan::UnaryOp::ReLU}};
+  for (int64_t n : {1, 7, 257, 5000}) {
+    auto x = eight::testing::random_floats(static_cast<size_t>(n), -8.f, 8.f);
+    if (n > 3) x[0] = -100.f, x[1] = 100.f, x[2] = 0.f;  // saturated tails and zero
+    auto dx = to_device(x);
+    auto dy = std::make_unique<vulkan::Buffer>(device(), x.size() * 4);
+    for (auto [cop, vop] : ops) {
+      std::vector<float> want(x.size());
+      cpu::unary_reference(cop, x.data(), want.data(), n);
+      vulkan::unary(vop, dref(dx), dref(dy), n);
+      const auto got = to_host(*dy, x.size());
+      // erf is approximated on the device (absolute error < 1.5e-7): 1e-12 covers it.
+      EXPECT_LT(nmse(got, want), 1e-12) << "op " << static_cast<int>(cop) << " n=" << n;
+      for (float v : got) ASSERT_TRUE(std::isfinite(v)) << "op " << static_cast<int>(cop);
+    }
+  }
+}
+
+TEST(Vulkan, LayerNormMatchesReference) {
+  EIGHT_REQUIRE_VULKAN();
+  for (int64_t n : {1, 7, 33, 257, 1000}) {
+    const int64_t rows = 3;
+    // An offset mean, so a one-pass variance would lose digits.
+    const auto x = eight::testing::random_floats(static_cast<size_t>(rows * n), 9.f, 11.f);
+    const auto w = eight::testing::random_floats(static_cast<size_t>(n));
+    const auto b = eight::testing::random_floats(static_cast<size_t>(n));
+    for (bool affine : {true, false}) {
+      std::vector<float> want(x.size());
+      for (int64_t r = 0; r < rows; ++r)
+        cpu::layer_norm_reference(x.data() + r * n, affine ? w.data() : nullptr,
+                                  affine ? b.data() : nullptr, want.data() + r * n, n, 1e-5f);
+      auto dx = to_device(x), dw = to_device(w), db = to_device(b);
+      auto dy = std::make_unique<vulkan::Buffer>(device(), x.size() * 4);
+      vulkan::layer_norm(dref(dx), affine ? dref(dw) : vulkan::BufferRef{},
+                         affine ? dref(db) : vulkan::BufferRef{}, dref(dy), rows, n, 1e-5f);
+      EXPECT_LT(nmse(to_host(*dy, x.size()), want), 1e-10) << "n=" << n << " affine=" << affine;
+    }
+  }
+}
+
+TEST(Vulkan, ArgmaxPicksTheFirstLargest) {
+  EIGHT_REQUIRE_VULKAN();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const int64_t n = 1000;
+  std::vector<float> x = eight::testing::random_floats(static_cast<size_t>(4 * n));
+  x[static_cast<size_t>(0 * n + 777)] = 5.f;  // row 0: one maximum
+  x[static_cast<size_t>(1 * n + 900)] = 5.f;  // row 1: a tie, the first one wins
+  x[static_cast<size_t>(1 * n + 300)] = 5.f;
+  x[static_cast<size_t>(2 * n + 5)] = nan;  // row 2: NaNs skipped
+  x[static_cast<size_t>(2 * n + 6)] = 9.f;
+  x[static_cast<size_t>(2 * n + 7)] = nan;
+  for (int64_t i = 0; i < n; ++i) x[static_cast<size_t>(3 * n + i)] = nan;  // row 3: no numbers
+  auto dx = to_device(x);
+  auto dout = std::make_unique<vulkan::Buffer>(device(), 4 * sizeof(int32_t));
+  vulkan::argmax(dref(dx), dref(dout), 4, n);
+  std::vector<int32_t> got(4);
+  vulkan::download(*dout, 0, got.data(), got.size() * sizeof(int32_t));
+  EXPECT_EQ(got, (std::vector<int32_t>{777, 300, 6, 0}));
+}
+
 TEST(Vulkan, RopeMatchesReferenceInBothStyles) {
   EIGHT_REQUIRE_VULKAN();
   const int64_t T = 5, n_head = 3;

@@ -227,6 +227,46 @@ void scale(BufferRef x, float s, BufferRef y, int64_t n) {
   eltwise("scale", 2, x, x, y, n, 1, s);
 }
 
+void unary(UnaryOp op, BufferRef x, BufferRef y, int64_t n) {
+  const char* names[] = {"silu", "gelu", "gelu_tanh", "quick_gelu", "relu"};
+  const auto i = static_cast<uint32_t>(op);
+  eltwise(names[i], 4 + i, x, x, y, n, 1, 0.f);
+}
+
+void layer_norm(BufferRef x, BufferRef w, BufferRef b, BufferRef y, int64_t rows, int64_t n,
+                float eps) {
+  const char* op = "layer_norm";
+  if (rows == 0 || n == 0) return;
+  const uint64_t total = static_cast<uint64_t>(rows) * static_cast<uint64_t>(n);
+  need_f32(op, "x", x, total);
+  need_f32(op, "y", y, total);
+  if (w.buffer) need_f32(op, "w", w, static_cast<uint64_t>(n));
+  if (b.buffer) need_f32(op, "b", b, static_cast<uint64_t>(n));
+  struct {
+    uint32_t x_off, w_off, b_off, y_off, rows, n, has_w, has_b;
+    float eps;
+  } push{0, 0, 0, 0, u32(op, rows), u32(op, n), w.buffer ? 1u : 0u, b.buffer ? 1u : 0u, eps};
+  const BufferRef wb = w.buffer ? w : x, bb = b.buffer ? b : x;
+  const auto g = grid(static_cast<uint64_t>(rows));
+  run(device_of(op, x), "layer_norm",
+      {{x.buffer, x.offset}, {wb.buffer, wb.offset}, {bb.buffer, bb.offset}, {y.buffer, y.offset}},
+      push, g[0], g[1]);
+}
+
+void argmax(BufferRef x, BufferRef out, int64_t rows, int64_t n) {
+  const char* op = "argmax";
+  check(n > 0 || rows == 0, "[vulkan] argmax: rows of ", n, " values");
+  if (rows == 0) return;
+  need_f32(op, "x", x, static_cast<uint64_t>(rows) * static_cast<uint64_t>(n));
+  need_f32(op, "out", out, static_cast<uint64_t>(rows));
+  struct {
+    uint32_t x_off, out_off, rows, n;
+  } push{0, 0, u32(op, rows), u32(op, n)};
+  const auto g = grid(static_cast<uint64_t>(rows));
+  run(device_of(op, x), "argmax", {{x.buffer, x.offset}, {out.buffer, out.offset}}, push, g[0],
+      g[1]);
+}
+
 void get_rows(DType type, BufferRef table, size_t row_bytes, int64_t n_rows, BufferRef ids,
               BufferRef out, int64_t n_ids, int64_t n_cols) {
   const char* op = "get_rows";

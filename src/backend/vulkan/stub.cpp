@@ -69,6 +69,15 @@ void binary(BinaryOp, BufferRef, BufferRef, BufferRef, int64_t, int64_t) {
 void scale(BufferRef, float, BufferRef, int64_t) {
   not_built("scale");
 }
+void unary(UnaryOp, BufferRef, BufferRef, int64_t) {
+  not_built("unary");
+}
+void layer_norm(BufferRef, BufferRef, BufferRef, BufferRef, int64_t, int64_t, float) {
+  not_built("layer_norm");
+}
+void argmax(BufferRef, BufferRef, int64_t, int64_t) {
+  not_built("argmax");
+}
 void get_rows(DType, BufferRef, size_t, int64_t, BufferRef, BufferRef, int64_t, int64_t) {
   not_built("get_rows");
 }

@@ -129,6 +129,16 @@ enum class BinaryOp { Add, Mul };
 void binary(BinaryOp op, BufferRef a, BufferRef b, BufferRef y, int64_t n, int64_t nb);
 // y[i] = x[i] * s.
 void scale(BufferRef x, float s, BufferRef y, int64_t n);
+// y[i] = f(x[i]): silu, gelu (erf form), gelu with the tanh approximation, quick gelu
+// (x * sigmoid(1.702 x)), relu.
+enum class UnaryOp { SiLU, GELU, GELUTanh, QuickGELU, ReLU };
+void unary(UnaryOp op, BufferRef x, BufferRef y, int64_t n);
+// y[r, :] = (x[r, :] - mean) / sqrt(var + eps) * w + b  (w, b buffers may be nullptr), rows of n.
+void layer_norm(BufferRef x, BufferRef w, BufferRef b, BufferRef y, int64_t rows, int64_t n,
+                float eps);
+// out[r] (int32) = index of the largest value of x[r, :] (first on ties, NaNs skipped, 0 for a
+// row without numbers), as ops::argmax.
+void argmax(BufferRef x, BufferRef out, int64_t rows, int64_t n);
 // out[i, :] = the n_cols values of row ids[i] (int32) of a table of `type` rows, row r at
 // table + r * row_bytes. Any matmul weight type. Ids outside [0, n_rows) give zeros.
 void get_rows(DType type, BufferRef table, size_t row_bytes, int64_t n_rows, BufferRef ids,
