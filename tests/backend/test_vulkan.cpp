@@ -116,9 +116,11 @@ const DType kWeightTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0
                               DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS};
 
 // NMSE bounds of the device matmul against cpu::matmul_reference (float64 over the same decoded
-// weights). Decoding on the device repeats the reference decoder's float operations, so what is
-// left is float32 accumulation in another order: ~1e-14 measured for every type; the bounds keep
-// two orders of magnitude of margin and are per type so a type with a looser path can say so.
+// weights). Decoding on the device repeats the reference decoder's float operations (get_rows
+// shows it bit-exact), so what is left is float32 accumulation in another order: measured on
+// lavapipe ~1.5e-14 for every type on the matvec path (tree sums) and ~1.4e-13 on the tiled path
+// (one running sum along k). The bounds keep two orders of magnitude of margin and are per type so
+// a type with a looser path (an int8 dot product against quantized activations) can say so.
 const std::map<DType, double> kMatmulTolerance = {
     {DType::F32, 1e-11},  {DType::F16, 1e-11},    {DType::BF16, 1e-11},  {DType::Q4_0, 1e-11},
     {DType::Q4_1, 1e-11}, {DType::Q5_0, 1e-11},   {DType::Q5_1, 1e-11},  {DType::Q8_0, 1e-11},
@@ -271,11 +273,11 @@ TEST(Vulkan, MatmulMatchesCpuReferenceForEveryType) {
     ASSERT_TRUE(vulkan::matmul_weight_type_supported(type)) << dtype_name(type);
     // NMSE over every output of the type (one output alone can cancel to ~0 and make a ratio
     // meaningless), and per output the float32 summation bound k * 2^-24 * sum |w x|.
-    double err = 0, ref = 0;
+    double err[2] = {0, 0}, ref[2] = {0, 0};  // [0]: matvec path (m <= 8), [1]: tiled
     const bool k_quant = dtype_block_size(type) == 256;
     for (int64_t k : k_quant ? std::vector<int64_t>{256, 512} : std::vector<int64_t>{32, 96, 512}) {
       for (int64_t n : {1, 7, 33, 257}) {
-        for (int64_t m : {1, 5}) {
+        for (int64_t m : {1, 5, 70}) {  // 70: the tiled prompt path, with a partial tile
           const auto w = random_weights(type, n, k);
           const auto x = eight::testing::random_floats(static_cast<size_t>(m * k));
           std::vector<float> want(static_cast<size_t>(m * n));
@@ -320,15 +322,18 @@ TEST(Vulkan, MatmulMatchesCpuReferenceForEveryType) {
               ASSERT_LE(std::fabs(e), double(k) * 0x1p-24 * abs_sum + 1e-30)
                   << dtype_name(type) << " m=" << m << " n=" << n << " k=" << k << " y[" << i << ","
                   << j << "]";
-              err += e * e;
-              ref += double(want[at]) * want[at];
+              err[m > 8] += e * e;
+              ref[m > 8] += double(want[at]) * want[at];
             }
         }
       }
     }
-    const double e = err / ref;
-    EXPECT_LT(e, kMatmulTolerance.at(type)) << dtype_name(type);
-    std::printf("[vulkan] matmul %-6s NMSE %.3g\n", std::string(dtype_name(type)).c_str(), e);
+    for (int path : {0, 1}) {
+      const double e = err[path] / ref[path];
+      EXPECT_LT(e, kMatmulTolerance.at(type)) << dtype_name(type) << (path ? " tiled" : " matvec");
+      std::printf("[vulkan] matmul %-6s %-6s NMSE %.3g\n", std::string(dtype_name(type)).c_str(),
+                  path ? "tiled" : "matvec", e);
+    }
   }
 }
 

@@ -52,6 +52,10 @@ const char* weight_variant(DType t) {
   }
 }
 
+// Up to this many rows of x, matmul runs matvec.comp (one workgroup per output row, the decode
+// path); past it, matmul_tiled.comp. A first guess: to be set from benchmarks on real GPUs.
+constexpr int64_t kMatvecMaxRows = 8;
+
 // Rows are decoded 32 values at a time; the K-quant blocks hold 256.
 int64_t weight_granule(DType t) {
   return std::max<int64_t>(32, dtype_block_size(t));
@@ -139,11 +143,19 @@ void matmul(const MatmulArgs& a) {
          u32(op, a.ldx),
          u32(op, static_cast<int64_t>(a.ldw)),
          u32(op, a.ldy)};
+  const std::initializer_list<Arg> args = {
+      {a.x.buffer, a.x.offset}, {a.w.buffer, a.w.offset}, {a.y.buffer, a.y.offset}};
+  if (a.m > kMatvecMaxRows) {
+    // Prompts: 64 x 64 output tiles, each weight decoded once per 64 rows of x.
+    constexpr int64_t kTile = 64;  // TILE in matmul_tiled.comp
+    run(device_of(op, a.w), std::string("matmul_tiled_") + variant, args, push,
+        u32(op, (a.n + kTile - 1) / kTile), u32(op, (a.m + kTile - 1) / kTile));
+    return;
+  }
   const auto g = grid(static_cast<uint64_t>(a.n));
   constexpr int64_t kRowsPerGroup = 4;  // ROWS in matvec.comp
-  run(device_of(op, a.w), std::string("matvec_") + variant,
-      {{a.x.buffer, a.x.offset}, {a.w.buffer, a.w.offset}, {a.y.buffer, a.y.offset}}, push, g[0],
-      g[1], u32(op, (a.m + kRowsPerGroup - 1) / kRowsPerGroup));
+  run(device_of(op, a.w), std::string("matvec_") + variant, args, push, g[0], g[1],
+      u32(op, (a.m + kRowsPerGroup - 1) / kRowsPerGroup));
 }
 
 void rms_norm(BufferRef x, BufferRef w, BufferRef y, int64_t rows, int64_t n, float eps) {

@@ -100,8 +100,9 @@ struct BufferRef {
 };
 
 // y[m, n] = x[m, k] · w[n, k]ᵀ, as cpu::MatmulProblem: x f32 rows at x + i * ldx (elements),
-// w rows of w_type at w + j * ldw (bytes), y f32 rows at y + i * ldy (elements). One workgroup per
-// output row reduces over k for up to 4 rows of x at once (the decode and small-batch path).
+// w rows of w_type at w + j * ldw (bytes), y f32 rows at y + i * ldy (elements). Up to 8 rows of
+// x (decode, small batches): one workgroup per output row reduces over k for 4 rows of x at once.
+// More rows (prompts): 64 x 64 output tiles with the weights decoded into shared memory.
 struct MatmulArgs {
   int64_t m = 0, n = 0, k = 0;
   BufferRef x;
