@@ -13,7 +13,7 @@ cmake --build build -j "$jobs"
 fuzz_seconds=${EIGHT_FUZZ_SECONDS:-60}
 if [[ "$fuzz_seconds" != 0 && -d tests/fuzz && -n "$(ls tests/fuzz/fuzz_*.cpp 2>/dev/null)" ]]; then
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DEIGHT_BUILD_FUZZ=ON -DEIGHT_BUILD_TESTS=ON -DEIGHT_BUILD_BENCH=OFF -DEIGHT_ENABLE_CUDA=OFF \
+    -DEIGHT_BUILD_FUZZ=ON -DEIGHT_BUILD_TESTS=ON -DEIGHT_BUILD_BENCH=OFF -DEIGHT_ENABLE_VULKAN=OFF \
     >/dev/null
   for src in tests/fuzz/fuzz_*.cpp; do
     name=$(basename "$src" .cpp)

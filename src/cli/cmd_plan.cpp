@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "backend/cuda/cuda.h"
+#include "backend/vulkan/vulkan.h"
 #include "cli/args.h"
 #include "core/error.h"
 #include "core/memory.h"
@@ -83,7 +83,7 @@ int run(int argc, char** argv) {
   p.option("--parallel,-np", &parallel, "P", "parallel slots, each with its own context");
   p.option("--ubatch", &ubatch, "N", "tokens per forward pass (default 512)");
   p.option("--batch", &batch, "N", "prompt tokens handed to the model at once (default 2048)");
-  p.option("--gpu-reserve", &reserve, "SIZE", "VRAM kept for the CUDA runtime (default 512MiB)");
+  p.option("--gpu-reserve", &reserve, "SIZE", "VRAM kept for the GPU driver (default 512MiB)");
   p.flag("--no-flash-attn", &no_fa, "plan full attention score matrices");
   p.flag("--cpu", &cpu, "plan for the CPU only (same as --vram 0)");
   p.option("--beams", &beams, "N",
@@ -137,14 +137,14 @@ int run(int argc, char** argv) {
     }
   }
   if (json) {
-    out["cuda_built"] = cuda::built();
+    out["vulkan_built"] = vulkan::built();
     std::printf("%s\n", out.dump(2).c_str());
     return 0;
   }
   std::fputs(text.c_str(), stdout);
-  if (!cuda::built() && budget.vram > 0)
+  if (!vulkan::built() && budget.vram > 0)
     std::printf(
-        "\nThis build has no CUDA backend: runs happen on the CPU, where the RAM plan applies "
+        "\nThis build has no Vulkan backend: runs happen on the CPU, where the RAM plan applies "
         "(see it with --cpu).\n");
   return 0;
 }

@@ -1,7 +1,7 @@
 // `eight version`: the same as `eight --version`, as a command (for scripts that list commands).
 #include <cstdio>
 
-#include "backend/cuda/cuda.h"
+#include "backend/vulkan/vulkan.h"
 #include "cli/args.h"
 #include "core/cpu_features.h"
 #include "core/log.h"
@@ -17,7 +17,8 @@ int run(int argc, char** argv) {
   std::printf("cpu: %s, kernels: %s (best available: %s)%s%s%s\n", f.brand.c_str(),
               isa_name(active_isa()), isa_name(best_isa()), f.avx512vnni ? ", vnni" : "",
               f.avx512bf16 ? ", avx512-bf16" : "", f.amx_tile ? ", amx" : "");
-  std::printf("cuda: %s\n", cuda::built() ? cuda::describe_devices().c_str() : "not built");
+  std::printf("backends: cpu %s\n", vulkan::built() ? "vulkan" : "(vulkan not built)");
+  if (vulkan::built()) std::printf("vulkan: %s\n", vulkan::describe_devices().c_str());
   return 0;
 }
 

@@ -29,9 +29,10 @@ void print_usage() {
 void print_version() {
   const auto& f = eight::cpu_features();
   std::printf("eight %s\n", eight::eight_version().c_str());
-  std::printf("backends: cpu (%s%s)%s\n", eight::isa_name(eight::active_isa()),
-              f.brand.empty() ? "" : (", " + f.brand).c_str(),
-              eight::cuda_backend_built() ? ", cuda" : " (cuda not built)");
+  std::printf("backends: cpu %s\n",
+              eight::vulkan_backend_built() ? "vulkan" : "(vulkan not built)");
+  std::printf("cpu: %s%s\n", eight::isa_name(eight::active_isa()),
+              f.brand.empty() ? "" : (", " + f.brand).c_str());
 }
 
 }  // namespace

@@ -12,7 +12,7 @@
 namespace eight {
 
 std::string Device::name() const {
-  return kind == DeviceKind::CPU ? std::string("cpu") : cat("cuda:", index);
+  return kind == DeviceKind::CPU ? std::string("cpu") : cat("vulkan:", index);
 }
 
 namespace {
@@ -61,10 +61,10 @@ void MemoryTracker::reset_peak() {
 
 MemoryTracker& memory_tracker(Device device) {
   static MemoryTracker cpu;
-  static MemoryTracker cuda[16];
+  static MemoryTracker gpu[16];
   if (device.kind == DeviceKind::CPU) return cpu;
   check(device.index >= 0 && device.index < 16, "[memory] no tracker for device ", device.name());
-  return cuda[device.index];
+  return gpu[device.index];
 }
 
 void set_host_heap_limit(int64_t bytes) {

@@ -9,15 +9,15 @@
 
 namespace eight {
 
-enum class DeviceKind : uint8_t { CPU = 0, CUDA = 1 };
+enum class DeviceKind : uint8_t { CPU = 0, Vulkan = 1 };
 
 struct Device {
   DeviceKind kind = DeviceKind::CPU;
   int index = 0;
   bool operator==(const Device&) const = default;
   static Device cpu() { return {}; }
-  static Device cuda(int i) { return {DeviceKind::CUDA, i}; }
-  std::string name() const;  // "cpu", "cuda:0"
+  static Device vulkan(int i) { return {DeviceKind::Vulkan, i}; }
+  std::string name() const;  // "cpu", "vulkan:0"
 };
 
 enum class MemoryKind : uint8_t { Heap = 0, Mapped = 1 };
@@ -43,7 +43,7 @@ class MemoryTracker {
   std::atomic<int64_t> heap_{0}, mapped_{0}, peak_{0}, heap_peak_{0};
 };
 
-// The tracker of a device (CPU, CUDA 0..15).
+// The tracker of a device (CPU, Vulkan 0..15).
 MemoryTracker& memory_tracker(Device device = Device::cpu());
 
 // Optional cap for host heap allocations (the planner's RAM budget); 0 means no cap. An allocation

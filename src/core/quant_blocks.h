@@ -1,6 +1,6 @@
 #pragma once
 // Byte layouts of the ggml block-quantized types eight computes on, as stored in GGUF files
-// (core, because both CPU and CUDA backends decode them)
+// (core, because both CPU and Vulkan backends decode them)
 // (ggml-common.h; see ../shared/reference/models.md §0). Field order is byte order; fp16 fields
 // are raw IEEE binary16 bits (core/half.h converts). Blocks run along the contiguous dimension.
 #include <cstdint>

@@ -1,6 +1,6 @@
 #pragma once
 // Storage: the bytes behind tensors. Kinds: a tracked host heap buffer, a read-only mapping of a
-// file (weights used in place, zero copy), and (in backend/cuda) device memory. Tensors hold a
+// file (weights used in place, zero copy), and (in backend/vulkan) device memory. Tensors hold a
 // shared_ptr to their storage because many views share one file mapping or arena.
 #include <cstddef>
 #include <cstdint>

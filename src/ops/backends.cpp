@@ -1,14 +1,14 @@
 #include "ops/backends.h"
 
-#include "backend/cuda/cuda.h"
+#include "backend/vulkan/vulkan.h"
 
 namespace eight {
 
-bool cuda_backend_built() {
-  return cuda::built();
+bool vulkan_backend_built() {
+  return vulkan::built();
 }
-int cuda_device_count() {
-  return cuda::device_count();
+int vulkan_device_count() {
+  return static_cast<int>(vulkan::devices().size());
 }
 
 }  // namespace eight

@@ -4,7 +4,7 @@
 
 namespace eight {
 
-bool cuda_backend_built();
-int cuda_device_count();
+bool vulkan_backend_built();
+int vulkan_device_count();
 
 }  // namespace eight

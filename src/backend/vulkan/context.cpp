@@ -1,0 +1,584 @@
+// The per-device context: logical device, compute queue, command recording, descriptor sets,
+// the staging buffer, tracked device memory and the pipelines (with their on-disk cache).
+#include <algorithm>
+#include <array>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "backend/vulkan/shader_table.h"
+#include "backend/vulkan/vulkan_impl.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/memory.h"
+
+namespace eight::vulkan {
+namespace detail {
+namespace {
+
+constexpr uint32_t kMaxBindings = 8;
+// Descriptor sets per submission; recording more submits and waits first.
+constexpr uint32_t kDescriptorSets = 1024;
+// Staging buffer: uploads and downloads larger than this go through it in pieces.
+constexpr size_t kStagingBytes = size_t{32} << 20;
+
+struct Registry {
+  std::mutex mutex;
+  std::array<std::unique_ptr<Context>, 16> contexts;
+  Registry() {
+    // The trackers must outlive the contexts, whose destructors release device memory.
+    memory_tracker(Device::vulkan(0));
+  }
+  ~Registry() {
+    // Before the process exits: finish the GPU's work and write the pipeline caches.
+    for (auto& c : contexts) c.reset();
+  }
+};
+
+Registry& registry() {
+  static Registry r;
+  return r;
+}
+
+// A memory type allowed by `bits` with all of `want`; -1 when there is none.
+int find_memory_type(const VkPhysicalDeviceMemoryProperties& mp, uint32_t bits,
+                     VkMemoryPropertyFlags want) {
+  for (uint32_t i = 0; i < mp.memoryTypeCount; ++i)
+    if ((bits & (1u << i)) && (mp.memoryTypes[i].propertyFlags & want) == want)
+      return static_cast<int>(i);
+  return -1;
+}
+
+// Bytes a Buffer of `bytes` really holds: whole 32-bit words, at least one.
+VkDeviceSize word_size(size_t bytes) {
+  return std::max<VkDeviceSize>(4, (bytes + 3) / 4 * 4);
+}
+
+std::filesystem::path cache_dir() {
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x)
+    return std::filesystem::path(x) / "eight";
+  if (const char* h = std::getenv("HOME"); h && *h)
+    return std::filesystem::path(h) / ".cache" / "eight";
+  return {};
+}
+
+std::filesystem::path pipeline_cache_path(const VkPhysicalDeviceProperties& p) {
+  const auto dir = cache_dir();
+  if (dir.empty()) return {};
+  std::string uuid;
+  for (uint8_t b : p.pipelineCacheUUID)
+    uuid += cat(std::hex, static_cast<int>(b) >> 4, static_cast<int>(b) & 15);
+  return dir / cat("vulkan-", std::hex, p.vendorID, "-", p.deviceID, "-", uuid, ".cache");
+}
+
+}  // namespace
+
+Context& Context::get(int index) {
+  auto& reg = registry();
+  std::lock_guard lock(reg.mutex);
+  check(index >= 0 && index < static_cast<int>(physical_devices().size()) && index < 16,
+        "[vulkan] no device vulkan:", index, " (", describe_devices(), ")");
+  auto& slot = reg.contexts[static_cast<size_t>(index)];
+  if (!slot) {
+    slot = std::make_unique<Context>(index);
+    log_debug("[vulkan] vulkan:", index, " ", slot->properties().deviceName, " ready");
+  }
+  return *slot;
+}
+
+Context::Context(int index)
+    : index_(index), physical_(physical_devices()[static_cast<size_t>(index)]) {
+  VkPhysicalDeviceMaintenance3Properties m3{
+      .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES};
+  VkPhysicalDeviceProperties2 p2{.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
+                                 .pNext = &m3};
+  vkGetPhysicalDeviceProperties2(physical_, &p2);
+  props_ = p2.properties;
+  max_allocation_ = m3.maxMemoryAllocationSize;
+  vkGetPhysicalDeviceMemoryProperties(physical_, &mem_props_);
+
+  // A queue family with compute; prefer one without graphics (async compute on discrete GPUs is
+  // no faster for a single stream, but it is what the compute-only path needs anyway).
+  uint32_t n = 0;
+  vkGetPhysicalDeviceQueueFamilyProperties(physical_, &n, nullptr);
+  std::vector<VkQueueFamilyProperties> families(n);
+  vkGetPhysicalDeviceQueueFamilyProperties(physical_, &n, families.data());
+  int family = -1;
+  for (uint32_t i = 0; i < n && family < 0; ++i)
+    if (families[i].queueFlags & VK_QUEUE_COMPUTE_BIT) family = static_cast<int>(i);
+  check(family >= 0, "[vulkan] device vulkan:", index, " (", props_.deviceName,
+        ") has no compute queue");
+  queue_family_ = static_cast<uint32_t>(family);
+
+  const float priority = 1.0f;
+  VkDeviceQueueCreateInfo qi{.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
+                             .queueFamilyIndex = queue_family_,
+                             .queueCount = 1,
+                             .pQueuePriorities = &priority};
+  std::vector<const char*> exts;
+  if (has_device_extension(physical_, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME))
+    exts.push_back(VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
+  VkDeviceCreateInfo di{.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
+                        .queueCreateInfoCount = 1,
+                        .pQueueCreateInfos = &qi,
+                        .enabledExtensionCount = static_cast<uint32_t>(exts.size()),
+                        .ppEnabledExtensionNames = exts.data()};
+  vk_check(vkCreateDevice(physical_, &di, nullptr, &device_), "vkCreateDevice");
+  vkGetDeviceQueue(device_, queue_family_, 0, &queue_);
+
+  VkCommandPoolCreateInfo pi{.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+                             .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
+                             .queueFamilyIndex = queue_family_};
+  vk_check(vkCreateCommandPool(device_, &pi, nullptr, &pool_), "vkCreateCommandPool");
+  VkCommandBufferAllocateInfo ai{.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+                                 .commandPool = pool_,
+                                 .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                 .commandBufferCount = 1};
+  vk_check(vkAllocateCommandBuffers(device_, &ai, &cmd_), "vkAllocateCommandBuffers");
+  VkFenceCreateInfo fi{.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+  vk_check(vkCreateFence(device_, &fi, nullptr, &fence_), "vkCreateFence");
+
+  VkDescriptorPoolSize size{.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                            .descriptorCount = kDescriptorSets * kMaxBindings};
+  VkDescriptorPoolCreateInfo dpi{.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+                                 .maxSets = kDescriptorSets,
+                                 .poolSizeCount = 1,
+                                 .pPoolSizes = &size};
+  vk_check(vkCreateDescriptorPool(device_, &dpi, nullptr, &descriptor_pool_),
+           "vkCreateDescriptorPool");
+  load_pipeline_cache();
+}
+
+Context::~Context() {
+  std::lock_guard lock(mutex_);
+  try {
+    submit_and_wait_locked();
+  } catch (const Error& e) {
+    log_warn("[vulkan] vulkan:", index_, " at shutdown: ", e.what());
+  }
+  vkDeviceWaitIdle(device_);
+  save_pipeline_cache_locked();
+  for (auto& h : deferred_) free_handle(h);
+  if (staging_map_) vkUnmapMemory(device_, staging_.memory);
+  free_handle(staging_);
+  for (auto& [name, p] : pipelines_) {
+    vkDestroyPipeline(device_, p.pipeline, nullptr);
+    vkDestroyPipelineLayout(device_, p.layout, nullptr);
+    vkDestroyDescriptorSetLayout(device_, p.set_layout, nullptr);
+  }
+  vkDestroyPipelineCache(device_, pipeline_cache_, nullptr);
+  vkDestroyDescriptorPool(device_, descriptor_pool_, nullptr);
+  vkDestroyFence(device_, fence_, nullptr);
+  vkDestroyCommandPool(device_, pool_, nullptr);
+  vkDestroyDevice(device_, nullptr);
+}
+
+// ---- memory -------------------------------------------------------------------------------------
+
+int64_t Context::budget() {
+  if (budget_ >= 0) return budget_;
+  int64_t usage = 0;
+  const int64_t reported = device_local_heap_budget(physical_, &usage);
+  // The driver's budget for this process (includes what eight holds now), else the heap size.
+  const int64_t base = reported >= 0 ? reported : device_local_heap_size(physical_);
+  budget_ = std::max<int64_t>(0, base - kDeviceReserveBytes);
+  return budget_;
+}
+
+void Context::set_budget(int64_t bytes) {
+  budget_ = bytes;  // < 0: recomputed from the device on the next budget()
+}
+
+void Context::allocate(Buffer::Handle& h, size_t bytes) {
+  // Shaders read whole 32-bit words, so the buffer ends on one (and Vulkan has no empty buffers).
+  const VkDeviceSize size = word_size(bytes);
+  VkBufferCreateInfo bi{.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
+                        .size = size,
+                        .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
+                                 VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
+                                 VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+                        .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
+  check(max_allocation_ == 0 || size <= max_allocation_, "[vulkan] buffer of ", bytes,
+        " bytes exceeds vulkan:", index_, "'s largest allocation (", max_allocation_, " bytes)");
+  vk_check(vkCreateBuffer(device_, &bi, nullptr, &h.buffer), "vkCreateBuffer");
+  VkMemoryRequirements req;
+  vkGetBufferMemoryRequirements(device_, h.buffer, &req);
+  const int64_t need = static_cast<int64_t>(req.size);
+  auto& tracker = memory_tracker(Device::vulkan(index_));
+  const int64_t held = tracker.stats().heap_current;
+  const int64_t cap = budget();
+  if (held + need > cap) {
+    vkDestroyBuffer(device_, h.buffer, nullptr);
+    h.buffer = VK_NULL_HANDLE;
+    fail("[vulkan] allocation of ", need, " bytes on vulkan:", index_, " refused: ", held,
+         " bytes held + ", need, " requested exceeds the budget of ", cap, " bytes (",
+         format_bytes(held), " + ", format_bytes(need), " > ", format_bytes(cap), ")");
+  }
+  int type = find_memory_type(mem_props_, req.memoryTypeBits, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
+  if (type < 0) type = find_memory_type(mem_props_, req.memoryTypeBits, 0);
+  VkMemoryAllocateInfo mi{.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
+                          .allocationSize = req.size,
+                          .memoryTypeIndex = static_cast<uint32_t>(type)};
+  const VkResult r =
+      type < 0 ? VK_ERROR_OUT_OF_DEVICE_MEMORY : vkAllocateMemory(device_, &mi, nullptr, &h.memory);
+  if (r != VK_SUCCESS) {
+    vkDestroyBuffer(device_, h.buffer, nullptr);
+    h.buffer = VK_NULL_HANDLE;
+    h.memory = VK_NULL_HANDLE;
+    fail("[vulkan] vkAllocateMemory of ", need, " bytes on vulkan:", index_,
+         " failed: ", result_name(r), " (", held, " bytes held, budget ", cap, ")");
+  }
+  vk_check(vkBindBufferMemory(device_, h.buffer, h.memory, 0), "vkBindBufferMemory");
+  h.tracked = need;
+  tracker.add(MemoryKind::Heap, need);
+}
+
+void Context::free_handle(Buffer::Handle& h) {
+  if (h.buffer) vkDestroyBuffer(device_, h.buffer, nullptr);
+  if (h.memory) vkFreeMemory(device_, h.memory, nullptr);
+  if (h.tracked) {
+    const bool device_heap = &h != &staging_ || staging_on_device_heap_;
+    memory_tracker(device_heap ? Device::vulkan(index_) : Device::cpu())
+        .sub(MemoryKind::Heap, h.tracked);
+  }
+  h = {};
+}
+
+void Context::release(Buffer::Handle& h) {
+  std::lock_guard lock(mutex_);
+  if (recording_) {
+    deferred_.push_back(h);  // recorded dispatches may still read it
+    h = {};
+  } else {
+    free_handle(h);
+  }
+}
+
+void Context::ensure_staging_locked() {
+  if (staging_map_) return;
+  VkBufferCreateInfo bi{
+      .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
+      .size = kStagingBytes,
+      .usage = VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+      .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
+  vk_check(vkCreateBuffer(device_, &bi, nullptr, &staging_.buffer), "vkCreateBuffer (staging)");
+  VkMemoryRequirements req;
+  vkGetBufferMemoryRequirements(device_, staging_.buffer, &req);
+  // Host-cached when possible, so downloads read fast; coherent, so no explicit flushes.
+  int type =
+      find_memory_type(mem_props_, req.memoryTypeBits,
+                       VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT |
+                           VK_MEMORY_PROPERTY_HOST_CACHED_BIT);
+  if (type < 0)
+    type = find_memory_type(
+        mem_props_, req.memoryTypeBits,
+        VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT);
+  check(type >= 0, "[vulkan] vulkan:", index_, " has no host-visible coherent memory for staging");
+  VkMemoryAllocateInfo mi{.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
+                          .allocationSize = req.size,
+                          .memoryTypeIndex = static_cast<uint32_t>(type)};
+  vk_check(vkAllocateMemory(device_, &mi, nullptr, &staging_.memory),
+           "vkAllocateMemory (staging buffer)");
+  vk_check(vkBindBufferMemory(device_, staging_.buffer, staging_.memory, 0), "vkBindBufferMemory");
+  vk_check(vkMapMemory(device_, staging_.memory, 0, VK_WHOLE_SIZE, 0, &staging_map_),
+           "vkMapMemory");
+  staging_size_ = kStagingBytes;
+  // The staging buffer is counted where it lives: system RAM on a discrete GPU (host tracker),
+  // the device's heap on integrated GPUs and lavapipe.
+  const uint32_t heap = mem_props_.memoryTypes[type].heapIndex;
+  staging_on_device_heap_ =
+      (mem_props_.memoryHeaps[heap].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) != 0;
+  staging_.tracked = static_cast<int64_t>(req.size);
+  memory_tracker(staging_on_device_heap_ ? Device::vulkan(index_) : Device::cpu())
+      .add(MemoryKind::Heap, staging_.tracked);
+}
+
+// ---- recording ----------------------------------------------------------------------------------
+
+void Context::begin_locked() {
+  if (recording_) return;
+  VkCommandBufferBeginInfo bi{.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+                              .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
+  vk_check(vkBeginCommandBuffer(cmd_, &bi), "vkBeginCommandBuffer");
+  recording_ = true;
+}
+
+void Context::barrier_locked() {
+  // One global barrier after every command: later dispatches and copies see earlier writes, and
+  // do not overwrite what earlier ones still read. Per-buffer barriers can come later.
+  VkMemoryBarrier mb{.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                     .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+                     .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                                      VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT};
+  const VkPipelineStageFlags stages =
+      VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
+  vkCmdPipelineBarrier(cmd_, stages, stages, 0, 1, &mb, 0, nullptr, 0, nullptr);
+}
+
+void Context::submit_and_wait_locked() {
+  if (!recording_) return;
+  recording_ = false;
+  vk_check(vkEndCommandBuffer(cmd_), "vkEndCommandBuffer");
+  VkSubmitInfo si{
+      .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &cmd_};
+  VkResult r = vkQueueSubmit(queue_, 1, &si, fence_);
+  if (r == VK_SUCCESS) r = vkWaitForFences(device_, 1, &fence_, VK_TRUE, UINT64_MAX);
+  // Reset everything whatever happened, so the context stays usable after a reported error.
+  vkResetFences(device_, 1, &fence_);
+  vkResetCommandBuffer(cmd_, 0);
+  vkResetDescriptorPool(device_, descriptor_pool_, 0);
+  descriptor_sets_used_ = 0;
+  staging_head_ = 0;
+  for (auto& h : deferred_) free_handle(h);
+  deferred_.clear();
+  vk_check(r, "vkQueueSubmit/vkWaitForFences");
+  if (pipeline_cache_dirty_) save_pipeline_cache_locked();
+}
+
+void Context::synchronize() {
+  std::lock_guard lock(mutex_);
+  submit_and_wait_locked();
+}
+
+const Pipeline& Context::pipeline_locked(const std::string& shader, uint32_t bindings,
+                                         uint32_t push_bytes) {
+  if (auto it = pipelines_.find(shader); it != pipelines_.end()) return it->second;
+  const ShaderBlob* blob = nullptr;
+  for (size_t i = 0; i < shader_count; ++i)
+    if (shader == shader_table[i].name) blob = &shader_table[i];
+  check(blob != nullptr, "[vulkan] no shader '", shader, "' in this build");
+  check(push_bytes <= props_.limits.maxPushConstantsSize, "[vulkan] shader '", shader, "' needs ",
+        push_bytes, " bytes of push constants; vulkan:", index_, " allows ",
+        props_.limits.maxPushConstantsSize);
+
+  Pipeline p;
+  p.bindings = bindings;
+  p.push_bytes = push_bytes;
+  std::array<VkDescriptorSetLayoutBinding, kMaxBindings> b{};
+  for (uint32_t i = 0; i < bindings; ++i)
+    b[i] = {.binding = i,
+            .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+            .descriptorCount = 1,
+            .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
+  VkDescriptorSetLayoutCreateInfo li{.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+                                     .bindingCount = bindings,
+                                     .pBindings = b.data()};
+  vk_check(vkCreateDescriptorSetLayout(device_, &li, nullptr, &p.set_layout),
+           "vkCreateDescriptorSetLayout");
+  VkPushConstantRange range{
+      .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .offset = 0, .size = push_bytes};
+  VkPipelineLayoutCreateInfo pli{.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
+                                 .setLayoutCount = 1,
+                                 .pSetLayouts = &p.set_layout,
+                                 .pushConstantRangeCount = 1,
+                                 .pPushConstantRanges = &range};
+  vk_check(vkCreatePipelineLayout(device_, &pli, nullptr, &p.layout), "vkCreatePipelineLayout");
+  VkShaderModuleCreateInfo smi{.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
+                               .codeSize = blob->word_count * 4,
+                               .pCode = blob->words};
+  VkShaderModule module = VK_NULL_HANDLE;
+  vk_check(vkCreateShaderModule(device_, &smi, nullptr, &module), "vkCreateShaderModule");
+  VkComputePipelineCreateInfo ci{
+      .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+      .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
+                .stage = VK_SHADER_STAGE_COMPUTE_BIT,
+                .module = module,
+                .pName = "main"},
+      .layout = p.layout};
+  const VkResult r =
+      vkCreateComputePipelines(device_, pipeline_cache_, 1, &ci, nullptr, &p.pipeline);
+  vkDestroyShaderModule(device_, module, nullptr);
+  if (r != VK_SUCCESS) {
+    vkDestroyPipelineLayout(device_, p.layout, nullptr);
+    vkDestroyDescriptorSetLayout(device_, p.set_layout, nullptr);
+    fail("[vulkan] creating the pipeline of shader '", shader, "' on vulkan:", index_,
+         " failed: ", result_name(r));
+  }
+  pipeline_cache_dirty_ = true;
+  return pipelines_.emplace(shader, p).first->second;
+}
+
+void Context::dispatch(const std::string& shader, std::span<const Arg> args,
+                       std::span<uint8_t> push, uint32_t gx, uint32_t gy, uint32_t gz) {
+  check(args.size() <= kMaxBindings && push.size() >= args.size() * 4, "[vulkan] dispatch of '",
+        shader, "': ", args.size(), " bindings, ", push.size(), " push-constant bytes");
+  if (gx == 0 || gy == 0 || gz == 0) return;
+  const auto& limits = props_.limits;
+  check(gx <= limits.maxComputeWorkGroupCount[0] && gy <= limits.maxComputeWorkGroupCount[1] &&
+            gz <= limits.maxComputeWorkGroupCount[2],
+        "[vulkan] dispatch of '", shader, "' with ", gx, "x", gy, "x", gz,
+        " workgroups exceeds vulkan:", index_, "'s limits");
+  std::lock_guard lock(mutex_);
+  const Pipeline& p = pipeline_locked(shader, static_cast<uint32_t>(args.size()),
+                                      static_cast<uint32_t>(push.size()));
+  if (descriptor_sets_used_ == kDescriptorSets) submit_and_wait_locked();
+  begin_locked();
+
+  VkDescriptorSetAllocateInfo ai{.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+                                 .descriptorPool = descriptor_pool_,
+                                 .descriptorSetCount = 1,
+                                 .pSetLayouts = &p.set_layout};
+  VkDescriptorSet set = VK_NULL_HANDLE;
+  vk_check(vkAllocateDescriptorSets(device_, &ai, &set), "vkAllocateDescriptorSets");
+  ++descriptor_sets_used_;
+
+  std::array<VkDescriptorBufferInfo, kMaxBindings> infos{};
+  std::array<VkWriteDescriptorSet, kMaxBindings> writes{};
+  const VkDeviceSize align = std::max<VkDeviceSize>(limits.minStorageBufferOffsetAlignment, 4);
+  for (size_t i = 0; i < args.size(); ++i) {
+    const Buffer& b = *args[i].buffer;
+    check(b.device_index() == index_, "[vulkan] dispatch of '", shader, "': binding ", i,
+          " is on vulkan:", b.device_index(), ", the dispatch on vulkan:", index_);
+    const VkDeviceSize base = args[i].offset / align * align;
+    const uint32_t rem = static_cast<uint32_t>(args[i].offset - base);
+    const VkDeviceSize alloc = word_size(b.size());
+    check(base < alloc, "[vulkan] dispatch of '", shader, "': binding ", i, " offset ",
+          args[i].offset, " is past the buffer's ", b.size(), " bytes");
+    infos[i] = {
+        .buffer = b.handle().buffer,
+        .offset = base,
+        .range = std::min<VkDeviceSize>(alloc - base, limits.maxStorageBufferRange) / 4 * 4};
+    writes[i] = {.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+                 .dstSet = set,
+                 .dstBinding = static_cast<uint32_t>(i),
+                 .descriptorCount = 1,
+                 .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                 .pBufferInfo = &infos[i]};
+    std::memcpy(push.data() + 4 * i, &rem, 4);
+  }
+  vkUpdateDescriptorSets(device_, static_cast<uint32_t>(args.size()), writes.data(), 0, nullptr);
+  vkCmdBindPipeline(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, p.pipeline);
+  vkCmdBindDescriptorSets(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, p.layout, 0, 1, &set, 0, nullptr);
+  vkCmdPushConstants(cmd_, p.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0,
+                     static_cast<uint32_t>(push.size()), push.data());
+  vkCmdDispatch(cmd_, gx, gy, gz);
+  barrier_locked();
+}
+
+void Context::upload(const Buffer& dst, size_t offset, const void* src, size_t bytes) {
+  check(offset <= dst.size() && bytes <= dst.size() - offset, "[vulkan] upload of ", bytes,
+        " bytes at offset ", offset, " into a buffer of ", dst.size());
+  std::lock_guard lock(mutex_);
+  ensure_staging_locked();
+  const auto* in = static_cast<const uint8_t*>(src);
+  while (bytes > 0) {
+    if (staging_head_ == staging_size_) submit_and_wait_locked();
+    const size_t n = std::min(bytes, staging_size_ - staging_head_);
+    std::memcpy(static_cast<uint8_t*>(staging_map_) + staging_head_, in, n);
+    begin_locked();
+    VkBufferCopy region{.srcOffset = staging_head_, .dstOffset = offset, .size = n};
+    vkCmdCopyBuffer(cmd_, staging_.buffer, dst.handle().buffer, 1, &region);
+    barrier_locked();
+    staging_head_ = std::min(staging_size_, (staging_head_ + n + 15) / 16 * 16);
+    in += n;
+    offset += n;
+    bytes -= n;
+  }
+}
+
+void Context::download(const Buffer& src, size_t offset, void* dst, size_t bytes) {
+  check(offset <= src.size() && bytes <= src.size() - offset, "[vulkan] download of ", bytes,
+        " bytes at offset ", offset, " from a buffer of ", src.size());
+  std::lock_guard lock(mutex_);
+  ensure_staging_locked();
+  auto* out = static_cast<uint8_t*>(dst);
+  do {
+    if (staging_head_ == staging_size_) submit_and_wait_locked();
+    const size_t at = staging_head_, n = std::min(bytes, staging_size_ - at);
+    begin_locked();
+    if (n > 0) {
+      VkBufferCopy region{.srcOffset = offset, .dstOffset = at, .size = n};
+      vkCmdCopyBuffer(cmd_, src.handle().buffer, staging_.buffer, 1, &region);
+    }
+    // Host reads after the wait below: the fence makes device writes available (coherent memory).
+    submit_and_wait_locked();
+    std::memcpy(out, static_cast<const uint8_t*>(staging_map_) + at, n);
+    out += n;
+    offset += n;
+    bytes -= n;
+  } while (bytes > 0);
+}
+
+// ---- pipeline cache on disk ---------------------------------------------------------------------
+
+void Context::load_pipeline_cache() {
+  std::vector<char> data;
+  if (const auto path = pipeline_cache_path(props_); !path.empty()) {
+    std::ifstream in(path, std::ios::binary);
+    if (in) data.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  // The driver checks the header (vendor, device, cache UUID) and ignores a stale or bad cache.
+  VkPipelineCacheCreateInfo ci{.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO,
+                               .initialDataSize = data.size(),
+                               .pInitialData = data.empty() ? nullptr : data.data()};
+  if (vkCreatePipelineCache(device_, &ci, nullptr, &pipeline_cache_) != VK_SUCCESS) {
+    ci.initialDataSize = 0;
+    ci.pInitialData = nullptr;
+    vk_check(vkCreatePipelineCache(device_, &ci, nullptr, &pipeline_cache_),
+             "vkCreatePipelineCache");
+  }
+}
+
+void Context::save_pipeline_cache_locked() {
+  // Failing to write the cache only costs compile time on the next run: never an error.
+  pipeline_cache_dirty_ = false;
+  const auto path = pipeline_cache_path(props_);
+  if (path.empty() || !pipeline_cache_) return;
+  size_t size = 0;
+  if (vkGetPipelineCacheData(device_, pipeline_cache_, &size, nullptr) != VK_SUCCESS || size == 0)
+    return;
+  std::vector<char> data(size);
+  if (vkGetPipelineCacheData(device_, pipeline_cache_, &size, data.data()) != VK_SUCCESS) return;
+  std::error_code ec;
+  std::filesystem::create_directories(path.parent_path(), ec);
+  const auto tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) return;
+    out.write(data.data(), static_cast<std::streamsize>(size));
+    if (!out) return;
+  }
+  std::filesystem::rename(tmp, path, ec);
+}
+
+}  // namespace detail
+
+// ---- public entries -----------------------------------------------------------------------------
+
+void set_device_budget(int device, int64_t bytes) {
+  detail::Context::get(device).set_budget(bytes);
+}
+
+int64_t device_budget(int device) {
+  return detail::Context::get(device).budget();
+}
+
+Buffer::Buffer(int device, size_t bytes)
+    : device_(device), size_(bytes), handle_(std::make_unique<Handle>()) {
+  detail::Context::get(device).allocate(*handle_, bytes);
+}
+
+Buffer::~Buffer() {
+  if (handle_ && handle_->buffer) detail::Context::get(device_).release(*handle_);
+}
+
+void upload(const Buffer& dst, size_t dst_offset, const void* src, size_t bytes) {
+  detail::Context::get(dst.device_index()).upload(dst, dst_offset, src, bytes);
+}
+
+void download(const Buffer& src, size_t src_offset, void* dst, size_t bytes) {
+  detail::Context::get(src.device_index()).download(src, src_offset, dst, bytes);
+}
+
+void flush(int device) {
+  // One command buffer per device for now, so flushing means waiting too; a ring of command
+  // buffers (record the next while the GPU runs this one) can make this asynchronous later.
+  detail::Context::get(device).synchronize();
+}
+
+void synchronize(int device) {
+  detail::Context::get(device).synchronize();
+}
+
+}  // namespace eight::vulkan

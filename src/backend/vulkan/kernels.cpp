@@ -1,0 +1,341 @@
+// The C++ entries of the kernels: check what would make a shader read or write out of bounds,
+// fill the shader's push constants and record one dispatch (shaders/*.comp hold the math).
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <string>
+
+#include "backend/vulkan/vulkan_impl.h"
+#include "core/error.h"
+
+namespace eight::vulkan {
+namespace {
+
+using detail::Arg;
+using detail::Context;
+
+// Weight types with a matvec/get_rows variant, and the variant suffix (shaders/dequant.glsl).
+const char* weight_variant(DType t) {
+  switch (t) {
+    case DType::F32:
+      return "f32";
+    case DType::F16:
+      return "f16";
+    case DType::BF16:
+      return "bf16";
+    case DType::Q4_0:
+      return "q4_0";
+    case DType::Q4_1:
+      return "q4_1";
+    case DType::Q5_0:
+      return "q5_0";
+    case DType::Q5_1:
+      return "q5_1";
+    case DType::Q8_0:
+      return "q8_0";
+    case DType::Q2_K:
+      return "q2_k";
+    case DType::Q3_K:
+      return "q3_k";
+    case DType::Q4_K:
+      return "q4_k";
+    case DType::Q5_K:
+      return "q5_k";
+    case DType::Q6_K:
+      return "q6_k";
+    case DType::IQ4_NL:
+      return "iq4_nl";
+    case DType::IQ4_XS:
+      return "iq4_xs";
+    default:
+      return nullptr;
+  }
+}
+
+// Up to this many rows of x, matmul runs matvec.comp (one workgroup per output row, the decode
+// path); past it, matmul_tiled.comp. A first guess: to be set from benchmarks on real GPUs.
+constexpr int64_t kMatvecMaxRows = 8;
+
+// Rows are decoded 32 values at a time; the K-quant blocks hold 256.
+int64_t weight_granule(DType t) {
+  return std::max<int64_t>(32, dtype_block_size(t));
+}
+
+// The ref's buffer holds `bytes` from its offset (all shaders index below 2^32 bytes).
+void need(const char* op, const char* what, BufferRef r, uint64_t bytes) {
+  check(r.buffer != nullptr, "[vulkan] ", op, ": ", what, " has no buffer");
+  check(r.offset <= r.buffer->size() && bytes <= r.buffer->size() - r.offset, "[vulkan] ", op, ": ",
+        what, " needs ", bytes, " bytes at offset ", r.offset, " but its buffer has ",
+        r.buffer->size());
+  check(r.offset + bytes < (uint64_t{1} << 32), "[vulkan] ", op, ": ", what, " ends at byte ",
+        r.offset + bytes, "; the shaders address at most 4 GiB per binding");
+}
+
+void need_f32(const char* op, const char* what, BufferRef r, uint64_t elems) {
+  check(r.offset % 4 == 0, "[vulkan] ", op, ": ", what, " offset ", r.offset,
+        " is not a multiple of 4 bytes");
+  need(op, what, r, elems * 4);
+}
+
+int device_of(const char* op, BufferRef r) {
+  check(r.buffer != nullptr, "[vulkan] ", op, ": missing buffer");
+  return r.buffer->device_index();
+}
+
+// A 1-D count of workgroups spread over x and y (x is limited to 65535 everywhere).
+std::array<uint32_t, 2> grid(uint64_t groups) {
+  const uint64_t x = std::min<uint64_t>(groups, 65535);
+  const uint64_t y = x ? (groups + x - 1) / x : 0;
+  check(y <= 65535, "[vulkan] ", groups, " workgroups exceed the 65535 x 65535 grid");
+  return {static_cast<uint32_t>(x), static_cast<uint32_t>(y)};
+}
+
+uint32_t u32(const char* op, int64_t v) {
+  check(v >= 0 && v <= int64_t{0xFFFFFFFF}, "[vulkan] ", op, ": size ", v,
+        " does not fit the shaders' 32-bit indices");
+  return static_cast<uint32_t>(v);
+}
+
+// Records `shader` with bindings `args` and push-constant struct `push` (first fields: one uint32
+// offset per binding, filled by the dispatcher).
+template <class Push>
+void run(int device, const std::string& shader, std::initializer_list<Arg> args, Push push,
+         uint32_t gx, uint32_t gy = 1, uint32_t gz = 1) {
+  std::array<uint8_t, sizeof(Push)> bytes;
+  std::memcpy(bytes.data(), &push, sizeof(Push));
+  Context::get(device).dispatch(shader, std::span<const Arg>(args.begin(), args.size()), bytes, gx,
+                                gy, gz);
+}
+
+}  // namespace
+
+bool matmul_weight_type_supported(DType type) {
+  return weight_variant(type) != nullptr;
+}
+
+void matmul(const MatmulArgs& a) {
+  const char* op = "matmul";
+  const char* variant = weight_variant(a.w_type);
+  check(variant != nullptr, "[vulkan] matmul: no kernel for weight type ", dtype_name(a.w_type));
+  check(a.m >= 0 && a.n >= 0 && a.k >= 0, "[vulkan] matmul: negative size m=", a.m, " n=", a.n,
+        " k=", a.k);
+  check(a.k % weight_granule(a.w_type) == 0, "[vulkan] matmul: k=", a.k, " is not a multiple of ",
+        weight_granule(a.w_type), " (", dtype_name(a.w_type), ")");
+  if (a.m == 0 || a.n == 0) return;
+  check(a.ldx >= a.k && a.ldy >= a.n && a.ldw >= dtype_row_bytes(a.w_type, a.k),
+        "[vulkan] matmul: strides ldx=", a.ldx, " ldy=", a.ldy, " ldw=", a.ldw,
+        " below the row sizes");
+  check(a.w.offset % 2 == 0 && a.ldw % 2 == 0 &&
+            (a.w_type != DType::F32 || (a.w.offset % 4 == 0 && a.ldw % 4 == 0)),
+        "[vulkan] matmul: weight offset ", a.w.offset, " / row stride ", a.ldw, " misaligned for ",
+        dtype_name(a.w_type));
+  need_f32(op, "x", a.x, static_cast<uint64_t>((a.m - 1) * a.ldx + a.k));
+  need(op, "w", a.w, (a.n - 1) * a.ldw + dtype_row_bytes(a.w_type, a.k));
+  need_f32(op, "y", a.y, static_cast<uint64_t>((a.m - 1) * a.ldy + a.n));
+  struct {
+    uint32_t x_off, w_off, y_off, m, n, k, ldx, ldw, ldy;
+  } push{0,
+         0,
+         0,
+         u32(op, a.m),
+         u32(op, a.n),
+         u32(op, a.k),
+         u32(op, a.ldx),
+         u32(op, static_cast<int64_t>(a.ldw)),
+         u32(op, a.ldy)};
+  const std::initializer_list<Arg> args = {
+      {a.x.buffer, a.x.offset}, {a.w.buffer, a.w.offset}, {a.y.buffer, a.y.offset}};
+  if (a.m > kMatvecMaxRows) {
+    // Prompts: 64 x 64 output tiles, each weight decoded once per 64 rows of x.
+    constexpr int64_t kTile = 64;  // TILE in matmul_tiled.comp
+    run(device_of(op, a.w), std::string("matmul_tiled_") + variant, args, push,
+        u32(op, (a.n + kTile - 1) / kTile), u32(op, (a.m + kTile - 1) / kTile));
+    return;
+  }
+  const auto g = grid(static_cast<uint64_t>(a.n));
+  constexpr int64_t kRowsPerGroup = 4;  // ROWS in matvec.comp
+  run(device_of(op, a.w), std::string("matvec_") + variant, args, push, g[0], g[1],
+      u32(op, (a.m + kRowsPerGroup - 1) / kRowsPerGroup));
+}
+
+void rms_norm(BufferRef x, BufferRef w, BufferRef y, int64_t rows, int64_t n, float eps) {
+  const char* op = "rms_norm";
+  if (rows == 0 || n == 0) return;
+  const uint64_t total = static_cast<uint64_t>(rows) * static_cast<uint64_t>(n);
+  need_f32(op, "x", x, total);
+  need_f32(op, "y", y, total);
+  if (w.buffer) need_f32(op, "w", w, static_cast<uint64_t>(n));
+  struct {
+    uint32_t x_off, w_off, y_off, rows, n, has_w;
+    float eps;
+  } push{0, 0, 0, u32(op, rows), u32(op, n), w.buffer ? 1u : 0u, eps};
+  const BufferRef wb = w.buffer ? w : x;  // unused binding when there is no weight
+  const auto g = grid(static_cast<uint64_t>(rows));
+  run(device_of(op, x), "rms_norm",
+      {{x.buffer, x.offset}, {wb.buffer, wb.offset}, {y.buffer, y.offset}}, push, g[0], g[1]);
+}
+
+void softmax(BufferRef x, BufferRef mask, int64_t mask_rows, BufferRef y, int64_t rows, int64_t n,
+             float scale) {
+  const char* op = "softmax";
+  if (rows == 0 || n == 0) return;
+  const uint64_t total = static_cast<uint64_t>(rows) * static_cast<uint64_t>(n);
+  need_f32(op, "x", x, total);
+  need_f32(op, "y", y, total);
+  if (mask.buffer) {
+    check(mask_rows > 0, "[vulkan] softmax: mask with ", mask_rows, " rows");
+    need_f32(op, "mask", mask, static_cast<uint64_t>(mask_rows) * static_cast<uint64_t>(n));
+  }
+  struct {
+    uint32_t x_off, m_off, y_off, rows, n, mask_rows, has_mask;
+    float scale;
+  } push{0,
+         0,
+         0,
+         u32(op, rows),
+         u32(op, n),
+         mask.buffer ? u32(op, mask_rows) : 1u,
+         mask.buffer ? 1u : 0u,
+         scale};
+  const BufferRef mb = mask.buffer ? mask : x;
+  const auto g = grid(static_cast<uint64_t>(rows));
+  run(device_of(op, x), "softmax",
+      {{x.buffer, x.offset}, {mb.buffer, mb.offset}, {y.buffer, y.offset}}, push, g[0], g[1]);
+}
+
+namespace {
+
+struct EltwisePush {
+  uint32_t a_off, b_off, y_off, n, nb, op;
+  float s;
+};
+
+void eltwise(const char* op, uint32_t code, BufferRef a, BufferRef b, BufferRef y, int64_t n,
+             int64_t nb, float s) {
+  if (n == 0) return;
+  need_f32(op, "a", a, static_cast<uint64_t>(n));
+  need_f32(op, "y", y, static_cast<uint64_t>(n));
+  if (code != 2) need_f32(op, "b", b, static_cast<uint64_t>(nb));
+  const BufferRef bb = code != 2 ? b : a;
+  const auto g = grid((static_cast<uint64_t>(n) + 255) / 256);
+  run(device_of(op, a), "eltwise",
+      {{a.buffer, a.offset}, {bb.buffer, bb.offset}, {y.buffer, y.offset}},
+      EltwisePush{0, 0, 0, u32(op, n), u32(op, std::max<int64_t>(nb, 1)), code, s}, g[0], g[1]);
+}
+
+}  // namespace
+
+void swiglu(BufferRef gate, BufferRef up, BufferRef y, int64_t n) {
+  eltwise("swiglu", 3, gate, up, y, n, n, 0.f);
+}
+
+void binary(BinaryOp op, BufferRef a, BufferRef b, BufferRef y, int64_t n, int64_t nb) {
+  const char* name = op == BinaryOp::Add ? "add" : "mul";
+  check(nb > 0 || n == 0, "[vulkan] ", name, ": broadcast length ", nb);
+  eltwise(name, op == BinaryOp::Add ? 0 : 1, a, b, y, n, nb, 0.f);
+}
+
+void scale(BufferRef x, float s, BufferRef y, int64_t n) {
+  eltwise("scale", 2, x, x, y, n, 1, s);
+}
+
+void unary(UnaryOp op, BufferRef x, BufferRef y, int64_t n) {
+  const char* names[] = {"silu", "gelu", "gelu_tanh", "quick_gelu", "relu"};
+  const auto i = static_cast<uint32_t>(op);
+  eltwise(names[i], 4 + i, x, x, y, n, 1, 0.f);
+}
+
+void layer_norm(BufferRef x, BufferRef w, BufferRef b, BufferRef y, int64_t rows, int64_t n,
+                float eps) {
+  const char* op = "layer_norm";
+  if (rows == 0 || n == 0) return;
+  const uint64_t total = static_cast<uint64_t>(rows) * static_cast<uint64_t>(n);
+  need_f32(op, "x", x, total);
+  need_f32(op, "y", y, total);
+  if (w.buffer) need_f32(op, "w", w, static_cast<uint64_t>(n));
+  if (b.buffer) need_f32(op, "b", b, static_cast<uint64_t>(n));
+  struct {
+    uint32_t x_off, w_off, b_off, y_off, rows, n, has_w, has_b;
+    float eps;
+  } push{0, 0, 0, 0, u32(op, rows), u32(op, n), w.buffer ? 1u : 0u, b.buffer ? 1u : 0u, eps};
+  const BufferRef wb = w.buffer ? w : x, bb = b.buffer ? b : x;
+  const auto g = grid(static_cast<uint64_t>(rows));
+  run(device_of(op, x), "layer_norm",
+      {{x.buffer, x.offset}, {wb.buffer, wb.offset}, {bb.buffer, bb.offset}, {y.buffer, y.offset}},
+      push, g[0], g[1]);
+}
+
+void argmax(BufferRef x, BufferRef out, int64_t rows, int64_t n) {
+  const char* op = "argmax";
+  check(n > 0 || rows == 0, "[vulkan] argmax: rows of ", n, " values");
+  if (rows == 0) return;
+  need_f32(op, "x", x, static_cast<uint64_t>(rows) * static_cast<uint64_t>(n));
+  need_f32(op, "out", out, static_cast<uint64_t>(rows));
+  struct {
+    uint32_t x_off, out_off, rows, n;
+  } push{0, 0, u32(op, rows), u32(op, n)};
+  const auto g = grid(static_cast<uint64_t>(rows));
+  run(device_of(op, x), "argmax", {{x.buffer, x.offset}, {out.buffer, out.offset}}, push, g[0],
+      g[1]);
+}
+
+void get_rows(DType type, BufferRef table, size_t row_bytes, int64_t n_rows, BufferRef ids,
+              BufferRef out, int64_t n_ids, int64_t n_cols) {
+  const char* op = "get_rows";
+  const char* variant = weight_variant(type);
+  check(variant != nullptr, "[vulkan] get_rows: no kernel for type ", dtype_name(type));
+  check(n_cols % weight_granule(type) == 0, "[vulkan] get_rows: ", n_cols,
+        " columns is not a multiple of ", weight_granule(type), " (", dtype_name(type), ")");
+  check(row_bytes >= dtype_row_bytes(type, n_cols) && row_bytes % 2 == 0 && table.offset % 2 == 0 &&
+            (type != DType::F32 || (row_bytes % 4 == 0 && table.offset % 4 == 0)),
+        "[vulkan] get_rows: row stride ", row_bytes, " / offset ", table.offset, " does not fit ",
+        n_cols, " values of ", dtype_name(type));
+  if (n_ids == 0 || n_cols == 0) return;
+  if (n_rows > 0)
+    need(op, "table", table, (n_rows - 1) * row_bytes + dtype_row_bytes(type, n_cols));
+  need_f32(op, "ids", ids, static_cast<uint64_t>(n_ids));
+  need_f32(op, "out", out, static_cast<uint64_t>(n_ids) * static_cast<uint64_t>(n_cols));
+  struct {
+    uint32_t w_off, ids_off, out_off, n_ids, n_cols, row_bytes, n_rows;
+  } push{0,
+         0,
+         0,
+         u32(op, n_ids),
+         u32(op, n_cols),
+         u32(op, static_cast<int64_t>(row_bytes)),
+         u32(op, n_rows)};
+  const auto g = grid(static_cast<uint64_t>(n_ids));
+  run(device_of(op, table), std::string("get_rows_") + variant,
+      {{table.buffer, table.offset}, {ids.buffer, ids.offset}, {out.buffer, out.offset}}, push,
+      g[0], g[1]);
+}
+
+void rope(BufferRef x, BufferRef y, BufferRef cos_sin, int64_t T, int64_t n_head, int64_t head_dim,
+          int64_t n_dims, RopeStyle style) {
+  const char* op = "rope";
+  check(n_dims > 0 && n_dims % 2 == 0 && n_dims <= head_dim, "[vulkan] rope: n_dims=", n_dims,
+        " must be even and at most head_dim=", head_dim);
+  if (T == 0 || n_head == 0) return;
+  const uint64_t total = static_cast<uint64_t>(T * n_head * head_dim);
+  need_f32(op, "x", x, total);
+  need_f32(op, "y", y, total);
+  need_f32(op, "cos_sin", cos_sin, static_cast<uint64_t>(T * n_dims));
+  struct {
+    uint32_t x_off, cs_off, y_off, T, n_head, head_dim, n_dims, neox;
+  } push{0,
+         0,
+         0,
+         u32(op, T),
+         u32(op, n_head),
+         u32(op, head_dim),
+         u32(op, n_dims),
+         style == RopeStyle::Neox ? 1u : 0u};
+  const uint64_t threads =
+      static_cast<uint64_t>(T * n_head) * static_cast<uint64_t>(n_dims / 2 + head_dim - n_dims);
+  const auto g = grid((threads + 63) / 64);
+  run(device_of(op, x), "rope",
+      {{x.buffer, x.offset}, {cos_sin.buffer, cos_sin.offset}, {y.buffer, y.offset}}, push, g[0],
+      g[1]);
+}
+
+}  // namespace eight::vulkan

@@ -1,0 +1,155 @@
+#pragma once
+// The Vulkan backend's entry points, free of Vulkan headers so every layer can include it. Built
+// from backend/vulkan/*.cpp and shaders/*.comp (compiled to SPIR-V at build time) when
+// libvulkan-dev and glslc are present; otherwise stub.cpp provides the same functions: built()
+// is false, devices() is empty and everything else throws "vulkan not built".
+//
+// Devices: one VkInstance, created on first use; a missing loader or driver means zero devices,
+// never a crash. Automatic selection takes a discrete GPU, then an integrated one, never a
+// CPU-type device (lavapipe runs only when named: "vulkan:N").
+//
+// Memory: every Buffer is counted on memory_tracker(Device::vulkan(i)) as MemoryKind::Heap and
+// refused beyond the device budget (set_device_budget; default: the device-local heap, or its
+// VK_EXT_memory_budget value, minus kDeviceReserveBytes) before vkAllocateMemory is called.
+//
+// Execution: kernels *record* a dispatch into the device's current command buffer (with a
+// barrier after it, so a later dispatch sees its writes); nothing runs until the host needs data:
+// download() and synchronize() submit and wait on a fence. Buffers freed while recorded work is
+// pending are released after that work has finished.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/storage.h"
+
+namespace eight::vulkan {
+
+bool built();  // compiled with Vulkan support
+
+// The VRAM eight leaves to the driver, other programs and the compositor by default.
+inline constexpr int64_t kDeviceReserveBytes = int64_t{512} << 20;
+
+struct DeviceInfo {
+  int index = 0;
+  std::string name;
+  std::string type;          // "discrete", "integrated", "virtual", "cpu" or "other"
+  int64_t memory_bytes = 0;  // size of the largest device-local heap
+  int64_t free_bytes = -1;   // VK_EXT_memory_budget's budget - usage of that heap; -1 unknown
+  std::string driver;        // driver name and version info, when the driver reports it
+  std::vector<std::string> features;  // "subgroup_size=8", "fp16", "int8_dot", "coopmat", ...
+};
+
+// Every physical device the loader reports, in its order (index = N of "vulkan:N"). Empty when
+// Vulkan is not built, the loader or driver is missing, or instance creation fails.
+std::vector<DeviceInfo> devices();
+// One line per device ("vulkan:0 NVIDIA GeForce RTX 3070 (discrete, 8.00 GiB)"), or why none.
+std::string describe_devices();
+
+// Parses "vulkan:N", "vulkan" or "auto" and returns the device index. "vulkan"/"auto" take the
+// first discrete GPU, else the first integrated one, never a CPU-type device. Throws Error naming
+// the spec and the devices seen when nothing matches.
+int select_device(const std::string& spec);
+
+// Caps the bytes eight may hold on `device` (the planner's --vram). A negative value restores the
+// default (device-local heap or budget minus kDeviceReserveBytes, at least 0).
+void set_device_budget(int device, int64_t bytes);
+int64_t device_budget(int device);
+
+// Device-local memory on one device, tracked and capped. data() is nullptr: the bytes are not
+// addressable by the host; move them with upload()/download().
+class Buffer final : public Storage {
+ public:
+  // Throws Error when the budget or the driver refuses (out of device memory included).
+  Buffer(int device, size_t bytes);
+  ~Buffer() override;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+
+  void* data() const override { return nullptr; }
+  size_t size() const override { return size_; }
+  Device device() const override { return Device::vulkan(device_); }
+  int device_index() const { return device_; }
+
+  struct Handle;  // the VkBuffer and its memory (vulkan_impl.h)
+  const Handle& handle() const { return *handle_; }
+
+ private:
+  int device_;
+  size_t size_;
+  std::unique_ptr<Handle> handle_;
+};
+
+// Host <-> device copies through the device's host-visible staging buffer. upload() records the
+// copy in order with the kernels (and may submit when the staging buffer is full); download()
+// submits everything recorded so far and waits for it.
+void upload(const Buffer& dst, size_t dst_offset, const void* src, size_t bytes);
+void download(const Buffer& src, size_t src_offset, void* dst, size_t bytes);
+// Submits the recorded work without waiting / submits and waits for it.
+void flush(int device);
+void synchronize(int device);
+
+// ---- kernels ------------------------------------------------------------------------------------
+// Buffers are passed as (buffer, byte offset). Float offsets must be multiples of 4 bytes. The
+// ops layer checks shapes; these check only what would make the device read out of bounds.
+struct BufferRef {
+  const Buffer* buffer = nullptr;
+  size_t offset = 0;  // bytes
+};
+
+// y[m, n] = x[m, k] · w[n, k]ᵀ, as cpu::MatmulProblem: x f32 rows at x + i * ldx (elements),
+// w rows of w_type at w + j * ldw (bytes), y f32 rows at y + i * ldy (elements). Up to 8 rows of
+// x (decode, small batches): one workgroup per output row reduces over k for 4 rows of x at once.
+// More rows (prompts): 64 x 64 output tiles with the weights decoded into shared memory.
+struct MatmulArgs {
+  int64_t m = 0, n = 0, k = 0;
+  BufferRef x;
+  int64_t ldx = 0;
+  DType w_type = DType::F32;
+  BufferRef w;
+  size_t ldw = 0;
+  BufferRef y;
+  int64_t ldy = 0;
+};
+void matmul(const MatmulArgs& a);
+// F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS.
+bool matmul_weight_type_supported(DType type);
+
+// y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * w  (w.buffer may be nullptr), rows of n.
+void rms_norm(BufferRef x, BufferRef w, BufferRef y, int64_t rows, int64_t n, float eps);
+// y[r, :] = softmax(x[r, :] * scale + mask[r % mask_rows, :]) (mask.buffer may be nullptr; -inf
+// entries allowed; a row that is all -inf gives zeros).
+void softmax(BufferRef x, BufferRef mask, int64_t mask_rows, BufferRef y, int64_t rows, int64_t n,
+             float scale);
+// y[i] = silu(gate[i]) * up[i], i < n.
+void swiglu(BufferRef gate, BufferRef up, BufferRef y, int64_t n);
+enum class BinaryOp { Add, Mul };
+// y[i] = a[i] op b[i % nb], i < n (nb = n: element-wise; nb = row length: a broadcast row).
+void binary(BinaryOp op, BufferRef a, BufferRef b, BufferRef y, int64_t n, int64_t nb);
+// y[i] = x[i] * s.
+void scale(BufferRef x, float s, BufferRef y, int64_t n);
+// y[i] = f(x[i]): silu, gelu (erf form), gelu with the tanh approximation, quick gelu
+// (x * sigmoid(1.702 x)), relu.
+enum class UnaryOp { SiLU, GELU, GELUTanh, QuickGELU, ReLU };
+void unary(UnaryOp op, BufferRef x, BufferRef y, int64_t n);
+// y[r, :] = (x[r, :] - mean) / sqrt(var + eps) * w + b  (w, b buffers may be nullptr), rows of n.
+void layer_norm(BufferRef x, BufferRef w, BufferRef b, BufferRef y, int64_t rows, int64_t n,
+                float eps);
+// out[r] (int32) = index of the largest value of x[r, :] (first on ties, NaNs skipped, 0 for a
+// row without numbers), as ops::argmax.
+void argmax(BufferRef x, BufferRef out, int64_t rows, int64_t n);
+// out[i, :] = the n_cols values of row ids[i] (int32) of a table of `type` rows, row r at
+// table + r * row_bytes. Any matmul weight type. Ids outside [0, n_rows) give zeros.
+void get_rows(DType type, BufferRef table, size_t row_bytes, int64_t n_rows, BufferRef ids,
+              BufferRef out, int64_t n_ids, int64_t n_cols);
+// Rotary embedding of x [T, n_head, head_dim] f32 into y (may alias x). The ops layer computes
+// the angles (any scaling rule: linear, YaRN, Llama 3, LongRoPE) as ops::rope_angles does and
+// uploads cos_sin [T, 2, n_dims / 2] f32: cos then sin for each position. Pairs are (2i, 2i+1)
+// (Norm, Llama) or (i, i + n_dims / 2) (Neox); dimensions past n_dims are copied.
+enum class RopeStyle { Norm, Neox };
+void rope(BufferRef x, BufferRef y, BufferRef cos_sin, int64_t T, int64_t n_head, int64_t head_dim,
+          int64_t n_dims, RopeStyle style);
+
+}  // namespace eight::vulkan
