@@ -215,11 +215,11 @@ Plan plan_core(const LLMDesc& m, const PlanRequest& r, const DeviceBudget& b) {
   for (const auto& l : p.layers) (l.gpu ? gpu_w : cpu_w) += l.weight_bytes;
   for (const auto& l : p.layers) (l.gpu ? gpu_kv : cpu_kv) += l.kv_bytes;
 
-  p.gpu.device = "cuda:0";
+  p.gpu.device = "vulkan:0";
   p.gpu.budget = b.vram;
   if (b.vram > 0) {
     p.gpu.items.push_back({"runtime reserve", std::min(b.gpu_reserve, b.vram),
-                           "CUDA context, cuBLAS workspace, allocator slack"});
+                           "Vulkan context, pipelines, staging buffer, allocator slack"});
     if (p.n_gpu_layers > 0)
       p.gpu.items.push_back(
           {cat("weights ", p.n_gpu_layers, " layers (", layer_range(p.layers, true), ")"), gpu_w,

@@ -179,7 +179,7 @@ PipelinePlan plan_pipeline(const ModelRef& ref, const DeviceBudget& budget) {
     c.precision = parts[i].precision;
     c.bytes = parts[i].bytes;
     c.work_bytes = parts[i].c->work_bytes;
-    c.device = a.where[i] == Where::GPU ? "cuda:0" : a.where[i] == Where::CPU ? "cpu" : "stream";
+    c.device = a.where[i] == Where::GPU ? "vulkan:0" : a.where[i] == Where::CPU ? "cpu" : "stream";
     c.residency = a.where[i] == Where::Stream ? "streamed"
                   : a.resident[i]             ? "resident"
                                               : "per stage";

@@ -36,18 +36,19 @@
 //   logits    4 · n_vocab · L, L = min(logits_rows, T), or T when logits_rows = 0 (f32 logits the
 //             caller holds on the host: every token of a micro-batch, or one row for a chat
 //             session)
-//   GPU runtime reserve  kGpuRuntimeReserve = 512 MiB per GPU: the CUDA context with eight's
-//             kernels loaded (300-450 MiB on current drivers), the cuBLAS workspace and allocator
-//             slack. Peers use similar figures (Ollama 457 MiB; llama.cpp --fit keeps 1 GiB free).
+//   GPU runtime reserve  kGpuRuntimeReserve = 512 MiB per GPU: the Vulkan driver's context, its
+//             pipelines and descriptor pools, the staging buffer and allocator slack (the same
+//             figure as vulkan::kDeviceReserveBytes). Peers use similar figures (Ollama 457 MiB;
+//             llama.cpp --fit keeps 1 GiB free).
 //
 // Host memory (Plan::host_peak) counts what the tracked allocators see on the CPU: the file
 // mapping (Mapped: the whole file while every layer runs on the CPU, otherwise the CPU-resident
 // tensors) plus heap (KV cache of CPU layers, the CPU compute arena, the logits buffer). The LLM
 // loader's measured peak (memory_tracker().stats().peak) must not exceed it and must be within 5%.
 //
-// Until the CUDA backend exists every run happens on the CPU: loaders plan with vram = 0 and call
-// plan.check_host_budget() before loading, then set_host_heap_limit(plan.host_heap_bytes()) so
-// that an allocation beyond the plan fails loudly.
+// Until the LLM layers run on the Vulkan backend every run happens on the CPU: loaders plan with
+// vram = 0 and call plan.check_host_budget() before loading, then
+// set_host_heap_limit(plan.host_heap_bytes()) so that an allocation beyond the plan fails loudly.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -144,7 +145,7 @@ struct Buffer {
 };
 
 struct DevicePlan {
-  std::string device;  // "cuda:0", "cpu"
+  std::string device;  // "vulkan:0", "cpu"
   int64_t budget = 0;
   std::vector<Buffer> items;
   int64_t total() const;  // counted items
@@ -204,7 +205,7 @@ int64_t largest_ctx(const LLMDesc& model, const PlanRequest& request, const Devi
 struct ComponentPlan {
   std::string id, role, precision;
   int64_t bytes = 0, work_bytes = 0;
-  std::string device;     // "cuda:0", "cpu", "stream" (blocks stream from RAM to the GPU)
+  std::string device;     // "vulkan:0", "cpu", "stream" (blocks stream from RAM to the GPU)
   std::string residency;  // "resident", "per stage", "streamed"
   std::string why;
 };

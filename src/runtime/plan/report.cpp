@@ -66,7 +66,7 @@ json plan_to_json(const Plan& p) {
   json layers = json::array();
   for (const auto& l : p.layers)
     layers.push_back({{"index", l.index},
-                      {"device", l.gpu ? "cuda:0" : "cpu"},
+                      {"device", l.gpu ? "vulkan:0" : "cpu"},
                       {"weight_bytes", l.weight_bytes},
                       {"kv_bytes", l.kv_bytes}});
   return {
