@@ -4,11 +4,13 @@
 // names another; skips with one line when Vulkan is not built or no such device exists.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 #include <map>
 #include <memory>
@@ -28,6 +30,21 @@
 using namespace eight;
 
 namespace {
+
+// The pipeline cache goes to a folder of this test process, not the user's ~/.cache (set before
+// any device context exists, which reads the variable), removed when the tests end.
+const std::filesystem::path kCacheHome =
+    std::filesystem::temp_directory_path() / ("eight-test-vulkan-" + std::to_string(::getpid()));
+const bool kCacheHomeSet = setenv("XDG_CACHE_HOME", kCacheHome.c_str(), 1) == 0;
+
+class CacheHomeCleanup : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(kCacheHome, ec);
+  }
+};
+[[maybe_unused]] const auto* kCleanup = ::testing::AddGlobalTestEnvironment(new CacheHomeCleanup);
 
 // The device the tests run on, or -1 with the reason in *why.
 int test_device(std::string* why) {
@@ -247,6 +264,19 @@ TEST(Vulkan, OutOfDeviceMemoryIsAnError) {
   // Far more than the heap: refused by the driver or by the allocation limit, never a crash.
   EXPECT_THROW(vulkan::Buffer(device(), static_cast<size_t>(info.memory_bytes) * 64), Error);
   vulkan::set_device_budget(device(), -1);
+}
+
+TEST(Vulkan, PipelineCacheIsWrittenUnderXdgCacheHome) {
+  EIGHT_REQUIRE_VULKAN();
+  ASSERT_TRUE(kCacheHomeSet);
+  auto x = to_device(std::vector<float>{1, 2, 3});
+  vulkan::scale(dref(x), 2.f, dref(x), 3);  // creates a pipeline
+  vulkan::synchronize(device());            // and saves the cache
+  bool found = false;
+  for (const auto& e : std::filesystem::directory_iterator(kCacheHome / "eight"))
+    found |=
+        e.path().filename().string().rfind("vulkan-", 0) == 0 && e.path().extension() == ".cache";
+  EXPECT_TRUE(found) << "no vulkan-*.cache in " << (kCacheHome / "eight");
 }
 
 TEST(Vulkan, UploadDownloadRoundTripsAtOffsets) {

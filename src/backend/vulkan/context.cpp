@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <unistd.h>
+
 #include "backend/vulkan/shader_table.h"
 #include "backend/vulkan/vulkan_impl.h"
 #include "core/error.h"
@@ -158,7 +160,7 @@ Context::~Context() {
     log_warn("[vulkan] vulkan:", index_, " at shutdown: ", e.what());
   }
   vkDeviceWaitIdle(device_);
-  save_pipeline_cache_locked();
+  if (pipeline_cache_dirty_) save_pipeline_cache_locked();
   for (auto& h : deferred_) free_handle(h);
   if (staging_map_) vkUnmapMemory(device_, staging_.memory);
   free_handle(staging_);
@@ -532,7 +534,9 @@ void Context::save_pipeline_cache_locked() {
   if (vkGetPipelineCacheData(device_, pipeline_cache_, &size, data.data()) != VK_SUCCESS) return;
   std::error_code ec;
   std::filesystem::create_directories(path.parent_path(), ec);
-  const auto tmp = path.string() + ".tmp";
+  // A private temporary name, then an atomic rename: processes sharing the cache never see (or
+  // write into) a half-written file.
+  const auto tmp = cat(path.string(), ".tmp.", ::getpid());
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) return;
