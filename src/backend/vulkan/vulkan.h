@@ -13,9 +13,11 @@
 // VK_EXT_memory_budget value, minus kDeviceReserveBytes) before vkAllocateMemory is called.
 //
 // Execution: kernels *record* a dispatch into the device's current command buffer (with a
-// barrier after it, so a later dispatch sees its writes); nothing runs until the host needs data:
-// download() and synchronize() submit and wait on a fence. Buffers freed while recorded work is
-// pending are released after that work has finished.
+// barrier after it, so a later dispatch sees its writes); nothing runs until it is submitted:
+// flush() submits without waiting (the host records the next command buffer while the device
+// runs this one; two are in flight at most), download() and synchronize() submit and wait on a
+// fence. Buffers freed while recorded or submitted work may use them are released once that
+// work has finished.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -82,12 +84,13 @@ class Buffer final : public Storage {
   std::unique_ptr<Handle> handle_;
 };
 
-// Host <-> device copies through the device's host-visible staging buffer. upload() records the
-// copy in order with the kernels (and may submit when the staging buffer is full); download()
-// submits everything recorded so far and waits for it.
+// Host <-> device copies through host-visible staging buffers (32 MiB per command buffer).
+// upload() copies the bytes into staging at once and records the device copy in order with the
+// kernels (submitting when staging is full), so `src` may be reused on return; download() submits
+// everything recorded so far, waits for it and copies out.
 void upload(const Buffer& dst, size_t dst_offset, const void* src, size_t bytes);
 void download(const Buffer& src, size_t src_offset, void* dst, size_t bytes);
-// Submits the recorded work without waiting / submits and waits for it.
+// Submits the recorded work without waiting / submits it and waits for all submitted work.
 void flush(int device);
 void synchronize(int device);
 
