@@ -612,6 +612,91 @@ TEST(Vulkan, ArgmaxPicksTheFirstLargest) {
   EXPECT_EQ(got, (std::vector<int32_t>{777, 300, 6, 0}));
 }
 
+TEST(Vulkan, AttentionMatchesReference) {
+  EIGHT_REQUIRE_VULKAN();
+  struct Case {
+    int64_t tq, tk, n_head, n_kv_head, d, pos0, window;
+    bool causal;
+  };
+  const Case cases[] = {
+      {1, 70, 4, 2, 64, 69, 0, true},   // decode over two key chunks, grouped heads
+      {5, 5, 2, 2, 32, 0, 0, true},     // a short prompt
+      {7, 77, 4, 1, 128, 70, 0, true},  // prompt continuing a cache, one KV head
+      {6, 40, 2, 2, 64, 34, 3, true},   // sliding window
+      {9, 9, 3, 3, 96, 0, 0, false},    // encoder (no mask)
+      {3, 0, 2, 2, 32, 0, 0, false},    // no keys: zeros
+  };
+  for (DType kv : {DType::F32, DType::F16, DType::Q8_0}) {
+    double err = 0, ref = 0;
+    for (const Case& c : cases) {
+      const size_t head_bytes = dtype_row_bytes(kv, c.d);
+      const size_t row_bytes = head_bytes * static_cast<size_t>(c.n_kv_head);
+      const int64_t q_cols = c.n_head * c.d;
+      const auto q = eight::testing::random_floats(static_cast<size_t>(c.tq * q_cols));
+      const int64_t kv_vals = std::max<int64_t>(1, c.tk) * c.n_kv_head * c.d;
+      const auto kf = eight::testing::random_floats(static_cast<size_t>(kv_vals));
+      const auto vf = eight::testing::random_floats(static_cast<size_t>(kv_vals));
+      std::vector<uint8_t> kb(row_bytes * static_cast<size_t>(std::max<int64_t>(1, c.tk)));
+      std::vector<uint8_t> vb(kb.size());
+      quantize_rows(kv, kf.data(), kb.data(), kv_vals / c.d, c.d);
+      quantize_rows(kv, vf.data(), vb.data(), kv_vals / c.d, c.d);
+      std::vector<float> want(static_cast<size_t>(c.tq * q_cols));
+      const float scale = 1.f / std::sqrt(static_cast<float>(c.d));
+      cpu::attention_reference({.tq = c.tq,
+                                .tk = c.tk,
+                                .n_head = c.n_head,
+                                .n_kv_head = c.n_kv_head,
+                                .d = c.d,
+                                .q = q.data(),
+                                .ldq = q_cols,
+                                .kv_type = kv,
+                                .k = kb.data(),
+                                .v = vb.data(),
+                                .ldk = row_bytes,
+                                .ldv = row_bytes,
+                                .out = want.data(),
+                                .ldo = q_cols,
+                                .scale = scale,
+                                .causal = c.causal,
+                                .pos0 = c.pos0,
+                                .window = c.window});
+      auto dq = to_device(q), dk = to_device(kb), dv = to_device(vb);
+      auto dout = std::make_unique<vulkan::Buffer>(device(), want.size() * 4);
+      vulkan::attention({.tq = c.tq,
+                         .tk = c.tk,
+                         .n_head = c.n_head,
+                         .n_kv_head = c.n_kv_head,
+                         .d = c.d,
+                         .q = dref(dq),
+                         .ldq = q_cols,
+                         .kv_type = kv,
+                         .k = dref(dk),
+                         .v = dref(dv),
+                         .ldk = row_bytes,
+                         .ldv = row_bytes,
+                         .out = dref(dout),
+                         .ldo = q_cols,
+                         .scale = scale,
+                         .causal = c.causal,
+                         .pos0 = c.pos0,
+                         .window = c.window});
+      const auto got = to_host(*dout, want.size());
+      if (c.tk == 0) {
+        EXPECT_EQ(got, want) << "no keys";
+        continue;
+      }
+      const double e = nmse(got, want);
+      EXPECT_LT(e, 1e-11) << dtype_name(kv) << " tq=" << c.tq << " tk=" << c.tk << " d=" << c.d;
+      for (size_t i = 0; i < got.size(); ++i) {
+        err += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
+        ref += double(want[i]) * want[i];
+      }
+    }
+    std::printf("[vulkan] attention kv=%-5s NMSE %.3g\n", std::string(dtype_name(kv)).c_str(),
+                err / ref);
+  }
+}
+
 TEST(Vulkan, RopeMatchesReferenceInBothStyles) {
   EIGHT_REQUIRE_VULKAN();
   const int64_t T = 5, n_head = 3;

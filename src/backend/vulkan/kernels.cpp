@@ -310,6 +310,77 @@ void get_rows(DType type, BufferRef table, size_t row_bytes, int64_t n_rows, Buf
       g[0], g[1]);
 }
 
+void attention(const AttentionArgs& a) {
+  const char* op = "attention";
+  const char* variant = a.kv_type == DType::F32    ? "f32"
+                        : a.kv_type == DType::F16  ? "f16"
+                        : a.kv_type == DType::Q8_0 ? "q8_0"
+                                                   : nullptr;
+  check(variant != nullptr, "[vulkan] attention: KV cache type ", dtype_name(a.kv_type),
+        " (supported: f32, f16, q8_0)");
+  check(a.d > 0 && a.d <= 256 && a.d % dtype_block_size(a.kv_type) == 0,
+        "[vulkan] attention: head size ", a.d, " must be in 1..256 and a multiple of ",
+        dtype_block_size(a.kv_type), " for ", dtype_name(a.kv_type));
+  check(a.n_head > 0 && a.n_kv_head > 0 && a.n_head % a.n_kv_head == 0,
+        "[vulkan] attention: ", a.n_head, " query heads are not a multiple of ", a.n_kv_head,
+        " KV heads");
+  check(a.tq >= 0 && a.tk >= 0 && a.pos0 >= 0 && a.window >= 0, "[vulkan] attention: tq=", a.tq,
+        " tk=", a.tk, " pos0=", a.pos0, " window=", a.window);
+  if (a.tq == 0) return;
+  u32(op, a.pos0 + a.tq);  // the last query's position fits the shader's 32 bits too
+  const size_t head_bytes = dtype_row_bytes(a.kv_type, a.d);
+  check(a.ldq >= a.n_head * a.d && a.ldo >= a.n_head * a.d &&
+            a.ldk >= head_bytes * static_cast<size_t>(a.n_kv_head) &&
+            a.ldv >= head_bytes * static_cast<size_t>(a.n_kv_head),
+        "[vulkan] attention: strides ldq=", a.ldq, " ldo=", a.ldo, " ldk=", a.ldk, " ldv=", a.ldv,
+        " below the row sizes");
+  const size_t align = a.kv_type == DType::F32 ? 4 : 2;
+  check(a.k.offset % align == 0 && a.v.offset % align == 0 && a.ldk % align == 0 &&
+            a.ldv % align == 0,
+        "[vulkan] attention: K/V offsets ", a.k.offset, "/", a.v.offset, " or strides ", a.ldk, "/",
+        a.ldv, " misaligned for ", dtype_name(a.kv_type));
+  need_f32(op, "q", a.q, static_cast<uint64_t>((a.tq - 1) * a.ldq + a.n_head * a.d));
+  need_f32(op, "out", a.out, static_cast<uint64_t>((a.tq - 1) * a.ldo + a.n_head * a.d));
+  if (a.tk > 0) {
+    const uint64_t kv_bytes =
+        static_cast<uint64_t>(a.tk - 1) * a.ldk + head_bytes * static_cast<uint64_t>(a.n_kv_head);
+    need(op, "k", a.k, kv_bytes);
+    need(op, "v", a.v,
+         static_cast<uint64_t>(a.tk - 1) * a.ldv + head_bytes * static_cast<uint64_t>(a.n_kv_head));
+  }
+  struct {
+    uint32_t q_off, k_off, v_off, o_off, tq, tk, n_head, n_kv_head, d, ldq, ldo, ldk, ldv,
+        head_bytes, pos0, window, causal;
+    float scale;
+  } push{0,
+         0,
+         0,
+         0,
+         u32(op, a.tq),
+         u32(op, a.tk),
+         u32(op, a.n_head),
+         u32(op, a.n_kv_head),
+         u32(op, a.d),
+         u32(op, a.ldq),
+         u32(op, a.ldo),
+         u32(op, static_cast<int64_t>(a.ldk)),
+         u32(op, static_cast<int64_t>(a.ldv)),
+         u32(op, static_cast<int64_t>(head_bytes)),
+         u32(op, a.pos0),
+         u32(op, a.window),
+         a.causal ? 1u : 0u,
+         a.scale};
+  // With tk = 0 the buffers are not read; bind q in their place.
+  const BufferRef k = a.tk > 0 ? a.k : a.q, v = a.tk > 0 ? a.v : a.q;
+  const auto g = grid(static_cast<uint64_t>(a.tq * a.n_head));
+  run(device_of(op, a.q), std::string("attention_") + variant,
+      {{a.q.buffer, a.q.offset},
+       {k.buffer, k.offset},
+       {v.buffer, v.offset},
+       {a.out.buffer, a.out.offset}},
+      push, g[0], g[1]);
+}
+
 void rope(BufferRef x, BufferRef y, BufferRef cos_sin, int64_t T, int64_t n_head, int64_t head_dim,
           int64_t n_dims, RopeStyle style) {
   const char* op = "rope";

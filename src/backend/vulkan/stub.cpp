@@ -81,6 +81,9 @@ void argmax(BufferRef, BufferRef, int64_t, int64_t) {
 void get_rows(DType, BufferRef, size_t, int64_t, BufferRef, BufferRef, int64_t, int64_t) {
   not_built("get_rows");
 }
+void attention(const AttentionArgs&) {
+  not_built("attention");
+}
 void rope(BufferRef, BufferRef, BufferRef, int64_t, int64_t, int64_t, int64_t, RopeStyle) {
   not_built("rope");
 }

@@ -147,6 +147,28 @@ void argmax(BufferRef x, BufferRef out, int64_t rows, int64_t n);
 // table + r * row_bytes. Any matmul weight type. Ids outside [0, n_rows) give zeros.
 void get_rows(DType type, BufferRef table, size_t row_bytes, int64_t n_rows, BufferRef ids,
               BufferRef out, int64_t n_ids, int64_t n_cols);
+// Attention with grouped-query heads, as cpu::AttentionProblem: q [tq, n_head, d] f32 (row t at
+// q + t * ldq elements, head h at + h * d); k, v: [tk, n_kv_head, d] of kv_type (F32, F16 or
+// Q8_0), row t at + t * ldk / ldv bytes, head at + kh * dtype_row_bytes(kv_type, d); out like q
+// with ldo. Query t sits at position pos0 + t and sees keys j <= pos0 + t (causal) and, with
+// window > 0, j > pos0 + t - window. d <= 256 (Q8_0: a multiple of 32). One workgroup per query
+// and head with an online softmax over chunks of 64 keys (decode and short prompts).
+struct AttentionArgs {
+  int64_t tq = 0, tk = 0, n_head = 0, n_kv_head = 0, d = 0;
+  BufferRef q;
+  int64_t ldq = 0;
+  DType kv_type = DType::F16;
+  BufferRef k, v;
+  size_t ldk = 0, ldv = 0;
+  BufferRef out;
+  int64_t ldo = 0;
+  float scale = 1;
+  bool causal = true;
+  int64_t pos0 = 0;
+  int64_t window = 0;
+};
+void attention(const AttentionArgs& a);
+
 // Rotary embedding of x [T, n_head, head_dim] f32 into y (may alias x). The ops layer computes
 // the angles (any scaling rule: linear, YaRN, Llama 3, LongRoPE) as ops::rope_angles does and
 // uploads cos_sin [T, 2, n_dims / 2] f32: cos then sin for each position. Pairs are (2i, 2i+1)
