@@ -612,6 +612,54 @@ TEST(Vulkan, ArgmaxPicksTheFirstLargest) {
   EXPECT_EQ(got, (std::vector<int32_t>{777, 300, 6, 0}));
 }
 
+TEST(Vulkan, ConvertRowsWritesTheKvCacheTypes) {
+  EIGHT_REQUIRE_VULKAN();
+  const int64_t rows = 5, n = 96, ld_src = 100;
+  const auto x = eight::testing::random_floats(static_cast<size_t>(rows * ld_src), -3.f, 3.f);
+  auto dx = to_device(x);
+  for (DType type : {DType::F32, DType::F16, DType::Q8_0}) {
+    // Rows land at an odd multiple of 2 bytes, so fields share words with their neighbours.
+    const size_t row_bytes = dtype_row_bytes(type, n),
+                 ld_dst = row_bytes + (type == DType::F32 ? 4 : 2);
+    const size_t at = type == DType::F32 ? 8 : 6;
+    std::vector<uint8_t> fill(at + ld_dst * rows, 0xAB);
+    auto dd = to_device(fill);
+    vulkan::convert_rows(dref(dx), ld_src, type, dref(dd, at), ld_dst, rows, n);
+    std::vector<uint8_t> got(fill.size());
+    vulkan::download(*dd, 0, got.data(), got.size());
+    std::vector<float> want_f(static_cast<size_t>(n)), got_f(static_cast<size_t>(n));
+    std::vector<uint8_t> want_q(row_bytes);
+    double err = 0, ref = 0;
+    int exact = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      const uint8_t* row = got.data() + at + static_cast<size_t>(r) * ld_dst;
+      quantize_row(type, x.data() + r * ld_src, want_q.data(), n);
+      exact += std::memcmp(row, want_q.data(), row_bytes) == 0;
+      dequantize_row(type, want_q.data(), want_f.data(), n);
+      dequantize_row(type, row, got_f.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        err += (double(got_f[i]) - want_f[i]) * (double(got_f[i]) - want_f[i]);
+        ref += double(want_f[i]) * want_f[i];
+      }
+      // The gap bytes between rows are untouched.
+      for (size_t b = row_bytes; b < ld_dst; ++b) EXPECT_EQ(row[b], 0xAB) << dtype_name(type);
+    }
+    for (size_t b = 0; b < at; ++b) EXPECT_EQ(got[b], 0xAB) << dtype_name(type);
+    // F32 and F16 are exact; Q8_0 may differ where the device's division rounds d differently.
+    if (type != DType::Q8_0) {
+      EXPECT_EQ(exact, rows) << dtype_name(type);
+    }
+    EXPECT_LT(ref > 0 ? err / ref : err, 1e-6) << dtype_name(type);
+    std::printf("[vulkan] convert_rows %-5s %d of %lld rows bit-exact, NMSE vs CPU %.3g\n",
+                std::string(dtype_name(type)).c_str(), exact, static_cast<long long>(rows),
+                err / ref);
+  }
+  // And a plain recorded copy.
+  auto dc = std::make_unique<vulkan::Buffer>(device(), 64);
+  vulkan::copy(dref(dx, 4), dref(dc, 8), 40);
+  EXPECT_EQ(to_host(*dc, 10, 8), std::vector<float>(x.begin() + 1, x.begin() + 11));
+}
+
 TEST(Vulkan, AttentionMatchesReference) {
   EIGHT_REQUIRE_VULKAN();
   struct Case {

@@ -534,6 +534,15 @@ void Context::upload(const Buffer& dst, size_t offset, const void* src, size_t b
   }
 }
 
+void Context::copy(const Buffer& src, size_t src_offset, const Buffer& dst, size_t dst_offset,
+                   size_t bytes) {
+  std::lock_guard lock(mutex_);
+  begin_locked();
+  VkBufferCopy region{.srcOffset = src_offset, .dstOffset = dst_offset, .size = bytes};
+  vkCmdCopyBuffer(frame().cmd, src.handle().buffer, dst.handle().buffer, 1, &region);
+  barrier_locked();
+}
+
 void Context::download(const Buffer& src, size_t offset, void* dst, size_t bytes) {
   check(offset <= src.size() && bytes <= src.size() - offset, "[vulkan] download of ", bytes,
         " bytes at offset ", offset, " from a buffer of ", src.size());

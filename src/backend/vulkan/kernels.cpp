@@ -310,6 +310,46 @@ void get_rows(DType type, BufferRef table, size_t row_bytes, int64_t n_rows, Buf
       g[0], g[1]);
 }
 
+void copy(BufferRef src, BufferRef dst, size_t bytes) {
+  need("copy", "src", src, bytes);
+  need("copy", "dst", dst, bytes);
+  check(src.buffer->device_index() == dst.buffer->device_index(),
+        "[vulkan] copy: from vulkan:", src.buffer->device_index(),
+        " to vulkan:", dst.buffer->device_index(), " (copies between devices go through the host)");
+  if (bytes == 0) return;
+  Context::get(src.buffer->device_index())
+      .copy(*src.buffer, src.offset, *dst.buffer, dst.offset, bytes);
+}
+
+void convert_rows(BufferRef src, int64_t ld_src, DType dst_type, BufferRef dst, size_t ld_dst,
+                  int64_t rows, int64_t n) {
+  const char* op = "convert_rows";
+  const char* variant = dst_type == DType::F32    ? "f32"
+                        : dst_type == DType::F16  ? "f16"
+                        : dst_type == DType::Q8_0 ? "q8_0"
+                                                  : nullptr;
+  check(variant != nullptr, "[vulkan] convert_rows: to ", dtype_name(dst_type),
+        " (supported: f32, f16, q8_0)");
+  check(n >= 0 && rows >= 0 && n % dtype_block_size(dst_type) == 0, "[vulkan] convert_rows: ", rows,
+        " rows of ", n, " values (", dtype_name(dst_type), " needs a multiple of ",
+        dtype_block_size(dst_type), ")");
+  if (rows == 0 || n == 0) return;
+  const size_t row_bytes = dtype_row_bytes(dst_type, n);
+  const size_t align = dst_type == DType::F32 ? 4 : 2;
+  check(ld_src >= n && ld_dst >= row_bytes && ld_dst % align == 0 && dst.offset % align == 0,
+        "[vulkan] convert_rows: strides ", ld_src, " / ", ld_dst, " bytes or offset ", dst.offset,
+        " do not fit rows of ", n, " ", dtype_name(dst_type));
+  need_f32(op, "src", src, static_cast<uint64_t>((rows - 1) * ld_src + n));
+  need(op, "dst", dst, static_cast<uint64_t>(rows - 1) * ld_dst + row_bytes);
+  struct {
+    uint32_t src_off, dst_off, rows, n, ld_src, ld_dst;
+  } push{0, 0, u32(op, rows), u32(op, n), u32(op, ld_src), u32(op, static_cast<int64_t>(ld_dst))};
+  const uint64_t threads = static_cast<uint64_t>(rows) * static_cast<uint64_t>((n + 31) / 32);
+  const auto g = grid((threads + 63) / 64);
+  run(device_of(op, src), std::string("convert_") + variant,
+      {{src.buffer, src.offset}, {dst.buffer, dst.offset}}, push, g[0], g[1]);
+}
+
 void attention(const AttentionArgs& a) {
   const char* op = "attention";
   const char* variant = a.kv_type == DType::F32    ? "f32"

@@ -81,6 +81,12 @@ void argmax(BufferRef, BufferRef, int64_t, int64_t) {
 void get_rows(DType, BufferRef, size_t, int64_t, BufferRef, BufferRef, int64_t, int64_t) {
   not_built("get_rows");
 }
+void copy(BufferRef, BufferRef, size_t) {
+  not_built("copy");
+}
+void convert_rows(BufferRef, int64_t, DType, BufferRef, size_t, int64_t, int64_t) {
+  not_built("convert_rows");
+}
 void attention(const AttentionArgs&) {
   not_built("attention");
 }

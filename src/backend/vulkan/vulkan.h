@@ -147,6 +147,14 @@ void argmax(BufferRef x, BufferRef out, int64_t rows, int64_t n);
 // table + r * row_bytes. Any matmul weight type. Ids outside [0, n_rows) give zeros.
 void get_rows(DType type, BufferRef table, size_t row_bytes, int64_t n_rows, BufferRef ids,
               BufferRef out, int64_t n_ids, int64_t n_cols);
+// Records a device-to-device copy of `bytes` (in order with the kernels).
+void copy(BufferRef src, BufferRef dst, size_t bytes);
+// Writes `rows` rows of n f32 values (src row r at + r * ld_src elements) as dst_type (F32, F16,
+// or Q8_0 with n a multiple of 32) at dst + r * ld_dst bytes: the KV cache write. Encodes as the
+// CPU does (round to nearest even; Q8_0's d = amax / 127), up to the device's division rounding.
+void convert_rows(BufferRef src, int64_t ld_src, DType dst_type, BufferRef dst, size_t ld_dst,
+                  int64_t rows, int64_t n);
+
 // Attention with grouped-query heads, as cpu::AttentionProblem: q [tq, n_head, d] f32 (row t at
 // q + t * ldq elements, head h at + h * d); k, v: [tk, n_kv_head, d] of kv_type (F32, F16 or
 // Q8_0), row t at + t * ldk / ldv bytes, head at + kh * dtype_row_bytes(kv_type, d); out like q

@@ -97,6 +97,8 @@ class Context {
                 uint32_t gx, uint32_t gy, uint32_t gz);
   void upload(const Buffer& dst, size_t offset, const void* src, size_t bytes);
   void download(const Buffer& src, size_t offset, void* dst, size_t bytes);
+  void copy(const Buffer& src, size_t src_offset, const Buffer& dst, size_t dst_offset,
+            size_t bytes);
   void flush();        // submit what is recorded; do not wait
   void synchronize();  // submit and wait for everything
 
