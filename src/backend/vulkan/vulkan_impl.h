@@ -4,6 +4,7 @@
 // dispatch helper the kernels use. Only files in backend/vulkan include this.
 #include <vulkan/vulkan.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <map>
@@ -40,6 +41,24 @@ uint32_t device_local_heap(VkPhysicalDevice pd);
 // That heap's size, and (VK_EXT_memory_budget) the budget the driver gives this process, or -1.
 int64_t device_local_heap_size(VkPhysicalDevice pd);
 int64_t device_local_heap_budget(VkPhysicalDevice pd, int64_t* usage);
+
+// Each frame's staging buffer: uploads and downloads larger than this go through it in pieces.
+inline constexpr size_t kStagingBytes = size_t{32} << 20;
+
+// A memory type allowed by `bits` with all of `want`; -1 when there is none.
+inline int find_memory_type(const VkPhysicalDeviceMemoryProperties& mp, uint32_t bits,
+                            VkMemoryPropertyFlags want) {
+  for (uint32_t i = 0; i < mp.memoryTypeCount; ++i)
+    if ((bits & (1u << i)) && (mp.memoryTypes[i].propertyFlags & want) == want)
+      return static_cast<int>(i);
+  return -1;
+}
+
+// Bytes a Buffer of `bytes` really holds: whole 32-bit words (shaders read words), at least one
+// (Vulkan has no empty buffers).
+inline VkDeviceSize word_size(size_t bytes) {
+  return std::max<VkDeviceSize>(4, (bytes + 3) / 4 * 4);
+}
 
 // One argument of a dispatch: a range of a device buffer. The dispatcher binds it from an offset
 // aligned to minStorageBufferOffsetAlignment and writes the remainder (bytes) into the push
