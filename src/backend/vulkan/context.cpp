@@ -1,5 +1,6 @@
-// The per-device context: logical device, compute queue, command recording, descriptor sets,
-// the staging buffer, tracked device memory and the pipelines (with their on-disk cache).
+// The per-device context: logical device, compute queue, the two frames (command buffer, fence,
+// descriptor sets) that recording alternates between, uploads/downloads, and the pipelines with
+// their on-disk cache. Device memory is in memory.cpp.
 #include <algorithm>
 #include <array>
 #include <cstdlib>
