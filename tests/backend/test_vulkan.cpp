@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backend/cpu/kernels.h"
@@ -100,6 +101,17 @@ std::vector<float> to_host(const vulkan::Buffer& b, size_t n, size_t offset = 0)
 
 vulkan::BufferRef dref(const std::unique_ptr<vulkan::Buffer>& b, size_t offset = 0) {
   return {b.get(), offset};
+}
+
+// Creates the device's two staging buffers (one per command buffer in flight), which live as
+// long as its context, so that tests can count the bytes of their own buffers.
+void create_staging() {
+  {
+    auto warm = to_device(std::vector<float>{1, 2, 3});
+    vulkan::flush(device());
+    vulkan::upload(*warm, 0, std::vector<float>{4, 5, 6}.data(), 12);
+  }
+  vulkan::synchronize(device());
 }
 
 double nmse(const std::vector<float>& got, const std::vector<float>& want) {
@@ -208,14 +220,7 @@ TEST(Vulkan, SelectionNeverPicksACpuDeviceAutomatically) {
 TEST(Vulkan, AllocationsAreTrackedAndReturnToZero) {
   EIGHT_REQUIRE_VULKAN();
   auto& tracker = memory_tracker(Device::vulkan(device()));
-  {
-    // Creates the two staging buffers (one per command buffer in flight) first: they live as
-    // long as the device context.
-    auto warm = to_device(std::vector<float>{1, 2, 3});
-    vulkan::flush(device());
-    vulkan::upload(*warm, 0, std::vector<float>{4, 5, 6}.data(), 12);
-  }
-  vulkan::synchronize(device());
+  create_staging();
   const int64_t before = tracker.stats().heap_current;
   {
     vulkan::Buffer a(device(), 1 << 20);
@@ -779,6 +784,32 @@ TEST(Vulkan, RopeMatchesReferenceInBothStyles) {
       EXPECT_LT(nmse(to_host(*dx, x.size()), want), 1e-13) << "in place " << head_dim;
     }
   }
+}
+
+TEST(Vulkan, ThreadsShareADevice) {
+  EIGHT_REQUIRE_VULKAN();
+  // Allocation, recording, submission and downloads from several threads at once: each thread's
+  // own chain comes out right and every byte is returned.
+  auto& tracker = memory_tracker(Device::vulkan(device()));
+  create_staging();
+  const int64_t before = tracker.stats().heap_current;
+  std::vector<int> bad(4, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int it = 0; it < 25; ++it) {
+        std::vector<float> x(300, static_cast<float>(t + 1));
+        auto d = to_device(x);
+        vulkan::scale(dref(d), 2.f, dref(d), 300);
+        vulkan::binary(vulkan::BinaryOp::Add, dref(d), dref(d), dref(d), 300, 300);
+        if (it % 5 == 0) vulkan::flush(device());
+        for (float v : to_host(*d, 300)) bad[static_cast<size_t>(t)] += v != 4.f * (t + 1);
+      }
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(bad, std::vector<int>(4, 0));
+  vulkan::synchronize(device());
+  EXPECT_EQ(tracker.stats().heap_current, before);
 }
 
 TEST(Vulkan, ChainedDispatchesSeeEachOthersWrites) {

@@ -408,8 +408,14 @@ void Context::download(const Buffer& src, size_t offset, void* dst, size_t bytes
     if (n > 0) {
       VkBufferCopy region{.srcOffset = offset, .dstOffset = at, .size = n};
       vkCmdCopyBuffer(f.cmd, src.handle().buffer, f.staging.buffer, 1, &region);
+      // Make the copy available to host reads; after the fence wait the host sees it (the
+      // staging memory is coherent).
+      VkMemoryBarrier hb{.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                         .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
+                         .dstAccessMask = VK_ACCESS_HOST_READ_BIT};
+      vkCmdPipelineBarrier(f.cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1,
+                           &hb, 0, nullptr, 0, nullptr);
     }
-    // The host reads after the fence: its signal makes the device's writes visible (coherent).
     synchronize_locked();
     std::memcpy(out, static_cast<const uint8_t*>(f.staging_map) + at, n);
     out += n;

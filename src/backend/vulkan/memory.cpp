@@ -10,6 +10,11 @@ namespace eight::vulkan {
 namespace detail {
 
 int64_t Context::budget() {
+  std::lock_guard lock(mutex_);
+  return budget_locked();
+}
+
+int64_t Context::budget_locked() {
   if (budget_ >= 0) return budget_;
   int64_t usage = 0;
   const int64_t reported = device_local_heap_budget(physical_, &usage);
@@ -20,6 +25,7 @@ int64_t Context::budget() {
 }
 
 void Context::set_budget(int64_t bytes) {
+  std::lock_guard lock(mutex_);
   budget_ = bytes;  // < 0: recomputed from the device on the next budget()
 }
 
@@ -34,13 +40,15 @@ void Context::allocate(Buffer::Handle& h, size_t bytes) {
                         .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
   check(max_allocation_ == 0 || size <= max_allocation_, "[vulkan] buffer of ", bytes,
         " bytes exceeds vulkan:", index_, "'s largest allocation (", max_allocation_, " bytes)");
+  // Under the lock: the budget check and the tracker update are one step for concurrent callers.
+  std::lock_guard lock(mutex_);
   vk_check(vkCreateBuffer(device_, &bi, nullptr, &h.buffer), "vkCreateBuffer");
   VkMemoryRequirements req;
   vkGetBufferMemoryRequirements(device_, h.buffer, &req);
   const int64_t need = static_cast<int64_t>(req.size);
   auto& tracker = memory_tracker(Device::vulkan(index_));
   const int64_t held = tracker.stats().heap_current;
-  const int64_t cap = budget();
+  const int64_t cap = budget_locked();
   if (held + need > cap) {
     vkDestroyBuffer(device_, h.buffer, nullptr);
     h.buffer = VK_NULL_HANDLE;

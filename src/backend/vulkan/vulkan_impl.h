@@ -123,6 +123,7 @@ class Context {
 
  private:
   Frame& frame() { return frames_[current_]; }
+  int64_t budget_locked();
   void begin_locked();
   void flush_locked();
   void wait_locked(Frame& f);
