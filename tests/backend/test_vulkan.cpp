@@ -339,7 +339,8 @@ TEST(Vulkan, MatmulMatchesCpuReferenceForEveryType) {
     // meaningless), and per output the float32 summation bound k * 2^-24 * sum |w x|.
     double err[2] = {0, 0}, ref[2] = {0, 0};  // [0]: matvec path (m <= 8), [1]: tiled
     const bool k_quant = dtype_block_size(type) == 256;
-    for (int64_t k : k_quant ? std::vector<int64_t>{256, 512} : std::vector<int64_t>{32, 96, 512}) {
+    for (int64_t k :
+         k_quant ? std::vector<int64_t>{256, 512} : std::vector<int64_t>{32, 96, 256, 512}) {
       for (int64_t n : {1, 7, 33, 257}) {
         for (int64_t m : {1, 5, 70}) {  // 70: the tiled prompt path, with a partial tile
           const auto w = random_weights(type, n, k);
@@ -399,6 +400,38 @@ TEST(Vulkan, MatmulMatchesCpuReferenceForEveryType) {
                   path ? "tiled" : "matvec", e);
     }
   }
+}
+
+TEST(Vulkan, MatmulCoversMoreRowsThanOneGridDimension) {
+  EIGHT_REQUIRE_VULKAN();
+  // An LM head's vocabulary (e.g. 151936) exceeds the 65535 workgroups of one grid dimension.
+  const int64_t n = 66000, k = 32;
+  const auto w = random_weights(DType::Q4_0, n, k);
+  const auto x = eight::testing::random_floats(static_cast<size_t>(k));
+  std::vector<float> want(static_cast<size_t>(n));
+  cpu::matmul_reference({.m = 1,
+                         .n = n,
+                         .k = k,
+                         .x = x.data(),
+                         .ldx = k,
+                         .w_type = DType::Q4_0,
+                         .w = w.data(),
+                         .ldw = dtype_row_bytes(DType::Q4_0, k),
+                         .y = want.data(),
+                         .ldy = n});
+  auto dw = to_device(w), dx = to_device(x);
+  auto dy = std::make_unique<vulkan::Buffer>(device(), want.size() * 4);
+  vulkan::matmul({.m = 1,
+                  .n = n,
+                  .k = k,
+                  .x = dref(dx),
+                  .ldx = k,
+                  .w_type = DType::Q4_0,
+                  .w = dref(dw),
+                  .ldw = dtype_row_bytes(DType::Q4_0, k),
+                  .y = dref(dy),
+                  .ldy = n});
+  EXPECT_LT(nmse(to_host(*dy, want.size()), want), 1e-11);
 }
 
 TEST(Vulkan, MatmulRejectsWhatItCannotRun) {
