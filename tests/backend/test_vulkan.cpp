@@ -26,6 +26,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "core/memory.h"
+#include "core/tensor.h"
 #include "test_util.h"
 
 using namespace eight;
@@ -264,6 +265,19 @@ TEST(Vulkan, FlushSubmitsWithoutLosingOrder) {
   double err = 0;
   for (size_t i = 0; i < x.size(); ++i) err = std::max(err, std::fabs(double(got[i]) - x[i]));
   EXPECT_LT(err, 1e-5);
+}
+
+TEST(Vulkan, TensorsLiveInDeviceBuffers) {
+  EIGHT_REQUIRE_VULKAN();
+  auto storage = std::make_shared<vulkan::Buffer>(device(), 4 * 33 * 4);
+  const Tensor t = Tensor::from_storage(storage, 0, {4, 33}, DType::F32);
+  EXPECT_EQ(t.device(), Device::vulkan(device()));
+  EXPECT_NE(t.str().find("vulkan:" + std::to_string(device())), std::string::npos) << t.str();
+  const Tensor row = t.select(0, 2);
+  const auto ref = vulkan::buffer_of(row);
+  EXPECT_EQ(ref.buffer, storage.get());
+  EXPECT_EQ(ref.offset, 2u * 33 * 4);
+  EXPECT_THROW(vulkan::buffer_of(Tensor::zeros({3}, DType::F32)), Error);
 }
 
 TEST(Vulkan, BudgetRefusesWithTheNumbers) {

@@ -161,6 +161,12 @@ int64_t device_budget(int device) {
   return detail::Context::get(device).budget();
 }
 
+BufferRef buffer_of(const Tensor& t) {
+  const auto* b = dynamic_cast<const Buffer*>(t.storage().get());
+  check(b != nullptr, "[vulkan] ", t.str(), " is not in Vulkan device memory");
+  return {b, t.offset()};
+}
+
 Buffer::Buffer(int device, size_t bytes)
     : device_(device), size_(bytes), handle_(std::make_unique<Handle>()) {
   detail::Context::get(device).allocate(*handle_, bytes);

@@ -39,6 +39,12 @@ Buffer::Buffer(int device, size_t bytes) : device_(device), size_(bytes) {
 }
 Buffer::~Buffer() = default;
 
+BufferRef buffer_of(const Tensor& t) {
+  const auto* b = dynamic_cast<const Buffer*>(t.storage().get());
+  check(b != nullptr, "[vulkan] ", t.str(), " is not in Vulkan device memory");
+  return {b, t.offset()};
+}
+
 void upload(const Buffer&, size_t, const void*, size_t) {
   not_built("upload");
 }

@@ -26,6 +26,7 @@
 
 #include "core/dtype.h"
 #include "core/storage.h"
+#include "core/tensor.h"
 
 namespace eight::vulkan {
 
@@ -101,6 +102,11 @@ struct BufferRef {
   const Buffer* buffer = nullptr;
   size_t offset = 0;  // bytes
 };
+// The device bytes behind a tensor whose storage is a Buffer (Error for any other tensor):
+//   auto t = Tensor::from_storage(std::make_shared<vulkan::Buffer>(0, bytes), 0, shape, dtype);
+//   vulkan::rms_norm(vulkan::buffer_of(t), ...);
+// Such a tensor's raw() is not a host address: only its storage and offset mean anything.
+BufferRef buffer_of(const Tensor& t);
 
 // y[m, n] = x[m, k] · w[n, k]ᵀ, as cpu::MatmulProblem: x f32 rows at x + i * ldx (elements),
 // w rows of w_type at w + j * ldw (bytes), y f32 rows at y + i * ldy (elements). Up to 8 rows of
