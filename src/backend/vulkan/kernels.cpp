@@ -145,7 +145,13 @@ void matmul(const MatmulArgs& a) {
          u32(op, a.ldy)};
   const std::initializer_list<Arg> args = {
       {a.x.buffer, a.x.offset}, {a.w.buffer, a.w.offset}, {a.y.buffer, a.y.offset}};
-  if (a.m > kMatvecMaxRows) {
+  const auto& limits = Context::get(device_of(op, a.w)).properties().limits;
+  // The tiled shader needs 256 invocations and 16.5 KiB of shared memory, above Vulkan's
+  // guaranteed minimums (128, 16 KiB) though far below what desktop GPUs have.
+  const bool tiled_fits = limits.maxComputeWorkGroupInvocations >= 256 &&
+                          limits.maxComputeWorkGroupSize[0] >= 256 &&
+                          limits.maxComputeSharedMemorySize >= 2 * 64 * 33 * sizeof(float);
+  if (a.m > kMatvecMaxRows && tiled_fits) {
     // Prompts: 64 x 64 output tiles, each weight decoded once per 64 rows of x.
     constexpr int64_t kTile = 64;  // TILE in matmul_tiled.comp
     run(device_of(op, a.w), std::string("matmul_tiled_") + variant, args, push,
