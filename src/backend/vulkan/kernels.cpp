@@ -223,7 +223,7 @@ void eltwise(const char* op, uint32_t code, BufferRef a, BufferRef b, BufferRef 
   need_f32(op, "y", y, static_cast<uint64_t>(n));
   if (code != 2) need_f32(op, "b", b, static_cast<uint64_t>(nb));
   const BufferRef bb = code != 2 ? b : a;
-  const auto g = grid((static_cast<uint64_t>(n) + 255) / 256);
+  const auto g = grid((static_cast<uint64_t>(n) + 127) / 128);  // 128: eltwise.comp
   run(device_of(op, a), "eltwise",
       {{a.buffer, a.offset}, {bb.buffer, bb.offset}, {y.buffer, y.offset}},
       EltwisePush{0, 0, 0, u32(op, n), u32(op, std::max<int64_t>(nb, 1)), code, s}, g[0], g[1]);
