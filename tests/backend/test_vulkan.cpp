@@ -21,6 +21,7 @@
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/nn_kernels.h"
 #include "backend/cpu/quant.h"
+#include "backend/vulkan/bench.h"
 #include "backend/vulkan/vulkan.h"
 #include "core/dtype.h"
 #include "core/error.h"
@@ -857,6 +858,27 @@ TEST(Vulkan, ThreadsShareADevice) {
   EXPECT_EQ(bad, std::vector<int>(4, 0));
   vulkan::synchronize(device());
   EXPECT_EQ(tracker.stats().heap_current, before);
+}
+
+TEST(Vulkan, BenchmarkMeasuresEveryPart) {
+  EIGHT_REQUIRE_VULKAN();
+  // Tiny sizes: this checks that the benchmark runs and reports, not the numbers.
+  const auto r = vulkan::benchmark(device(), {.types = {DType::Q4_K, DType::F16},
+                                              .batches = {16},
+                                              .copy_bytes = 1 << 20,
+                                              .matvec_bytes = 1 << 20,
+                                              .k = 256,
+                                              .matmul_n = 64,
+                                              .min_seconds = 0.01});
+  EXPECT_GT(r.copy_gbs, 0);
+  ASSERT_EQ(r.rows.size(), 2u);
+  for (const auto& row : r.rows) {
+    EXPECT_GT(row.matvec_gbs, 0);
+    ASSERT_EQ(row.matmul_gflops.size(), 1u);
+    EXPECT_GT(row.matmul_gflops[0], 0);
+  }
+  const std::string table = vulkan::format_bench(r);
+  EXPECT_NE(table.find("q4_K"), std::string::npos) << table;
 }
 
 TEST(Vulkan, ChainedDispatchesSeeEachOthersWrites) {

@@ -1,5 +1,6 @@
 // The Vulkan backend when the build had no libvulkan-dev or glslc: no devices, and every entry
 // that would need one says that Vulkan is not built.
+#include "backend/vulkan/bench.h"
 #include "backend/vulkan/vulkan.h"
 #include "core/error.h"
 
@@ -98,6 +99,13 @@ void attention(const AttentionArgs&) {
 }
 void rope(BufferRef, BufferRef, BufferRef, int64_t, int64_t, int64_t, int64_t, RopeStyle) {
   not_built("rope");
+}
+
+BenchReport benchmark(int, const BenchOptions&) {
+  not_built("benchmark");
+}
+std::string format_bench(const BenchReport&) {
+  return "vulkan not built\n";
 }
 
 }  // namespace eight::vulkan
