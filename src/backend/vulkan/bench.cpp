@@ -118,7 +118,7 @@ BenchReport benchmark(int device, const BenchOptions& o) {
 std::string format_bench(const BenchReport& r) {
   std::string out = cat("device: ", r.device, "\ncopy bandwidth: ");
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.1f GB/s (read + write)\n\n", r.copy_gbs);
+  std::snprintf(buf, sizeof buf, "%.3g GB/s (read + write)\n\n", r.copy_gbs);
   out += buf;
   out += "| type | matvec GB/s | of copy |";
   for (int64_t m : r.batches) out += cat(" matmul m=", m, " GFLOP/s |");
@@ -126,12 +126,12 @@ std::string format_bench(const BenchReport& r) {
   for (size_t i = 0; i < r.batches.size(); ++i) out += "---|";
   out += "\n";
   for (const auto& row : r.rows) {
-    std::snprintf(buf, sizeof buf, "| %s | %.1f | %.0f %% |",
+    std::snprintf(buf, sizeof buf, "| %s | %.3g | %.0f %% |",
                   std::string(dtype_name(row.type)).c_str(), row.matvec_gbs,
                   r.copy_gbs > 0 ? 100.0 * row.matvec_gbs / r.copy_gbs : 0.0);
     out += buf;
     for (double g : row.matmul_gflops) {
-      std::snprintf(buf, sizeof buf, " %.1f |", g);
+      std::snprintf(buf, sizeof buf, " %.3g |", g);
       out += buf;
     }
     out += "\n";
