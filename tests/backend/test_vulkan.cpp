@@ -417,6 +417,60 @@ TEST(Vulkan, MatmulMatchesCpuReferenceForEveryType) {
   }
 }
 
+TEST(Vulkan, MatmulTakesFloatRowsOfAnyLength) {
+  EIGHT_REQUIRE_VULKAN();
+  // Convolutions as matmuls: CLIP's patch embedding has k = 3 x 14 x 14 = 588, Whisper's first
+  // conv k = 80 x 3 = 240; neither is a multiple of 32.
+  for (DType type : {DType::F32, DType::F16, DType::BF16}) {
+    for (int64_t k : {1, 7, 240, 588}) {
+      for (int64_t m : {1, 3, 20}) {
+        const int64_t n = 9;
+        const auto wf = eight::testing::random_floats(static_cast<size_t>(n * k));
+        std::vector<uint8_t> w(dtype_row_bytes(type, k) * static_cast<size_t>(n));
+        quantize_rows(type, wf.data(), w.data(), n, k);
+        const auto x = eight::testing::random_floats(static_cast<size_t>(m * k));
+        std::vector<float> want(static_cast<size_t>(m * n));
+        cpu::matmul_reference({.m = m,
+                               .n = n,
+                               .k = k,
+                               .x = x.data(),
+                               .ldx = k,
+                               .w_type = type,
+                               .w = w.data(),
+                               .ldw = dtype_row_bytes(type, k),
+                               .y = want.data(),
+                               .ldy = n});
+        auto dw = to_device(w), dx = to_device(x);
+        auto dy = std::make_unique<vulkan::Buffer>(device(), want.size() * 4);
+        vulkan::matmul({.m = m,
+                        .n = n,
+                        .k = k,
+                        .x = dref(dx),
+                        .ldx = k,
+                        .w_type = type,
+                        .w = dref(dw),
+                        .ldw = dtype_row_bytes(type, k),
+                        .y = dref(dy),
+                        .ldy = n});
+        EXPECT_LT(nmse(to_host(*dy, want.size()), want), 1e-11)
+            << dtype_name(type) << " m=" << m << " k=" << k;
+      }
+      // get_rows of the same odd-length rows.
+      const int64_t rows = 4;
+      const auto tf = eight::testing::random_floats(static_cast<size_t>(rows * k));
+      std::vector<uint8_t> table(dtype_row_bytes(type, k) * static_cast<size_t>(rows));
+      quantize_rows(type, tf.data(), table.data(), rows, k);
+      std::vector<float> want(static_cast<size_t>(2 * k));
+      dequantize_row(type, table.data() + 3 * dtype_row_bytes(type, k), want.data(), k);
+      dequantize_row(type, table.data(), want.data() + k, k);
+      auto dt = to_device(table), di = to_device(std::vector<int32_t>{3, 0});
+      auto dout = std::make_unique<vulkan::Buffer>(device(), want.size() * 4);
+      vulkan::get_rows(type, dref(dt), dtype_row_bytes(type, k), rows, dref(di), dref(dout), 2, k);
+      EXPECT_EQ(to_host(*dout, want.size()), want) << dtype_name(type) << " k=" << k;
+    }
+  }
+}
+
 TEST(Vulkan, MatmulCoversMoreRowsThanOneGridDimension) {
   EIGHT_REQUIRE_VULKAN();
   // An LM head's vocabulary (e.g. 151936) exceeds the 65535 workgroups of one grid dimension.

@@ -56,9 +56,10 @@ const char* weight_variant(DType t) {
 // path); past it, matmul_tiled.comp. A first guess: to be set from benchmarks on real GPUs.
 constexpr int64_t kMatvecMaxRows = 8;
 
-// Rows are decoded 32 values at a time; the K-quant blocks hold 256.
+// Row lengths the shaders take: any for the float types (their last 32-value chunk may be
+// partial), whole blocks for the quantized ones (32 values, 256 for the K-quants and IQ4_XS).
 int64_t weight_granule(DType t) {
-  return std::max<int64_t>(32, dtype_block_size(t));
+  return dtype_block_size(t);
 }
 
 // The ref's buffer holds `bytes` from its offset (all shaders index below 2^32 bytes).

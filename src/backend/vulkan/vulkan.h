@@ -114,7 +114,7 @@ BufferRef buffer_of(const Tensor& t);
 // w rows of w_type at w + j * ldw (bytes), y f32 rows at y + i * ldy (elements). Up to 8 rows of
 // x (decode, small batches): one workgroup per output row reduces over k for 4 rows of x at once.
 // More rows (prompts): 64 x 64 output tiles with the weights decoded into shared memory.
-// k must be a multiple of 32 (256 for the K-quants and IQ4_XS).
+// For quantized w, k is a whole number of blocks (32 values; 256 for the K-quants and IQ4_XS).
 struct MatmulArgs {
   int64_t m = 0, n = 0, k = 0;
   BufferRef x;
@@ -153,8 +153,8 @@ void layer_norm(BufferRef x, BufferRef w, BufferRef b, BufferRef y, int64_t rows
 // row without numbers), as ops::argmax.
 void argmax(BufferRef x, BufferRef out, int64_t rows, int64_t n);
 // out[i, :] = the n_cols values of row ids[i] (int32) of a table of `type` rows, row r at
-// table + r * row_bytes. Any matmul weight type; n_cols a multiple of 32 (256 for the K-quants
-// and IQ4_XS). Ids outside [0, n_rows) give zeros.
+// table + r * row_bytes. Any matmul weight type; n_cols as matmul's k. Ids outside [0, n_rows)
+// give zeros.
 void get_rows(DType type, BufferRef table, size_t row_bytes, int64_t n_rows, BufferRef ids,
               BufferRef out, int64_t n_ids, int64_t n_cols);
 // Records a device-to-device copy of `bytes` (in order with the kernels).
