@@ -3,6 +3,7 @@
 // their on-disk cache. Device memory is in memory.cpp.
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -24,6 +25,11 @@ constexpr uint32_t kMaxBindings = 8;
 // Descriptor sets per submission; recording more submits first.
 constexpr uint32_t kDescriptorSets = 1024;
 
+// Set once the contexts are gone at exit: a Buffer destroyed later (a static that outlived the
+// registry) leaves its memory to the process exit instead of touching a destroyed device.
+// Constant-initialized and trivially destructible, so it is readable at any point of the exit.
+constinit std::atomic<bool> g_shut_down{false};
+
 struct Registry {
   std::mutex mutex;
   std::array<std::unique_ptr<Context>, 16> contexts;
@@ -34,6 +40,7 @@ struct Registry {
   ~Registry() {
     // Before the process exits: finish the GPU's work and write the pipeline caches.
     for (auto& c : contexts) c.reset();
+    g_shut_down = true;
   }
 };
 
@@ -60,6 +67,10 @@ std::filesystem::path pipeline_cache_path(const VkPhysicalDeviceProperties& p) {
 }
 
 }  // namespace
+
+bool shut_down() {
+  return g_shut_down;
+}
 
 Context& Context::get(int index) {
   auto& reg = registry();

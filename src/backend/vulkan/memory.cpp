@@ -173,7 +173,8 @@ Buffer::Buffer(int device, size_t bytes)
 }
 
 Buffer::~Buffer() {
-  if (handle_ && handle_->buffer) detail::Context::get(device_).release(*handle_);
+  if (handle_ && handle_->buffer && !detail::shut_down())
+    detail::Context::get(device_).release(*handle_);
 }
 
 }  // namespace eight::vulkan

@@ -26,6 +26,9 @@ struct Buffer::Handle {
 
 namespace detail {
 
+// Whether the device contexts have been destroyed at process exit.
+bool shut_down();
+
 // "VK_ERROR_OUT_OF_DEVICE_MEMORY" etc.
 const char* result_name(VkResult r);
 // Throws Error "[vulkan] <what> failed: <result>" unless r is VK_SUCCESS.
