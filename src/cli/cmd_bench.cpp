@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "backend/vulkan/bench.h"
+#include "backend/vulkan/vulkan.h"
 #include "cli/args.h"
 #include "core/dtype.h"
 #include "core/error.h"
@@ -19,13 +21,30 @@
 namespace eight::cli {
 namespace {
 
-int run_kernels(int threads, const std::vector<std::string>& types, double seconds) {
-  ops::KernelBenchOptions o;
-  for (const auto& name : types) {
+std::vector<DType> parse_types(const std::vector<std::string>& names) {
+  std::vector<DType> out;
+  for (const auto& name : names) {
     const auto t = dtype_from_name(name);
     check(t.has_value(), "[bench] unknown weight type '", name, "'");
-    o.types.push_back(*t);
+    out.push_back(*t);
   }
+  return out;
+}
+
+// The same table measured on a Vulkan device (backend/vulkan/bench.h).
+int run_device_kernels(const std::string& device, const std::vector<std::string>& types,
+                       double seconds) {
+  vulkan::BenchOptions o;
+  o.types = parse_types(types);
+  if (seconds > 0) o.min_seconds = seconds;
+  const auto report = vulkan::benchmark(vulkan::select_device(device), o);
+  std::fputs(vulkan::format_bench(report).c_str(), stdout);
+  return 0;
+}
+
+int run_kernels(int threads, const std::vector<std::string>& types, double seconds) {
+  ops::KernelBenchOptions o;
+  o.types = parse_types(types);
   if (seconds > 0) o.min_seconds = seconds;
   ThreadPool pool(threads > 0 ? threads : default_thread_count());
   const auto report = ops::run_kernel_bench(o, pool);
@@ -73,6 +92,9 @@ int run(int argc, char** argv) {
   p.option("-t,--threads", &threads, "N", "threads (default: EIGHT_THREADS or all cores)");
   p.option("--type", &types, "TYPE", "only this weight type (repeatable), e.g. q4_K");
   p.option("--seconds", &seconds, "S", "minimum time per measurement (default 0.4)");
+  std::string device = "cpu";
+  p.option("--device", &device, "DEV",
+           "with --kernels: cpu (default) or a GPU: vulkan:N, vulkan or auto (see eight devices)");
   // A model benchmark (runtime/llm/bench.h): eight bench -m MODEL [-p 512] [-n 128].
   std::string model, kv_type = "f16";
   int64_t n_prompt = 512, n_gen = 128;
@@ -116,6 +138,7 @@ int run(int argc, char** argv) {
         "eight bench: say what to measure (--kernels or -m MODEL); see eight bench --help\n");
     return 2;
   }
+  if (device != "cpu") return run_device_kernels(device, types, seconds);
   return run_kernels(threads, types, seconds);
 }
 

@@ -1,11 +1,15 @@
-// The per-device context: logical device, compute queue, command recording, descriptor sets,
-// the staging buffer, tracked device memory and the pipelines (with their on-disk cache).
+// The per-device context: logical device, compute queue, the two frames (command buffer, fence,
+// descriptor sets) that recording alternates between, uploads/downloads, and the pipelines with
+// their on-disk cache. Device memory is in memory.cpp.
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+
+#include <unistd.h>
 
 #include "backend/vulkan/shader_table.h"
 #include "backend/vulkan/vulkan_impl.h"
@@ -18,10 +22,13 @@ namespace detail {
 namespace {
 
 constexpr uint32_t kMaxBindings = 8;
-// Descriptor sets per submission; recording more submits and waits first.
+// Descriptor sets per submission; recording more submits first.
 constexpr uint32_t kDescriptorSets = 1024;
-// Staging buffer: uploads and downloads larger than this go through it in pieces.
-constexpr size_t kStagingBytes = size_t{32} << 20;
+
+// Set once the contexts are gone at exit: a Buffer destroyed later (a static that outlived the
+// registry) leaves its memory to the process exit instead of touching a destroyed device.
+// Constant-initialized and trivially destructible, so it is readable at any point of the exit.
+constinit std::atomic<bool> g_shut_down{false};
 
 struct Registry {
   std::mutex mutex;
@@ -33,26 +40,13 @@ struct Registry {
   ~Registry() {
     // Before the process exits: finish the GPU's work and write the pipeline caches.
     for (auto& c : contexts) c.reset();
+    g_shut_down = true;
   }
 };
 
 Registry& registry() {
   static Registry r;
   return r;
-}
-
-// A memory type allowed by `bits` with all of `want`; -1 when there is none.
-int find_memory_type(const VkPhysicalDeviceMemoryProperties& mp, uint32_t bits,
-                     VkMemoryPropertyFlags want) {
-  for (uint32_t i = 0; i < mp.memoryTypeCount; ++i)
-    if ((bits & (1u << i)) && (mp.memoryTypes[i].propertyFlags & want) == want)
-      return static_cast<int>(i);
-  return -1;
-}
-
-// Bytes a Buffer of `bytes` really holds: whole 32-bit words, at least one.
-VkDeviceSize word_size(size_t bytes) {
-  return std::max<VkDeviceSize>(4, (bytes + 3) / 4 * 4);
 }
 
 std::filesystem::path cache_dir() {
@@ -73,6 +67,10 @@ std::filesystem::path pipeline_cache_path(const VkPhysicalDeviceProperties& p) {
 }
 
 }  // namespace
+
+bool shut_down() {
+  return g_shut_down;
+}
 
 Context& Context::get(int index) {
   auto& reg = registry();
@@ -98,8 +96,8 @@ Context::Context(int index)
   max_allocation_ = m3.maxMemoryAllocationSize;
   vkGetPhysicalDeviceMemoryProperties(physical_, &mem_props_);
 
-  // A queue family with compute; prefer one without graphics (async compute on discrete GPUs is
-  // no faster for a single stream, but it is what the compute-only path needs anyway).
+  // The first queue family with compute: the universal queue on every GPU eight targets (a
+  // compute-only family would not run one stream of dependent dispatches any faster).
   uint32_t n = 0;
   vkGetPhysicalDeviceQueueFamilyProperties(physical_, &n, nullptr);
   std::vector<VkQueueFamilyProperties> families(n);
@@ -131,176 +129,61 @@ Context::Context(int index)
                              .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
                              .queueFamilyIndex = queue_family_};
   vk_check(vkCreateCommandPool(device_, &pi, nullptr, &pool_), "vkCreateCommandPool");
-  VkCommandBufferAllocateInfo ai{.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
-                                 .commandPool = pool_,
-                                 .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
-                                 .commandBufferCount = 1};
-  vk_check(vkAllocateCommandBuffers(device_, &ai, &cmd_), "vkAllocateCommandBuffers");
-  VkFenceCreateInfo fi{.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
-  vk_check(vkCreateFence(device_, &fi, nullptr, &fence_), "vkCreateFence");
-
   VkDescriptorPoolSize size{.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                             .descriptorCount = kDescriptorSets * kMaxBindings};
   VkDescriptorPoolCreateInfo dpi{.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
                                  .maxSets = kDescriptorSets,
                                  .poolSizeCount = 1,
                                  .pPoolSizes = &size};
-  vk_check(vkCreateDescriptorPool(device_, &dpi, nullptr, &descriptor_pool_),
-           "vkCreateDescriptorPool");
+  for (Frame& f : frames_) {
+    VkCommandBufferAllocateInfo ai{.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+                                   .commandPool = pool_,
+                                   .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                   .commandBufferCount = 1};
+    vk_check(vkAllocateCommandBuffers(device_, &ai, &f.cmd), "vkAllocateCommandBuffers");
+    VkFenceCreateInfo fi{.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    vk_check(vkCreateFence(device_, &fi, nullptr, &f.fence), "vkCreateFence");
+    vk_check(vkCreateDescriptorPool(device_, &dpi, nullptr, &f.descriptors),
+             "vkCreateDescriptorPool");
+  }
   load_pipeline_cache();
 }
 
 Context::~Context() {
   std::lock_guard lock(mutex_);
   try {
-    submit_and_wait_locked();
+    synchronize_locked();
   } catch (const Error& e) {
     log_warn("[vulkan] vulkan:", index_, " at shutdown: ", e.what());
   }
   vkDeviceWaitIdle(device_);
-  save_pipeline_cache_locked();
-  for (auto& h : deferred_) free_handle(h);
-  if (staging_map_) vkUnmapMemory(device_, staging_.memory);
-  free_handle(staging_);
+  if (pipeline_cache_dirty_) save_pipeline_cache_locked();
+  for (auto& g : garbage_) free_handle(g.handle);
+  for (Frame& f : frames_) {
+    if (f.staging_map) vkUnmapMemory(device_, f.staging.memory);
+    free_handle(f.staging, true);
+    vkDestroyDescriptorPool(device_, f.descriptors, nullptr);
+    vkDestroyFence(device_, f.fence, nullptr);
+  }
   for (auto& [name, p] : pipelines_) {
     vkDestroyPipeline(device_, p.pipeline, nullptr);
     vkDestroyPipelineLayout(device_, p.layout, nullptr);
     vkDestroyDescriptorSetLayout(device_, p.set_layout, nullptr);
   }
   vkDestroyPipelineCache(device_, pipeline_cache_, nullptr);
-  vkDestroyDescriptorPool(device_, descriptor_pool_, nullptr);
-  vkDestroyFence(device_, fence_, nullptr);
   vkDestroyCommandPool(device_, pool_, nullptr);
   vkDestroyDevice(device_, nullptr);
-}
-
-// ---- memory -------------------------------------------------------------------------------------
-
-int64_t Context::budget() {
-  if (budget_ >= 0) return budget_;
-  int64_t usage = 0;
-  const int64_t reported = device_local_heap_budget(physical_, &usage);
-  // The driver's budget for this process (includes what eight holds now), else the heap size.
-  const int64_t base = reported >= 0 ? reported : device_local_heap_size(physical_);
-  budget_ = std::max<int64_t>(0, base - kDeviceReserveBytes);
-  return budget_;
-}
-
-void Context::set_budget(int64_t bytes) {
-  budget_ = bytes;  // < 0: recomputed from the device on the next budget()
-}
-
-void Context::allocate(Buffer::Handle& h, size_t bytes) {
-  // Shaders read whole 32-bit words, so the buffer ends on one (and Vulkan has no empty buffers).
-  const VkDeviceSize size = word_size(bytes);
-  VkBufferCreateInfo bi{.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
-                        .size = size,
-                        .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
-                                 VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
-                                 VK_BUFFER_USAGE_TRANSFER_DST_BIT,
-                        .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
-  check(max_allocation_ == 0 || size <= max_allocation_, "[vulkan] buffer of ", bytes,
-        " bytes exceeds vulkan:", index_, "'s largest allocation (", max_allocation_, " bytes)");
-  vk_check(vkCreateBuffer(device_, &bi, nullptr, &h.buffer), "vkCreateBuffer");
-  VkMemoryRequirements req;
-  vkGetBufferMemoryRequirements(device_, h.buffer, &req);
-  const int64_t need = static_cast<int64_t>(req.size);
-  auto& tracker = memory_tracker(Device::vulkan(index_));
-  const int64_t held = tracker.stats().heap_current;
-  const int64_t cap = budget();
-  if (held + need > cap) {
-    vkDestroyBuffer(device_, h.buffer, nullptr);
-    h.buffer = VK_NULL_HANDLE;
-    fail("[vulkan] allocation of ", need, " bytes on vulkan:", index_, " refused: ", held,
-         " bytes held + ", need, " requested exceeds the budget of ", cap, " bytes (",
-         format_bytes(held), " + ", format_bytes(need), " > ", format_bytes(cap), ")");
-  }
-  int type = find_memory_type(mem_props_, req.memoryTypeBits, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
-  if (type < 0) type = find_memory_type(mem_props_, req.memoryTypeBits, 0);
-  VkMemoryAllocateInfo mi{.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
-                          .allocationSize = req.size,
-                          .memoryTypeIndex = static_cast<uint32_t>(type)};
-  const VkResult r =
-      type < 0 ? VK_ERROR_OUT_OF_DEVICE_MEMORY : vkAllocateMemory(device_, &mi, nullptr, &h.memory);
-  if (r != VK_SUCCESS) {
-    vkDestroyBuffer(device_, h.buffer, nullptr);
-    h.buffer = VK_NULL_HANDLE;
-    h.memory = VK_NULL_HANDLE;
-    fail("[vulkan] vkAllocateMemory of ", need, " bytes on vulkan:", index_,
-         " failed: ", result_name(r), " (", held, " bytes held, budget ", cap, ")");
-  }
-  vk_check(vkBindBufferMemory(device_, h.buffer, h.memory, 0), "vkBindBufferMemory");
-  h.tracked = need;
-  tracker.add(MemoryKind::Heap, need);
-}
-
-void Context::free_handle(Buffer::Handle& h) {
-  if (h.buffer) vkDestroyBuffer(device_, h.buffer, nullptr);
-  if (h.memory) vkFreeMemory(device_, h.memory, nullptr);
-  if (h.tracked) {
-    const bool device_heap = &h != &staging_ || staging_on_device_heap_;
-    memory_tracker(device_heap ? Device::vulkan(index_) : Device::cpu())
-        .sub(MemoryKind::Heap, h.tracked);
-  }
-  h = {};
-}
-
-void Context::release(Buffer::Handle& h) {
-  std::lock_guard lock(mutex_);
-  if (recording_) {
-    deferred_.push_back(h);  // recorded dispatches may still read it
-    h = {};
-  } else {
-    free_handle(h);
-  }
-}
-
-void Context::ensure_staging_locked() {
-  if (staging_map_) return;
-  VkBufferCreateInfo bi{
-      .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
-      .size = kStagingBytes,
-      .usage = VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT,
-      .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
-  vk_check(vkCreateBuffer(device_, &bi, nullptr, &staging_.buffer), "vkCreateBuffer (staging)");
-  VkMemoryRequirements req;
-  vkGetBufferMemoryRequirements(device_, staging_.buffer, &req);
-  // Host-cached when possible, so downloads read fast; coherent, so no explicit flushes.
-  int type =
-      find_memory_type(mem_props_, req.memoryTypeBits,
-                       VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT |
-                           VK_MEMORY_PROPERTY_HOST_CACHED_BIT);
-  if (type < 0)
-    type = find_memory_type(
-        mem_props_, req.memoryTypeBits,
-        VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT);
-  check(type >= 0, "[vulkan] vulkan:", index_, " has no host-visible coherent memory for staging");
-  VkMemoryAllocateInfo mi{.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
-                          .allocationSize = req.size,
-                          .memoryTypeIndex = static_cast<uint32_t>(type)};
-  vk_check(vkAllocateMemory(device_, &mi, nullptr, &staging_.memory),
-           "vkAllocateMemory (staging buffer)");
-  vk_check(vkBindBufferMemory(device_, staging_.buffer, staging_.memory, 0), "vkBindBufferMemory");
-  vk_check(vkMapMemory(device_, staging_.memory, 0, VK_WHOLE_SIZE, 0, &staging_map_),
-           "vkMapMemory");
-  staging_size_ = kStagingBytes;
-  // The staging buffer is counted where it lives: system RAM on a discrete GPU (host tracker),
-  // the device's heap on integrated GPUs and lavapipe.
-  const uint32_t heap = mem_props_.memoryTypes[type].heapIndex;
-  staging_on_device_heap_ =
-      (mem_props_.memoryHeaps[heap].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) != 0;
-  staging_.tracked = static_cast<int64_t>(req.size);
-  memory_tracker(staging_on_device_heap_ ? Device::vulkan(index_) : Device::cpu())
-      .add(MemoryKind::Heap, staging_.tracked);
 }
 
 // ---- recording ----------------------------------------------------------------------------------
 
 void Context::begin_locked() {
   if (recording_) return;
+  Frame& f = frame();
+  wait_locked(f);  // its previous submission must be done before its resources are reused
   VkCommandBufferBeginInfo bi{.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
                               .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
-  vk_check(vkBeginCommandBuffer(cmd_, &bi), "vkBeginCommandBuffer");
+  vk_check(vkBeginCommandBuffer(f.cmd, &bi), "vkBeginCommandBuffer");
   recording_ = true;
 }
 
@@ -313,32 +196,60 @@ void Context::barrier_locked() {
                                       VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT};
   const VkPipelineStageFlags stages =
       VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
-  vkCmdPipelineBarrier(cmd_, stages, stages, 0, 1, &mb, 0, nullptr, 0, nullptr);
+  vkCmdPipelineBarrier(frame().cmd, stages, stages, 0, 1, &mb, 0, nullptr, 0, nullptr);
 }
 
-void Context::submit_and_wait_locked() {
+void Context::flush_locked() {
   if (!recording_) return;
+  Frame& f = frame();
   recording_ = false;
-  vk_check(vkEndCommandBuffer(cmd_), "vkEndCommandBuffer");
+  vk_check(vkEndCommandBuffer(f.cmd), "vkEndCommandBuffer");
   VkSubmitInfo si{
-      .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &cmd_};
-  VkResult r = vkQueueSubmit(queue_, 1, &si, fence_);
-  if (r == VK_SUCCESS) r = vkWaitForFences(device_, 1, &fence_, VK_TRUE, UINT64_MAX);
-  // Reset everything whatever happened, so the context stays usable after a reported error.
-  vkResetFences(device_, 1, &fence_);
-  vkResetCommandBuffer(cmd_, 0);
-  vkResetDescriptorPool(device_, descriptor_pool_, 0);
-  descriptor_sets_used_ = 0;
-  staging_head_ = 0;
-  for (auto& h : deferred_) free_handle(h);
-  deferred_.clear();
-  vk_check(r, "vkQueueSubmit/vkWaitForFences");
+      .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &f.cmd};
+  const VkResult r = vkQueueSubmit(queue_, 1, &si, f.fence);
+  if (r != VK_SUCCESS) {
+    // Nothing was submitted: drop the recording so the context stays usable.
+    vkResetCommandBuffer(f.cmd, 0);
+    vkResetDescriptorPool(device_, f.descriptors, 0);
+    f.sets_used = 0;
+    f.staging_head = 0;
+    vk_check(r, "vkQueueSubmit");
+  }
+  f.serial = ++submitted_;
+  f.in_flight = true;
+  current_ = (current_ + 1) % frames_.size();
   if (pipeline_cache_dirty_) save_pipeline_cache_locked();
+}
+
+void Context::wait_locked(Frame& f) {
+  if (!f.in_flight) return;
+  // Frames are submitted and waited in turn, so every earlier submission is done too.
+  const VkResult r = vkWaitForFences(device_, 1, &f.fence, VK_TRUE, UINT64_MAX);
+  f.in_flight = false;
+  vkResetFences(device_, 1, &f.fence);
+  vkResetCommandBuffer(f.cmd, 0);
+  vkResetDescriptorPool(device_, f.descriptors, 0);
+  f.sets_used = 0;
+  f.staging_head = 0;
+  completed_ = std::max(completed_, f.serial);
+  collect_garbage_locked();
+  vk_check(r, "vkWaitForFences");
+}
+
+void Context::synchronize_locked() {
+  flush_locked();
+  // The older submission first (current_ is the next to record, so its frame is the older).
+  for (size_t i = 0; i < frames_.size(); ++i) wait_locked(frames_[(current_ + i) % frames_.size()]);
+}
+
+void Context::flush() {
+  std::lock_guard lock(mutex_);
+  flush_locked();
 }
 
 void Context::synchronize() {
   std::lock_guard lock(mutex_);
-  submit_and_wait_locked();
+  synchronize_locked();
 }
 
 const Pipeline& Context::pipeline_locked(const std::string& shader, uint32_t bindings,
@@ -412,16 +323,17 @@ void Context::dispatch(const std::string& shader, std::span<const Arg> args,
   std::lock_guard lock(mutex_);
   const Pipeline& p = pipeline_locked(shader, static_cast<uint32_t>(args.size()),
                                       static_cast<uint32_t>(push.size()));
-  if (descriptor_sets_used_ == kDescriptorSets) submit_and_wait_locked();
+  if (frame().sets_used == kDescriptorSets) flush_locked();
   begin_locked();
+  Frame& f = frame();
 
   VkDescriptorSetAllocateInfo ai{.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
-                                 .descriptorPool = descriptor_pool_,
+                                 .descriptorPool = f.descriptors,
                                  .descriptorSetCount = 1,
                                  .pSetLayouts = &p.set_layout};
   VkDescriptorSet set = VK_NULL_HANDLE;
   vk_check(vkAllocateDescriptorSets(device_, &ai, &set), "vkAllocateDescriptorSets");
-  ++descriptor_sets_used_;
+  ++f.sets_used;
 
   std::array<VkDescriptorBufferInfo, kMaxBindings> infos{};
   std::array<VkWriteDescriptorSet, kMaxBindings> writes{};
@@ -448,11 +360,11 @@ void Context::dispatch(const std::string& shader, std::span<const Arg> args,
     std::memcpy(push.data() + 4 * i, &rem, 4);
   }
   vkUpdateDescriptorSets(device_, static_cast<uint32_t>(args.size()), writes.data(), 0, nullptr);
-  vkCmdBindPipeline(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, p.pipeline);
-  vkCmdBindDescriptorSets(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, p.layout, 0, 1, &set, 0, nullptr);
-  vkCmdPushConstants(cmd_, p.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0,
+  vkCmdBindPipeline(f.cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p.pipeline);
+  vkCmdBindDescriptorSets(f.cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p.layout, 0, 1, &set, 0, nullptr);
+  vkCmdPushConstants(f.cmd, p.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0,
                      static_cast<uint32_t>(push.size()), push.data());
-  vkCmdDispatch(cmd_, gx, gy, gz);
+  vkCmdDispatch(f.cmd, gx, gy, gz);
   barrier_locked();
 }
 
@@ -460,40 +372,63 @@ void Context::upload(const Buffer& dst, size_t offset, const void* src, size_t b
   check(offset <= dst.size() && bytes <= dst.size() - offset, "[vulkan] upload of ", bytes,
         " bytes at offset ", offset, " into a buffer of ", dst.size());
   std::lock_guard lock(mutex_);
-  ensure_staging_locked();
   const auto* in = static_cast<const uint8_t*>(src);
   while (bytes > 0) {
-    if (staging_head_ == staging_size_) submit_and_wait_locked();
-    const size_t n = std::min(bytes, staging_size_ - staging_head_);
-    std::memcpy(static_cast<uint8_t*>(staging_map_) + staging_head_, in, n);
     begin_locked();
-    VkBufferCopy region{.srcOffset = staging_head_, .dstOffset = offset, .size = n};
-    vkCmdCopyBuffer(cmd_, staging_.buffer, dst.handle().buffer, 1, &region);
+    Frame& f = frame();
+    ensure_staging_locked(f);
+    if (f.staging_head == kStagingBytes) {
+      flush_locked();  // this frame's staging is full: go on in the other one
+      continue;
+    }
+    const size_t n = std::min(bytes, kStagingBytes - f.staging_head);
+    std::memcpy(static_cast<uint8_t*>(f.staging_map) + f.staging_head, in, n);
+    VkBufferCopy region{.srcOffset = f.staging_head, .dstOffset = offset, .size = n};
+    vkCmdCopyBuffer(f.cmd, f.staging.buffer, dst.handle().buffer, 1, &region);
     barrier_locked();
-    staging_head_ = std::min(staging_size_, (staging_head_ + n + 15) / 16 * 16);
+    f.staging_head = std::min(kStagingBytes, (f.staging_head + n + 15) / 16 * 16);
     in += n;
     offset += n;
     bytes -= n;
   }
 }
 
+void Context::copy(const Buffer& src, size_t src_offset, const Buffer& dst, size_t dst_offset,
+                   size_t bytes) {
+  std::lock_guard lock(mutex_);
+  begin_locked();
+  VkBufferCopy region{.srcOffset = src_offset, .dstOffset = dst_offset, .size = bytes};
+  vkCmdCopyBuffer(frame().cmd, src.handle().buffer, dst.handle().buffer, 1, &region);
+  barrier_locked();
+}
+
 void Context::download(const Buffer& src, size_t offset, void* dst, size_t bytes) {
   check(offset <= src.size() && bytes <= src.size() - offset, "[vulkan] download of ", bytes,
         " bytes at offset ", offset, " from a buffer of ", src.size());
   std::lock_guard lock(mutex_);
-  ensure_staging_locked();
   auto* out = static_cast<uint8_t*>(dst);
   do {
-    if (staging_head_ == staging_size_) submit_and_wait_locked();
-    const size_t at = staging_head_, n = std::min(bytes, staging_size_ - at);
     begin_locked();
+    Frame& f = frame();
+    ensure_staging_locked(f);
+    if (f.staging_head == kStagingBytes) {
+      flush_locked();
+      continue;
+    }
+    const size_t at = f.staging_head, n = std::min(bytes, kStagingBytes - at);
     if (n > 0) {
       VkBufferCopy region{.srcOffset = offset, .dstOffset = at, .size = n};
-      vkCmdCopyBuffer(cmd_, src.handle().buffer, staging_.buffer, 1, &region);
+      vkCmdCopyBuffer(f.cmd, src.handle().buffer, f.staging.buffer, 1, &region);
+      // Make the copy available to host reads; after the fence wait the host sees it (the
+      // staging memory is coherent).
+      VkMemoryBarrier hb{.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                         .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
+                         .dstAccessMask = VK_ACCESS_HOST_READ_BIT};
+      vkCmdPipelineBarrier(f.cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1,
+                           &hb, 0, nullptr, 0, nullptr);
     }
-    // Host reads after the wait below: the fence makes device writes available (coherent memory).
-    submit_and_wait_locked();
-    std::memcpy(out, static_cast<const uint8_t*>(staging_map_) + at, n);
+    synchronize_locked();
+    std::memcpy(out, static_cast<const uint8_t*>(f.staging_map) + at, n);
     out += n;
     offset += n;
     bytes -= n;
@@ -532,7 +467,9 @@ void Context::save_pipeline_cache_locked() {
   if (vkGetPipelineCacheData(device_, pipeline_cache_, &size, data.data()) != VK_SUCCESS) return;
   std::error_code ec;
   std::filesystem::create_directories(path.parent_path(), ec);
-  const auto tmp = path.string() + ".tmp";
+  // A private temporary name, then an atomic rename: processes sharing the cache never see (or
+  // write into) a half-written file.
+  const auto tmp = cat(path.string(), ".tmp.", ::getpid());
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) return;
@@ -546,23 +483,6 @@ void Context::save_pipeline_cache_locked() {
 
 // ---- public entries -----------------------------------------------------------------------------
 
-void set_device_budget(int device, int64_t bytes) {
-  detail::Context::get(device).set_budget(bytes);
-}
-
-int64_t device_budget(int device) {
-  return detail::Context::get(device).budget();
-}
-
-Buffer::Buffer(int device, size_t bytes)
-    : device_(device), size_(bytes), handle_(std::make_unique<Handle>()) {
-  detail::Context::get(device).allocate(*handle_, bytes);
-}
-
-Buffer::~Buffer() {
-  if (handle_ && handle_->buffer) detail::Context::get(device_).release(*handle_);
-}
-
 void upload(const Buffer& dst, size_t dst_offset, const void* src, size_t bytes) {
   detail::Context::get(dst.device_index()).upload(dst, dst_offset, src, bytes);
 }
@@ -572,9 +492,7 @@ void download(const Buffer& src, size_t src_offset, void* dst, size_t bytes) {
 }
 
 void flush(int device) {
-  // One command buffer per device for now, so flushing means waiting too; a ring of command
-  // buffers (record the next while the GPU runs this one) can make this asynchronous later.
-  detail::Context::get(device).synchronize();
+  detail::Context::get(device).flush();
 }
 
 void synchronize(int device) {

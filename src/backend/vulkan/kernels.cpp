@@ -56,9 +56,10 @@ const char* weight_variant(DType t) {
 // path); past it, matmul_tiled.comp. A first guess: to be set from benchmarks on real GPUs.
 constexpr int64_t kMatvecMaxRows = 8;
 
-// Rows are decoded 32 values at a time; the K-quant blocks hold 256.
+// Row lengths the shaders take: any for the float types (their last 32-value chunk may be
+// partial), whole blocks for the quantized ones (32 values, 256 for the K-quants and IQ4_XS).
 int64_t weight_granule(DType t) {
-  return std::max<int64_t>(32, dtype_block_size(t));
+  return dtype_block_size(t);
 }
 
 // The ref's buffer holds `bytes` from its offset (all shaders index below 2^32 bytes).
@@ -145,7 +146,13 @@ void matmul(const MatmulArgs& a) {
          u32(op, a.ldy)};
   const std::initializer_list<Arg> args = {
       {a.x.buffer, a.x.offset}, {a.w.buffer, a.w.offset}, {a.y.buffer, a.y.offset}};
-  if (a.m > kMatvecMaxRows) {
+  const auto& limits = Context::get(device_of(op, a.w)).properties().limits;
+  // The tiled shader needs 256 invocations and 16.5 KiB of shared memory, above Vulkan's
+  // guaranteed minimums (128, 16 KiB) though far below what desktop GPUs have.
+  const bool tiled_fits = limits.maxComputeWorkGroupInvocations >= 256 &&
+                          limits.maxComputeWorkGroupSize[0] >= 256 &&
+                          limits.maxComputeSharedMemorySize >= 2 * 64 * 33 * sizeof(float);
+  if (a.m > kMatvecMaxRows && tiled_fits) {
     // Prompts: 64 x 64 output tiles, each weight decoded once per 64 rows of x.
     constexpr int64_t kTile = 64;  // TILE in matmul_tiled.comp
     run(device_of(op, a.w), std::string("matmul_tiled_") + variant, args, push,
@@ -217,7 +224,7 @@ void eltwise(const char* op, uint32_t code, BufferRef a, BufferRef b, BufferRef 
   need_f32(op, "y", y, static_cast<uint64_t>(n));
   if (code != 2) need_f32(op, "b", b, static_cast<uint64_t>(nb));
   const BufferRef bb = code != 2 ? b : a;
-  const auto g = grid((static_cast<uint64_t>(n) + 255) / 256);
+  const auto g = grid((static_cast<uint64_t>(n) + 127) / 128);  // 128: eltwise.comp
   run(device_of(op, a), "eltwise",
       {{a.buffer, a.offset}, {bb.buffer, bb.offset}, {y.buffer, y.offset}},
       EltwisePush{0, 0, 0, u32(op, n), u32(op, std::max<int64_t>(nb, 1)), code, s}, g[0], g[1]);
@@ -308,6 +315,117 @@ void get_rows(DType type, BufferRef table, size_t row_bytes, int64_t n_rows, Buf
   run(device_of(op, table), std::string("get_rows_") + variant,
       {{table.buffer, table.offset}, {ids.buffer, ids.offset}, {out.buffer, out.offset}}, push,
       g[0], g[1]);
+}
+
+void copy(BufferRef src, BufferRef dst, size_t bytes) {
+  need("copy", "src", src, bytes);
+  need("copy", "dst", dst, bytes);
+  check(src.buffer->device_index() == dst.buffer->device_index(),
+        "[vulkan] copy: from vulkan:", src.buffer->device_index(),
+        " to vulkan:", dst.buffer->device_index(), " (copies between devices go through the host)");
+  if (bytes == 0) return;
+  Context::get(src.buffer->device_index())
+      .copy(*src.buffer, src.offset, *dst.buffer, dst.offset, bytes);
+}
+
+void convert_rows(BufferRef src, int64_t ld_src, DType dst_type, BufferRef dst, size_t ld_dst,
+                  int64_t rows, int64_t n) {
+  const char* op = "convert_rows";
+  const char* variant = dst_type == DType::F32    ? "f32"
+                        : dst_type == DType::F16  ? "f16"
+                        : dst_type == DType::Q8_0 ? "q8_0"
+                                                  : nullptr;
+  check(variant != nullptr, "[vulkan] convert_rows: to ", dtype_name(dst_type),
+        " (supported: f32, f16, q8_0)");
+  check(n >= 0 && rows >= 0 && n % dtype_block_size(dst_type) == 0, "[vulkan] convert_rows: ", rows,
+        " rows of ", n, " values (", dtype_name(dst_type), " needs a multiple of ",
+        dtype_block_size(dst_type), ")");
+  if (rows == 0 || n == 0) return;
+  const size_t row_bytes = dtype_row_bytes(dst_type, n);
+  const size_t align = dst_type == DType::F32 ? 4 : 2;
+  check(ld_src >= n && ld_dst >= row_bytes && ld_dst % align == 0 && dst.offset % align == 0,
+        "[vulkan] convert_rows: strides ", ld_src, " / ", ld_dst, " bytes or offset ", dst.offset,
+        " do not fit rows of ", n, " ", dtype_name(dst_type));
+  need_f32(op, "src", src, static_cast<uint64_t>((rows - 1) * ld_src + n));
+  need(op, "dst", dst, static_cast<uint64_t>(rows - 1) * ld_dst + row_bytes);
+  struct {
+    uint32_t src_off, dst_off, rows, n, ld_src, ld_dst;
+  } push{0, 0, u32(op, rows), u32(op, n), u32(op, ld_src), u32(op, static_cast<int64_t>(ld_dst))};
+  const uint64_t threads = static_cast<uint64_t>(rows) * static_cast<uint64_t>((n + 31) / 32);
+  const auto g = grid((threads + 63) / 64);
+  run(device_of(op, src), std::string("convert_") + variant,
+      {{src.buffer, src.offset}, {dst.buffer, dst.offset}}, push, g[0], g[1]);
+}
+
+void attention(const AttentionArgs& a) {
+  const char* op = "attention";
+  const char* variant = a.kv_type == DType::F32    ? "f32"
+                        : a.kv_type == DType::F16  ? "f16"
+                        : a.kv_type == DType::Q8_0 ? "q8_0"
+                                                   : nullptr;
+  check(variant != nullptr, "[vulkan] attention: KV cache type ", dtype_name(a.kv_type),
+        " (supported: f32, f16, q8_0)");
+  check(a.d > 0 && a.d <= 256 && a.d % dtype_block_size(a.kv_type) == 0,
+        "[vulkan] attention: head size ", a.d, " must be in 1..256 and a multiple of ",
+        dtype_block_size(a.kv_type), " for ", dtype_name(a.kv_type));
+  check(a.n_head > 0 && a.n_kv_head > 0 && a.n_head % a.n_kv_head == 0,
+        "[vulkan] attention: ", a.n_head, " query heads are not a multiple of ", a.n_kv_head,
+        " KV heads");
+  check(a.tq >= 0 && a.tk >= 0 && a.pos0 >= 0 && a.window >= 0, "[vulkan] attention: tq=", a.tq,
+        " tk=", a.tk, " pos0=", a.pos0, " window=", a.window);
+  if (a.tq == 0) return;
+  u32(op, a.pos0 + a.tq);  // the last query's position fits the shader's 32 bits too
+  const size_t head_bytes = dtype_row_bytes(a.kv_type, a.d);
+  check(a.ldq >= a.n_head * a.d && a.ldo >= a.n_head * a.d &&
+            a.ldk >= head_bytes * static_cast<size_t>(a.n_kv_head) &&
+            a.ldv >= head_bytes * static_cast<size_t>(a.n_kv_head),
+        "[vulkan] attention: strides ldq=", a.ldq, " ldo=", a.ldo, " ldk=", a.ldk, " ldv=", a.ldv,
+        " below the row sizes");
+  const size_t align = a.kv_type == DType::F32 ? 4 : 2;
+  check(a.k.offset % align == 0 && a.v.offset % align == 0 && a.ldk % align == 0 &&
+            a.ldv % align == 0,
+        "[vulkan] attention: K/V offsets ", a.k.offset, "/", a.v.offset, " or strides ", a.ldk, "/",
+        a.ldv, " misaligned for ", dtype_name(a.kv_type));
+  need_f32(op, "q", a.q, static_cast<uint64_t>((a.tq - 1) * a.ldq + a.n_head * a.d));
+  need_f32(op, "out", a.out, static_cast<uint64_t>((a.tq - 1) * a.ldo + a.n_head * a.d));
+  if (a.tk > 0) {
+    const uint64_t kv_bytes =
+        static_cast<uint64_t>(a.tk - 1) * a.ldk + head_bytes * static_cast<uint64_t>(a.n_kv_head);
+    need(op, "k", a.k, kv_bytes);
+    need(op, "v", a.v,
+         static_cast<uint64_t>(a.tk - 1) * a.ldv + head_bytes * static_cast<uint64_t>(a.n_kv_head));
+  }
+  struct {
+    uint32_t q_off, k_off, v_off, o_off, tq, tk, n_head, n_kv_head, d, ldq, ldo, ldk, ldv,
+        head_bytes, pos0, window, causal;
+    float scale;
+  } push{0,
+         0,
+         0,
+         0,
+         u32(op, a.tq),
+         u32(op, a.tk),
+         u32(op, a.n_head),
+         u32(op, a.n_kv_head),
+         u32(op, a.d),
+         u32(op, a.ldq),
+         u32(op, a.ldo),
+         u32(op, static_cast<int64_t>(a.ldk)),
+         u32(op, static_cast<int64_t>(a.ldv)),
+         u32(op, static_cast<int64_t>(head_bytes)),
+         u32(op, a.pos0),
+         u32(op, a.window),
+         a.causal ? 1u : 0u,
+         a.scale};
+  // With tk = 0 the buffers are not read; bind q in their place.
+  const BufferRef k = a.tk > 0 ? a.k : a.q, v = a.tk > 0 ? a.v : a.q;
+  const auto g = grid(static_cast<uint64_t>(a.tq * a.n_head));
+  run(device_of(op, a.q), std::string("attention_") + variant,
+      {{a.q.buffer, a.q.offset},
+       {k.buffer, k.offset},
+       {v.buffer, v.offset},
+       {a.out.buffer, a.out.offset}},
+      push, g[0], g[1]);
 }
 
 void rope(BufferRef x, BufferRef y, BufferRef cos_sin, int64_t T, int64_t n_head, int64_t head_dim,

@@ -1,5 +1,6 @@
 // The Vulkan backend when the build had no libvulkan-dev or glslc: no devices, and every entry
 // that would need one says that Vulkan is not built.
+#include "backend/vulkan/bench.h"
 #include "backend/vulkan/vulkan.h"
 #include "core/error.h"
 
@@ -38,6 +39,12 @@ Buffer::Buffer(int device, size_t bytes) : device_(device), size_(bytes) {
   not_built("Buffer");
 }
 Buffer::~Buffer() = default;
+
+BufferRef buffer_of(const Tensor& t) {
+  const auto* b = dynamic_cast<const Buffer*>(t.storage().get());
+  check(b != nullptr, "[vulkan] ", t.str(), " is not in Vulkan device memory");
+  return {b, t.offset()};
+}
 
 void upload(const Buffer&, size_t, const void*, size_t) {
   not_built("upload");
@@ -81,8 +88,24 @@ void argmax(BufferRef, BufferRef, int64_t, int64_t) {
 void get_rows(DType, BufferRef, size_t, int64_t, BufferRef, BufferRef, int64_t, int64_t) {
   not_built("get_rows");
 }
+void copy(BufferRef, BufferRef, size_t) {
+  not_built("copy");
+}
+void convert_rows(BufferRef, int64_t, DType, BufferRef, size_t, int64_t, int64_t) {
+  not_built("convert_rows");
+}
+void attention(const AttentionArgs&) {
+  not_built("attention");
+}
 void rope(BufferRef, BufferRef, BufferRef, int64_t, int64_t, int64_t, int64_t, RopeStyle) {
   not_built("rope");
+}
+
+BenchReport benchmark(int, const BenchOptions&) {
+  not_built("benchmark");
+}
+std::string format_bench(const BenchReport&) {
+  return "vulkan not built\n";
 }
 
 }  // namespace eight::vulkan

@@ -13,9 +13,11 @@
 // VK_EXT_memory_budget value, minus kDeviceReserveBytes) before vkAllocateMemory is called.
 //
 // Execution: kernels *record* a dispatch into the device's current command buffer (with a
-// barrier after it, so a later dispatch sees its writes); nothing runs until the host needs data:
-// download() and synchronize() submit and wait on a fence. Buffers freed while recorded work is
-// pending are released after that work has finished.
+// barrier after it, so a later dispatch sees its writes); nothing runs until it is submitted:
+// flush() submits without waiting (the host records the next command buffer while the device
+// runs this one; two are in flight at most), download() and synchronize() submit and wait on a
+// fence. Buffers freed while recorded or submitted work may use them are released once that
+// work has finished.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -24,6 +26,7 @@
 
 #include "core/dtype.h"
 #include "core/storage.h"
+#include "core/tensor.h"
 
 namespace eight::vulkan {
 
@@ -39,7 +42,9 @@ struct DeviceInfo {
   int64_t memory_bytes = 0;  // size of the largest device-local heap
   int64_t free_bytes = -1;   // VK_EXT_memory_budget's budget - usage of that heap; -1 unknown
   std::string driver;        // driver name and version info, when the driver reports it
-  std::vector<std::string> features;  // "subgroup_size=8", "fp16", "int8_dot", "coopmat", ...
+  // "subgroup_size=N", "fp16", "int8", "int64", "int8_dot" (accelerated 4x8-bit dot product) or
+  // "int8_dot_emulated", "coopmat" (VK_KHR_cooperative_matrix), "coopmat2", "memory_budget".
+  std::vector<std::string> features;
 };
 
 // Every physical device the loader reports, in its order (index = N of "vulkan:N"). Empty when
@@ -82,12 +87,13 @@ class Buffer final : public Storage {
   std::unique_ptr<Handle> handle_;
 };
 
-// Host <-> device copies through the device's host-visible staging buffer. upload() records the
-// copy in order with the kernels (and may submit when the staging buffer is full); download()
-// submits everything recorded so far and waits for it.
+// Host <-> device copies through host-visible staging buffers (32 MiB per command buffer).
+// upload() copies the bytes into staging at once and records the device copy in order with the
+// kernels (submitting when staging is full), so `src` may be reused on return; download() submits
+// everything recorded so far, waits for it and copies out.
 void upload(const Buffer& dst, size_t dst_offset, const void* src, size_t bytes);
 void download(const Buffer& src, size_t src_offset, void* dst, size_t bytes);
-// Submits the recorded work without waiting / submits and waits for it.
+// Submits the recorded work without waiting / submits it and waits for all submitted work.
 void flush(int device);
 void synchronize(int device);
 
@@ -98,11 +104,17 @@ struct BufferRef {
   const Buffer* buffer = nullptr;
   size_t offset = 0;  // bytes
 };
+// The device bytes behind a tensor whose storage is a Buffer (Error for any other tensor):
+//   auto t = Tensor::from_storage(std::make_shared<vulkan::Buffer>(0, bytes), 0, shape, dtype);
+//   vulkan::rms_norm(vulkan::buffer_of(t), ...);
+// Such a tensor's raw() is not a host address: only its storage and offset mean anything.
+BufferRef buffer_of(const Tensor& t);
 
 // y[m, n] = x[m, k] · w[n, k]ᵀ, as cpu::MatmulProblem: x f32 rows at x + i * ldx (elements),
 // w rows of w_type at w + j * ldw (bytes), y f32 rows at y + i * ldy (elements). Up to 8 rows of
 // x (decode, small batches): one workgroup per output row reduces over k for 4 rows of x at once.
 // More rows (prompts): 64 x 64 output tiles with the weights decoded into shared memory.
+// For quantized w, k is a whole number of blocks (32 values; 256 for the K-quants and IQ4_XS).
 struct MatmulArgs {
   int64_t m = 0, n = 0, k = 0;
   BufferRef x;
@@ -141,9 +153,40 @@ void layer_norm(BufferRef x, BufferRef w, BufferRef b, BufferRef y, int64_t rows
 // row without numbers), as ops::argmax.
 void argmax(BufferRef x, BufferRef out, int64_t rows, int64_t n);
 // out[i, :] = the n_cols values of row ids[i] (int32) of a table of `type` rows, row r at
-// table + r * row_bytes. Any matmul weight type. Ids outside [0, n_rows) give zeros.
+// table + r * row_bytes. Any matmul weight type; n_cols as matmul's k. Ids outside [0, n_rows)
+// give zeros.
 void get_rows(DType type, BufferRef table, size_t row_bytes, int64_t n_rows, BufferRef ids,
               BufferRef out, int64_t n_ids, int64_t n_cols);
+// Records a device-to-device copy of `bytes` (in order with the kernels).
+void copy(BufferRef src, BufferRef dst, size_t bytes);
+// Writes `rows` rows of n f32 values (src row r at + r * ld_src elements) as dst_type (F32, F16,
+// or Q8_0 with n a multiple of 32) at dst + r * ld_dst bytes: the KV cache write. Encodes as the
+// CPU does (round to nearest even; Q8_0's d = amax / 127), up to the device's division rounding.
+void convert_rows(BufferRef src, int64_t ld_src, DType dst_type, BufferRef dst, size_t ld_dst,
+                  int64_t rows, int64_t n);
+
+// Attention with grouped-query heads, as cpu::AttentionProblem: q [tq, n_head, d] f32 (row t at
+// q + t * ldq elements, head h at + h * d); k, v: [tk, n_kv_head, d] of kv_type (F32, F16 or
+// Q8_0), row t at + t * ldk / ldv bytes, head at + kh * dtype_row_bytes(kv_type, d); out like q
+// with ldo. Query t sits at position pos0 + t and sees keys j <= pos0 + t (causal) and, with
+// window > 0, j > pos0 + t - window. d <= 256 (Q8_0: a multiple of 32). One workgroup per query
+// and head with an online softmax over chunks of 64 keys (decode and short prompts).
+struct AttentionArgs {
+  int64_t tq = 0, tk = 0, n_head = 0, n_kv_head = 0, d = 0;
+  BufferRef q;
+  int64_t ldq = 0;
+  DType kv_type = DType::F16;
+  BufferRef k, v;
+  size_t ldk = 0, ldv = 0;
+  BufferRef out;
+  int64_t ldo = 0;
+  float scale = 1;
+  bool causal = true;
+  int64_t pos0 = 0;
+  int64_t window = 0;
+};
+void attention(const AttentionArgs& a);
+
 // Rotary embedding of x [T, n_head, head_dim] f32 into y (may alias x). The ops layer computes
 // the angles (any scaling rule: linear, YaRN, Llama 3, LongRoPE) as ops::rope_angles does and
 // uploads cos_sin [T, 2, n_dims / 2] f32: cos then sin for each position. Pairs are (2i, 2i+1)

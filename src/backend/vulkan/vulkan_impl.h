@@ -4,6 +4,8 @@
 // dispatch helper the kernels use. Only files in backend/vulkan include this.
 #include <vulkan/vulkan.h>
 
+#include <algorithm>
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -24,6 +26,9 @@ struct Buffer::Handle {
 
 namespace detail {
 
+// Whether the device contexts have been destroyed at process exit.
+bool shut_down();
+
 // "VK_ERROR_OUT_OF_DEVICE_MEMORY" etc.
 const char* result_name(VkResult r);
 // Throws Error "[vulkan] <what> failed: <result>" unless r is VK_SUCCESS.
@@ -40,6 +45,24 @@ uint32_t device_local_heap(VkPhysicalDevice pd);
 int64_t device_local_heap_size(VkPhysicalDevice pd);
 int64_t device_local_heap_budget(VkPhysicalDevice pd, int64_t* usage);
 
+// Each frame's staging buffer: uploads and downloads larger than this go through it in pieces.
+inline constexpr size_t kStagingBytes = size_t{32} << 20;
+
+// A memory type allowed by `bits` with all of `want`; -1 when there is none.
+inline int find_memory_type(const VkPhysicalDeviceMemoryProperties& mp, uint32_t bits,
+                            VkMemoryPropertyFlags want) {
+  for (uint32_t i = 0; i < mp.memoryTypeCount; ++i)
+    if ((bits & (1u << i)) && (mp.memoryTypes[i].propertyFlags & want) == want)
+      return static_cast<int>(i);
+  return -1;
+}
+
+// Bytes a Buffer of `bytes` really holds: whole 32-bit words (shaders read words), at least one
+// (Vulkan has no empty buffers).
+inline VkDeviceSize word_size(size_t bytes) {
+  return std::max<VkDeviceSize>(4, (bytes + 3) / 4 * 4);
+}
+
 // One argument of a dispatch: a range of a device buffer. The dispatcher binds it from an offset
 // aligned to minStorageBufferOffsetAlignment and writes the remainder (bytes) into the push
 // constants: the first 4-byte fields of every shader's push-constant block, in binding order.
@@ -53,6 +76,20 @@ struct Pipeline {
   VkPipelineLayout layout = VK_NULL_HANDLE;
   VkPipeline pipeline = VK_NULL_HANDLE;
   uint32_t bindings = 0, push_bytes = 0;
+};
+
+// What one submission owns: its command buffer, fence, descriptor sets and staging buffer. Two
+// frames alternate, so the host records the next submission while the device runs the last.
+struct Frame {
+  VkCommandBuffer cmd = VK_NULL_HANDLE;
+  VkFence fence = VK_NULL_HANDLE;
+  VkDescriptorPool descriptors = VK_NULL_HANDLE;
+  uint32_t sets_used = 0;
+  Buffer::Handle staging;  // host-visible, filled front to back, created on first use
+  void* staging_map = nullptr;
+  size_t staging_head = 0;
+  uint64_t serial = 0;  // of its last submission
+  bool in_flight = false;
 };
 
 class Context {
@@ -74,7 +111,7 @@ class Context {
   int64_t budget();
   void set_budget(int64_t bytes);  // < 0: the default
   void allocate(Buffer::Handle& h, size_t bytes);
-  void release(Buffer::Handle& h);  // deferred while recorded work may still use it
+  void release(Buffer::Handle& h);  // deferred while submitted or recorded work may use it
 
   // Recording. `push` holds the shader's whole push-constant block; its first args.size() uint32
   // fields are overwritten with the binding remainders. groups: x, y, z workgroup counts.
@@ -82,18 +119,26 @@ class Context {
                 uint32_t gx, uint32_t gy, uint32_t gz);
   void upload(const Buffer& dst, size_t offset, const void* src, size_t bytes);
   void download(const Buffer& src, size_t offset, void* dst, size_t bytes);
-  void synchronize();
+  void copy(const Buffer& src, size_t src_offset, const Buffer& dst, size_t dst_offset,
+            size_t bytes);
+  void flush();        // submit what is recorded; do not wait
+  void synchronize();  // submit and wait for everything
 
  private:
+  Frame& frame() { return frames_[current_]; }
+  int64_t budget_locked();
   void begin_locked();
-  void submit_and_wait_locked();
+  void flush_locked();
+  void wait_locked(Frame& f);
+  void synchronize_locked();
   void barrier_locked();
   const Pipeline& pipeline_locked(const std::string& shader, uint32_t bindings,
                                   uint32_t push_bytes);
-  void ensure_staging_locked();
+  void ensure_staging_locked(Frame& f);
+  void collect_garbage_locked();
   void load_pipeline_cache();
   void save_pipeline_cache_locked();
-  void free_handle(Buffer::Handle& h);
+  void free_handle(Buffer::Handle& h, bool staging = false);
 
   int index_;
   VkPhysicalDevice physical_ = VK_NULL_HANDLE;
@@ -104,23 +149,23 @@ class Context {
   VkQueue queue_ = VK_NULL_HANDLE;
   uint32_t queue_family_ = 0;
   VkCommandPool pool_ = VK_NULL_HANDLE;
-  VkCommandBuffer cmd_ = VK_NULL_HANDLE;
-  VkFence fence_ = VK_NULL_HANDLE;
-  VkDescriptorPool descriptor_pool_ = VK_NULL_HANDLE;
-  uint32_t descriptor_sets_used_ = 0;
+  std::array<Frame, 2> frames_;
+  size_t current_ = 0;                      // the frame being recorded (or recorded next)
+  bool recording_ = false;                  // frame() has commands not yet submitted
+  uint64_t submitted_ = 0, completed_ = 0;  // serials: submissions made / known finished
   VkPipelineCache pipeline_cache_ = VK_NULL_HANDLE;
   bool pipeline_cache_dirty_ = false;
   std::map<std::string, Pipeline> pipelines_;
-  bool recording_ = false;
   int64_t budget_ = -1;  // < 0: not set, use the default
-
-  // Host-visible staging buffer, filled front to back between submissions.
-  Buffer::Handle staging_;
-  void* staging_map_ = nullptr;
-  size_t staging_size_ = 0, staging_head_ = 0;
   bool staging_on_device_heap_ = false;
 
-  std::vector<Buffer::Handle> deferred_;  // released after the next fence wait
+  // Buffers released while work that may use them is pending: freed once submission `serial`
+  // has finished.
+  struct Garbage {
+    Buffer::Handle handle;
+    uint64_t serial;
+  };
+  std::vector<Garbage> garbage_;
   std::mutex mutex_;
 };
 

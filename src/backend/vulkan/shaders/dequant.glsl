@@ -54,6 +54,28 @@ int q3_scale(uint sb, uint idx) {
   return int(lo | (hi << 4)) - 32;
 }
 
+#if defined(W_F32) || defined(W_F16) || defined(W_BF16)
+// Float rows may end mid-chunk (a convolution's k = channels x kernel area, say): values l < count
+// of chunk c, zeros after, without reading past the row.
+#define FLOAT_WEIGHTS 1
+void decode_tail(uint rb, uint c, uint count, out float v[32]) {
+  for (uint l = 0u; l < 32u; ++l) {
+    const uint e = c * 32u + l;
+    if (l >= count) {
+      v[l] = 0.0;
+      continue;
+    }
+#if defined(W_F32)
+    v[l] = uintBitsToFloat(w[(rb >> 2) + e]);
+#elif defined(W_F16)
+    v[l] = f16_at(rb + 2u * e);
+#else
+    v[l] = uintBitsToFloat(u16_at(rb + 2u * e) << 16);
+#endif
+  }
+}
+#endif
+
 void decode32(uint rb, uint c, out float v[32]) {
 #if defined(W_F32)
   uint base = (rb >> 2) + c * 32u;
@@ -183,4 +205,16 @@ void decode32(uint rb, uint c, out float v[32]) {
 #else
 #error "dequant.glsl needs one W_* define"
 #endif
+}
+
+// Chunk c of a row of `len` values: decode32, or decode_tail for a float row's partial last chunk.
+void decode_chunk(uint rb, uint c, uint len, out float v[32]) {
+#if defined(FLOAT_WEIGHTS)
+  const uint count = min(32u, len - c * 32u);
+  if (count < 32u) {
+    decode_tail(rb, c, count, v);
+    return;
+  }
+#endif
+  decode32(rb, c, v);
 }

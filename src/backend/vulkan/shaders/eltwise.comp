@@ -3,7 +3,8 @@
 //   op 0: y = a + b[i % nb]   op 1: y = a * b[i % nb]   op 2: y = a * s   op 3: y = silu(a) * b
 //   op 4..8: y = silu(a), gelu(a) (erf), gelu_tanh(a), quick_gelu(a), relu(a)
 
-layout(local_size_x = 256) in;
+// 128 invocations: within what every Vulkan device guarantees.
+layout(local_size_x = 128) in;
 
 layout(std430, binding = 0) readonly buffer ABuf { float a[]; };
 layout(std430, binding = 1) readonly buffer BBuf { float b[]; };
@@ -37,7 +38,7 @@ float unary(uint op, float x) {
 }
 
 void main() {
-  const uint i = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * 256u +
+  const uint i = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * 128u +
                  gl_LocalInvocationID.x;
   if (i >= p.n) return;
   const float av = a[p.a_off / 4u + i];

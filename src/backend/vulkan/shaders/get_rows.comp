@@ -25,12 +25,13 @@ void main() {
   const uint rb = p.w_off + (valid ? uint(id) : 0u) * p.row_bytes;
   const uint ob = p.out_off / 4u + i * p.n_cols;
   float v[32];
-  for (uint c = gl_LocalInvocationID.x; c < p.n_cols / 32u; c += 64u) {
+  for (uint c = gl_LocalInvocationID.x; c < (p.n_cols + 31u) / 32u; c += 64u) {
     if (valid) {
-      decode32(rb, c, v);
+      decode_chunk(rb, c, p.n_cols, v);
     } else {
       for (uint l = 0u; l < 32u; ++l) v[l] = 0.0;
     }
-    for (uint l = 0u; l < 32u; ++l) outv[ob + c * 32u + l] = v[l];
+    const uint count = min(32u, p.n_cols - c * 32u);  // float rows may end mid-chunk
+    for (uint l = 0u; l < count; ++l) outv[ob + c * 32u + l] = v[l];
   }
 }

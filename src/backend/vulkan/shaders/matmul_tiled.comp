@@ -33,10 +33,11 @@ void main() {
   for (uint i = 0u; i < 4u; ++i)
     for (uint j = 0u; j < 4u; ++j) acc[i][j] = 0.0;
   float v[32];
-  for (uint c = 0u; c < p.k / STEP; ++c) {
+  for (uint c = 0u; c < (p.k + STEP - 1u) / STEP; ++c) {  // float rows may end mid-chunk
+    const uint count = min(STEP, p.k - c * STEP);
     if (tid < TILE) {
       if (n0 + tid < p.n) {
-        decode32(p.w_off + (n0 + tid) * p.ldw, c, v);
+        decode_chunk(p.w_off + (n0 + tid) * p.ldw, c, p.k, v);
       } else {
         for (uint l = 0u; l < STEP; ++l) v[l] = 0.0;
       }
@@ -44,7 +45,8 @@ void main() {
     }
     for (uint e = tid; e < TILE * STEP; e += 256u) {
       const uint r = e / STEP, l = e % STEP;
-      xs[r][l] = m0 + r < p.m ? x[p.x_off / 4u + (m0 + r) * p.ldx + c * STEP + l] : 0.0;
+      xs[r][l] = m0 + r < p.m && l < count ? x[p.x_off / 4u + (m0 + r) * p.ldx + c * STEP + l]
+                                           : 0.0;
     }
     barrier();
     for (uint l = 0u; l < STEP; ++l) {

@@ -28,17 +28,22 @@ void main() {
   const uint tid = gl_LocalInvocationID.x;
   const uint m0 = gl_WorkGroupID.z * ROWS;
   const uint rb = p.w_off + row * p.ldw;
-  const uint chunks = p.k / 32u;
+  const uint chunks = (p.k + 31u) / 32u;  // float rows may end mid-chunk
   float acc[ROWS];
   for (uint r = 0u; r < ROWS; ++r) acc[r] = 0.0;
   float v[32];
   for (uint c = tid; c < chunks; c += 64u) {
-    decode32(rb, c, v);
+    decode_chunk(rb, c, p.k, v);
+    const uint count = min(32u, p.k - c * 32u);
     for (uint r = 0u; r < ROWS; ++r) {
       if (m0 + r >= p.m) break;
       const uint xb = p.x_off / 4u + (m0 + r) * p.ldx + c * 32u;
       float s = 0.0;
-      for (uint l = 0u; l < 32u; ++l) s += v[l] * x[xb + l];
+      if (count == 32u) {
+        for (uint l = 0u; l < 32u; ++l) s += v[l] * x[xb + l];
+      } else {
+        for (uint l = 0u; l < count; ++l) s += v[l] * x[xb + l];
+      }
       acc[r] += s;
     }
   }
