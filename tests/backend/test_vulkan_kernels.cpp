@@ -552,31 +552,33 @@ TEST(Vulkan, RopeMatchesReferenceInBothStyles) {
   for (auto [head_dim, n_dims] : {std::pair<int64_t, int64_t>{64, 64}, {66, 32}, {8, 2}}) {
     for (auto style : {cpu::RopeStyle::Norm, cpu::RopeStyle::Neox}) {
       const auto x = eight::testing::random_floats(static_cast<size_t>(T * n_head * head_dim));
-      // cos_sin [T, 2, n_dims / 2] from random angles, as the ops layer would upload them.
+      // cos_sin [T, n_dims / 2, 2] from random angles, as nn::rope_table writes them.
       const int64_t half = n_dims / 2;
       const auto angles = eight::testing::random_floats(static_cast<size_t>(T * half), -3.f, 3.f);
-      std::vector<float> cs(static_cast<size_t>(T * n_dims));
-      for (int64_t t = 0; t < T; ++t)
-        for (int64_t i = 0; i < half; ++i) {
-          cs[static_cast<size_t>(t * n_dims + i)] =
-              std::cos(angles[static_cast<size_t>(t * half + i)]);
-          cs[static_cast<size_t>(t * n_dims + half + i)] =
-              std::sin(angles[static_cast<size_t>(t * half + i)]);
-        }
+      std::vector<float> cs(static_cast<size_t>(T * n_dims)), c(static_cast<size_t>(half)),
+          s(static_cast<size_t>(half));
       std::vector<float> want(x.size());
-      for (int64_t t = 0; t < T; ++t)
+      for (int64_t t = 0; t < T; ++t) {
+        for (int64_t i = 0; i < half; ++i) {
+          const float a = angles[static_cast<size_t>(t * half + i)];
+          c[static_cast<size_t>(i)] = cs[static_cast<size_t>(t * n_dims + 2 * i)] = std::cos(a);
+          s[static_cast<size_t>(i)] = cs[static_cast<size_t>(t * n_dims + 2 * i + 1)] = std::sin(a);
+        }
         for (int64_t h = 0; h < n_head; ++h) {
           const size_t at = static_cast<size_t>((t * n_head + h) * head_dim);
-          cpu::rope_reference(x.data() + at, want.data() + at, cs.data() + t * n_dims,
-                              cs.data() + t * n_dims + half, n_dims, head_dim, style);
+          cpu::rope_reference(x.data() + at, want.data() + at, c.data(), s.data(), n_dims, head_dim,
+                              style);
         }
+      }
       const auto vstyle =
           style == cpu::RopeStyle::Neox ? vulkan::RopeStyle::Neox : vulkan::RopeStyle::Norm;
       auto dx = to_device(x), dcs = to_device(cs);
       auto dy = std::make_unique<vulkan::Buffer>(device(), x.size() * 4);
-      vulkan::rope(dref(dx), dref(dy), dref(dcs), T, n_head, head_dim, n_dims, vstyle);
+      const int64_t row = n_head * head_dim;
+      vulkan::rope(dref(dx), row, dref(dy), row, dref(dcs), T, n_head, head_dim, n_dims, vstyle);
       EXPECT_LT(nmse(to_host(*dy, x.size()), want), 1e-13) << head_dim << "/" << n_dims;
-      vulkan::rope(dref(dx), dref(dx), dref(dcs), T, n_head, head_dim, n_dims, vstyle);  // in place
+      vulkan::rope(dref(dx), row, dref(dx), row, dref(dcs), T, n_head, head_dim, n_dims,
+                   vstyle);  // in place
       EXPECT_LT(nmse(to_host(*dx, x.size()), want), 1e-13) << "in place " << head_dim;
     }
   }

@@ -428,18 +428,19 @@ void attention(const AttentionArgs& a) {
       push, g[0], g[1]);
 }
 
-void rope(BufferRef x, BufferRef y, BufferRef cos_sin, int64_t T, int64_t n_head, int64_t head_dim,
-          int64_t n_dims, RopeStyle style) {
+void rope(BufferRef x, int64_t ldx, BufferRef y, int64_t ldy, BufferRef cos_sin, int64_t T,
+          int64_t n_head, int64_t head_dim, int64_t n_dims, RopeStyle style) {
   const char* op = "rope";
   check(n_dims > 0 && n_dims % 2 == 0 && n_dims <= head_dim, "[vulkan] rope: n_dims=", n_dims,
         " must be even and at most head_dim=", head_dim);
+  check(ldx >= n_head * head_dim && ldy >= n_head * head_dim, "[vulkan] rope: row strides ", ldx,
+        " / ", ldy, " are shorter than a row of ", n_head * head_dim);
   if (T == 0 || n_head == 0) return;
-  const uint64_t total = static_cast<uint64_t>(T * n_head * head_dim);
-  need_f32(op, "x", x, total);
-  need_f32(op, "y", y, total);
+  need_f32(op, "x", x, static_cast<uint64_t>((T - 1) * ldx + n_head * head_dim));
+  need_f32(op, "y", y, static_cast<uint64_t>((T - 1) * ldy + n_head * head_dim));
   need_f32(op, "cos_sin", cos_sin, static_cast<uint64_t>(T * n_dims));
   struct {
-    uint32_t x_off, cs_off, y_off, T, n_head, head_dim, n_dims, neox;
+    uint32_t x_off, cs_off, y_off, T, n_head, head_dim, n_dims, neox, ldx, ldy;
   } push{0,
          0,
          0,
@@ -447,7 +448,9 @@ void rope(BufferRef x, BufferRef y, BufferRef cos_sin, int64_t T, int64_t n_head
          u32(op, n_head),
          u32(op, head_dim),
          u32(op, n_dims),
-         style == RopeStyle::Neox ? 1u : 0u};
+         style == RopeStyle::Neox ? 1u : 0u,
+         u32(op, ldx),
+         u32(op, ldy)};
   const uint64_t threads =
       static_cast<uint64_t>(T * n_head) * static_cast<uint64_t>(n_dims / 2 + head_dim - n_dims);
   const auto g = grid((threads + 63) / 64);

@@ -97,12 +97,16 @@ void convert_rows(BufferRef, int64_t, DType, BufferRef, size_t, int64_t, int64_t
 void attention(const AttentionArgs&) {
   not_built("attention");
 }
-void rope(BufferRef, BufferRef, BufferRef, int64_t, int64_t, int64_t, int64_t, RopeStyle) {
+void rope(BufferRef, int64_t, BufferRef, int64_t, BufferRef, int64_t, int64_t, int64_t, int64_t,
+          RopeStyle) {
   not_built("rope");
 }
 
 BenchReport benchmark(int, const BenchOptions&) {
   not_built("benchmark");
+}
+double copy_bandwidth_gbs(int, int64_t, double) {
+  not_built("copy_bandwidth_gbs");
 }
 std::string format_bench(const BenchReport&) {
   return "vulkan not built\n";

@@ -187,12 +187,13 @@ struct AttentionArgs {
 };
 void attention(const AttentionArgs& a);
 
-// Rotary embedding of x [T, n_head, head_dim] f32 into y (may alias x). The ops layer computes
-// the angles (any scaling rule: linear, YaRN, Llama 3, LongRoPE) as ops::rope_angles does and
-// uploads cos_sin [T, 2, n_dims / 2] f32: cos then sin for each position. Pairs are (2i, 2i+1)
-// (Norm, Llama) or (i, i + n_dims / 2) (Neox); dimensions past n_dims are copied.
+// Rotary embedding of x [T, n_head, head_dim] f32 into y (may alias x); token t's row at
+// t * ldx / t * ldy floats (q and k may be column ranges of one fused buffer). The angles (any
+// scaling rule: linear, YaRN, Llama 3, LongRoPE) come from the host as nn::rope_table writes
+// them: cos_sin [T, n_dims / 2, 2] f32, (cos, sin) of each pair. Pairs are (2i, 2i+1) (Norm,
+// Llama) or (i, i + n_dims / 2) (Neox); dimensions past n_dims are copied.
 enum class RopeStyle { Norm, Neox };
-void rope(BufferRef x, BufferRef y, BufferRef cos_sin, int64_t T, int64_t n_head, int64_t head_dim,
-          int64_t n_dims, RopeStyle style);
+void rope(BufferRef x, int64_t ldx, BufferRef y, int64_t ldy, BufferRef cos_sin, int64_t T,
+          int64_t n_head, int64_t head_dim, int64_t n_dims, RopeStyle style);
 
 }  // namespace eight::vulkan
