@@ -12,6 +12,7 @@
 #include "core/half.h"
 #include "core/memory.h"
 #include "nn/shape_text.h"
+#include "ops/device.h"
 #include "ops/matmul.h"
 
 namespace eight::nn {
@@ -80,6 +81,18 @@ void kv_store(const KVLayerView& kv, int64_t pos0, const Tensor& k, const Tensor
         " must be matching f32");
   check(pos0 >= 0 && pos0 + T <= kv.k.size(0), "[kv_store] positions [", pos0, ", ", pos0 + T,
         ") do not fit a context of ", kv.k.size(0));
+  if (ops::op_device("kv_store", {{"k cache", &kv.k}, {"v cache", &kv.v}, {"k", &k}, {"v", &v}})
+          .kind == DeviceKind::Vulkan) {
+    // The cache rows [pos0, pos0 + T) as one recorded conversion each for K and V.
+    for (const auto& [src, cache] : {std::pair{&k, &kv.k}, std::pair{&v, &kv.v}}) {
+      check(src->stride(1) == 1, "[kv_store] k and v rows must be contiguous");
+      vulkan::BufferRef dst = vulkan::buffer_of(*cache);
+      dst.offset += static_cast<size_t>(pos0) * cache->stride_bytes(0);
+      vulkan::convert_rows(vulkan::buffer_of(*src), src->stride(0), cache->dtype(), dst,
+                           cache->stride_bytes(0), T, kv_dim);
+    }
+    return;
+  }
   for (int64_t t = 0; t < T; ++t) {
     write_row(kv.k, pos0 + t, static_cast<const float*>(k.row(t)), kv_dim);
     write_row(kv.v, pos0 + t, static_cast<const float*>(v.row(t)), kv_dim);
@@ -164,6 +177,29 @@ void attention(const Tensor& out, const Tensor& q, const KVLayerView& kv, int64_
   const int64_t n_ctx = kv.k.size(0);
   check(pos0 >= 0 && pos0 + T <= n_ctx, "[attention] positions up to ", pos0 + T,
         " exceed the cache's ", n_ctx);
+  if (ops::op_device("attention",
+                     {{"out", &out}, {"q", &q}, {"k cache", &kv.k}, {"v cache", &kv.v}})
+          .kind == DeviceKind::Vulkan) {
+    vulkan::attention({.tq = T,
+                       .tk = pos0 + T,
+                       .n_head = p.n_head,
+                       .n_kv_head = p.n_head_kv,
+                       .d = hd,
+                       .q = vulkan::buffer_of(q),
+                       .ldq = q.stride(0),
+                       .kv_type = kv.k.dtype(),
+                       .k = vulkan::buffer_of(kv.k),
+                       .v = vulkan::buffer_of(kv.v),
+                       .ldk = kv.k.stride_bytes(0),
+                       .ldv = kv.v.stride_bytes(0),
+                       .out = vulkan::buffer_of(out),
+                       .ldo = out.stride(0),
+                       .scale = p.scale,
+                       .causal = true,
+                       .pos0 = pos0,
+                       .window = p.window});
+    return;
+  }
   const int64_t group = p.n_head / p.n_head_kv;
   // Keys any query of the batch sees: [first, pos0 + T).
   const int64_t first = p.window > 0 ? std::max<int64_t>(0, pos0 - p.window + 1) : 0;

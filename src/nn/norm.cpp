@@ -4,10 +4,17 @@
 
 #include "core/error.h"
 #include "nn/shape_text.h"
+#include "ops/device.h"
+#include "ops/elementwise.h"
+#include "ops/norm.h"
 
 namespace eight::nn {
 
 void rms_norm(const Tensor& y, const Tensor& x, const Tensor& weight, float eps) {
+  // On a GPU: the device kernel (the host loop below sums in double and stays bit-stable).
+  if (ops::op_device("rms_norm", {{"y", &y}, {"x", &x}, {"weight", &weight}}).kind !=
+      DeviceKind::CPU)
+    return ops::rms_norm(x, y, {.weight = &weight, .eps = eps});
   check(x.dtype() == DType::F32 && y.dtype() == DType::F32 && weight.dtype() == DType::F32,
         "[rms_norm] tensors must be f32 (weight is ", dtype_name(weight.dtype()), ")");
   check(x.dim() == 2 && y.shape() == x.shape() && x.is_contiguous() && y.is_contiguous(),
@@ -27,6 +34,8 @@ void rms_norm(const Tensor& y, const Tensor& x, const Tensor& weight, float eps)
 }
 
 void add_inplace(const Tensor& y, const Tensor& x) {
+  if (ops::op_device("add", {{"y", &y}, {"x", &x}}).kind != DeviceKind::CPU)
+    return ops::add(y, x, y);
   check(y.dtype() == DType::F32 && x.dtype() == DType::F32 && y.shape() == x.shape() &&
             y.is_contiguous() && x.is_contiguous(),
         "[add] y ", ShapeText(y.shape()), " and x ", ShapeText(x.shape()), " must be matching f32");

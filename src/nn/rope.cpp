@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "nn/shape_text.h"
+#include "ops/device.h"
 
 namespace eight::nn {
 
@@ -46,6 +47,23 @@ void rope_apply(float* x, int64_t T, int64_t n_heads, int64_t head_dim, int64_t 
       }
     }
   }
+}
+
+void rope_apply(const Tensor& x, int64_t n_heads, int64_t head_dim, const Tensor& cos_sin,
+                const RopeParams& p) {
+  check(p.n_rot <= head_dim, "[rope] n_rot ", p.n_rot, " exceeds head_dim ", head_dim);
+  check(ops::op_device("rope", {{"x", &x}, {"cos_sin", &cos_sin}}).kind == DeviceKind::Vulkan,
+        "[rope] the tensor form runs on a GPU; x is on ", x.device().name());
+  const int64_t T = x.size(0);
+  check(x.dim() == 2 && x.dtype() == DType::F32 && x.size(1) == n_heads * head_dim &&
+            x.stride(1) == 1,
+        "[rope] x ", ShapeText(x.shape()), " must be f32 [T, ", n_heads * head_dim, "]");
+  check(cos_sin.dtype() == DType::F32 && cos_sin.numel() >= T * p.n_rot && cos_sin.is_contiguous(),
+        "[rope] cos_sin ", ShapeText(cos_sin.shape()), " must hold [", T, ", ", p.n_rot, "] f32");
+  const vulkan::BufferRef xb = vulkan::buffer_of(x);
+  vulkan::rope(xb, x.stride(0), xb, x.stride(0), vulkan::buffer_of(cos_sin), T, n_heads, head_dim,
+               p.n_rot,
+               p.style == RopeStyle::Neox ? vulkan::RopeStyle::Neox : vulkan::RopeStyle::Norm);
 }
 
 }  // namespace eight::nn

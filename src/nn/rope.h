@@ -30,4 +30,9 @@ void rope_table(float* cos_sin, const int32_t* positions, int64_t T, const RopeP
 void rope_apply(float* x, int64_t T, int64_t n_heads, int64_t head_dim, int64_t row_stride,
                 const float* cos_sin, const RopeParams& p);
 
+// The same on a GPU: x [T, n_heads·head_dim] (rows at any stride) rotated in place with the
+// table of rope_table uploaded to the same device as cos_sin [T, n_rot] f32.
+void rope_apply(const Tensor& x, int64_t n_heads, int64_t head_dim, const Tensor& cos_sin,
+                const RopeParams& p);
+
 }  // namespace eight::nn

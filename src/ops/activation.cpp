@@ -1,12 +1,19 @@
 #include "ops/activation.h"
 
 #include "backend/cpu/nn_kernels.h"
+#include "ops/device.h"
 #include "ops/rows.h"
 
 namespace eight::ops {
 
 void activation(Activation op, const Tensor& x, const Tensor& y) {
   check_same_shape("activation", x, "x", y, "y");
+  if (op_device("activation", {{"x", &x}, {"y", &y}}).kind == DeviceKind::Vulkan) {
+    const DeviceRows xr = as_packed_device_rows("activation", "x", x);
+    vulkan::unary(static_cast<vulkan::UnaryOp>(static_cast<int>(op)), xr.ref,
+                  as_packed_device_rows("activation", "y", y).ref, xr.count * xr.n);
+    return;
+  }
   const Rows xr = as_rows("activation", "x", x), yr = as_rows("activation", "y", y);
   const auto& k = cpu::nn_kernels();
   const auto u = static_cast<cpu::UnaryOp>(static_cast<int>(op));
@@ -16,6 +23,12 @@ void activation(Activation op, const Tensor& x, const Tensor& y) {
 void swiglu(const Tensor& gate, const Tensor& up, const Tensor& y) {
   check_same_shape("swiglu", gate, "gate", up, "up");
   check_same_shape("swiglu", gate, "gate", y, "y");
+  if (op_device("swiglu", {{"gate", &gate}, {"up", &up}, {"y", &y}}).kind == DeviceKind::Vulkan) {
+    const DeviceRows g = as_packed_device_rows("swiglu", "gate", gate);
+    vulkan::swiglu(g.ref, as_packed_device_rows("swiglu", "up", up).ref,
+                   as_packed_device_rows("swiglu", "y", y).ref, g.count * g.n);
+    return;
+  }
   const Rows g = as_rows("swiglu", "gate", gate), u = as_rows("swiglu", "up", up),
              yr = as_rows("swiglu", "y", y);
   const auto& k = cpu::nn_kernels();

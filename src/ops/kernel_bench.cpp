@@ -8,11 +8,11 @@
 #include <cstring>
 
 #include "backend/cpu/kernels.h"
-#include "core/quant_blocks.h"
 #include "core/cpu_features.h"
 #include "core/half.h"
 #include "core/log.h"
 #include "core/memory.h"
+#include "core/quant_blocks.h"
 #include "core/tensor.h"
 #include "ops/matmul.h"
 

@@ -1,6 +1,7 @@
 #include "ops/matmul.h"
 
 #include "backend/cpu/kernels.h"
+#include "ops/device.h"
 
 namespace eight::ops {
 
@@ -19,18 +20,48 @@ bool as_rows(const Tensor& t, int64_t* rows, int64_t* stride) {
   return true;
 }
 
+// The Vulkan path of matmul, after the shared checks: one recorded dispatch, plus one for the bias.
+void matmul_vulkan(const Tensor& x, const Tensor& w, const Tensor& y, const MatmulParams& params,
+                   int64_t m, int64_t ldx, int64_t ldy) {
+  const int64_t n = w.size(0), k = w.size(1);
+  if (m == 0 || n == 0) return;
+  check(k > 0, "[matmul] k = 0 is not supported on the GPU");
+  vulkan::matmul({.m = m,
+                  .n = n,
+                  .k = k,
+                  .x = vulkan::buffer_of(x),
+                  .ldx = ldx,
+                  .w_type = w.dtype(),
+                  .w = vulkan::buffer_of(w),
+                  .ldw = w.stride_bytes(0),
+                  .y = vulkan::buffer_of(y),
+                  .ldy = ldy});
+  if (!params.bias) return;
+  const Tensor& b = *params.bias;
+  check(
+      b.defined() && b.dtype() == DType::F32 && b.dim() == 1 && b.size(0) == n && b.is_contiguous(),
+      "[matmul] bias must be a contiguous f32 [", n, "], got ",
+      b.defined() ? b.str() : std::string("undefined"));
+  check(m == 1 || ldy == n, "[matmul] on the GPU a bias needs y with packed rows, got row stride ",
+        ldy, " for ", n, " columns");
+  const vulkan::BufferRef yb = vulkan::buffer_of(y);
+  vulkan::binary(vulkan::BinaryOp::Add, yb, vulkan::buffer_of(b), yb, m * n, n);
+}
+
 }  // namespace
 
 void matmul(const Tensor& x, const Tensor& w, const Tensor& y, ThreadPool& pool,
             const MatmulParams& params) {
   check(x.defined() && w.defined() && y.defined(), "[matmul] undefined tensor argument");
-  check(x.device() == Device::cpu() && w.device() == Device::cpu() && y.device() == Device::cpu(),
-        "[matmul] only CPU tensors are supported here, got x on ", x.device().name(), ", w on ",
-        w.device().name(), ", y on ", y.device().name());
+  const bool gpu =
+      op_device("matmul", {{"x", &x}, {"w", &w}, {"y", &y}, {"bias", params.bias}}).kind ==
+      DeviceKind::Vulkan;
   check(x.dtype() == DType::F32, "[matmul] x must be f32, got ", dtype_name(x.dtype()));
   check(y.dtype() == DType::F32, "[matmul] y must be f32, got ", dtype_name(y.dtype()));
-  check(cpu::matmul_weight_type_supported(w.dtype()), "[matmul] weight type ",
-        dtype_name(w.dtype()), " has no CPU kernel");
+  check(gpu ? vulkan::matmul_weight_type_supported(w.dtype())
+            : cpu::matmul_weight_type_supported(w.dtype()),
+        "[matmul] weight type ", dtype_name(w.dtype()), " has no ", gpu ? "Vulkan" : "CPU",
+        " kernel");
   check(w.dim() == 2, "[matmul] w must be 2-D [n, k], got ", w.shape().str());
   check(x.dim() >= 1 && y.dim() == x.dim(), "[matmul] x ", x.shape().str(), " and y ",
         y.shape().str(), " must have the same number of dimensions");
@@ -53,6 +84,10 @@ void matmul(const Tensor& x, const Tensor& w, const Tensor& y, ThreadPool& pool,
         " does not flatten to rows; make it contiguous first");
   check(as_rows(y, &my, &ldy), "[matmul] y ", y.shape().str(), " with strides ", y.strides().str(),
         " does not flatten to rows");
+  if (gpu) {
+    matmul_vulkan(x, w, y, params, m, ldx, ldy);
+    return;
+  }
   const float* bias = nullptr;
   if (params.bias) {
     const Tensor& b = *params.bias;
@@ -89,7 +124,7 @@ Tensor matmul(const Tensor& x, const Tensor& w, ThreadPool& pool, const MatmulPa
   Dims shape = x.shape();
   check(shape.size() >= 1, "[matmul] x must have at least 1 dimension");
   shape[shape.size() - 1] = w.size(0);
-  Tensor y = Tensor::empty(shape, DType::F32);
+  Tensor y = empty(shape, DType::F32, x.device());
   matmul(x, w, y, pool, params);
   return y;
 }

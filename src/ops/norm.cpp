@@ -1,12 +1,22 @@
 #include "ops/norm.h"
 
 #include "backend/cpu/nn_kernels.h"
+#include "ops/device.h"
 #include "ops/rows.h"
 
 namespace eight::ops {
 
 void rms_norm(const Tensor& x, const Tensor& y, const RmsNormParams& params) {
   check_same_shape("rms_norm", x, "x", y, "y");
+  if (op_device("rms_norm", {{"x", &x}, {"y", &y}, {"weight", params.weight}}).kind ==
+      DeviceKind::Vulkan) {
+    const DeviceRows xr = as_packed_device_rows("rms_norm", "x", x);
+    const DeviceRows yr = as_packed_device_rows("rms_norm", "y", y);
+    check(params.eps >= 0, "[rms_norm] eps must be >= 0, got ", params.eps);
+    vulkan::rms_norm(xr.ref, optional_device_vector("rms_norm", "weight", params.weight, xr.n),
+                     yr.ref, xr.count, xr.n, params.eps);
+    return;
+  }
   const Rows xr = as_rows("rms_norm", "x", x), yr = as_rows("rms_norm", "y", y);
   const float* w = optional_vector("rms_norm", "weight", params.weight, xr.n);
   check(params.eps >= 0, "[rms_norm] eps must be >= 0, got ", params.eps);
@@ -16,6 +26,16 @@ void rms_norm(const Tensor& x, const Tensor& y, const RmsNormParams& params) {
 
 void layer_norm(const Tensor& x, const Tensor& y, const LayerNormParams& params) {
   check_same_shape("layer_norm", x, "x", y, "y");
+  if (op_device("layer_norm",
+                {{"x", &x}, {"y", &y}, {"weight", params.weight}, {"bias", params.bias}})
+          .kind == DeviceKind::Vulkan) {
+    const DeviceRows xr = as_packed_device_rows("layer_norm", "x", x);
+    const DeviceRows yr = as_packed_device_rows("layer_norm", "y", y);
+    vulkan::layer_norm(xr.ref, optional_device_vector("layer_norm", "weight", params.weight, xr.n),
+                       optional_device_vector("layer_norm", "bias", params.bias, xr.n), yr.ref,
+                       xr.count, xr.n, params.eps);
+    return;
+  }
   const Rows xr = as_rows("layer_norm", "x", x), yr = as_rows("layer_norm", "y", y);
   const float* w = optional_vector("layer_norm", "weight", params.weight, xr.n);
   const float* b = optional_vector("layer_norm", "bias", params.bias, xr.n);
