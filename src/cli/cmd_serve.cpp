@@ -36,7 +36,8 @@ struct LLMStack {
       : path(model.resolve(/*allow_default=*/true)),
         llm(llm::LLM::load(path)),
         so(model.session_options()),
-        plan(make_plan(*llm, so, parallel)),
+        gpu(gpu_target(so)),
+        plan(make_plan(*llm, so, gpu, parallel)),
         text(llm->file()),
         chat(model_chat(llm->file())),
         kv_type(so.kv_type),
@@ -53,15 +54,17 @@ struct LLMStack {
         backend(alias, scheduler, functions()) {}
 
   // Plan the slots' KV cache and check the RAM budget before allocating it.
-  static Plan make_plan(const llm::LLM& llm, const SessionOptions& so, int parallel) {
+  static Plan make_plan(llm::LLM& llm, const SessionOptions& so, const GpuTarget& gpu,
+                        int parallel) {
     const LLMDesc desc = describe_gguf(llm.file());
     PlanRequest req{
         .ctx = so.n_ctx > 0 ? so.n_ctx : std::min<int64_t>(llm.config().n_ctx_train, 4096),
         .kv_type = so.kv_type,
         .parallel = parallel,
         .ubatch = so.ubatch};
-    Plan plan = plan_llm(desc, req, DeviceBudget{.vram = 0});
+    Plan plan = plan_llm(desc, req, gpu.budget);
     plan.check_host_budget();
+    place_model(llm, plan, gpu, so);
     return plan;
   }
   static std::string default_alias(const std::string& path) {
@@ -86,8 +89,9 @@ struct LLMStack {
   }
 
   std::string path;
-  std::shared_ptr<const llm::LLM> llm;
+  std::shared_ptr<llm::LLM> llm;
   SessionOptions so;
+  GpuTarget gpu;
   Plan plan;
   ModelText text;
   ModelChat chat;

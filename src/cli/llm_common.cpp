@@ -23,6 +23,12 @@ void ModelArgs::add_to(ArgParser& p, bool model_required) {
            "context size in tokens (default: the model's trained context, capped by what fits)");
   p.option("--kv-type", &kv_type, "TYPE", "KV cache type: f16 (default), q8_0 or f32");
   p.option("--ubatch", &ubatch, "N", "tokens per forward pass while reading prompts (512)");
+  p.option("--device", &device, "DEV",
+           "where layers run: auto (default: the best GPU, else the CPU), cpu, vulkan or "
+           "vulkan:N (see eight devices)");
+  p.option("-ngl,--gpu-layers", &gpu_layers, "N",
+           "decoder layers on the GPU (default: as many as the planner fits; more than the "
+           "model has puts the output layer there too)");
 }
 
 std::string ModelArgs::resolve(bool allow_default) const {
@@ -37,7 +43,13 @@ SessionOptions ModelArgs::session_options() const {
   check(ubatch > 0 && ubatch <= 8192, "--ubatch must be in [1, 8192], got ", ubatch);
   check(ctx >= 0, "--ctx must be positive, got ", ctx);
   check(threads >= 0 && threads <= 1024, "--threads must be in [1, 1024], got ", threads);
-  return {.n_ctx = ctx, .kv_type = parse_kv_type(kv_type), .ubatch = ubatch, .n_threads = threads};
+  check(gpu_layers >= -1, "--gpu-layers must be >= 0, got ", gpu_layers);
+  return {.n_ctx = ctx,
+          .kv_type = parse_kv_type(kv_type),
+          .ubatch = ubatch,
+          .n_threads = threads,
+          .device = device,
+          .n_gpu_layers = gpu_layers};
 }
 
 void SamplingArgs::add_to(ArgParser& p) {

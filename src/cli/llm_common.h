@@ -23,6 +23,8 @@ struct ModelArgs {
   int64_t ctx = 0;
   std::string kv_type = "f16";
   int64_t ubatch = 512;
+  std::string device = "auto";
+  int64_t gpu_layers = -1;
   void add_to(ArgParser& p, bool model_required = true);
   // The model path (-m, a store name, or the bundled default when allowed) and session options.
   std::string resolve(bool allow_default) const;

@@ -67,10 +67,10 @@ inline int device() {
   return d;
 }
 
-#define EIGHT_REQUIRE_VULKAN()                                       \
-  do {                                                               \
-    std::string why_;                                                \
-    if (test_device(&why_) < 0) GTEST_SKIP() << "SKIPPED: " << why_; \
+#define EIGHT_REQUIRE_VULKAN()                                                             \
+  do {                                                                                     \
+    std::string why_;                                                                      \
+    if (::eight::vulkan_test::test_device(&why_) < 0) GTEST_SKIP() << "SKIPPED: " << why_; \
   } while (0)
 
 inline std::unique_ptr<vulkan::Buffer> to_device(const void* data, size_t bytes) {

@@ -32,8 +32,8 @@ inline std::vector<float> all_logits(const llm::LLM& m, const std::vector<int32_
                                      int64_t batch, DType kv_type = DType::F16) {
   const auto& c = m.config();
   const int64_t T = static_cast<int64_t>(tokens.size());
-  KVCache cache(kv_config_for(c, T + 8, kv_type));
-  llm::LLMScratch scratch(c, batch);
+  KVCache cache(kv_cache_config(m, T + 8, kv_type));
+  llm::LLMScratch scratch(m, batch);
   std::vector<float> logits(static_cast<size_t>(T * c.n_vocab));
   llm::forward(m, tokens.data(), T, 0, cache.layers(0), scratch, logits.data(),
                {.n_ctx = T + 8, .all_logits = true}, global_thread_pool());

@@ -74,6 +74,17 @@ void register_llm_architecture(const LLMArchitecture& arch);
 const LLMArchitecture* find_llm_architecture(const std::string& name);
 std::vector<std::string> llm_architecture_names();
 
+// Which parts run on a GPU, as the planner places them (llama.cpp's -ngl order): the last
+// n_gpu_layers decoder layers and, with output_on_gpu, the final norm and output projection. The
+// token embedding stays on the host (one row per token is read). Activations cross between the
+// host and the device only where the placement changes.
+struct LLMPlacement {
+  Device device = Device::cpu();  // Device::vulkan(i) for any GPU part
+  int64_t n_gpu_layers = 0;
+  bool output_on_gpu = false;
+  bool any_gpu() const { return device.kind != DeviceKind::CPU && (n_gpu_layers || output_on_gpu); }
+};
+
 class LLM {
  public:
   // Maps and reads a GGUF file. Throws Error naming an unknown architecture, a missing key or
@@ -87,10 +98,22 @@ class LLM {
   // Bytes of tensor data the forward pass reads per token (all weights once).
   int64_t weight_bytes() const;
 
+  // Uploads the weights of the placed layers (and the output) to the placement's device, once,
+  // before any session uses the model. On the device a fused q‖k‖v or gate‖up projection is
+  // stored as its parts, so every activation there has packed rows. Throws Error when the device
+  // budget refuses an upload (nothing is left half-placed then: the model stays on the host).
+  void place(const LLMPlacement& placement);
+  const LLMPlacement& placement() const { return placement_; }
+  // The first layer that runs on the GPU (n_layer when none does).
+  int64_t first_gpu_layer() const {
+    return placement_.any_gpu() ? config_.n_layer - placement_.n_gpu_layers : config_.n_layer;
+  }
+
  private:
   gguf::File file_;
   LLMConfig config_;
   LLMWeights weights_;
+  LLMPlacement placement_;
 };
 
 // Helpers for the architecture files.
@@ -113,13 +136,23 @@ void bind_fused_mlp(const gguf::File& f, const LLMConfig& c, int64_t il, LLMLaye
 // "result_norm") and its layer (-1 for model-level ones); for locating divergences.
 using Observer = std::function<void(const char* name, int64_t layer, const Tensor& value)>;
 
+// Activations of the GPU layers, in device memory: packed [max_batch, ...] f32 buffers (q, k and v
+// apart), the rotary table uploaded once per batch, and the logits rows of the output layer.
+struct LLMDeviceScratch {
+  Tensor x, cur, q, k, v, attn, ffn_out, gate, up, hidden, cos_sin, logits;
+  bool defined() const { return x.defined(); }
+};
+
 // Preallocated activations for batches of up to max_batch tokens, so decoding allocates nothing.
 class LLMScratch {
  public:
   LLMScratch(const LLMConfig& c, int64_t max_batch);
+  // With the device buffers the model's placement needs (none for a CPU-only model).
+  LLMScratch(const LLM& model, int64_t max_batch);
   int64_t max_batch() const { return max_batch_; }
   // Views [T, ...] of the buffers.
   Tensor x, cur, qkv, attn, ffn_out, gate_up, hidden, cos_sin, positions, logits_row;
+  LLMDeviceScratch gpu;
   // A [rows, cols] f32 view of caller memory (the logits destination). The view's storage is
   // kept and reused while the caller passes the same buffer, so decoding allocates nothing.
   Tensor output_view(float* data, int64_t rows, int64_t cols);

@@ -12,8 +12,11 @@
 #include <string>
 #include <vector>
 
+#include <algorithm>
+
 #include "core/dtype.h"
 #include "core/storage.h"
+#include "models/llm/llm.h"
 #include "nn/attention.h"
 
 namespace eight {
@@ -25,13 +28,26 @@ struct KVCacheConfig {
   int64_t head_dim = 0;
   DType type = DType::F16;  // F16, Q8_0 (head_dim a multiple of 32) or F32
   int64_t n_seq = 1;        // independent sequences (server slots)
+  // Layers [first_device_layer, n_layer) keep their cache on `device` (the model's GPU layers);
+  // -1 keeps every layer on the host.
+  Device device = Device::cpu();
+  int64_t first_device_layer = -1;
 
   int64_t kv_dim() const { return n_head_kv * head_dim; }
+  int64_t device_layers() const {
+    return device.kind == DeviceKind::CPU || first_device_layer < 0
+               ? 0
+               : n_layer - std::min(first_device_layer, n_layer);
+  }
 };
 
 // Bytes a cache with this config occupies (K and V, every layer and sequence). Throws Error for an
 // unsupported type or a head_dim the type cannot block.
 int64_t kv_cache_bytes(const KVCacheConfig& c);
+// The cache of `model` for n_seq sequences of n_ctx positions: its shape, with the layers the
+// model runs on a GPU keeping their cache there.
+KVCacheConfig kv_cache_config(const llm::LLM& model, int64_t n_ctx, DType type, int64_t n_seq = 1);
+
 // Parses "f16", "q8_0", "f32" (Error otherwise).
 DType parse_kv_type(const std::string& name);
 
@@ -61,8 +77,9 @@ class KVCache {
   int64_t check_seq(int64_t seq) const;
 
   KVCacheConfig config_;
-  std::shared_ptr<Storage> storage_;
-  std::vector<nn::KVLayerView> views_;  // [n_seq][n_layer]
+  std::shared_ptr<Storage> storage_;         // host layers
+  std::shared_ptr<Storage> device_storage_;  // device layers
+  std::vector<nn::KVLayerView> views_;       // [n_seq][n_layer]
   std::vector<int64_t> n_past_;
 };
 

@@ -55,13 +55,8 @@ Scheduler::Scheduler(std::shared_ptr<const llm::LLM> model, const SchedulerOptio
       token_text_(std::move(token_text)),
       eog_(std::move(eog)),
       pool_(pool),
-      cache_(KVCacheConfig{.n_layer = model_->config().n_layer,
-                           .n_ctx = opt.n_ctx,
-                           .n_head_kv = model_->config().n_head_kv,
-                           .head_dim = model_->config().head_dim,
-                           .type = opt.kv_type,
-                           .n_seq = opt.n_slots}),
-      scratch_(model_->config(), opt.max_batch),
+      cache_(kv_cache_config(*model_, opt.n_ctx, opt.kv_type, opt.n_slots)),
+      scratch_(*model_, opt.max_batch),
       logits_(static_cast<size_t>(opt.n_slots * model_->config().n_vocab) * sizeof(float)) {
   check(opt.n_slots >= 1, "[scheduler] need at least one slot, got ", opt.n_slots);
   check(opt.max_batch >= opt.n_slots, "[scheduler] batch of ", opt.max_batch,

@@ -11,12 +11,8 @@ LLMSession::LLMSession(std::shared_ptr<const llm::LLM> model, const SessionOptio
                        int64_t n_ctx)
     : model_(std::move(model)),
       pool_(&global_thread_pool(opt.n_threads)),
-      cache_({.n_layer = model_->config().n_layer,
-              .n_ctx = n_ctx,
-              .n_head_kv = model_->config().n_head_kv,
-              .head_dim = model_->config().head_dim,
-              .type = opt.kv_type}),
-      scratch_(model_->config(), std::max<int64_t>(1, std::min(opt.ubatch, n_ctx))),
+      cache_(kv_cache_config(*model_, n_ctx, opt.kv_type)),
+      scratch_(*model_, std::max<int64_t>(1, std::min(opt.ubatch, n_ctx))),
       logits_(static_cast<size_t>(model_->config().n_vocab) * sizeof(float)) {
   tokens_.reserve(static_cast<size_t>(n_ctx));
   if (ctx_note_.empty()) ctx_note_ = cat("context ", n_ctx, " tokens");

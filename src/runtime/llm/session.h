@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "core/thread_pool.h"
 #include "models/llm/llm.h"
 #include "runtime/llm/kv_cache.h"
+#include "runtime/plan/planner.h"
 
 namespace eight {
 
@@ -22,7 +24,25 @@ struct SessionOptions {
   DType kv_type = DType::F16;
   int64_t ubatch = 512;  // tokens per forward pass while reading a prompt
   int n_threads = 0;     // 0: default_thread_count()
+  // Where layers run: "auto" (the best GPU if there is one, else the CPU), "cpu", "vulkan" (the
+  // best GPU; a warning when there is none) or "vulkan:N" (that device; Error when absent).
+  std::string device = "auto";
+  // Decoder layers on the GPU: -1 as the planner places them within the device budget; N the
+  // last N layers (and the output layer too when N exceeds the layer count, as llama.cpp's -ngl).
+  int64_t n_gpu_layers = -1;
 };
+
+// The GPU a run plans for: its index (none: the CPU only) and the budget the planner plans
+// against (vram 0 without a GPU; the device's budget, its driver reserve already taken off).
+struct GpuTarget {
+  std::optional<int> index;
+  DeviceBudget budget{.vram = 0};
+};
+GpuTarget gpu_target(const SessionOptions& opt);
+// Places `model` on the target's GPU as the plan says (or as opt.n_gpu_layers overrides it) and
+// says what it did at info level. Nothing happens without a GPU.
+void place_model(llm::LLM& model, const Plan& plan, const GpuTarget& gpu,
+                 const SessionOptions& opt);
 
 class LLMSession {
  public:

@@ -1,5 +1,6 @@
 // LLMSession::open: the loader's conversation with the memory planner (context size, KV cache,
 // RAM budget) before anything is allocated.
+#include "backend/vulkan/vulkan.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/thread_pool.h"
@@ -7,6 +8,48 @@
 #include "runtime/plan/planner.h"
 
 namespace eight {
+
+GpuTarget gpu_target(const SessionOptions& opt) {
+  GpuTarget t;
+  if (opt.device == "cpu") return t;
+  check(opt.device == "auto" || opt.device.starts_with("vulkan"), "[session] unknown device '",
+        opt.device, "' (use cpu, auto, vulkan or vulkan:N; see eight devices)");
+  if (opt.device == "auto" || opt.device == "vulkan") {
+    // The best GPU, or the CPU with one line saying so: a run never fails for want of a GPU.
+    try {
+      t.index = vulkan::select_device(opt.device);
+    } catch (const Error& e) {
+      const std::string why = e.what();
+      if (opt.device == "auto")
+        log_info("[session] no usable GPU (", why, "); running on the CPU");
+      else
+        log_warn("[session] no usable GPU (", why, "); running on the CPU");
+      return t;
+    }
+  } else {
+    t.index = vulkan::select_device(opt.device);  // a named device must exist
+  }
+  t.budget = {.vram = vulkan::device_budget(*t.index), .gpu_reserve = 0};
+  return t;
+}
+
+void place_model(llm::LLM& model, const Plan& plan, const GpuTarget& gpu,
+                 const SessionOptions& opt) {
+  if (!gpu.index) return;
+  const int64_t n_layer = model.config().n_layer;
+  llm::LLMPlacement p{.device = Device::vulkan(*gpu.index),
+                      .n_gpu_layers = plan.n_gpu_layers,
+                      .output_on_gpu = plan.output_on_gpu};
+  if (opt.n_gpu_layers >= 0) {
+    // As llama.cpp's -ngl: the last N layers, and the output layer once N exceeds the layers.
+    p.n_gpu_layers = std::min(opt.n_gpu_layers, n_layer);
+    p.output_on_gpu = opt.n_gpu_layers > n_layer;
+  }
+  model.place(p);
+  log_info("[session] ", p.n_gpu_layers, " of ", n_layer, " layers",
+           p.output_on_gpu ? " and the output layer" : "", " on ", p.device.name(), " (",
+           vulkan::devices()[static_cast<size_t>(*gpu.index)].name, ")");
+}
 
 std::unique_ptr<LLMSession> LLMSession::open(const std::string& path, const SessionOptions& opt) {
   auto model = llm::LLM::load(path);
@@ -19,7 +62,8 @@ std::unique_ptr<LLMSession> LLMSession::open(const std::string& path, const Sess
                   .ubatch = opt.ubatch,
                   .logits_rows = 1,
                   .n_threads = global_thread_pool(opt.n_threads).size()};
-  const DeviceBudget budget{.vram = 0};
+  const GpuTarget gpu = gpu_target(opt);
+  const DeviceBudget budget = gpu.budget;
   std::string note;
   if (opt.n_ctx > 0) {
     note = cat("context ", opt.n_ctx, " tokens (requested)");
@@ -37,6 +81,7 @@ std::unique_ptr<LLMSession> LLMSession::open(const std::string& path, const Sess
   }
   const Plan plan = plan_llm(desc, req, budget);
   plan.check_host_budget();
+  place_model(*model, plan, gpu, opt);
   log_info("[session] ", note, ", KV cache ", dtype_name(opt.kv_type), " ",
            format_bytes(plan.kv_bytes));
   auto s = std::make_unique<LLMSession>(std::move(model), opt, plan.request.ctx);
