@@ -94,7 +94,11 @@ int run(int argc, char** argv) {
   p.option("--seconds", &seconds, "S", "minimum time per measurement (default 0.4)");
   std::string device = "cpu";
   p.option("--device", &device, "DEV",
-           "with --kernels: cpu (default) or a GPU: vulkan:N, vulkan or auto (see eight devices)");
+           "cpu (default) or a GPU: vulkan:N, vulkan or auto (see eight devices); with -m the "
+           "model's layers run there");
+  int64_t gpu_layers = -1;
+  p.option("-ngl,--gpu-layers", &gpu_layers, "N",
+           "with -m and a GPU: decoder layers on it (default: as many as the planner fits)");
   // A model benchmark (runtime/llm/bench.h): eight bench -m MODEL [-p 512] [-n 128].
   std::string model, kv_type = "f16";
   int64_t n_prompt = 512, n_gen = 128;
@@ -128,7 +132,9 @@ int run(int argc, char** argv) {
                               .reps = reps,
                               .n_threads = threads,
                               .kv_type = parse_kv_type(kv_type),
-                              .streams = parse_streams(streams)});
+                              .streams = parse_streams(streams),
+                              .device = device,
+                              .n_gpu_layers = gpu_layers});
     std::fputs(format_llm_bench(r, json).c_str(), stdout);
     return 0;
   }

@@ -50,6 +50,15 @@ std::unique_ptr<Buffer> filled(int device, size_t bytes) {
 
 }  // namespace
 
+double copy_bandwidth_gbs(int device, int64_t bytes, double min_seconds) {
+  auto a = filled(device, static_cast<size_t>(bytes));
+  Buffer b(device, static_cast<size_t>(bytes));
+  const double s = seconds_per_call(device, min_seconds, [&] {
+    copy({a.get(), 0}, {&b, 0}, a->size());
+  });
+  return 2.0 * static_cast<double>(bytes) / s / 1e9;
+}
+
 BenchReport benchmark(int device, const BenchOptions& o) {
   const auto list = devices();
   check(device >= 0 && device < static_cast<int>(list.size()), "[bench] no device vulkan:", device,
@@ -58,15 +67,8 @@ BenchReport benchmark(int device, const BenchOptions& o) {
   r.device = cat("vulkan:", device, " ", list[static_cast<size_t>(device)].name, " (",
                  list[static_cast<size_t>(device)].type, ")");
   r.batches = o.batches;
-  {
-    auto a = filled(device, static_cast<size_t>(o.copy_bytes));
-    Buffer b(device, static_cast<size_t>(o.copy_bytes));
-    const double s = seconds_per_call(device, o.min_seconds, [&] {
-      copy({a.get(), 0}, {&b, 0}, a->size());
-    });
-    r.copy_gbs = 2.0 * static_cast<double>(o.copy_bytes) / s / 1e9;
-    log_info("[bench] vulkan:", device, " copy ", r.copy_gbs, " GB/s");
-  }
+  r.copy_gbs = copy_bandwidth_gbs(device, o.copy_bytes, o.min_seconds);
+  log_info("[bench] vulkan:", device, " copy ", r.copy_gbs, " GB/s");
   const std::vector<DType> types =
       o.types.empty() ? std::vector<DType>(std::begin(kAllTypes), std::end(kAllTypes)) : o.types;
   const int64_t max_m = std::max<int64_t>(1, *std::max_element(o.batches.begin(), o.batches.end()));

@@ -36,6 +36,9 @@ struct BenchReport {
 };
 
 BenchReport benchmark(int device, const BenchOptions& options);
+// (read + write) GB/s of a device-to-device copy of `bytes`, best over at least min_seconds: the
+// device's memory bandwidth (the roofline of decoding).
+double copy_bandwidth_gbs(int device, int64_t bytes, double min_seconds);
 // The report as a Markdown table (also readable in a terminal).
 std::string format_bench(const BenchReport& report);
 

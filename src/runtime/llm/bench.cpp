@@ -8,6 +8,8 @@
 #include <random>
 #include <vector>
 
+#include "backend/vulkan/bench.h"
+#include "backend/vulkan/vulkan.h"
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/thread_pool.h"
@@ -32,13 +34,8 @@ double bench_streams(const LLMSession& session, int n_streams, const LLMBenchPar
   check(n_streams >= 1 && n_streams <= 64, "[bench] streams must be in 1..64, got ", n_streams);
   const auto& c = session.config();
   const int64_t n_gen = std::max<int64_t>(p.n_gen, 1);
-  KVCache cache({.n_layer = c.n_layer,
-                 .n_ctx = n_gen + 1,
-                 .n_head_kv = c.n_head_kv,
-                 .head_dim = c.head_dim,
-                 .type = p.kv_type,
-                 .n_seq = n_streams});
-  llm::LLMScratch scratch(c, n_streams);
+  KVCache cache(kv_cache_config(session.model(), n_gen + 1, p.kv_type, n_streams));
+  llm::LLMScratch scratch(session.model(), n_streams);
   HostBuffer logits(static_cast<size_t>(n_streams * c.n_vocab) * sizeof(float));
   std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(c.n_vocab - 1));
   std::vector<int32_t> next(static_cast<size_t>(n_streams));
@@ -104,8 +101,13 @@ LLMBenchResult bench_llm(const LLMBenchParams& p) {
   check(p.n_prompt >= 0 && p.n_gen >= 0 && p.n_prompt + p.n_gen > 0 && p.reps > 0,
         "[bench] need n_prompt ≥ 0, n_gen ≥ 0 (not both 0) and reps > 0");
   const int64_t n_ctx = std::max<int64_t>(std::max(p.n_prompt, p.n_gen), 1);
-  auto session = LLMSession::open(
-      p.model, {.n_ctx = n_ctx, .kv_type = p.kv_type, .ubatch = 512, .n_threads = p.n_threads});
+  auto session = LLMSession::open(p.model, {.n_ctx = n_ctx,
+                                            .kv_type = p.kv_type,
+                                            .ubatch = 512,
+                                            .n_threads = p.n_threads,
+                                            .device = p.device,
+                                            .n_gpu_layers = p.n_gpu_layers});
+  const llm::LLMPlacement placement = session->model().placement();
   const auto& c = session->config();
   LLMBenchResult r;
   r.model = p.model;
@@ -116,6 +118,11 @@ LLMBenchResult bench_llm(const LLMBenchParams& p) {
   r.weight_bytes = session->model().weight_bytes();
   r.file_bytes = static_cast<int64_t>(session->model().file().file_size());
   r.kv_bytes = session->cache().bytes();
+  if (placement.any_gpu())
+    r.device = cat(placement.device.name(), " ",
+                   vulkan::devices()[static_cast<size_t>(placement.device.index)].name, ", ",
+                   placement.n_gpu_layers, " of ", c.n_layer, " layers",
+                   placement.output_on_gpu ? " + output" : "");
 
   std::mt19937 gen(1234);
   std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(c.n_vocab - 1));
@@ -151,8 +158,11 @@ LLMBenchResult bench_llm(const LLMBenchParams& p) {
   r.peak_rss_bytes = peak_rss_bytes();
   for (int n_streams : p.streams)
     r.streams.push_back({n_streams, bench_streams(*session, n_streams, p, gen)});
+  if (placement.any_gpu()) r.device_peak_bytes = memory_tracker(placement.device).stats().peak;
   session.reset();
-  r.memory_read_gbps = measure_memory_read_gbps(p.n_threads);
+  r.memory_read_gbps = placement.any_gpu() ? vulkan::copy_bandwidth_gbs(placement.device.index,
+                                                                        int64_t{256} << 20, 0.4)
+                                           : measure_memory_read_gbps(p.n_threads);
   return r;
 }
 
@@ -172,7 +182,9 @@ std::string format_llm_bench(const LLMBenchResult& r, bool json) {
         {"tg_bandwidth_fraction", r.memory_read_gbps > 0 ? r.tg_gbps / r.memory_read_gbps : 0.0},
         {"file_bytes", r.file_bytes},
         {"kv_bytes", r.kv_bytes},
-        {"peak_rss_bytes", r.peak_rss_bytes}};
+        {"peak_rss_bytes", r.peak_rss_bytes},
+        {"device", r.device},
+        {"device_peak_bytes", r.device_peak_bytes}};
     for (const StreamsResult& s : r.streams)
       j["streams"].push_back({{"streams", s.streams}, {"tokens_per_s", s.tokens_per_s}});
     return j.dump() + "\n";
@@ -190,6 +202,11 @@ std::string format_llm_bench(const LLMBenchResult& r, bool json) {
       format_bytes(r.peak_rss_bytes).c_str(), format_bytes(r.file_bytes).c_str(),
       format_bytes(r.kv_bytes).c_str());
   std::string out = buf;
+  if (r.device != "cpu") {
+    std::snprintf(buf, sizeof buf, "  on %s: peak device memory %s (bandwidth: device copy)\n",
+                  r.device.c_str(), format_bytes(r.device_peak_bytes).c_str());
+    out += buf;
+  }
   for (const StreamsResult& s : r.streams) {
     std::snprintf(buf, sizeof buf, "  tg%-5lld x %2d streams %8.1f tokens/s  (%.2fx tg)\n",
                   static_cast<long long>(r.n_gen), s.streams, s.tokens_per_s,

@@ -21,7 +21,10 @@ struct LLMBenchParams {
   int reps = 3;
   int n_threads = 0;  // 0: default_thread_count()
   DType kv_type = DType::F16;
-  std::vector<int> streams;  // batched-decode stream counts to measure (empty: none)
+  std::vector<int> streams;    // batched-decode stream counts to measure (empty: none)
+  std::string device = "cpu";  // as SessionOptions::device; a GPU is measured against its own
+                               // copy bandwidth
+  int64_t n_gpu_layers = -1;   // as SessionOptions::n_gpu_layers
 };
 
 struct StreamsResult {
@@ -34,9 +37,11 @@ struct LLMBenchResult {
   int n_threads = 0;
   int64_t n_prompt = 0, n_gen = 0;
   double pp_tokens_per_s = 0, tg_tokens_per_s = 0;
-  int64_t weight_bytes = 0;     // read per generated token
-  double tg_gbps = 0;           // weight_bytes × tg tokens/s
-  double memory_read_gbps = 0;  // measured on this machine
+  int64_t weight_bytes = 0;       // read per generated token
+  double tg_gbps = 0;             // weight_bytes × tg tokens/s
+  double memory_read_gbps = 0;    // measured on this machine (the GPU's copy bandwidth on a GPU)
+  std::string device = "cpu";     // where the layers ran ("vulkan:0 NAME, 22 of 22 layers")
+  int64_t device_peak_bytes = 0;  // peak tracked device memory (weights, caches, scratch)
   int64_t file_bytes = 0, kv_bytes = 0;
   int64_t peak_rss_bytes = 0;  // VmHWM after the runs
   std::vector<StreamsResult> streams;
