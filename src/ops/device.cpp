@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "ops/rows.h"
 
 namespace eight::ops {
 
@@ -76,21 +77,9 @@ Tensor to_device(const Tensor& t, Device device) {
 DeviceRows as_device_rows(const char* op, const char* what, const Tensor& t) {
   check(t.defined(), "[", op, "] ", what, " is undefined");
   check(t.dtype() == DType::F32, "[", op, "] ", what, " must be f32, got ", dtype_name(t.dtype()));
-  check(t.dim() >= 1, "[", op, "] ", what, " must have at least 1 dimension");
-  check(t.stride(-1) == 1 || t.size(-1) <= 1, "[", op, "] the last dimension of ", what,
-        " must be contiguous, got strides ", t.strides().str());
   DeviceRows r;
   r.ref = vulkan::buffer_of(t);
-  r.n = t.size(-1);
-  r.count = 1;
-  r.stride = r.n;
-  if (t.dim() >= 2) {
-    r.stride = t.stride(-2);
-    for (int d = 0; d + 1 < t.dim(); ++d) r.count *= t.size(d);
-    for (int d = 0; d + 2 < t.dim(); ++d)
-      check(t.size(d) <= 1 || t.stride(d) == t.stride(d + 1) * t.size(d + 1), "[", op, "] ", what,
-            " ", t.shape().str(), " with strides ", t.strides().str(), " does not flatten to rows");
-  }
+  row_layout(op, what, t, &r.count, &r.n, &r.stride);
   return r;
 }
 

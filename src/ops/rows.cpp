@@ -7,23 +7,27 @@ Rows as_rows(const char* op, const char* what, const Tensor& t) {
   check(t.device() == Device::cpu(), "[", op, "] ", what, " must be on the CPU, got ",
         t.device().name());
   check(t.dtype() == DType::F32, "[", op, "] ", what, " must be f32, got ", dtype_name(t.dtype()));
+  Rows r;
+  r.data = t.data<float>();
+  row_layout(op, what, t, &r.count, &r.n, &r.stride);
+  return r;
+}
+
+void row_layout(const char* op, const char* what, const Tensor& t, int64_t* count, int64_t* n,
+                int64_t* stride) {
   check(t.dim() >= 1, "[", op, "] ", what, " must have at least 1 dimension");
   check(t.stride(-1) == 1 || t.size(-1) <= 1, "[", op, "] the last dimension of ", what,
         " must be contiguous, got strides ", t.strides().str());
-  Rows r;
-  r.data = t.data<float>();
-  r.n = t.size(-1);
-  r.count = 1;
-  r.stride = r.n;
-  if (t.dim() >= 2) {
-    r.stride = t.stride(-2);
-    for (int d = 0; d + 1 < t.dim(); ++d) r.count *= t.size(d);
-    for (int d = 0; d + 2 < t.dim(); ++d)
-      check(t.size(d) <= 1 || t.stride(d) == t.stride(d + 1) * t.size(d + 1), "[", op, "] ", what,
-            " ", t.shape().str(), " with strides ", t.strides().str(),
-            " does not flatten to rows; make it contiguous first");
-  }
-  return r;
+  *n = t.size(-1);
+  *count = 1;
+  *stride = *n;
+  if (t.dim() < 2) return;
+  *stride = t.stride(-2);
+  for (int d = 0; d + 1 < t.dim(); ++d) *count *= t.size(d);
+  for (int d = 0; d + 2 < t.dim(); ++d)
+    check(t.size(d) <= 1 || t.stride(d) == t.stride(d + 1) * t.size(d + 1), "[", op, "] ", what,
+          " ", t.shape().str(), " with strides ", t.strides().str(),
+          " does not flatten to rows; make it contiguous first");
 }
 
 void check_same_shape(const char* op, const Tensor& a, const char* an, const Tensor& b,

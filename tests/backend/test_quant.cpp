@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "backend/cpu/quant.h"
-#include "core/quant_blocks.h"
 #include "core/error.h"
 #include "core/half.h"
+#include "core/quant_blocks.h"
 #include "core/thread_pool.h"
 #include "test_util.h"
 

@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "backend/cpu/quant.h"
-#include "core/quant_blocks.h"
 #include "core/half.h"
+#include "core/quant_blocks.h"
 
 using namespace eight;
 using namespace eight::quant;

@@ -10,10 +10,10 @@
 #include <cmath>
 #include <cstring>
 
-#include "core/quant_blocks.h"
 #include "backend/cpu/quant_impl.h"
 #include "core/error.h"
 #include "core/half.h"
+#include "core/quant_blocks.h"
 #include "core/thread_pool.h"
 
 namespace eight {

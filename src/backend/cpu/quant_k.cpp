@@ -8,10 +8,10 @@
 #include <cmath>
 #include <cstring>
 
-#include "core/quant_blocks.h"
 #include "backend/cpu/quant_fit.h"
 #include "backend/cpu/quant_impl.h"
 #include "core/half.h"
+#include "core/quant_blocks.h"
 
 namespace eight::quant::detail {
 namespace {

@@ -80,6 +80,25 @@ struct BatchContext {
   const ForwardOptions& opt;
   ThreadPool& pool;
 
+  // The attention half of layer il after q, k, v (rotated): each segment's k, v go to its cache
+  // and its queries attend over it; then x = x + o_proj(attn). Host or device alike.
+  void attend(int64_t il, const LLMLayer& L, const Tensor& q, const Tensor& k, const Tensor& v,
+              const Tensor& attn, const Tensor& proj, const Tensor& x) const {
+    observe("q", il, q);
+    observe("k", il, k);
+    for (int64_t r = 0; const Segment& seg : segs) {
+      const int64_t r1 = r + seg.n;
+      nn::kv_store(seg.kv[il], seg.pos0, k.slice(0, r, r1), v.slice(0, r, r1));  // cache k, v
+      nn::attention(attn.slice(0, r, r1), q.slice(0, r, r1), seg.kv[il], seg.pos0, ap,
+                    pool);  // softmax(q·kᵀ/√d)·v
+      r = r1;
+    }
+    observe("kqv_out", il, attn);
+    nn::linear(proj, attn, L.wo, pool);  // o_proj
+    nn::add_inplace(x, proj);            // x = x + attn
+    observe("attn_out", il, x);
+  }
+
   // Tensors on a GPU are observed through a host copy (only when someone observes).
   void observe(const char* name, int64_t il, const Tensor& t) const {
     if (!opt.observer) return;
@@ -114,20 +133,8 @@ void cpu_layer(const BatchContext& b, const LLMLayer& L, int64_t il, LLMScratch&
   }
   nn::rope_apply(q.data<float>(), T, c.n_head, hd, qkv.stride(0), cos_sin, b.rope);
   nn::rope_apply(k.data<float>(), T, c.n_head_kv, hd, qkv.stride(0), cos_sin, b.rope);
-  b.observe("q", il, q);
-  b.observe("k", il, k);
-  for (int64_t r = 0; const Segment& seg : b.segs) {
-    const int64_t r1 = r + seg.n;
-    nn::kv_store(seg.kv[il], seg.pos0, k.slice(0, r, r1), v.slice(0, r, r1));  // cache k, v
-    nn::attention(attn.slice(0, r, r1), q.slice(0, r, r1), seg.kv[il], seg.pos0, b.ap,
-                  b.pool);  // softmax(q·kᵀ/√d)·v
-    r = r1;
-  }
-  b.observe("kqv_out", il, attn);
-  nn::linear(ffn_out, attn, L.wo, b.pool);  // o_proj
-  nn::add_inplace(x, ffn_out);              // x = x + attn
-  b.observe("attn_out", il, x);
-  nn::rms_norm(cur, x, L.ffn_norm, c.norm_eps);             // h = ffn_norm(x)
+  b.attend(il, L, q, k, v, attn, ffn_out, x);    // x = x + o_proj(softmax(q·kᵀ/√d)·v)
+  nn::rms_norm(cur, x, L.ffn_norm, c.norm_eps);  // h = ffn_norm(x)
   nn::gated_mlp(ffn_out, cur, L.mlp, mlp_scratch, b.pool);  // down(silu(gate)·up)
   b.observe("ffn_out", il, ffn_out);
   nn::add_inplace(x, ffn_out);  // x = x + mlp
@@ -150,19 +157,7 @@ void gpu_layer(const BatchContext& b, const LLMLayer& L, int64_t il, const LLMDe
   nn::linear(v, cur, L.wv, b.pool);  // v = v_proj(h)
   nn::rope_apply(q, c.n_head, c.head_dim, g.cos_sin, b.rope);
   nn::rope_apply(k, c.n_head_kv, c.head_dim, g.cos_sin, b.rope);
-  b.observe("q", il, q);
-  b.observe("k", il, k);
-  for (int64_t r = 0; const Segment& seg : b.segs) {
-    const int64_t r1 = r + seg.n;
-    nn::kv_store(seg.kv[il], seg.pos0, k.slice(0, r, r1), v.slice(0, r, r1));  // cache k, v
-    nn::attention(attn.slice(0, r, r1), q.slice(0, r, r1), seg.kv[il], seg.pos0, b.ap,
-                  b.pool);  // softmax(q·kᵀ/√d)·v
-    r = r1;
-  }
-  b.observe("kqv_out", il, attn);
-  nn::linear(ffn_out, attn, L.wo, b.pool);  // o_proj
-  nn::add_inplace(x, ffn_out);              // x = x + attn
-  b.observe("attn_out", il, x);
+  b.attend(il, L, q, k, v, attn, ffn_out, x);       // x = x + o_proj(softmax(q·kᵀ/√d)·v)
   nn::rms_norm(cur, x, L.ffn_norm, c.norm_eps);     // h = ffn_norm(x)
   nn::linear(gate, cur, L.mlp.gate, b.pool);        // gate_proj(h)
   nn::linear(up, cur, L.mlp.up, b.pool);            // up_proj(h)
