@@ -87,11 +87,12 @@ LLMScratch::LLMScratch(const LLM& model, int64_t max_batch)
   const LLMPlacement& p = model.placement();
   if (!p.any_gpu()) return;
   const LLMConfig& c = model.config();
-  // Each buffer starts on a 256-byte boundary (any device's storage-buffer offset alignment).
+  // Each buffer starts on a 256-byte boundary (any device's storage-buffer offset alignment). The
+  // planner counts the same bytes (runtime/plan/llm.cpp, device_compute and device_logits).
   const int64_t widths[] = {c.n_embd, c.n_embd, c.q_dim(), c.kv_dim(), c.kv_dim(),  c.q_dim(),
                             c.n_embd, c.n_ff,   c.n_ff,    c.n_ff,     c.rope.n_rot};
   auto padded = [](int64_t floats) { return (floats * 4 + 255) / 256 * 256; };
-  int64_t bytes = padded(max_batch * c.n_vocab);
+  int64_t bytes = p.output_on_gpu ? padded(max_batch * c.n_vocab) : 0;
   for (const int64_t w : widths) bytes += padded(max_batch * w);
   const Tensor arena = ops::empty({bytes / 4}, DType::F32, p.device);
   int64_t at = 0;
@@ -104,7 +105,7 @@ LLMScratch::LLMScratch(const LLM& model, int64_t max_batch)
   Tensor* slots[] = {&gpu.x,       &gpu.cur,  &gpu.q,  &gpu.k,      &gpu.v,      &gpu.attn,
                      &gpu.ffn_out, &gpu.gate, &gpu.up, &gpu.hidden, &gpu.cos_sin};
   for (size_t i = 0; i < std::size(slots); ++i) *slots[i] = take(widths[i]);
-  gpu.logits = take(c.n_vocab);
+  if (p.output_on_gpu) gpu.logits = take(c.n_vocab);
 }
 
 }  // namespace eight::llm

@@ -59,6 +59,8 @@ class LLMSession {
   ThreadPool& pool() const { return *pool_; }
   // How the context size was chosen (for the user).
   const std::string& ctx_note() const { return ctx_note_; }
+  // The memory plan open() checked (empty for a session made directly).
+  const Plan& plan() const { return plan_; }
 
   // Tokens in the context, in order.
   std::span<const int32_t> tokens() const { return {tokens_.data(), tokens_.size()}; }
@@ -86,6 +88,7 @@ class LLMSession {
   HostBuffer logits_;
   std::vector<int32_t> tokens_;
   std::string ctx_note_;
+  Plan plan_;
 };
 
 }  // namespace eight

@@ -86,6 +86,7 @@ std::unique_ptr<LLMSession> LLMSession::open(const std::string& path, const Sess
            format_bytes(plan.kv_bytes));
   auto s = std::make_unique<LLMSession>(std::move(model), opt, plan.request.ctx);
   s->ctx_note_ = note;
+  s->plan_ = plan;
   return s;
 }
 

@@ -21,6 +21,7 @@ struct Costs {
   int64_t ctx = 0, tokens = 0;  // tokens per micro-batch
   int64_t kv_layer = 0;         // K + V of one layer, all slots
   int64_t compute = 0, logits = 0, input = 0;
+  int64_t device_compute = 0, device_logits = 0;  // the same on a GPU
 };
 
 int64_t plan_threads(const PlanRequest& r) {
@@ -119,6 +120,14 @@ Costs costs(const LLMDesc& m, const PlanRequest& r) {
   c.compute += kernel_scratch(m, r, t, att_rows);
   c.logits = 4 * h.n_vocab * (r.logits_rows > 0 ? std::min(r.logits_rows, t) : t);
   c.input = 4 * t * h.n_embd;
+  // On a GPU (llm::LLMScratch's device part, models/llm/llm_place.cpp): the same activations with
+  // q, k, v and gate, up apart and the rope table (n_rot <= head_dim floats a token), each buffer
+  // padded to 256 bytes; no kernel or attention scratch (the shaders need none). The output
+  // layer's logits rows there hold a whole micro-batch (the all-logits case).
+  auto padded = [](int64_t floats) { return (4 * floats + 255) / 256 * 256; };
+  c.device_compute = 3 * padded(t * h.n_embd) + 2 * padded(t * q_dim) + 2 * padded(t * kv_dim) +
+                     3 * padded(t * h.n_ff) + padded(t * h.head_dim);
+  c.device_logits = padded(t * h.n_vocab);
   return c;
 }
 
@@ -195,14 +204,14 @@ Plan plan_core(const LLMDesc& m, const PlanRequest& r, const DeviceBudget& b) {
       p.extras_on_gpu = true;
       used += extras;
     }
-    if (used + c.compute + output + c.logits <= avail) {
+    if (used + c.device_compute + output + c.device_logits <= avail) {
       p.output_on_gpu = true;
       arena = true;
-      used += c.compute + output + c.logits;
+      used += c.device_compute + output + c.device_logits;
     }
     for (int i = p.n_layer - 1; i >= 0; --i) {
       const int64_t need =
-          p.layers[i].weight_bytes + p.layers[i].kv_bytes + (arena ? 0 : c.compute);
+          p.layers[i].weight_bytes + p.layers[i].kv_bytes + (arena ? 0 : c.device_compute);
       if (used + need > avail) break;
       used += need;
       arena = true;
@@ -231,11 +240,11 @@ Plan plan_core(const LLMDesc& m, const PlanRequest& r, const DeviceBudget& b) {
                              cat(p.n_gpu_layers, " layers × ", r.parallel, " slot(s) × ", r.ctx,
                                  " tokens, ", dtype_name(r.kv_type))});
     if (arena)
-      p.gpu.items.push_back(
-          {"compute arena", c.compute, cat("activations of one layer for ", c.tokens, " tokens")});
+      p.gpu.items.push_back({"compute arena", c.device_compute,
+                             cat("activations of one layer for ", c.tokens, " tokens")});
     if (p.output_on_gpu)
       p.gpu.items.push_back(
-          {"logits (device)", c.logits, cat(m.hp.n_vocab, " × ", c.tokens, " f32")});
+          {"logits (device)", c.device_logits, cat(m.hp.n_vocab, " × ", c.tokens, " f32")});
     if (p.extras_on_gpu)
       for (const auto& e : m.extras)
         p.gpu.items.push_back({e.id, e.bytes + e.work_bytes, e.role + " (weights + activations)"});
