@@ -7,7 +7,7 @@ Tolerances: diffusers computes in float32 (betas, sigmas, samples), the referenc
   timesteps: 1e-3 absolute (float32 linspace and Karras timesteps)
   sigmas: 5e-5 relative (diffusers' float32 cumprod puts sigma(t = 0) 1.3e-5 off)
   init_noise_sigma: 1e-5 relative
-  model inputs and samples: NMSE <= 1e-10 per stored step
+  model inputs, samples and add_noise: NMSE <= 1e-10 per stored step
 """
 
 import json
@@ -46,6 +46,7 @@ def test_reference_matches_diffusers(case):
         np.testing.assert_allclose(got["sigmas"], case["sigmas"], rtol=5e-5, atol=1e-9)
     assert got["init_noise_sigma"] == pytest.approx(case["init_noise_sigma"], rel=1e-5)
     assert nmse(got["first_model_input"], case["first_model_input"]) <= 1e-10
+    assert nmse(got["noised"], case["noised"]) <= 1e-10, "add_noise"
     assert got["samples_at"] == case["samples_at"]
     for k, (g, r) in enumerate(zip(got["samples"], case["samples"])):
         e = nmse(g, r)

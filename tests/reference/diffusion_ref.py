@@ -156,6 +156,9 @@ class Euler:
     def scale_model_input(self, x, i):
         return x / (self.sigmas[i] ** 2 + 1) ** 0.5
 
+    def add_noise(self, x0, noise, i):
+        return x0 + noise * self.sigmas[i]
+
     def step(self, out, i, x, rng):
         s, nxt = self.sigmas[i], self.sigmas[i + 1]
         d = (x - x0_sigma(self.pred, out, x, s)) / s
@@ -195,6 +198,10 @@ class DPMSolverPP2M:
     def vp(sigma):
         a = 1 / (sigma**2 + 1) ** 0.5
         return a, sigma * a
+
+    def add_noise(self, x0, noise, i):
+        a, s = self.vp(self.sigmas[i])
+        return a * x0 + s * noise
 
     def step(self, out, i, x, rng):
         n = len(self.timesteps)
@@ -245,6 +252,10 @@ class DDIM:
     def alpha(self, t):
         return self.ac[int(t)] if t >= 0 else self.final
 
+    def add_noise(self, x0, noise, i):
+        a = self.ac[int(self.timesteps[i])]
+        return a**0.5 * x0 + (1 - a) ** 0.5 * noise
+
     def step(self, out, i, x, rng):
         T = self.cfg.get("num_train_timesteps", 1000)
         t = int(self.timesteps[i])
@@ -280,6 +291,8 @@ class LCM:
 
     def scale_model_input(self, x, i):
         return x
+
+    add_noise = DDIM.add_noise
 
     def step(self, out, i, x, rng):
         n = len(self.timesteps)
@@ -341,7 +354,14 @@ def trajectory(name, cfg, steps, seed):
         x = s.step(toy_model(x_in, i), i, x, rng)
         samples.append(x)
     at = sorted({0, 1, 2, 3, len(samples) - 1} & set(range(len(samples))))
+    # img2img's start: x0 and noise drawn from Rng(seed + 1000), noised to step steps // 2.
+    fresh = make(name, cfg)
+    fresh.set_timesteps(steps)
+    r2 = Rng(seed + 1000)
+    x0 = r2.normal(SHAPE)
+    noised = fresh.add_noise(x0, r2.normal(SHAPE), steps // 2)
     return {
+        "noised": noised.ravel().tolist(),
         "timesteps": [float(t) for t in s.timesteps],
         "sigmas": [float(v) for v in s.sigmas],
         "init_noise_sigma": float(s.init_noise_sigma),

@@ -10,7 +10,7 @@
 //   timesteps: 1e-3 absolute (float32 linspace and Karras timesteps)
 //   sigmas: 5e-5 relative (diffusers' float32 cumprod puts sigma(t = 0) 1.3e-5 off)
 //   init_noise_sigma: 1e-5 relative
-//   model input and samples after steps 1, 2, 3 and the last: NMSE <= 1e-10
+//   model input, add_noise and samples after steps 1, 2, 3 and the last: NMSE <= 1e-10
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -74,6 +74,13 @@ TEST(DiffusionScheduler, MatchesDiffusers) {
       EXPECT_NEAR(s->sigmas()[i], sig[i], 5e-5 * std::fabs(sig[i]) + 1e-9) << i;
     const double init = c["init_noise_sigma"];
     EXPECT_NEAR(s->init_noise_sigma(), init, 1e-5 * init);
+
+    // img2img's start: add_noise at step steps / 2 with x0 and noise from Rng(seed + 1000).
+    Rng r2(c["seed"].get<uint64_t>() + 1000);
+    const Tensor x0 = r2.normal(shape), noise = r2.normal(shape);
+    Tensor noised = Tensor::empty(shape, DType::F32);
+    s->add_noise(x0, noise, steps / 2, noised);
+    EXPECT_LE(nmse(noised.data<float>(), c["noised"].get<std::vector<double>>()), 1e-10);
 
     Rng rng(c["seed"].get<uint64_t>());
     Tensor x = rng.normal(shape);
@@ -178,7 +185,9 @@ TEST(DiffusionScheduler, ConfigAndErrors) {
   Rng rng(1);
   expect_error([&] { dpm->step(x, 0, x, x, rng); }, "call set_timesteps first");
   dpm->set_timesteps(10);
-  expect_error([&] { dpm->step(x, 1, x, x, rng); }, "steps must run in order");
+  dpm->step(x, 3, x, x, rng);  // img2img may start part-way, then goes on in order
+  expect_error([&] { dpm->step(x, 5, x, x, rng); }, "steps must run in order");
+  dpm->set_timesteps(10);
   expect_error([&] { dpm->step(x, 10, x, x, rng); }, "outside [0, 10)");
   Tensor wrong = Tensor::zeros({4, 2, 3}, DType::F32);
   expect_error([&] { dpm->step(wrong, 0, x, x, rng); }, "must have one shape");

@@ -110,10 +110,20 @@ def run(name, cfg, steps, seed):
         kwargs = {"eta": cfg["eta"]} if name == "ddim" and "eta" in cfg else {}
         x = s.step(out, t, x, **kwargs).prev_sample
         samples.append(x)
+    # img2img's start: add_noise on a fresh scheduler at timesteps[steps // 2], x0 and noise drawn
+    # from Rng(seed + 1000).
+    fresh = cls.from_config({k: v for k, v in cfg.items() if k != "eta"})
+    fresh.set_timesteps(steps)
+    r2 = diffusion_ref.Rng(seed + 1000)
+    x0 = torch.from_numpy(r2.normal(diffusion_ref.SHAPE)).float()
+    noise = torch.from_numpy(r2.normal(diffusion_ref.SHAPE)).float()
+    k = steps // 2
+    noised = fresh.add_noise(x0, noise, fresh.timesteps[k:k + 1])
     sig = [g9(v) for v in s.sigmas] if name in ("euler", "euler_a", "dpm++2m") else []
     # The samples after steps 0, 1, 2 and the last (all of them would make the file large).
     at = sorted({0, 1, 2, 3, len(samples) - 1} & set(range(len(samples))))
     return {
+        "noised": [g9(v) for v in noised.double().numpy().ravel()],
         "timesteps": [g9(v) for v in s.timesteps],
         "sigmas": sig,
         "init_noise_sigma": g9(s.init_noise_sigma),

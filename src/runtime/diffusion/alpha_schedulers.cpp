@@ -41,6 +41,13 @@ class AlphaScheduler : public Scheduler {
           config_.num_train_timesteps, " training steps");
     return alphas_cumprod_[t];
   }
+  // sqrt(alpha_t) x0 + sqrt(1 - alpha_t) noise at the step's own timestep (DDPM's q(x_t | x0)).
+  void add_noise(const Tensor& x0, const Tensor& noise, int64_t i, const Tensor& y) const override {
+    check_step("add_noise", noise, i, x0, y);
+    const double a = alpha_at(static_cast<int64_t>(timesteps_[i]));
+    const double keep = std::sqrt(a), add = std::sqrt(1 - a);
+    map2(x0, noise, y, [keep, add](double v, double z) { return keep * v + add * z; });
+  }
   double clip(double x0) const {
     const double r = config_.clip_sample_range;
     return clip_ ? std::clamp(x0, -r, r) : x0;

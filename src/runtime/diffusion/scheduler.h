@@ -105,9 +105,14 @@ class Scheduler {
   virtual void scale_model_input(const Tensor& x, int64_t i, const Tensor& y) const;
   // y = the sample after step i, from the model's output at step i and the sample x (y may be
   // x). Ancestral samplers (euler_a, lcm before its last step, ddim with eta > 0) draw their
-  // noise from rng. dpm++2m keeps a history, so its steps must come in order 0, 1, ...
+  // noise from rng. dpm++2m keeps a history, so after set_timesteps its steps must come in order
+  // from any first step (img2img starts part-way: diffusers' set_begin_index).
   virtual void step(const Tensor& model_output, int64_t i, const Tensor& x, const Tensor& y,
                     Rng& rng) = 0;
+  // y = x0 noised to the level of step i (img2img's initial latents; diffusers' add_noise at
+  // timesteps[i]); y may alias either input.
+  virtual void add_noise(const Tensor& x0, const Tensor& noise, int64_t i,
+                         const Tensor& y) const = 0;
 
  protected:
   explicit Scheduler(SchedulerConfig config);

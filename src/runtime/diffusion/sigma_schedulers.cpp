@@ -113,6 +113,12 @@ class Euler final : public Scheduler {
     map2(y, noise, y, [up](double v, double z) { return v + z * up; });
   }
 
+  void add_noise(const Tensor& x0, const Tensor& noise, int64_t i, const Tensor& y) const override {
+    check_step("add_noise", noise, i, x0, y);
+    const double sigma = sigmas_[i];
+    map2(x0, noise, y, [sigma](double v, double z) { return v + z * sigma; });
+  }
+
  private:
   bool ancestral_;
 };
@@ -170,15 +176,15 @@ class DPMSolverPP2M final : public Scheduler {
     sig.push_back(config_.final_sigmas_type == FinalSigmas::SigmaMin ? train.front() : 0.0);
     timesteps_ = std::move(ts);
     sigmas_ = std::move(sig);
-    next_step_ = 0;
+    next_step_ = -1;  // any first step
     lower_order_nums_ = 0;
-    prev_x0_.clear();
+    prev_x0_ = Tensor();
   }
 
   void step(const Tensor& out, int64_t i, const Tensor& x, const Tensor& y, Rng&) override {
     check_step("step", out, i, x, y);
-    check(i == next_step_, "[dpm++2m] steps must run in order: expected step ", next_step_,
-          ", got ", i, " (call set_timesteps to start over)");
+    check(next_step_ < 0 || i == next_step_, "[dpm++2m] steps must run in order: expected step ",
+          next_step_, ", got ", i, " (call set_timesteps to start over)");
     const int64_t n = steps();
     const bool lower_order_final =
         i == n - 1 && (config_.euler_at_final || (config_.lower_order_final && n < 15) ||
@@ -187,10 +193,12 @@ class DPMSolverPP2M final : public Scheduler {
     // schedule's alpha_t, sigma_t follow from the Karras sigma: alpha = 1 / sqrt(sigma^2 + 1).
     const Vp s0 = vp(sigmas_[i]);
     const Prediction p = config_.prediction_type;
-    std::vector<float> x0(static_cast<size_t>(x.numel()));
+    Tensor x0t = Tensor::empty(x.shape(), DType::F32);
+    float* x0 = x0t.data<float>();
+    const int64_t n_el = x.numel();
     const float* po = out.data<float>();
     const float* px = x.data<float>();
-    for (size_t k = 0; k < x0.size(); ++k) {
+    for (int64_t k = 0; k < n_el; ++k) {
       const double o = po[k], v = px[k];
       x0[k] = static_cast<float>(p == Prediction::Epsilon       ? (v - s0.sigma * o) / s0.alpha
                                  : p == Prediction::VPrediction ? s0.alpha * v - s0.sigma * o
@@ -203,7 +211,7 @@ class DPMSolverPP2M final : public Scheduler {
     float* py = y.data<float>();
     if (config_.solver_order == 1 || lower_order_nums_ < 1 || lower_order_final) {
       // First order (DDIM-like): x_t = sigma_t / sigma_s * x - alpha_t (e^-h - 1) x0.
-      for (size_t k = 0; k < x0.size(); ++k) py[k] = static_cast<float>(ratio * px[k] - c * x0[k]);
+      for (int64_t k = 0; k < n_el; ++k) py[k] = static_cast<float>(ratio * px[k] - c * x0[k]);
     } else {
       // Second order, midpoint: D0 = m0, D1 = (m0 - m1) / r0 with r0 = h_0 / h. (diffusers'
       // lower_order_second only matters for solver_order 3.)
@@ -211,14 +219,21 @@ class DPMSolverPP2M final : public Scheduler {
       const double h = std::log(s0.sigma / s0.alpha) - std::log(t.sigma / t.alpha);
       const double h0 = std::log(s1.sigma / s1.alpha) - std::log(s0.sigma / s0.alpha);
       const double r0 = h0 / h;
-      for (size_t k = 0; k < x0.size(); ++k) {
-        const double d0 = x0[k], d1 = (d0 - prev_x0_[k]) / r0;
+      const float* m1 = prev_x0_.data<float>();
+      for (int64_t k = 0; k < n_el; ++k) {
+        const double d0 = x0[k], d1 = (d0 - m1[k]) / r0;
         py[k] = static_cast<float>(ratio * px[k] - c * d0 - 0.5 * c * d1);
       }
     }
-    prev_x0_ = std::move(x0);
+    prev_x0_ = std::move(x0t);
     lower_order_nums_ = std::min<int64_t>(lower_order_nums_ + 1, config_.solver_order);
-    ++next_step_;
+    next_step_ = i + 1;
+  }
+
+  void add_noise(const Tensor& x0, const Tensor& noise, int64_t i, const Tensor& y) const override {
+    check_step("add_noise", noise, i, x0, y);
+    const Vp v = vp(sigmas_[i]);
+    map2(x0, noise, y, [v](double a, double z) { return v.alpha * a + v.sigma * z; });
   }
 
  private:
@@ -230,8 +245,8 @@ class DPMSolverPP2M final : public Scheduler {
     return {alpha, sigma * alpha};
   }
 
-  int64_t next_step_ = 0, lower_order_nums_ = 0;
-  std::vector<float> prev_x0_;  // the previous step's x0 prediction (m1)
+  int64_t next_step_ = -1, lower_order_nums_ = 0;
+  Tensor prev_x0_;  // the previous step's x0 prediction (m1)
 };
 
 }  // namespace
