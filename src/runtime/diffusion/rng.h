@@ -15,6 +15,9 @@
 // offset + ceil(n / 4) - 1 and then advances offset past them, so consecutive draws never share
 // a block.
 //
+// This is not torch's CPU generator (mt19937), so a seed gives other noise than diffusers or
+// ComfyUI; to compare images with them, pass their noise (`--init-noise FILE.npy`) instead.
+//
 //   Rng rng(42);
 //   Tensor noise = rng.normal({4, 64, 64});   // the initial latents, before init_noise_sigma
 #include <array>
