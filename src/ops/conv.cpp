@@ -95,6 +95,9 @@ void conv2d(const Tensor& x, const Tensor& w, const Tensor& y, ThreadPool& pool,
               p.bias->is_contiguous(),
           "[conv2d] bias must be a contiguous f32 [", g.c_out, "]");
   check(w.is_contiguous(), "[conv2d] w must be contiguous");
+  for (const Tensor* t : {&x, &w, &y})
+    check(t->device() == Device::cpu(), "[conv2d] runs on the CPU only (no Vulkan kernel yet), ",
+          "got a tensor on ", t->device().name());
   // Block-quantized types pack along the last dimension (kw), which no block size divides.
   check(w.dtype() == DType::F32 || w.dtype() == DType::F16 || w.dtype() == DType::BF16,
         "[conv2d] weight type ", dtype_name(w.dtype()), " is not supported (f32, f16, bf16)");

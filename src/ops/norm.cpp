@@ -28,6 +28,9 @@ void group_norm(const Tensor& x, const Tensor& y, const GroupNormParams& params)
   check(
       x.dtype() == DType::F32 && y.dtype() == DType::F32 && x.is_contiguous() && y.is_contiguous(),
       "[group_norm] x and y must be contiguous f32, got ", x.str(), " and ", y.str());
+  check(x.device() == Device::cpu() && y.device() == Device::cpu(),
+        "[group_norm] runs on the CPU only (no Vulkan kernel yet), got x on ", x.device().name(),
+        " and y on ", y.device().name());
   const int64_t cd = params.channel_dim;
   check(cd >= 0 && cd < x.dim(), "[group_norm] channel_dim ", cd, " is not a dimension of ",
         x.shape().str());

@@ -91,9 +91,11 @@ void upsample(const Tensor& x, const Tensor& y, const UpsampleParams& p) {
 
 void upsample_nearest2x(const Tensor& x, const Tensor& y) {
   auto ok = [](const Tensor& t) {
-    return t.defined() && t.dim() >= 2 && t.dtype() == DType::F32 && t.is_contiguous();
+    return t.defined() && t.dim() >= 2 && t.dtype() == DType::F32 && t.is_contiguous() &&
+           t.device() == Device::cpu();
   };
-  check(ok(x) && ok(y), "[upsample_nearest2x] x and y must be contiguous f32 [..., H, W], got ",
+  check(ok(x) && ok(y),
+        "[upsample_nearest2x] x and y must be contiguous f32 [..., H, W] on the CPU, got ",
         x.defined() ? x.str() : std::string("undefined"), " and ",
         y.defined() ? y.str() : std::string("undefined"));
   Dims want = x.shape();
