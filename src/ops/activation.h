@@ -3,6 +3,7 @@
 //
 //   ops::activation(ops::Activation::GELUTanh, x, y);
 //   ops::swiglu(gate, up, y);            // y = silu(gate) * up   (Llama MLP)
+//   ops::geglu(x, y);                    // x: [..., 2n] -> y: [..., n]   (diffusers GEGLU)
 #include "core/tensor.h"
 
 namespace eight::ops {
@@ -17,5 +18,8 @@ enum class Activation {
 
 void activation(Activation op, const Tensor& x, const Tensor& y);
 void swiglu(const Tensor& gate, const Tensor& up, const Tensor& y);
+// diffusers' GEGLU after its projection: hidden, gate = x.chunk(2, dim=-1);
+// y = hidden * gelu(gate) with the exact (erf) GELU. x: [..., 2n], y: [..., n] (never x).
+void geglu(const Tensor& x, const Tensor& y);
 
 }  // namespace eight::ops

@@ -37,12 +37,54 @@ Geometry geometry(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
 }  // namespace
 
 Dims conv2d_output_shape(const Tensor& x, const Tensor& w, const Conv2dParams& params) {
+  if (x.defined() && x.dim() == 4) {
+    const Geometry g =
+        geometry(x.slice(0, 0, 1).reshape({x.size(1), x.size(2), x.size(3)}), w, params);
+    return {x.size(0), g.c_out, g.h_out, g.w_out};
+  }
   const Geometry g = geometry(x, w, params);
   return {g.c_out, g.h_out, g.w_out};
 }
 
+namespace {
+
+// Output pixels per im2col tile: the unfolded tile stays near 8 MiB whatever the image size (a
+// 1024 px SDXL image would otherwise unfold its 128x128 level-0 convs into 190 MB), and is still
+// hundreds of rows, which the matmul kernels run at full speed.
+constexpr int64_t kTileBytes = int64_t{8} << 20;
+
+// w [C_out, cg, kh, kw] -> [C_out, kh, kw, cg] (the element moved as it is, so f16 and bf16 stay
+// 2-byte for the matmul kernels), so each (ky, kx) tap reads cg contiguous channels.
+Tensor weight_channels_last(const Tensor& w) {
+  const int64_t co = w.size(0), cg = w.size(1), taps = w.size(2) * w.size(3), kk = cg * taps;
+  Tensor out = Tensor::empty({co, kk}, w.dtype());
+  auto move = [&](const auto* src, auto* dst) {
+    for (int64_t o = 0; o < co; ++o)
+      for (int64_t c = 0; c < cg; ++c)
+        for (int64_t t = 0; t < taps; ++t) dst[o * kk + t * cg + c] = src[(o * cg + c) * taps + t];
+  };
+  if (w.dtype() == DType::F32)
+    move(w.data<float>(), out.data<float>());
+  else
+    move(w.data<uint16_t>(), out.data<uint16_t>());
+  return out;
+}
+
+}  // namespace
+
 void conv2d(const Tensor& x, const Tensor& w, const Tensor& y, ThreadPool& pool,
             const Conv2dParams& p) {
+  check(x.defined() && (x.dim() == 3 || x.dim() == 4), "[conv2d] x must be [C_in, H, W] or [N, ",
+        "C_in, H, W], got ", x.defined() ? x.shape().str() : std::string("undefined"));
+  if (x.dim() == 4) {
+    check(y.defined() && y.dim() == 4 && y.size(0) == x.size(0), "[conv2d] y must be [", x.size(0),
+          ", C_out, H_out, W_out] for x ", x.shape().str());
+    const Tensor xc = x.contiguous();
+    for (int64_t n = 0; n < x.size(0); ++n)
+      conv2d(xc.slice(0, n, n + 1).reshape({x.size(1), x.size(2), x.size(3)}), w,
+             y.slice(0, n, n + 1).reshape({y.size(1), y.size(2), y.size(3)}), pool, p);
+    return;
+  }
   const Geometry g = geometry(x, w, p);
   check(y.defined() && y.dtype() == DType::F32 && y.shape() == Dims{g.c_out, g.h_out, g.w_out} &&
             y.is_contiguous(),
@@ -52,37 +94,68 @@ void conv2d(const Tensor& x, const Tensor& w, const Tensor& y, ThreadPool& pool,
     check(p.bias->defined() && p.bias->dtype() == DType::F32 && p.bias->numel() == g.c_out &&
               p.bias->is_contiguous(),
           "[conv2d] bias must be a contiguous f32 [", g.c_out, "]");
-  const int64_t cg = g.c_in / p.groups, og = g.c_out / p.groups;
-  const int64_t kk = cg * g.kh * g.kw, hw = g.h_out * g.w_out;
   check(w.is_contiguous(), "[conv2d] w must be contiguous");
-  const Tensor wc = w.reshape({g.c_out, kk});
-  // cols: [hw, kk] per group; out: [hw, og].
-  Tensor cols = Tensor::empty({hw, kk}, DType::F32);
-  Tensor out = Tensor::empty({hw, og}, DType::F32);
-  const Tensor xc = x.contiguous();
+  for (const Tensor* t : {&x, &w, &y})
+    check(t->device() == Device::cpu(), "[conv2d] runs on the CPU only (no Vulkan kernel yet), ",
+          "got a tensor on ", t->device().name());
+  // Block-quantized types pack along the last dimension (kw), which no block size divides.
+  check(w.dtype() == DType::F32 || w.dtype() == DType::F16 || w.dtype() == DType::BF16,
+        "[conv2d] weight type ", dtype_name(w.dtype()), " is not supported (f32, f16, bf16)");
+  const int64_t cg = g.c_in / p.groups, og = g.c_out / p.groups;
+  const int64_t taps = g.kh * g.kw, kk = cg * taps, hw = g.h_out * g.w_out;
+  const Tensor wc = weight_channels_last(w);  // [C_out, (ky, kx, c)]
+  // x channels last: xt [H, W, C_in], so each tap of an output pixel is cg contiguous floats.
+  Tensor xt = Tensor::empty({g.h, g.w, g.c_in}, DType::F32);
+  {
+    const Tensor xc = x.contiguous();
+    const float* src = xc.data<float>();
+    float* dst = xt.data<float>();
+    const int64_t plane = g.h * g.w;
+    pool.parallel_chunks(plane, 256, [&](int64_t b, int64_t e, int) {
+      for (int64_t i = b; i < e; ++i)
+        for (int64_t c = 0; c < g.c_in; ++c) dst[i * g.c_in + c] = src[c * plane + i];
+    });
+  }
+  const int64_t tile = std::clamp<int64_t>(kTileBytes / (kk * 4), 16, hw);
+  Tensor cols = Tensor::empty({tile, kk}, DType::F32);  // one tile of unfolded pixels
+  Tensor out = Tensor::empty({tile, og}, DType::F32);
+  const float* bias = p.bias ? p.bias->data<float>() : nullptr;
   for (int64_t grp = 0; grp < p.groups; ++grp) {
-    float* c = cols.data<float>();
-    for (int64_t oy = 0; oy < g.h_out; ++oy)
-      for (int64_t ox = 0; ox < g.w_out; ++ox) {
-        float* row = c + (oy * g.w_out + ox) * kk;
-        for (int64_t ci = 0; ci < cg; ++ci) {
-          const float* plane = xc.data<float>() + (grp * cg + ci) * g.h * g.w;
+    const Tensor wg = wc.slice(0, grp * og, (grp + 1) * og);
+    for (int64_t p0 = 0; p0 < hw; p0 += tile) {
+      const int64_t rows = std::min(tile, hw - p0);
+      // Unfold: row r = pixel p0 + r, taps (ky, kx) in order, each cg channels (zeros outside).
+      pool.parallel_chunks(rows, 8, [&](int64_t b, int64_t e, int) {
+        for (int64_t r = b; r < e; ++r) {
+          const int64_t oy = (p0 + r) / g.w_out, ox = (p0 + r) % g.w_out;
+          float* row = cols.data<float>() + r * kk;
           for (int64_t ky = 0; ky < g.kh; ++ky) {
             const int64_t iy = oy * p.stride[0] - p.padding[0] + ky * p.dilation[0];
             for (int64_t kx = 0; kx < g.kw; ++kx) {
               const int64_t ix = ox * p.stride[1] - p.padding[1] + kx * p.dilation[1];
-              const bool in = iy >= 0 && iy < g.h && ix >= 0 && ix < g.w;
-              row[(ci * g.kh + ky) * g.kw + kx] = in ? plane[iy * g.w + ix] : 0.f;
+              float* dst = row + (ky * g.kw + kx) * cg;
+              if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) {
+                std::fill_n(dst, cg, 0.f);
+              } else {
+                const float* src = xt.data<float>() + (iy * g.w + ix) * g.c_in + grp * cg;
+                std::copy_n(src, cg, dst);
+              }
             }
           }
         }
-      }
-    matmul(cols, wc.slice(0, grp * og, (grp + 1) * og), out, pool);
-    for (int64_t o = 0; o < og; ++o) {
-      const int64_t co = grp * og + o;
-      const float b = p.bias ? p.bias->data<float>()[co] : 0.f;
-      float* dst = y.data<float>() + co * hw;
-      for (int64_t i = 0; i < hw; ++i) dst[i] = out.data<float>()[i * og + o] + b;
+      });
+      const Tensor ct = cols.slice(0, 0, rows), ot = out.slice(0, 0, rows);
+      matmul(ct, wg, ot, pool);
+      // out [rows, og] -> y [og, hw] at column p0 (+ bias), one output channel per item.
+      pool.parallel_chunks(og, 8, [&](int64_t b, int64_t e, int) {
+        for (int64_t o = b; o < e; ++o) {
+          const int64_t co = grp * og + o;
+          const float bv = bias ? bias[co] : 0.f;
+          float* dst = y.data<float>() + co * hw + p0;
+          const float* src = out.data<float>() + o;
+          for (int64_t r = 0; r < rows; ++r) dst[r] = src[r * og] + bv;
+        }
+      });
     }
   }
 }

@@ -45,26 +45,39 @@ void layer_norm(const Tensor& x, const Tensor& y, const LayerNormParams& params)
 
 void group_norm(const Tensor& x, const Tensor& y, const GroupNormParams& params) {
   check_same_shape("group_norm", x, "x", y, "y");
-  check(x.dtype() == DType::F32 && y.dtype() == DType::F32 && x.is_contiguous() &&
-            y.is_contiguous() && x.dim() >= 1,
-        "[group_norm] x and y must be contiguous f32 [C, ...], got ", x.str(), " and ", y.str());
-  const int64_t c = x.size(0), per_channel = c ? x.numel() / c : 0;
+  check(
+      x.dtype() == DType::F32 && y.dtype() == DType::F32 && x.is_contiguous() && y.is_contiguous(),
+      "[group_norm] x and y must be contiguous f32, got ", x.str(), " and ", y.str());
+  check(x.device() == Device::cpu() && y.device() == Device::cpu(),
+        "[group_norm] runs on the CPU only (no Vulkan kernel yet), got x on ", x.device().name(),
+        " and y on ", y.device().name());
+  const int64_t cd = params.channel_dim;
+  check(cd >= 0 && cd < x.dim(), "[group_norm] channel_dim ", cd, " is not a dimension of ",
+        x.shape().str());
+  int64_t batch = 1;
+  for (int64_t d = 0; d < cd; ++d) batch *= x.size(static_cast<int>(d));
+  const int64_t c = x.size(static_cast<int>(cd));
+  const int64_t spatial = batch * c > 0 ? x.numel() / (batch * c) : 0;
   check(params.groups > 0 && c % params.groups == 0, "[group_norm] ", c,
         " channels do not split into ", params.groups, " groups");
+  check(params.eps >= 0, "[group_norm] eps must be >= 0, got ", params.eps);
   const float* w = optional_vector("group_norm", "weight", params.weight, c);
   const float* b = optional_vector("group_norm", "bias", params.bias, c);
-  const int64_t cg = c / params.groups, n = cg * per_channel;
+  if (spatial == 0) return;
+  const int64_t cg = c / params.groups, n = cg * spatial;
   const auto& k = cpu::nn_kernels();
-  for (int64_t g = 0; g < params.groups; ++g) {
-    const float* xs = x.data<float>() + g * n;
-    float* ys = y.data<float>() + g * n;
-    k.layer_norm(xs, nullptr, nullptr, ys, n, params.eps);
-    for (int64_t ch = 0; ch < cg; ++ch) {
-      const int64_t cc = g * cg + ch;
-      const float s = w ? w[cc] : 1.f, o = b ? b[cc] : 0.f;
-      float* row = ys + ch * per_channel;
-      for (int64_t i = 0; i < per_channel; ++i) row[i] = row[i] * s + o;
-    }
+  const float* xs = x.data<float>();
+  float* ys = y.data<float>();
+  auto one = [&](int64_t task) {
+    const int64_t g = task % params.groups;
+    k.group_norm(xs + task * n, w ? w + g * cg : nullptr, b ? b + g * cg : nullptr, ys + task * n,
+                 cg, spatial, params.eps, params.silu);
+  };
+  const int64_t tasks = batch * params.groups;
+  if (params.pool) {
+    params.pool->parallel_for(tasks, [&](int64_t task, int) { one(task); });
+  } else {
+    for (int64_t task = 0; task < tasks; ++task) one(task);
   }
 }
 

@@ -4,7 +4,10 @@
 //   ops::rms_norm(x, y, {.weight = &w, .eps = 1e-5f});     // Llama: x / rms(x) * w
 //   ops::layer_norm(x, y, {.weight = &g, .bias = &b});      // (x - mean) / std * g + b
 //   ops::group_norm(x, y, {.groups = 32, ...});             // x: [C, ...] channels first
+//   ops::group_norm(x, y, {.weight = &g, .bias = &b, .eps = 1e-6f, .silu = true,
+//                          .channel_dim = 1, .pool = &pool});  // x: [N, C, H, W], then SiLU
 #include "core/tensor.h"
+#include "core/thread_pool.h"
 
 namespace eight::ops {
 
@@ -21,13 +24,18 @@ struct LayerNormParams {
 };
 void layer_norm(const Tensor& x, const Tensor& y, const LayerNormParams& params = {});
 
-// x: contiguous [C, spatial...] (one sample); channels split into `groups` groups, each
-// normalized over its channels and all spatial positions; weight/bias are per channel [C].
+// x: contiguous [batch..., C, spatial...] with C at channel_dim (0: one sample [C, H, W]; 1:
+// [N, C, H, W]); channels split into `groups` groups, each normalized over its channels and all
+// spatial positions of one sample (torch.nn.GroupNorm); weight/bias are per channel [C]. With
+// silu, y = silu(group_norm(x)) in the same pass. Groups run in parallel on pool when given.
 struct GroupNormParams {
   int64_t groups = 32;
   const Tensor* weight = nullptr;
   const Tensor* bias = nullptr;
   float eps = 1e-5f;
+  bool silu = false;
+  int64_t channel_dim = 0;
+  ThreadPool* pool = nullptr;
 };
 void group_norm(const Tensor& x, const Tensor& y, const GroupNormParams& params);
 

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include "backend/cpu/nn_kernels.h"
+
 namespace eight::ops {
 
 namespace {
@@ -57,6 +59,10 @@ void upsample(const Tensor& x, const Tensor& y, const UpsampleParams& p) {
   const int64_t c = x.size(0), h = x.size(1), w = x.size(2), ho = y.size(1), wo = y.size(2);
   check(y.size(0) == c && h > 0 && w > 0, "[upsample] x ", x.shape().str(), " and y ",
         y.shape().str(), " must have the same channels and nonempty images");
+  if (p.mode == UpsampleMode::Nearest && ho == 2 * h && wo == 2 * w) {
+    upsample_nearest2x(x, y);
+    return;
+  }
   const double sy = static_cast<double>(h) / static_cast<double>(ho);
   const double sx = static_cast<double>(w) / static_cast<double>(wo);
   for (int64_t ch = 0; ch < c; ++ch) {
@@ -81,6 +87,27 @@ void upsample(const Tensor& x, const Tensor& y, const UpsampleParams& p) {
         dst[oy * wo + ox] = static_cast<float>(top * (1 - ly) + bot * ly);
       }
   }
+}
+
+void upsample_nearest2x(const Tensor& x, const Tensor& y) {
+  auto ok = [](const Tensor& t) {
+    return t.defined() && t.dim() >= 2 && t.dtype() == DType::F32 && t.is_contiguous() &&
+           t.device() == Device::cpu();
+  };
+  check(ok(x) && ok(y),
+        "[upsample_nearest2x] x and y must be contiguous f32 [..., H, W] on the CPU, got ",
+        x.defined() ? x.str() : std::string("undefined"), " and ",
+        y.defined() ? y.str() : std::string("undefined"));
+  Dims want = x.shape();
+  const int d = x.dim();
+  want[d - 2] *= 2;
+  want[d - 1] *= 2;
+  check(y.shape() == want, "[upsample_nearest2x] y must be ", want.str(), " for x ",
+        x.shape().str(), ", got ", y.shape().str());
+  const int64_t h = x.size(d - 2), w = x.size(d - 1), planes = h * w > 0 ? x.numel() / (h * w) : 0;
+  const auto& k = cpu::nn_kernels();
+  for (int64_t i = 0; i < planes; ++i)
+    k.upsample_nearest2x(x.data<float>() + i * h * w, y.data<float>() + i * 4 * h * w, h, w);
 }
 
 }  // namespace eight::ops

@@ -3,6 +3,7 @@
 //
 //   ops::pool2d(x, y, {.kind = ops::PoolKind::Max, .kernel = {2, 2}, .stride = {2, 2}});
 //   ops::upsample(x, y, {.mode = ops::UpsampleMode::Bilinear});  // y: [C, H2, W2], any size
+//   ops::upsample_nearest2x(x, y);   // x: [..., H, W] -> y: [..., 2H, 2W] (UNet/VAE upsampler)
 #include <array>
 
 #include "core/tensor.h"
@@ -30,5 +31,10 @@ struct UpsampleParams {
   UpsampleMode mode = UpsampleMode::Nearest;
 };
 void upsample(const Tensor& x, const Tensor& y, const UpsampleParams& params = {});
+
+// F.interpolate(x, scale_factor=2, mode="nearest") on the per-ISA kernel: x: contiguous f32
+// [..., H, W] (any leading dimensions, e.g. [N, C, H, W]), y: [..., 2H, 2W]. upsample() with
+// Nearest and an exact 2x size takes this path too.
+void upsample_nearest2x(const Tensor& x, const Tensor& y);
 
 }  // namespace eight::ops

@@ -1,7 +1,7 @@
 // conv2d / conv1d against a direct double-precision loop (on every ISA, since they run on
 // matmul), pooling and upsampling against hand-worked and PyTorch-documented values.
-// Tolerance: 1e-5 relative to the largest |reference| (f32 and f16 weights; the int8 path is
-// never taken because convolution weights here are float).
+// Tolerance: 1e-5 relative to the largest |reference| (f32, f16 and bf16 weights; the int8 path
+// is never taken because convolution weights are float).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -38,6 +38,9 @@ void check_conv(const ConvCase& c, DType wtype) {
     if (wtype == DType::F16) {
       w.data<uint16_t>()[i] = fp32_to_fp16(wv[i]);
       wv[i] = fp16_to_fp32(w.data<uint16_t>()[i]);
+    } else if (wtype == DType::BF16) {
+      w.data<uint16_t>()[i] = fp32_to_bf16(wv[i]);
+      wv[i] = bf16_to_fp32(w.data<uint16_t>()[i]);
     } else {
       w.data<float>()[i] = wv[i];
     }
@@ -80,6 +83,32 @@ TEST(Conv2d, MatchesDirectLoops) {
   check_conv({8, 9, 9, 8, 3, 3, 1, 1, 1, 1, 1, 1, 8}, DType::F32);  // depthwise
   check_conv({5, 12, 13, 7, 4, 4, 2, 2, 1, 1, 1, 1, 1}, DType::F16);
   check_conv({2, 5, 5, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1}, DType::F16);
+  // SDXL's kinds at odd sizes: 3x3 stride 1 and 2 with padding 1, 1x1, bf16 weights.
+  check_conv({33, 31, 17, 31, 3, 3, 1, 1, 1, 1, 1, 1, 1}, DType::F16);
+  check_conv({31, 33, 31, 17, 3, 3, 2, 2, 1, 1, 1, 1, 1}, DType::F32);
+  check_conv({33, 17, 15, 31, 1, 1, 1, 1, 0, 0, 1, 1, 1}, DType::BF16);
+  // 64 x 3 x 3 taps over 65 x 63 pixels: the unfolded input (9.4 MiB) spans two tiles.
+  check_conv({64, 65, 63, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1}, DType::F16);
+}
+
+TEST(Conv2d, BatchIsEachSampleAlone) {
+  // x: [2, 5, 9, 11] -> y: [2, 7, 5, 6] (stride 2, padding 1); sample n equals conv2d(x[n]).
+  const auto xv = random_floats(2 * 5 * 9 * 11), wv = random_floats(7 * 5 * 9);
+  const Tensor x = filled({2, 5, 9, 11}, xv), w = filled({7, 5, 3, 3}, wv);
+  const ops::Conv2dParams p{.stride = {2, 2}, .padding = {1, 1}};
+  EXPECT_EQ(ops::conv2d_output_shape(x, w, p), (Dims{2, 7, 5, 6}));
+  Tensor y = Tensor::empty({2, 7, 5, 6}, DType::F32);
+  ThreadPool pool(2);
+  ops::conv2d(x, w, y, pool, p);
+  for (int64_t n = 0; n < 2; ++n) {
+    Tensor yn = Tensor::empty({7, 5, 6}, DType::F32);
+    ops::conv2d(x.slice(0, n, n + 1).reshape({5, 9, 11}), w, yn, pool, p);
+    for (int64_t i = 0; i < yn.numel(); ++i)
+      ASSERT_EQ(y.data<float>()[n * 210 + i], yn.data<float>()[i]) << n << " " << i;
+  }
+  Tensor q = Tensor::empty({7, 5, 3, 32}, DType::Q8_0);
+  Tensor wide = filled({5, 9, 11}, std::vector<float>(xv.begin(), xv.begin() + 495));
+  EXPECT_THROW(ops::conv2d(wide, q, y, pool, p), Error);
 }
 
 TEST(Conv1d, MatchesConv2dWithHeightOne) {

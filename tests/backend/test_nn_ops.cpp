@@ -5,6 +5,10 @@
 //   softmax, activations, swiglu: 2e-5          (libm exp/erf/tanh in float; activations
 //                                                relative to max(|ref|, 1) for tails)
 //   attention f32/f16 KV: 2e-5; q8_0 KV: 2e-5  (the reference decodes the same q8_0 rows)
+// The diffusion kernels are judged by NMSE (sum (got - ref)^2 / sum ref^2) against the twins:
+//   group_norm (+ SiLU): 1e-11   upsample_nearest2x: exact
+//   geglu: NMSE 1e-11 for n >= 31 and, like the activations, max error 2e-5 relative to
+//   max(|ref|, 1) (a lone gate deep in GELU's tail rounds 1 + erf(x) to 0 in float)
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -19,6 +23,7 @@
 #include "ops/elementwise.h"
 #include "ops/get_rows.h"
 #include "ops/norm.h"
+#include "ops/pool.h"
 #include "ops/rope.h"
 #include "ops/softmax.h"
 
@@ -295,6 +300,110 @@ TEST(Ops, FrontEndsWalkRowsAndBroadcast) {
     EXPECT_NEAR(mean / 12, 0, 1e-5);
     EXPECT_NEAR(var / 12, 1, 1e-3);
   }
+}
+
+TEST(NNKernels, DiffusionKernelsEveryISA) {
+  double worst_gn = 0, worst_geglu = 0;
+  for (ISA isa : available_isas()) {
+    const auto& k = nn_kernels_for(isa);
+    // GroupNorm groups: SDXL's 320 channels / 32 groups = 10 channels per group; odd sizes.
+    for (auto [ch, sp] : {std::pair<int64_t, int64_t>{1, 1},
+                          {3, 31},
+                          {10, 33},
+                          {2, 257},
+                          {10, 64 * 64},
+                          {7, 4097}}) {
+      auto x = random_floats(ch * sp, -3, 5);
+      const auto w = random_floats(ch), b = random_floats(ch);
+      std::vector<float> got(x.size()), ref(x.size());
+      for (bool silu : {false, true}) {
+        const std::string what = cat(isa_name(isa), " ", ch, "x", sp, silu ? " silu" : "");
+        k.group_norm(x.data(), w.data(), b.data(), got.data(), ch, sp, 1e-5f, silu);
+        cpu::group_norm_reference(x.data(), w.data(), b.data(), ref.data(), ch, sp, 1e-5f, silu);
+        const double e = testing::nmse(got.data(), ref.data(), got.size());
+        EXPECT_LE(e, 1e-11) << "group_norm " << what;
+        worst_gn = std::max(worst_gn, e);
+        k.group_norm(x.data(), nullptr, nullptr, got.data(), ch, sp, 1e-6f, silu);
+        cpu::group_norm_reference(x.data(), nullptr, nullptr, ref.data(), ch, sp, 1e-6f, silu);
+        EXPECT_LE(testing::nmse(got.data(), ref.data(), got.size()), 1e-11)
+            << "group_norm no affine " << what;
+      }
+    }
+    for (int64_t n : kSizes) {
+      const auto h = random_floats(n, -3, 3), g = random_floats(n, -6, 6);
+      std::vector<float> got(n), ref(n);
+      k.geglu(h.data(), g.data(), got.data(), n);
+      cpu::geglu_reference(h.data(), g.data(), ref.data(), n);
+      const std::string what = cat("geglu ", isa_name(isa), " n=", n);
+      expect_close(got, ref, 2e-5, what, 1.0);
+      if (n < 31) continue;
+      const double e = testing::nmse(got.data(), ref.data(), got.size());
+      EXPECT_LE(e, 1e-11) << what;
+      worst_geglu = std::max(worst_geglu, e);
+    }
+    for (auto [h, w] : {std::pair<int64_t, int64_t>{1, 1}, {3, 31}, {17, 33}, {64, 64}}) {
+      const auto x = random_floats(h * w);
+      std::vector<float> got(4 * h * w), ref(4 * h * w);
+      k.upsample_nearest2x(x.data(), got.data(), h, w);
+      cpu::upsample_nearest2x_reference(x.data(), ref.data(), h, w);
+      EXPECT_EQ(got, ref) << "upsample_nearest2x " << isa_name(isa) << " " << h << "x" << w;
+    }
+  }
+  std::printf("worst NMSE: group_norm %.3g, geglu %.3g\n", worst_gn, worst_geglu);
+}
+
+TEST(Ops, GroupNormBatchedGegluUpsampleFrontEnds) {
+  // [N, C, H, W] = [2, 64, 5, 7] in 32 groups of 2 channels, with SiLU, on a pool: each sample
+  // and group matches the reference on its own slice.
+  const int64_t n = 2, c = 64, hw = 35, cg = 2;
+  const auto xv = random_floats(n * c * hw, -2, 4), wv = random_floats(c), bv = random_floats(c);
+  Tensor x = Tensor::empty({n, c, 5, 7}, DType::F32), y = Tensor::empty({n, c, 5, 7}, DType::F32);
+  Tensor w = Tensor::empty({c}, DType::F32), b = Tensor::empty({c}, DType::F32);
+  std::copy(xv.begin(), xv.end(), x.data<float>());
+  std::copy(wv.begin(), wv.end(), w.data<float>());
+  std::copy(bv.begin(), bv.end(), b.data<float>());
+  ThreadPool pool(2);
+  ops::group_norm(
+      x, y,
+      {.weight = &w, .bias = &b, .eps = 1e-6f, .silu = true, .channel_dim = 1, .pool = &pool});
+  std::vector<float> ref(xv.size());
+  for (int64_t t = 0; t < n * 32; ++t) {
+    const int64_t g = t % 32, off = t * cg * hw;
+    cpu::group_norm_reference(xv.data() + off, wv.data() + g * cg, bv.data() + g * cg,
+                              ref.data() + off, cg, hw, 1e-6f, true);
+  }
+  EXPECT_LE(testing::nmse(y.data<float>(), ref.data(), ref.size()), 1e-11);
+  EXPECT_THROW(ops::group_norm(x, y, {.groups = 32, .channel_dim = 4}), Error);
+  EXPECT_THROW(ops::group_norm(x, y, {.groups = 24, .channel_dim = 1}), Error);
+
+  // GEGLU: x [3, 2, 2 * 33] -> y [3, 2, 33]; hidden is the first half, the gate the second.
+  Tensor gx = Tensor::empty({3, 2, 66}, DType::F32), gy = Tensor::empty({3, 2, 33}, DType::F32);
+  const auto gv = random_floats(3 * 2 * 66, -3, 3);
+  std::copy(gv.begin(), gv.end(), gx.data<float>());
+  ops::geglu(gx, gy);
+  std::vector<float> gref(33);
+  for (int64_t r = 0; r < 6; ++r) {
+    cpu::geglu_reference(gv.data() + r * 66, gv.data() + r * 66 + 33, gref.data(), 33);
+    EXPECT_LE(testing::nmse(gy.data<float>() + r * 33, gref.data(), 33), 1e-11) << r;
+  }
+  Tensor bad = Tensor::empty({3, 2, 32}, DType::F32);
+  EXPECT_THROW(ops::geglu(gx, bad), Error);
+
+  // Nearest 2x on [N, C, H, W], and upsample() taking the same path for an exact 2x size.
+  Tensor ux = Tensor::empty({2, 3, 5, 7}, DType::F32),
+         uy = Tensor::empty({2, 3, 10, 14}, DType::F32);
+  const auto uv = random_floats(2 * 3 * 35);
+  std::copy(uv.begin(), uv.end(), ux.data<float>());
+  ops::upsample_nearest2x(ux, uy);
+  for (int64_t p = 0; p < 6; ++p)
+    for (int64_t i = 0; i < 10; ++i)
+      for (int64_t j = 0; j < 14; ++j)
+        ASSERT_EQ(uy.data<float>()[(p * 10 + i) * 14 + j], uv[p * 35 + (i / 2) * 7 + j / 2]);
+  Tensor u3 = Tensor::empty({3, 10, 14}, DType::F32);
+  ops::upsample(ux.slice(0, 1, 2).reshape({3, 5, 7}), u3, {});
+  for (int64_t e = 0; e < u3.numel(); ++e)
+    ASSERT_EQ(u3.data<float>()[e], uy.data<float>()[3 * 140 + e]);
+  EXPECT_THROW(ops::upsample_nearest2x(ux, u3), Error);
 }
 
 TEST(Ops, GetRowsArgmaxTopK) {

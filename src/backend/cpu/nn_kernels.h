@@ -58,6 +58,15 @@ struct NNKernels {
   void (*rope)(const float* x, float* y, const float* cos, const float* sin, int64_t n_dims,
                int64_t head_dim, RopeStyle style);
   void (*attention)(const AttentionProblem& p, ThreadPool& pool);
+  // One GroupNorm group: `channels` contiguous rows of `spatial` values normalized together
+  // (mean and variance over channels * spatial), then per channel c: y = x_hat * w[c] + b[c]
+  // (w, b may be nullptr), then y = silu(y) when silu (the norm + SiLU of UNet/VAE blocks).
+  void (*group_norm)(const float* x, const float* w, const float* b, float* y, int64_t channels,
+                     int64_t spatial, float eps, bool silu);
+  // y = hidden * gelu(gate) with the exact (erf) GELU: diffusers' GEGLU feed-forward.
+  void (*geglu)(const float* hidden, const float* gate, float* y, int64_t n);
+  // One plane x [h, w] -> y [2h, 2w], y[i][j] = x[i / 2][j / 2] (nearest, scale 2).
+  void (*upsample_nearest2x)(const float* x, float* y, int64_t h, int64_t w);
 };
 
 const NNKernels& nn_kernels_for(ISA isa);
@@ -75,5 +84,9 @@ void rope_reference(const float* x, float* y, const float* cos, const float* sin
                     int64_t head_dim, RopeStyle style);
 // Materializes every score row (tq x tk), so only for tests.
 void attention_reference(const AttentionProblem& p);
+void group_norm_reference(const float* x, const float* w, const float* b, float* y,
+                          int64_t channels, int64_t spatial, float eps, bool silu);
+void geglu_reference(const float* hidden, const float* gate, float* y, int64_t n);
+void upsample_nearest2x_reference(const float* x, float* y, int64_t h, int64_t w);
 
 }  // namespace eight::cpu

@@ -134,4 +134,30 @@ void attention_reference(const AttentionProblem& p) {
   }
 }
 
+void group_norm_reference(const float* x, const float* w, const float* b, float* y,
+                          int64_t channels, int64_t spatial, float eps, bool silu) {
+  const int64_t n = channels * spatial;
+  double mean = 0, var = 0;
+  for (int64_t i = 0; i < n; ++i) mean += x[i];
+  mean /= static_cast<double>(n);
+  for (int64_t i = 0; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
+  const double r = 1.0 / std::sqrt(var / static_cast<double>(n) + eps);
+  for (int64_t c = 0; c < channels; ++c)
+    for (int64_t i = 0; i < spatial; ++i) {
+      const int64_t k = c * spatial + i;
+      const double v = (x[k] - mean) * r * (w ? w[c] : 1.0) + (b ? b[c] : 0.0);
+      y[k] = static_cast<float>(silu ? unary1(UnaryOp::SiLU, v) : v);
+    }
+}
+
+void geglu_reference(const float* hidden, const float* gate, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    y[i] = static_cast<float>(hidden[i] * unary1(UnaryOp::GELU, gate[i]));
+}
+
+void upsample_nearest2x_reference(const float* x, float* y, int64_t h, int64_t w) {
+  for (int64_t oy = 0; oy < 2 * h; ++oy)
+    for (int64_t ox = 0; ox < 2 * w; ++ox) y[oy * 2 * w + ox] = x[(oy / 2) * w + ox / 2];
+}
+
 }  // namespace eight::cpu

@@ -168,6 +168,68 @@ void rope(const float* x, float* y, const float* cos, const float* sin, int64_t 
   if (x != y) std::copy(x + n_dims, x + head_dim, y + n_dims);
 }
 
+void group_norm(const float* x, const float* w, const float* b, float* y, int64_t channels,
+                int64_t spatial, float eps, bool silu) {
+  const int64_t n = channels * spatial;
+  const float mean = sum_f32(x, n) / static_cast<float>(n);
+  const VecF mv = VecF::set1(mean);
+  VecF s0 = VecF::zero(), s1 = VecF::zero();
+  int64_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    const VecF d0 = VecF::load(x + i) - mv, d1 = VecF::load(x + i + W) - mv;
+    s0 = fma(d0, d0, s0);
+    s1 = fma(d1, d1, s1);
+  }
+  for (; i + W <= n; i += W) {
+    const VecF d = VecF::load(x + i) - mv;
+    s0 = fma(d, d, s0);
+  }
+  float var = reduce_add(s0 + s1);
+  for (; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
+  const float r = 1.f / std::sqrt(var / static_cast<float>(n) + eps);
+  const VecF one = VecF::set1(1.f);
+  for (int64_t c = 0; c < channels; ++c) {
+    // y = (x - mean) * scale + shift (subtracting first keeps precision when |mean| >> std).
+    const float scale = r * (w ? w[c] : 1.f), shift = b ? b[c] : 0.f;
+    const VecF sv = VecF::set1(scale), hv = VecF::set1(shift);
+    const float* xc = x + c * spatial;
+    float* yc = y + c * spatial;
+    int64_t j = 0;
+    if (silu) {
+      for (; j + W <= spatial; j += W) {
+        const VecF v = fma(VecF::load(xc + j) - mv, sv, hv);
+        (v / (one + exp(VecF::zero() - v))).store(yc + j);
+      }
+      for (; j < spatial; ++j) {
+        const float v = (xc[j] - mean) * scale + shift;
+        yc[j] = v / (1.f + std::exp(-v));
+      }
+    } else {
+      for (; j + W <= spatial; j += W) fma(VecF::load(xc + j) - mv, sv, hv).store(yc + j);
+      for (; j < spatial; ++j) yc[j] = (xc[j] - mean) * scale + shift;
+    }
+  }
+}
+
+void geglu(const float* hidden, const float* gate, float* y, int64_t n) {
+  const VecF one = VecF::set1(1.f), half = VecF::set1(0.5f), k = VecF::set1(0.70710678f);
+  int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    const VecF g = VecF::load(gate + i);
+    (half * g * (one + erf(g * k)) * VecF::load(hidden + i)).store(y + i);
+  }
+  for (; i < n; ++i) y[i] = 0.5f * gate[i] * (1.f + std::erf(gate[i] * 0.70710678f)) * hidden[i];
+}
+
+void upsample_nearest2x(const float* x, float* y, int64_t h, int64_t w) {
+  for (int64_t i = 0; i < h; ++i) {
+    const float* src = x + i * w;
+    float* even = y + 2 * i * 2 * w;
+    for (int64_t j = 0; j < w; ++j) even[2 * j] = even[2 * j + 1] = src[j];
+    std::copy(even, even + 2 * w, even + 2 * w);
+  }
+}
+
 }  // namespace
 
 void attention(const AttentionProblem& p, ThreadPool& pool);
@@ -183,6 +245,9 @@ const NNKernels& nn_table() {
       .scale = scale,
       .rope = rope,
       .attention = attention,
+      .group_norm = group_norm,
+      .geglu = geglu,
+      .upsample_nearest2x = upsample_nearest2x,
   };
   return k;
 }

@@ -1,0 +1,40 @@
+#pragma once
+// Internals shared by the scheduler implementations (sigma_schedulers.cpp: euler, euler_a,
+// dpm++2m; alpha_schedulers.cpp: ddim, lcm). Not part of the public API.
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include "runtime/diffusion/scheduler.h"
+
+namespace eight::diffusion::detail {
+
+std::unique_ptr<Scheduler> make_euler(const SchedulerConfig& config, bool ancestral);
+std::unique_ptr<Scheduler> make_dpmpp_2m(const SchedulerConfig& config);
+std::unique_ptr<Scheduler> make_ddim(const SchedulerConfig& config);
+std::unique_ptr<Scheduler> make_lcm(const SchedulerConfig& config);
+
+// numpy's helpers, reproduced exactly where rounding matters.
+// np.round: halves to even (np.round(0.5) == 0), which std::nearbyint does in the default mode.
+inline double np_round(double x) {
+  return std::nearbyint(x);
+}
+// np.linspace(start, stop, num, endpoint): i * step + start, the last one exactly stop.
+std::vector<double> np_linspace(double start, double stop, int64_t num, bool endpoint = true);
+// np.arange(start, stop, step) for doubles: ceil((stop - start) / step) values start + i * delta
+// with delta = (start + step) - start, as numpy fills them.
+std::vector<double> np_arange(double start, double stop, double step);
+// np.interp(x, arange(len(fp)), fp) for x in [0, len(fp) - 1].
+double interp_index(double x, const std::vector<double>& fp);
+
+// Element-wise over contiguous f32 tensors: y[k] = f(a[k], b[k]) computed in double.
+template <class F>
+void map2(const Tensor& a, const Tensor& b, const Tensor& y, F f) {
+  const float* pa = a.data<float>();
+  const float* pb = b.data<float>();
+  float* py = y.data<float>();
+  const int64_t n = a.numel();
+  for (int64_t k = 0; k < n; ++k) py[k] = static_cast<float>(f(pa[k], pb[k]));
+}
+
+}  // namespace eight::diffusion::detail
