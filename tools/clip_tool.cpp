@@ -4,6 +4,7 @@
 //   clip_tool tokenize --dir CHECKPOINT < texts.json            # JSON list of id lists out
 //   clip_tool tokenize --tokenizer-json tokenizer.json < texts.json
 //   clip_tool embed MODEL [--pixels X.npy] [--text T]... --out OUT.npy [--threads N]
+//                         [--device cpu|vulkan:N]
 //   clip_tool bench MODEL [--batch N] [--iters K] [--threads N] [--texts N]
 //
 // `embed` writes the image embeddings (pixels F32 [n, 3, H, W], already preprocessed) followed by
@@ -24,6 +25,7 @@
 #include "core/error.h"
 #include "formats/npy.h"
 #include "models/clip/clip.h"
+#include "ops/device.h"
 #include "text/clip_tokenizer.h"
 
 namespace {
@@ -72,7 +74,7 @@ int tokenize(int argc, char** argv) {
 int embed(int argc, char** argv) {
   check(argc >= 1, "embed needs a model");
   const std::string model_path = argv[0];
-  std::string pixels, out;
+  std::string pixels, out, device = "cpu";
   std::vector<std::string> texts;
   int threads = 2;
   for (int i = 1; i < argc; ++i) {
@@ -86,11 +88,13 @@ int embed(int argc, char** argv) {
       out = argv[++i];
     else if (a == "--threads")
       threads = std::stoi(argv[++i]);
+    else if (a == "--device")
+      device = argv[++i];
     else
       fail("unknown option ", a);
   }
   check(!out.empty(), "embed needs --out");
-  const auto model = clip::Model::load(model_path);
+  const auto model = clip::Model::load(model_path, ops::choose_device(device));
   ThreadPool pool(threads);
   std::vector<Tensor> parts;
   if (!pixels.empty()) parts.push_back(model->embed_images(npy::read(pixels), pool));

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "formats/image.h"
+#include "ops/device.h"
 #include "runtime/plan/clip.h"
 #include "runtime/store/store.h"
 
@@ -18,6 +19,9 @@ void ClipArgs::add_to(ArgParser& p, bool model_required) {
           (model_required ? " (required)" : ""));
   p.option("-t,--threads", &threads, "N", "CPU threads (default: all cores)");
   p.option("--batch", &batch, "N", "images embedded together (default 8)");
+  p.option("--device", &device, "DEV",
+           "where the encoders' layers run: auto (default: the best GPU, else the CPU), cpu, "
+           "vulkan or vulkan:N (see eight devices)");
 }
 
 std::string ClipArgs::resolve() const {
@@ -55,7 +59,7 @@ std::shared_ptr<const clip::Model> ClipArgs::load() const {
   check(batch >= 1 && batch <= 1024, "--batch must be in [1, 1024], got ", batch);
   check(threads >= 0 && threads <= 1024, "--threads must be in [1, 1024], got ", threads);
   const std::string path = resolve();
-  auto model = clip::Model::load(path);
+  auto model = clip::Model::load(path, ops::choose_device(device));
   // The memory of one batch of images (or of the label texts, whichever is larger) against the
   // RAM budget, before the first forward pass allocates it.
   const int64_t bytes = checkpoint_bytes(path);

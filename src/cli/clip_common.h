@@ -20,6 +20,7 @@ struct ClipArgs {
   std::string model;
   int threads = 0;
   int batch = 8;
+  std::string device = "auto";
   void add_to(ArgParser& p, bool model_required = true);
   // -m as a path or a store name (Error when missing and required).
   std::string resolve() const;

@@ -11,6 +11,7 @@
 #include "cli/llm_common.h"
 #include "core/log.h"
 #include "models/llm/llm.h"
+#include "ops/device.h"
 #include "runtime/llm/scheduler.h"
 #include "runtime/plan/planner.h"
 #include "runtime/store/store.h"
@@ -167,7 +168,8 @@ int run(int argc, char** argv) {
     server::ClipServiceOptions clip_options;
     clip_options.n_threads = model.session_options().n_threads;
     vision = std::make_unique<server::ClipService>(
-        clip::Model::load(resolve_model_path(clip_model)), clip_options);
+        clip::Model::load(resolve_model_path(clip_model), ops::choose_device(model.device)),
+        clip_options);
     services.push_back(vision.get());
     // Images arrive base64-encoded in JSON (4/3 of their size).
     if (!p.given("--max-body")) max_body = std::max<int64_t>(max_body, int64_t{32} << 20);

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "backend/cpu/nn_kernels.h"
+#include "ops/device.h"
 
 namespace eight::ops {
 
@@ -36,25 +37,47 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& 
   check(params.pos0 >= 0 && params.window >= 0, "[attention] pos0 ", params.pos0, " and window ",
         params.window, " must be >= 0");
   if (tq == 0 || n_head == 0) return;
-  const cpu::AttentionProblem p{
-      .tq = tq,
-      .tk = tk,
-      .n_head = n_head,
-      .n_kv_head = n_kv,
-      .d = d,
-      .q = q.data<float>(),
-      .ldq = q.stride(0),
-      .kv_type = kt,
-      .k = k.raw(),
-      .v = v.raw(),
-      .ldk = k.stride_bytes(0),
-      .ldv = v.stride_bytes(0),
-      .out = out.data<float>(),
-      .ldo = out.stride(0),
-      .scale = params.scale != 0 ? params.scale : 1.f / std::sqrt(static_cast<float>(d)),
-      .causal = params.causal,
-      .pos0 = params.pos0,
-      .window = params.window};
+  const float scale = params.scale != 0 ? params.scale : 1.f / std::sqrt(static_cast<float>(d));
+  if (op_device("attention", {{"q", &q}, {"k", &k}, {"v", &v}, {"out", &out}}).kind ==
+      DeviceKind::Vulkan) {
+    vulkan::attention({.tq = tq,
+                       .tk = tk,
+                       .n_head = n_head,
+                       .n_kv_head = n_kv,
+                       .d = d,
+                       .q = vulkan::buffer_of(q),
+                       .ldq = q.stride(0),
+                       .kv_type = kt,
+                       .k = vulkan::buffer_of(k),
+                       .v = vulkan::buffer_of(v),
+                       .ldk = k.stride_bytes(0),
+                       .ldv = v.stride_bytes(0),
+                       .out = vulkan::buffer_of(out),
+                       .ldo = out.stride(0),
+                       .scale = scale,
+                       .causal = params.causal,
+                       .pos0 = params.pos0,
+                       .window = params.window});
+    return;
+  }
+  const cpu::AttentionProblem p{.tq = tq,
+                                .tk = tk,
+                                .n_head = n_head,
+                                .n_kv_head = n_kv,
+                                .d = d,
+                                .q = q.data<float>(),
+                                .ldq = q.stride(0),
+                                .kv_type = kt,
+                                .k = k.raw(),
+                                .v = v.raw(),
+                                .ldk = k.stride_bytes(0),
+                                .ldv = v.stride_bytes(0),
+                                .out = out.data<float>(),
+                                .ldo = out.stride(0),
+                                .scale = scale,
+                                .causal = params.causal,
+                                .pos0 = params.pos0,
+                                .window = params.window};
   cpu::nn_kernels().attention(p, pool);
 }
 

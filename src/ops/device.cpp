@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "ops/rows.h"
 
 namespace eight::ops {
@@ -22,6 +23,23 @@ Device op_device(const char* op, std::initializer_list<NamedTensor> tensors) {
            "; move them to one device first (ops::to_device)");
   }
   return first ? first->second->device() : Device::cpu();
+}
+
+Device choose_device(const std::string& spec) {
+  if (spec == "cpu") return Device::cpu();
+  check(spec == "auto" || spec.starts_with("vulkan"), "unknown device '", spec,
+        "' (use cpu, auto, vulkan or vulkan:N; see eight devices)");
+  if (spec != "auto" && spec != "vulkan") return Device::vulkan(vulkan::select_device(spec));
+  // The best GPU, or the CPU with one line saying so: a run never fails for want of a GPU.
+  try {
+    return Device::vulkan(vulkan::select_device(spec));
+  } catch (const Error& e) {
+    if (spec == "auto")
+      log_info("no usable GPU (", e.what(), "); running on the CPU");
+    else
+      log_warn("no usable GPU (", e.what(), "); running on the CPU");
+    return Device::cpu();
+  }
 }
 
 Tensor empty(const Dims& shape, DType dtype, Device device) {

@@ -8,6 +8,7 @@
 //   ops::matmul(x_on_gpu, w, y, pool);                       // recorded, not waited for
 //   ops::copy(y, y_on_host);                                 // waits for the work, then copies
 #include <initializer_list>
+#include <string>
 #include <utility>
 
 #include "backend/vulkan/vulkan.h"
@@ -19,6 +20,12 @@ namespace eight::ops {
 // when they differ, or when a device tensor is not in memory of its own backend.
 using NamedTensor = std::pair<const char*, const Tensor*>;
 Device op_device(const char* op, std::initializer_list<NamedTensor> tensors);
+
+// The device a run asks for: "cpu"; "auto" (the best GPU: a discrete one, then an integrated one,
+// never a CPU-type device such as lavapipe), or the CPU with one info line saying why; "vulkan"
+// (the same, but said as a warning); "vulkan:N" (that device, whatever its type). Error for a
+// named device that does not exist and for any other text.
+Device choose_device(const std::string& spec);
 
 // A new contiguous tensor on `device` (uninitialized; device memory is tracked and capped).
 Tensor empty(const Dims& shape, DType dtype, Device device);

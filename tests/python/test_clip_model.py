@@ -7,6 +7,7 @@ eight's Q8_0 GGUF conversion 0.999 against the reference of the unconverted chec
 CLIPTokenizer on the checkpoint's vocab.json/merges.txt.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -43,9 +44,9 @@ def cosines(a, b):
     return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
-def eight_embed(model, tmp_path, pixels=None, texts=()):
+def eight_embed(model, tmp_path, pixels=None, texts=(), device="cpu"):
     out = tmp_path / "out.npy"
-    args = [binary("clip_tool"), "embed", str(model), "--out", str(out)]
+    args = [binary("clip_tool"), "embed", str(model), "--out", str(out), "--device", device]
     if pixels is not None:
         np.save(tmp_path / "pixels.npy", pixels.astype(np.float32))
         args += ["--pixels", str(tmp_path / "pixels.npy")]
@@ -64,12 +65,12 @@ def reference_ids(ckpt, texts):
 _REFERENCE = {}  # (checkpoint, h, w) -> reference embeddings, shared by tests of one checkpoint
 
 
-def check_model(ckpt, model, tmp_path, threshold, sizes=None, seed=0):
+def check_model(ckpt, model, tmp_path, threshold, sizes=None, seed=0, device="cpu"):
     ref = CLIPReference(str(ckpt))
     size = ref.vc["image_size"]
     h, w = sizes or (size, size)
     pixels = np.random.default_rng(seed).standard_normal((2, 3, h, w))
-    ours = eight_embed(model, tmp_path, pixels, TEXTS)
+    ours = eight_embed(model, tmp_path, pixels, TEXTS, device)
     key = (str(ckpt), h, w, seed)
     if key not in _REFERENCE:
         _REFERENCE[key] = np.concatenate([ref.embed_images(pixels),
@@ -266,3 +267,28 @@ def test_config_dict_fields_take_precedence(tmp_path):
     want = np.concatenate([ref.embed_images(pixels),
                            ref.embed_token_ids(reference_ids(ckpt, TEXTS[:1]))])
     assert cosines(ours, want).min() >= TIGHT
+
+
+def lavapipe_device():
+    r = subprocess.run([eight_cli(), "devices", "--json"], capture_output=True, text=True)
+    for d in json.loads(r.stdout)["devices"]:
+        if "llvmpipe" in d["name"]:
+            return f"vulkan:{d['index']}"
+    pytest.skip("SKIPPED: no lavapipe (llvmpipe) Vulkan device; install mesa-vulkan-drivers")
+
+
+@pytest.mark.parametrize("preset,dtype,qtype,threshold", [
+    ("tiny", "F32", None, TIGHT),
+    ("small336", "F16", None, TIGHT),
+    ("tiny", "F32", "q8_0", 0.999),
+])
+def test_encoders_on_the_gpu_match_reference(tmp_path, preset, dtype, qtype, threshold):
+    # Both towers' layers on a Vulkan device (lavapipe in CI), held to the CPU's bounds.
+    device = lavapipe_device()
+    ckpt = make_checkpoint(str(tmp_path / "ckpt"), preset, dtype, seed=21)
+    model = ckpt
+    if qtype:
+        model = str(tmp_path / f"clip-{qtype}.gguf")
+        subprocess.run([eight_cli(), "convert", "-m", ckpt, "-o", model, "--type", qtype],
+                       check=True, capture_output=True)
+    check_model(tmp_path / "ckpt", model, tmp_path, threshold, device=device)

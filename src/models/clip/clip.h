@@ -27,14 +27,14 @@ struct TowerConfig {
 struct Config {
   TowerConfig text, vision;
   int projection_dim = 0;
-  int vocab_size = 0;         // text_config.vocab_size (49408)
-  int max_positions = 77;     // text_config.max_position_embeddings
-  int image_size = 224;       // vision_config.image_size
-  int patch_size = 14;        // vision_config.patch_size
-  int eos_token_id = 49407;   // pooled position: the first end-of-text token
+  int vocab_size = 0;        // text_config.vocab_size (49408)
+  int max_positions = 77;    // text_config.max_position_embeddings
+  int image_size = 224;      // vision_config.image_size
+  int patch_size = 14;       // vision_config.patch_size
+  int eos_token_id = 49407;  // pooled position: the first end-of-text token
   int bos_token_id = 49406;
-  float logit_scale = 0.0f;   // the checkpoint's logit_scale (log of the temperature)
-  bool has_text = true;       // false for mmproj files (vision only)
+  float logit_scale = 0.0f;  // the checkpoint's logit_scale (log of the temperature)
+  bool has_text = true;      // false for mmproj files (vision only)
   image::PreprocessConfig preprocess;
 };
 
@@ -42,7 +42,9 @@ class Model {
  public:
   // path: a checkpoint directory, a CLIP GGUF, or an mmproj GGUF. Throws Error naming what is
   // missing or malformed.
-  static std::shared_ptr<const Model> load(const std::string& path);
+  // With a GPU device (Device::vulkan(i)) both encoders' transformer layers run there; embeddings,
+  // pooling and projections stay on the host. Throws Error when the device budget refuses them.
+  static std::shared_ptr<const Model> load(const std::string& path, Device device = Device::cpu());
 
   const Config& config() const;
   std::string name() const;  // the directory or file name, for messages and the server

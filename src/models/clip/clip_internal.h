@@ -104,6 +104,9 @@ Tensor to_f32(const Tensor& t);
 void run_tower(const Tower& tower, const Tensor& x, const std::vector<int64_t>& seq_lens,
                bool causal, ThreadPool& pool);
 
+// Moves the tower's layer weights to `device` (a GPU), where run_tower then runs them.
+void place_tower(Tower& tower, Device device);
+
 // L2-normalizes each row of x [n, d] in place.
 void normalize_rows(const Tensor& x);
 

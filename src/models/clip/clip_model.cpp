@@ -11,6 +11,8 @@
 #include "core/error.h"
 #include "models/clip/clip_internal.h"
 #include "models/registry.h"
+#include "ops/attention.h"
+#include "ops/device.h"
 #include "ops/elementwise.h"
 #include "ops/get_rows.h"
 #include "ops/matmul.h"
@@ -115,8 +117,74 @@ void full_attention(const Tensor& qkv, const Tensor& out, const std::vector<int6
 
 }  // namespace
 
+namespace {
+
+Linear upload(const Linear& l, Device d) {
+  return {.weight = ops::to_device(l.weight, d),
+          .bias = l.bias.defined() ? ops::to_device(l.bias, d) : Tensor()};
+}
+LayerNorm upload(const LayerNorm& n, Device d) {
+  return {.weight = ops::to_device(n.weight, d), .bias = ops::to_device(n.bias, d)};
+}
+
+// The tower on a GPU: x is copied up once, every layer is recorded, x comes back once. q, k and v
+// have buffers of their own there (packed rows, so the biases are one broadcast add each).
+void run_tower_on_device(const Tower& tower, const Tensor& x_host,
+                         const std::vector<int64_t>& seq_lens, bool causal, ThreadPool& pool) {
+  const TowerConfig& c = tower.config;
+  const Device dev = tower.layers[0].q.weight.device();
+  const int64_t rows = x_host.size(0), D = c.hidden, H = c.heads, d = D / H;
+  const Tensor x = ops::to_device(x_host, dev);
+  const Tensor h = ops::empty({rows, D}, DType::F32, dev),
+               h2 = ops::empty({rows, D}, DType::F32, dev);
+  const Tensor q = ops::empty({rows, D}, DType::F32, dev),
+               k = ops::empty({rows, D}, DType::F32, dev);
+  const Tensor v = ops::empty({rows, D}, DType::F32, dev),
+               attn = ops::empty({rows, D}, DType::F32, dev);
+  const Tensor ff = ops::empty({rows, c.intermediate}, DType::F32, dev);
+  const auto eps = static_cast<float>(c.eps);
+  auto heads = [&](const Tensor& t, int64_t r0, int64_t r1) {
+    return t.slice(0, r0, r1).reshape({r1 - r0, H, d});
+  };
+  for (const EncoderLayer& L : tower.layers) {
+    ops::layer_norm(x, h, {.weight = &L.ln1.weight, .bias = &L.ln1.bias, .eps = eps});
+    ops::matmul(h, L.q.weight, q, pool, {.bias = opt(L.q.bias)});
+    ops::matmul(h, L.k.weight, k, pool, {.bias = opt(L.k.bias)});
+    ops::matmul(h, L.v.weight, v, pool, {.bias = opt(L.v.bias)});
+    for (int64_t r0 = 0; const int64_t T : seq_lens) {  // attention stays within a sequence
+      ops::attention(heads(q, r0, r0 + T), heads(k, r0, r0 + T), heads(v, r0, r0 + T),
+                     heads(attn, r0, r0 + T), pool, {.causal = causal});
+      r0 += T;
+    }
+    ops::matmul(attn, L.out.weight, h2, pool, {.bias = opt(L.out.bias)});
+    ops::add(x, h2, x);  // x = x + attn
+    ops::layer_norm(x, h, {.weight = &L.ln2.weight, .bias = &L.ln2.bias, .eps = eps});
+    ops::matmul(h, L.fc1.weight, ff, pool, {.bias = opt(L.fc1.bias)});
+    ops::activation(tower.act, ff, ff);
+    ops::matmul(ff, L.fc2.weight, h2, pool, {.bias = opt(L.fc2.bias)});
+    ops::add(x, h2, x);  // x = x + mlp
+  }
+  ops::copy(x, x_host);
+}
+
+}  // namespace
+
+void place_tower(Tower& tower, Device device) {
+  for (EncoderLayer& L : tower.layers)
+    L = {.ln1 = upload(L.ln1, device),
+         .q = upload(L.q, device),
+         .k = upload(L.k, device),
+         .v = upload(L.v, device),
+         .out = upload(L.out, device),
+         .ln2 = upload(L.ln2, device),
+         .fc1 = upload(L.fc1, device),
+         .fc2 = upload(L.fc2, device)};
+}
+
 void run_tower(const Tower& tower, const Tensor& x, const std::vector<int64_t>& seq_lens,
                bool causal, ThreadPool& pool) {
+  if (!tower.layers.empty() && tower.layers[0].q.weight.device().kind != DeviceKind::CPU)
+    return run_tower_on_device(tower, x, seq_lens, causal, pool);
   const TowerConfig& c = tower.config;
   const int64_t rows = x.size(0), D = c.hidden, H = c.heads;
   // Scratch for one layer, reused by every layer: h [rows, D], qkv [rows, 3D], attn [rows, D],
@@ -162,10 +230,14 @@ void run_tower(const Tower& tower, const Tensor& x, const std::vector<int64_t>& 
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Model::~Model() = default;
 
-std::shared_ptr<const Model> Model::load(const std::string& path) {
+std::shared_ptr<const Model> Model::load(const std::string& path, Device device) {
   namespace fs = std::filesystem;
   check(fs::exists(path), "[clip] '", path, "' does not exist");
   std::unique_ptr<Impl> impl = fs::is_directory(path) ? load_hf_directory(path) : load_gguf(path);
+  if (device.kind != DeviceKind::CPU) {
+    place_tower(impl->text.tower, device);
+    place_tower(impl->vision.tower, device);
+  }
   // A local class may use Model's private constructor, which make_shared cannot.
   struct Built : Model {
     explicit Built(std::unique_ptr<Impl> i) : Model(std::move(i)) {}

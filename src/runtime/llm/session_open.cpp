@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/thread_pool.h"
+#include "ops/device.h"
 #include "runtime/llm/session.h"
 #include "runtime/plan/planner.h"
 
@@ -11,25 +12,10 @@ namespace eight {
 
 GpuTarget gpu_target(const SessionOptions& opt) {
   GpuTarget t;
-  if (opt.device == "cpu") return t;
-  check(opt.device == "auto" || opt.device.starts_with("vulkan"), "[session] unknown device '",
-        opt.device, "' (use cpu, auto, vulkan or vulkan:N; see eight devices)");
-  if (opt.device == "auto" || opt.device == "vulkan") {
-    // The best GPU, or the CPU with one line saying so: a run never fails for want of a GPU.
-    try {
-      t.index = vulkan::select_device(opt.device);
-    } catch (const Error& e) {
-      const std::string why = e.what();
-      if (opt.device == "auto")
-        log_info("[session] no usable GPU (", why, "); running on the CPU");
-      else
-        log_warn("[session] no usable GPU (", why, "); running on the CPU");
-      return t;
-    }
-  } else {
-    t.index = vulkan::select_device(opt.device);  // a named device must exist
-  }
-  t.budget = {.vram = vulkan::device_budget(*t.index), .gpu_reserve = 0};
+  const Device d = ops::choose_device(opt.device);
+  if (d.kind == DeviceKind::CPU) return t;
+  t.index = d.index;
+  t.budget = {.vram = vulkan::device_budget(d.index), .gpu_reserve = 0};
   return t;
 }
 
