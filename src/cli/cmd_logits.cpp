@@ -15,6 +15,7 @@
 #include "formats/mel.h"
 #include "formats/npy.h"
 #include "models/whisper/whisper.h"
+#include "ops/device.h"
 #include "text/tokenizer.h"
 
 namespace eight::cli {
@@ -28,9 +29,10 @@ bool is_whisper_file(const std::string& path) {
 
 // Logits of a Whisper decoder forced through `tokens` over one 30 s window of `audio_path`.
 std::vector<float> whisper_logits(const std::string& path, const std::string& audio_path,
-                                  const std::vector<int32_t>& tokens, int threads, int64_t* V) {
+                                  const std::vector<int32_t>& tokens, int threads,
+                                  const std::string& device, int64_t* V) {
   check(!audio_path.empty(), "a Whisper model needs the audio: --audio FILE");
-  const auto model = whisper::Model::load(path);
+  const auto model = whisper::Model::load(path, ops::choose_device(device));
   const int64_t n_ctx = model->hparams().n_text_ctx;
   check(static_cast<int64_t>(tokens.size()) <= n_ctx, "[logits] ", tokens.size(),
         " tokens exceed the decoder's context of ", n_ctx);
@@ -72,7 +74,7 @@ int run(int argc, char** argv) {
     check(!tokens_arg.empty(), "a Whisper model takes token ids (--tokens IDS), not a prompt");
     tokens = parse_token_list(tokens_arg);
     check(!tokens.empty(), "the token list is empty");
-    logits = whisper_logits(path, audio_path, tokens, model.threads, &V);
+    logits = whisper_logits(path, audio_path, tokens, model.threads, model.device, &V);
     T = static_cast<int64_t>(tokens.size());
   } else {
     check(audio_path.empty(), "--audio needs a Whisper model");

@@ -155,7 +155,7 @@ int run(int argc, char** argv) {
     const std::string path = resolve_model_path(whisper_path);
     std::string id = std::filesystem::path(path).stem().string();
     speech = std::make_unique<server::WhisperService>(
-        whisper::Model::load(path), pool,
+        whisper::Model::load(path, ops::choose_device(model.device)), pool,
         server::WhisperServiceOptions{.model_id = id,
                                       .beam_size = whisper_beam,
                                       .max_tokens_per_window = whisper_max_tokens});

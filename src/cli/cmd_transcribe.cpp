@@ -13,6 +13,7 @@
 #include "core/thread_pool.h"
 #include "formats/audio.h"
 #include "models/whisper/whisper.h"
+#include "ops/device.h"
 #include "runtime/speech/transcribe.h"
 #include "runtime/speech/transcript_format.h"
 #include "runtime/store/store.h"
@@ -61,6 +62,10 @@ int run(int argc, char** argv) {
   int beam_size = 5, best_of = 5, threads = 0, max_tokens = 0;
   double temperature = 0.0;
   p.option("-m,--model", &model_path, "MODEL", "whisper.cpp model file (ggml-*.bin)");
+  std::string device = "auto";
+  p.option("--device", &device, "DEV",
+           "where the encoder's layers run: auto (default: the best GPU, else the CPU), cpu, "
+           "vulkan or vulkan:N (see eight devices)");
   p.option("--language,-l", &language, "CODE", "spoken language: auto (detect, default), en, ...");
   p.flag("--translate", &translate, "translate to English instead of transcribing");
   p.option("--output-format,-f", &formats, "LIST",
@@ -111,7 +116,7 @@ int run(int argc, char** argv) {
     o.temperatures.push_back(static_cast<float>(std::round(t * 100) / 100));
   }
 
-  auto model = whisper::Model::load(model_path);
+  auto model = whisper::Model::load(model_path, ops::choose_device(device));
   ThreadPool& pool = global_thread_pool(threads);
   whisper::Transcriber transcriber(model, pool);
   whisper::validate_transcribe_options(o, model->special());

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "backend/vulkan_test_util.h"
 #include "core/half.h"
 #include "core/memory.h"
 #include "formats/audio.h"
@@ -30,8 +31,8 @@ double nmse(const std::vector<float>& a, const std::vector<float>& b) {
   return num / den;
 }
 
-TEST(WhisperGolden, LogitsMatchWhisperCpp) {
-  EIGHT_REQUIRE_SHARED();
+// The golden check with the encoder blocks on `device`.
+void check_golden(Device device, const char* label) {
   const std::string dir = testing::shared_dir() + "/golden/whisper";
   std::ifstream js(dir + "/whisper-tiny-f16.json");
   ASSERT_TRUE(js.good()) << "missing " << dir << "/whisper-tiny-f16.json";
@@ -39,7 +40,7 @@ TEST(WhisperGolden, LogitsMatchWhisperCpp) {
   const auto tokens = meta["forced_tokens"].get<std::vector<int32_t>>();
   const int64_t T = static_cast<int64_t>(tokens.size()), V = meta["n_vocab"].get<int64_t>();
 
-  const auto model = whisper::Model::load(dir + "/" + meta["model"].get<std::string>());
+  const auto model = whisper::Model::load(dir + "/" + meta["model"].get<std::string>(), device);
   ASSERT_EQ(model->hparams().n_vocab, V);
   const Tensor samples = audio::load_16k_mono(dir + "/" + meta["audio"].get<std::string>());
   const Tensor mel = mel::log_mel_spectrogram(samples.data<float>(), samples.numel(),
@@ -72,12 +73,24 @@ TEST(WhisperGolden, LogitsMatchWhisperCpp) {
     }
   }
   std::printf(
-      "[golden] whisper-tiny-f16: NMSE %.3e (whisper.cpp vs float64: %.3e), argmax %d/%lld"
+      "[golden] whisper-tiny-f16 (%s): NMSE %.3e (whisper.cpp vs float64: %.3e), argmax %d/%lld"
       " (%d/%d where the reference's margin >= 0.05)\n",
-      err, meta["nmse_reference_vs_float64"].get<double>(), agree, static_cast<long long>(T),
+      label, err, meta["nmse_reference_vs_float64"].get<double>(), agree, static_cast<long long>(T),
       clear_agree, clear);
   EXPECT_LE(err, 1e-4);
   EXPECT_EQ(clear_agree, clear);
+}
+
+TEST(WhisperGolden, LogitsMatchWhisperCpp) {
+  EIGHT_REQUIRE_SHARED();
+  check_golden(Device::cpu(), "cpu");
+}
+
+// The same with the encoder's blocks on a Vulkan device (lavapipe in CI), with the CPU's bounds.
+TEST(WhisperGolden, EncoderOnTheGpuMatchesWhisperCpp) {
+  EIGHT_REQUIRE_VULKAN();
+  EIGHT_REQUIRE_SHARED();
+  check_golden(Device::vulkan(vulkan_test::device()), "vulkan");
 }
 
 class WhisperRandom : public ::testing::Test {

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from server_util import CLI, SOURCE, ServeProcess
+from server_util import CLI, SHARED, SOURCE, ServeProcess
 
 MODEL = str(SOURCE / "models" / "eight-demo.gguf")
 
@@ -86,3 +86,20 @@ def test_bench_reports_the_device(lavapipe):
     j = json.loads(r.stdout)
     assert j["device"].startswith(lavapipe) and "layers + output" in j["device"]
     assert j["device_peak_bytes"] > 0 and j["tg_tokens_per_s"] > 0 and j["memory_read_gbps"] > 0
+
+
+def test_transcribe_with_the_encoder_on_the_gpu(lavapipe):
+    golden = SHARED / "golden" / "whisper"
+    if not (golden / "whisper-tiny-f16.bin").exists():
+        pytest.skip("SKIPPED: ../shared/golden/whisper is not beside the project")
+
+    def text(device):
+        r = eight("transcribe", "-m", golden / "whisper-tiny-f16.bin", golden / "jfk.wav",
+                  "--device", device, "--beam-size", "1", "--no-fallback", "--max-tokens", "32",
+                  "--json", "-t", "2")
+        assert r.returncode == 0, r.stderr
+        return [s["text"] for s in json.loads(r.stdout)["segments"]]
+
+    cpu = text("cpu")
+    assert cpu
+    assert text(lavapipe) == cpu

@@ -22,8 +22,13 @@ namespace eight::whisper {
 class Model {
  public:
   // Maps the file and binds every tensor; throws Error naming a missing or misshapen tensor.
-  static std::shared_ptr<const Model> load(const std::string& path);
-  static std::shared_ptr<const Model> from_file(ModelFile file);
+  // With a GPU (Device::vulkan(i)) the audio encoder's transformer blocks run there (the
+  // convolutions, the decoder and the cross-attention projections stay on the host). Throws
+  // Error when the device budget refuses the blocks' weights.
+  static std::shared_ptr<const Model> load(const std::string& path,
+                                           Device encoder_device = Device::cpu());
+  static std::shared_ptr<const Model> from_file(ModelFile file,
+                                                Device encoder_device = Device::cpu());
 
   const ModelFile& file() const { return file_; }
   const HParams& hparams() const { return file_.hparams; }

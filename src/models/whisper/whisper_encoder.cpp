@@ -20,7 +20,12 @@
 #include "backend/cpu/quant.h"
 #include "core/error.h"
 #include "models/whisper/whisper_internal.h"
+#include "ops/activation.h"
+#include "ops/attention.h"
+#include "ops/device.h"
+#include "ops/elementwise.h"
 #include "ops/matmul.h"
+#include "ops/norm.h"
 
 namespace eight::whisper {
 
@@ -120,7 +125,54 @@ int64_t row_chunk(const StateData& s, int64_t rows) {
   return std::max<int64_t>(32, (rows + tasks - 1) / tasks);
 }
 
+nn::Linear upload(const nn::Linear& l, Device d) {
+  return {.weight = ops::to_device(l.weight, d),
+          .bias = l.bias.defined() ? ops::to_device(l.bias, d) : Tensor()};
+}
+
+// The encoder blocks on a GPU, in place on x [T, D] (host): x goes up once, every block is
+// recorded (q, k, v in buffers of their own; attention over all positions through ops::attention),
+// and x comes back once. The device activations live for this window only.
+void run_encoder_blocks_on_device(const Model& model, const Tensor& x_host) {
+  const HParams& hp = model.hparams();
+  const Model::Weights& w = model.weights();
+  const int64_t T = x_host.size(0), D = hp.n_audio_state, H = hp.n_audio_head;
+  const Device dev = w.enc[0].query.weight.device();
+  ThreadPool& none = global_thread_pool();  // device ops record; no host threads run them
+  const Tensor x = ops::to_device(x_host, dev);
+  auto buffer = [&](int64_t cols) { return ops::empty({T, cols}, DType::F32, dev); };
+  const Tensor h = buffer(D), q = buffer(D), k = buffer(D), v = buffer(D), attn = buffer(D);
+  const Tensor hidden = buffer(4 * D);
+  auto heads = [&](const Tensor& t) { return t.reshape({T, H, D / H}); };
+  for (const Model::Layer& L : w.enc) {
+    ops::layer_norm(x, h,
+                    {.weight = &L.attn_ln.weight, .bias = &L.attn_ln.bias, .eps = kLayerNormEps});
+    nn::linear(q, h, L.query, none);  // q = query(attn_ln(x))
+    nn::linear(k, h, L.key, none);    // k = key(...)
+    nn::linear(v, h, L.value, none);  // v = value(...)
+    ops::attention(heads(q), heads(k), heads(v), heads(attn), none, {.causal = false});
+    nn::linear(h, attn, L.out, none);  // out(wv)
+    ops::add(x, h, x);                 // x = x + attn(attn_ln(x))
+    ops::layer_norm(x, h,
+                    {.weight = &L.mlp_ln.weight, .bias = &L.mlp_ln.bias, .eps = kLayerNormEps});
+    nn::linear(hidden, h, L.mlp0, none);
+    ops::activation(ops::Activation::GELU, hidden, hidden);
+    nn::linear(h, hidden, L.mlp2, none);  // mlp = Linear, GELU, Linear
+    ops::add(x, h, x);                    // x = x + mlp(mlp_ln(x))
+  }
+  ops::copy(x, x_host);
+}
+
 }  // namespace
+
+void place_encoder_blocks(Model::Weights& w, Device device) {
+  for (Model::Layer& L : w.enc) {
+    L.attn_ln = {ops::to_device(L.attn_ln.weight, device), ops::to_device(L.attn_ln.bias, device)};
+    L.mlp_ln = {ops::to_device(L.mlp_ln.weight, device), ops::to_device(L.mlp_ln.bias, device)};
+    for (nn::Linear* l : {&L.query, &L.key, &L.value, &L.out, &L.mlp0, &L.mlp2})
+      *l = upload(*l, device);
+  }
+}
 
 Tensor buffer_view(const Tensor& buf, const Dims& shape) {
   return Tensor::from_storage(buf.storage(), buf.offset(), shape, buf.dtype());
@@ -197,6 +249,11 @@ void run_encoder(const Model& model, StateData& s, const Tensor& mel) {
     add_rows(sp, y, w.enc_pos.slice(0, r0, r1));
   });
 
+  if (!w.enc.empty() && w.enc[0].query.weight.device().kind != DeviceKind::CPU) {
+    run_encoder_blocks_on_device(model, x);
+    layer_norm_rows(pool, x, x, w.ln_post);  // x = ln_post(x)
+    return;
+  }
   const Tensor h = e.h, attn = e.attn, vt = buffer_view(e.vt, {D, T});
   const Tensor q = e.qkv.slice(1, 0, D), k = e.qkv.slice(1, D, 2 * D);
   const Tensor v = e.qkv.slice(1, 2 * D, 3 * D), hidden = buffer_view(e.big, {T, 4 * D});

@@ -55,6 +55,9 @@ struct Model::Weights {
   int64_t copied_bytes = 0;
 };
 
+// Moves the encoder blocks' weights to a GPU, where run_encoder then runs the blocks.
+void place_encoder_blocks(Model::Weights& w, Device device);
+
 // Buffers of one WhisperState, all allocated in its constructor from one tracked storage.
 struct EncoderBuffers {
   Tensor conv_in;  // [2·n_ctx + 2, max(n_mels, D)]: time-major padded mel, then padded conv1 out

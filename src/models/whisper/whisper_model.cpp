@@ -120,11 +120,11 @@ class Binder {
 
 }  // namespace
 
-std::shared_ptr<const Model> Model::load(const std::string& path) {
-  return from_file(whisper::load(path));
+std::shared_ptr<const Model> Model::load(const std::string& path, Device encoder_device) {
+  return from_file(whisper::load(path), encoder_device);
 }
 
-std::shared_ptr<const Model> Model::from_file(ModelFile file) {
+std::shared_ptr<const Model> Model::from_file(ModelFile file, Device encoder_device) {
   auto m = std::make_shared<Model>();
   m->file_ = std::move(file);
   const HParams& hp = m->file_.hparams;
@@ -148,6 +148,7 @@ std::shared_ptr<const Model> Model::from_file(ModelFile file) {
   for (int i = 0; i < hp.n_text_layer; ++i)
     w->dec.push_back(b.block("decoder.blocks." + std::to_string(i), nt, true));
   w->ln = b.norm("decoder.ln", nt);
+  if (encoder_device.kind != DeviceKind::CPU) place_encoder_blocks(*w, encoder_device);
   m->weights_ = std::move(w);
   return m;
 }
