@@ -29,6 +29,9 @@ void ModelArgs::add_to(ArgParser& p, bool model_required) {
   p.option("-ngl,--gpu-layers", &gpu_layers, "N",
            "decoder layers on the GPU (default: as many as the planner fits; more than the "
            "model has puts the output layer there too)");
+  p.option("--vram", &vram, "SIZE",
+           "GPU memory this run may use, e.g. 8GiB (default: the device's free memory; eight "
+           "keeps 512 MiB of it for the driver)");
 }
 
 std::string ModelArgs::resolve(bool allow_default) const {
@@ -49,7 +52,8 @@ SessionOptions ModelArgs::session_options() const {
           .ubatch = ubatch,
           .n_threads = threads,
           .device = device,
-          .n_gpu_layers = gpu_layers};
+          .n_gpu_layers = gpu_layers,
+          .vram = vram.empty() ? 0 : parse_bytes(vram)};
 }
 
 void SamplingArgs::add_to(ArgParser& p) {

@@ -25,6 +25,7 @@ struct ModelArgs {
   int64_t ubatch = 512;
   std::string device = "auto";
   int64_t gpu_layers = -1;
+  std::string vram;
   void add_to(ArgParser& p, bool model_required = true);
   // The model path (-m, a store name, or the bundled default when allowed) and session options.
   std::string resolve(bool allow_default) const;

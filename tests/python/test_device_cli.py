@@ -103,3 +103,15 @@ def test_transcribe_with_the_encoder_on_the_gpu(lavapipe):
     cpu = text("cpu")
     assert cpu
     assert text(lavapipe) == cpu
+
+
+def test_vram_caps_what_the_planner_places(lavapipe):
+    env = {**os.environ, "EIGHT_LOG": "info"}
+    # 520 MiB leaves 8 MiB after the driver's 512 MiB: the output layer fits, no decoder layer.
+    r = eight("run", "-m", MODEL, "-p", "A cat is", "--temp", "0", "-n", "16", "--json", "-t", "2",
+              "--device", lavapipe, "--vram", "520MiB", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "0 of 4 layers and the output layer on " + lavapipe in r.stderr, r.stderr
+    assert json.loads(r.stdout)["tokens"] == greedy("--device", "cpu")
+    r = eight("run", "-m", MODEL, "-p", "hi", "-n", "1", "--device", lavapipe, "--vram", "100MiB")
+    assert r.returncode != 0 and "--vram" in r.stderr and "reserve" in r.stderr, r.stderr

@@ -47,7 +47,8 @@ void Context::allocate(Buffer::Handle& h, size_t bytes) {
   vkGetBufferMemoryRequirements(device_, h.buffer, &req);
   const int64_t need = static_cast<int64_t>(req.size);
   auto& tracker = memory_tracker(Device::vulkan(index_));
-  const int64_t held = tracker.stats().heap_current;
+  // The staging buffers are the runtime's own, inside the reserve the budget already leaves out.
+  const int64_t held = tracker.stats().heap_current - staging_device_bytes_;
   const int64_t cap = budget_locked();
   if (held + need > cap) {
     vkDestroyBuffer(device_, h.buffer, nullptr);
@@ -82,6 +83,7 @@ void Context::free_handle(Buffer::Handle& h, bool staging) {
     const bool device_heap = !staging || staging_on_device_heap_;
     memory_tracker(device_heap ? Device::vulkan(index_) : Device::cpu())
         .sub(MemoryKind::Heap, h.tracked);
+    if (staging && device_heap) staging_device_bytes_ -= h.tracked;
   }
   h = {};
 }
@@ -150,6 +152,7 @@ void Context::ensure_staging_locked(Frame& f) {
   f.staging.tracked = static_cast<int64_t>(req.size);
   memory_tracker(staging_on_device_heap_ ? Device::vulkan(index_) : Device::cpu())
       .add(MemoryKind::Heap, f.staging.tracked);
+  if (staging_on_device_heap_) staging_device_bytes_ += f.staging.tracked;
 }
 }  // namespace detail
 

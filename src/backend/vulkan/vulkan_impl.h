@@ -158,6 +158,7 @@ class Context {
   std::map<std::string, Pipeline> pipelines_;
   int64_t budget_ = -1;  // < 0: not set, use the default
   bool staging_on_device_heap_ = false;
+  int64_t staging_device_bytes_ = 0;  // staging counted on the device tracker (outside the budget)
 
   // Buffers released while work that may use them is pending: freed once submission `serial`
   // has finished.

@@ -30,6 +30,10 @@ struct SessionOptions {
   // Decoder layers on the GPU: -1 as the planner places them within the device budget; N the
   // last N layers (and the output layer too when N exceeds the layer count, as llama.cpp's -ngl).
   int64_t n_gpu_layers = -1;
+  // The card's memory this run may use, driver reserve included (0: the device's free memory).
+  // eight's own allocations there are capped at vram minus vulkan::kDeviceReserveBytes, so a run
+  // planned for 8 GiB never holds more than 8 GiB on a larger card.
+  int64_t vram = 0;
 };
 
 // The GPU a run plans for: its index (none: the CPU only) and the budget the planner plans

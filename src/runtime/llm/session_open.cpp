@@ -15,6 +15,12 @@ GpuTarget gpu_target(const SessionOptions& opt) {
   const Device d = ops::choose_device(opt.device);
   if (d.kind == DeviceKind::CPU) return t;
   t.index = d.index;
+  if (opt.vram > 0) {
+    check(opt.vram > vulkan::kDeviceReserveBytes, "[session] --vram ", format_bytes(opt.vram),
+          " leaves nothing after the driver's reserve of ",
+          format_bytes(vulkan::kDeviceReserveBytes));
+    vulkan::set_device_budget(d.index, opt.vram - vulkan::kDeviceReserveBytes);
+  }
   t.budget = {.vram = vulkan::device_budget(d.index), .gpu_reserve = 0};
   return t;
 }
