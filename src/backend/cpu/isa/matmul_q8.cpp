@@ -1,12 +1,19 @@
 // Batched int8 matmul (many x rows): the prompt-processing path.
 //
-// x is quantized per row in blocks of 256 (dx = amax / 127) and stored as unsigned bytes
-// (q + 128), interleaved for vpdpbusd: [m / 16][k / 4][16 rows][4]. A panel of kNR weight rows is
-// unpacked once per task into int8 codes plus per-group scale and bias (isa/unpack.h), then a
-// register tile of 16 * MB x rows times kNR weight rows accumulates
+// x is quantized per row in blocks of 32 (dx = amax / 127) and stored as unsigned bytes (q + 128),
+// interleaved for vpdpbusd: [m / 16][k / 4][16 rows][4]. A panel of kNR weight rows is unpacked
+// once per task into int8 codes plus per-group scale and bias (isa/unpack.h), then a register
+// tile of 16 * MB x rows times kNR weight rows accumulates
 //   sum_k q_w * (q_x + 128)            (vpdpbusd, started at -128 * sum q_w to undo the offset)
-// per group in int32, folds each group into float with the group's scale (and bias times the
-// group's x sum), and applies dx at the end of each 256-block.
+// per group (16 or 32 values) in int32 and folds each group into float with dx of its x block
+// times the group's scale (and the bias times the group's x sum, dx included).
+//
+// Why blocks of 32: real models have outlier activations (a few channels 10-100x the rest), and
+// one scale per 256 values left the other 255 with a few int8 levels. On SmolLM2-135M Q4_1 the
+// prompt logits went from NMSE 1.3e-3-4.2e-3 against float64 math to 2.7e-4-6.2e-4, the one-token
+// path's level (docs/kernels.md). The cost, one float multiply per group and tile register, did not
+// show in the 16- and 128-row benchmarks: keeping the accumulators in registers over all of k
+// (no per-256 store of the tile) paid for it.
 #include "backend/cpu/isa/matmul_q8.h"
 
 #if defined(EIGHT_ISA_avx2)
@@ -50,46 +57,44 @@ void matmul_q8(const MatmulProblem&, ThreadPool&) {}
 namespace {
 
 constexpr int kNR = 6;        // weight rows per register tile
-constexpr int kXBlock = 256;  // x quantization block
+constexpr int kXBlock = 32;   // x quantization block (one dx per 32 values)
 constexpr int64_t kMC = 128;  // x rows per task (the x chunk stays in L2)
 
 // x quantized for the tile kernel; pointers into per-call scratch.
 struct XPack {
   const uint8_t* q;  // [mblocks][k / 4][64]
   const float* dx;   // [mblocks][nxb][16]
-  const float* xs;   // [mblocks][k / G][16]: sum of q over each group of G
+  const float* xs;   // [mblocks][k / G][16]: dx times the sum of q over each group of G
   int64_t k4, nxb, ng;
 };
 
-// Quantizes x rows [16 * mb, 16 * mb + 16) (rows past m are zero).
+// Quantizes x rows [16 * mb, 16 * mb + 16) (rows past m are zero). k is a multiple of kXBlock
+// (every quantized type's block is 32 or 256) and group (16 or 32) divides kXBlock.
 void pack_x_block(const MatmulProblem& p, int64_t mb, int group, uint8_t* q, float* dx, float* xs) {
-  const int64_t k = p.k, k4 = k / 4, nxb = (k + kXBlock - 1) / kXBlock, ng = k / group;
+  const int64_t k = p.k, nxb = k / kXBlock;
   int8_t row[kXBlock];
   for (int r = 0; r < 16; ++r) {
     const int64_t i = mb * 16 + r;
     const float* x = i < p.m ? p.x + i * p.ldx : nullptr;
     for (int64_t b = 0; b < nxb; ++b) {
       const int64_t k0 = b * kXBlock;
-      const int len = static_cast<int>(std::min<int64_t>(kXBlock, k - k0));
       float amax = 0;
       if (x)
-        for (int j = 0; j < len; ++j) amax = std::max(amax, std::fabs(x[k0 + j]));
+        for (int j = 0; j < kXBlock; ++j) amax = std::max(amax, std::fabs(x[k0 + j]));
       const float d = amax / 127.f, id = amax > 0 ? 127.f / amax : 0.f;
       dx[b * 16 + r] = d;
-      for (int j = 0; j < len; ++j)
+      for (int j = 0; j < kXBlock; ++j)
         row[j] = x ? static_cast<int8_t>(std::nearbyint(x[k0 + j] * id)) : 0;
-      for (int j = 0; j < len; j += 4)
+      for (int j = 0; j < kXBlock; j += 4)
         for (int e = 0; e < 4; ++e)
           q[((k0 + j) / 4) * 64 + r * 4 + e] = static_cast<uint8_t>(row[j + e] + 128);
-      for (int g = 0; g < len / group; ++g) {
+      for (int g = 0; g < kXBlock / group; ++g) {
         int s = 0;
         for (int e = 0; e < group; ++e) s += row[g * group + e];
-        xs[((k0 / group) + g) * 16 + r] = static_cast<float>(s);
+        xs[((k0 / group) + g) * 16 + r] = d * static_cast<float>(s);
       }
     }
   }
-  (void)k4;
-  (void)ng;
 }
 
 // A panel of kNR weight rows: q [kNR][k], scale/bias/corr [kNR][k / G].
@@ -154,55 +159,54 @@ inline __m512i bcast32(const int8_t* p) {
   return _mm512_set1_epi32(v);
 }
 
-// out[r][16 * MB] (+)= x rows of m-blocks mb0.. times weight rows of the panel.
+// out[r][16 * MB] = x rows of m-blocks mb0.. times weight rows of the panel.
 template <int G, int MB, bool kBias>
 void tile(const XPack& xp, int64_t mb0, const WPanel& wp, int64_t k, float* out) {
   const int64_t ng = k / G;
   const uint8_t* xq[MB];
-  for (int b = 0; b < MB; ++b) xq[b] = xp.q + (mb0 + b) * xp.k4 * 64;
-  for (int i = 0; i < kNR * MB * 16; ++i) out[i] = 0;
-  int64_t g = 0;
-  for (int64_t xb = 0; xb < xp.nxb; ++xb) {
-    const int64_t g_end = std::min(ng, (xb + 1) * kXBlock / G);
-    __m512 facc[MB][kNR];
-    for (int b = 0; b < MB; ++b)
-      for (int r = 0; r < kNR; ++r) facc[b][r] = _mm512_setzero_ps();
-    for (; g < g_end; ++g) {
-      __m512i iacc[MB][kNR];
+  const float* dx[MB];
+  for (int b = 0; b < MB; ++b) {
+    xq[b] = xp.q + (mb0 + b) * xp.k4 * 64;
+    dx[b] = xp.dx + (mb0 + b) * xp.nxb * 16;
+  }
+  __m512 facc[MB][kNR];
+  for (int b = 0; b < MB; ++b)
+    for (int r = 0; r < kNR; ++r) facc[b][r] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < ng; ++g) {
+    __m512i iacc[MB][kNR];
+    for (int r = 0; r < kNR; ++r) {
+      const __m512i c = _mm512_set1_epi32(wp.corr[r * ng + g]);
+      for (int b = 0; b < MB; ++b) iacc[b][r] = c;
+    }
+    for (int s = 0; s < G / 4; ++s) {
+      const int64_t k4 = g * (G / 4) + s;
+      __m512i xv[MB];
+      for (int b = 0; b < MB; ++b) xv[b] = _mm512_loadu_si512(xq[b] + k4 * 64);
       for (int r = 0; r < kNR; ++r) {
-        const __m512i c = _mm512_set1_epi32(wp.corr[r * ng + g]);
-        for (int b = 0; b < MB; ++b) iacc[b][r] = c;
-      }
-      for (int s = 0; s < G / 4; ++s) {
-        const int64_t k4 = g * (G / 4) + s;
-        __m512i xv[MB];
-        for (int b = 0; b < MB; ++b) xv[b] = _mm512_loadu_si512(xq[b] + k4 * 64);
-        for (int r = 0; r < kNR; ++r) {
-          const __m512i w = bcast32(wp.q + r * k + k4 * 4);
-          for (int b = 0; b < MB; ++b) iacc[b][r] = _mm512_dpbusd_epi32(iacc[b][r], xv[b], w);
-        }
-      }
-      for (int r = 0; r < kNR; ++r) {
-        const __m512 sc = _mm512_set1_ps(wp.scale[r * ng + g]);
-        for (int b = 0; b < MB; ++b)
-          facc[b][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc[b][r]), sc, facc[b][r]);
-      }
-      if constexpr (kBias) {
-        for (int b = 0; b < MB; ++b) {
-          const __m512 xs = _mm512_loadu_ps(xp.xs + ((mb0 + b) * xp.ng + g) * 16);
-          for (int r = 0; r < kNR; ++r)
-            facc[b][r] = _mm512_fmadd_ps(xs, _mm512_set1_ps(wp.bias[r * ng + g]), facc[b][r]);
-        }
+        const __m512i w = bcast32(wp.q + r * k + k4 * 4);
+        for (int b = 0; b < MB; ++b) iacc[b][r] = _mm512_dpbusd_epi32(iacc[b][r], xv[b], w);
       }
     }
-    for (int b = 0; b < MB; ++b) {
-      const __m512 d = _mm512_loadu_ps(xp.dx + ((mb0 + b) * xp.nxb + xb) * 16);
-      for (int r = 0; r < kNR; ++r) {
-        float* o = out + (r * MB + b) * 16;
-        _mm512_storeu_ps(o, _mm512_fmadd_ps(facc[b][r], d, _mm512_loadu_ps(o)));
+    // The group's x block (G divides kXBlock).
+    const int64_t xb = g * G / kXBlock;
+    __m512 d[MB];
+    for (int b = 0; b < MB; ++b) d[b] = _mm512_loadu_ps(dx[b] + xb * 16);
+    for (int r = 0; r < kNR; ++r) {
+      const __m512 sc = _mm512_set1_ps(wp.scale[r * ng + g]);
+      for (int b = 0; b < MB; ++b)
+        facc[b][r] =
+            _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(iacc[b][r]), d[b]), sc, facc[b][r]);
+    }
+    if constexpr (kBias) {
+      for (int b = 0; b < MB; ++b) {
+        const __m512 xs = _mm512_loadu_ps(xp.xs + ((mb0 + b) * xp.ng + g) * 16);
+        for (int r = 0; r < kNR; ++r)
+          facc[b][r] = _mm512_fmadd_ps(xs, _mm512_set1_ps(wp.bias[r * ng + g]), facc[b][r]);
       }
     }
   }
+  for (int b = 0; b < MB; ++b)
+    for (int r = 0; r < kNR; ++r) _mm512_storeu_ps(out + (r * MB + b) * 16, facc[b][r]);
 }
 
 using TileFn = void (*)(const XPack&, int64_t, const WPanel&, int64_t, float*);
@@ -215,7 +219,7 @@ TileFn tile_fn(int mb) {
 void matmul_batched(const MatmulProblem& p, ThreadPool& pool) {
   const GroupFormat gf = group_format(p.w_type);
   const int G = gf.group;
-  const int64_t k = p.k, k4 = k / 4, nxb = (k + kXBlock - 1) / kXBlock, ng = k / G;
+  const int64_t k = p.k, k4 = k / 4, nxb = k / kXBlock, ng = k / G;
   const int64_t mblocks = (p.m + 15) / 16;
   // x pack, shared by all tasks (calling thread's scratch).
   const size_t q_bytes = static_cast<size_t>(mblocks * k4 * 64);
