@@ -71,27 +71,41 @@ struct XPack {
 // Quantizes x rows [16 * mb, 16 * mb + 16) (rows past m are zero). k is a multiple of kXBlock
 // (every quantized type's block is 32 or 256) and group (16 or 32) divides kXBlock.
 void pack_x_block(const MatmulProblem& p, int64_t mb, int group, uint8_t* q, float* dx, float* xs) {
-  const int64_t k = p.k, nxb = k / kXBlock;
-  int8_t row[kXBlock];
+  static_assert(kXBlock == 32, "one x block is two zmm of floats");
+  const int64_t nxb = p.k / kXBlock;
+  const __m128i flip = _mm_set1_epi8(static_cast<char>(0x80));  // int8 q -> uint8 q + 128
   for (int r = 0; r < 16; ++r) {
     const int64_t i = mb * 16 + r;
     const float* x = i < p.m ? p.x + i * p.ldx : nullptr;
     for (int64_t b = 0; b < nxb; ++b) {
       const int64_t k0 = b * kXBlock;
-      float amax = 0;
-      if (x)
-        for (int j = 0; j < kXBlock; ++j) amax = std::max(amax, std::fabs(x[k0 + j]));
-      const float d = amax / 127.f, id = amax > 0 ? 127.f / amax : 0.f;
+      uint8_t* qb = q + (k0 / 4) * 64 + r * 4;  // 4 values every 64 bytes
+      if (!x) {
+        dx[b * 16 + r] = 0;
+        for (int j = 0; j < kXBlock / 4; ++j) std::memset(qb + j * 64, 128, 4);
+        for (int g = 0; g < kXBlock / group; ++g) xs[(k0 / group + g) * 16 + r] = 0;
+        continue;
+      }
+      const __m512 v0 = _mm512_loadu_ps(x + k0), v1 = _mm512_loadu_ps(x + k0 + 16);
+      const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+      const float d = amax / 127.f;
+      const __m512 id = _mm512_set1_ps(amax > 0 ? 127.f / amax : 0.f);
+      // round to nearest even (the default MXCSR mode, as std::nearbyint)
+      const __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id));
+      const __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
+      alignas(16) uint8_t bytes[kXBlock];
+      _mm_store_si128(reinterpret_cast<__m128i*>(bytes),
+                      _mm_xor_si128(_mm512_cvtepi32_epi8(i0), flip));
+      _mm_store_si128(reinterpret_cast<__m128i*>(bytes + 16),
+                      _mm_xor_si128(_mm512_cvtepi32_epi8(i1), flip));
+      for (int j = 0; j < kXBlock / 4; ++j) std::memcpy(qb + j * 64, bytes + 4 * j, 4);
       dx[b * 16 + r] = d;
-      for (int j = 0; j < kXBlock; ++j)
-        row[j] = x ? static_cast<int8_t>(std::nearbyint(x[k0 + j] * id)) : 0;
-      for (int j = 0; j < kXBlock; j += 4)
-        for (int e = 0; e < 4; ++e)
-          q[((k0 + j) / 4) * 64 + r * 4 + e] = static_cast<uint8_t>(row[j + e] + 128);
-      for (int g = 0; g < kXBlock / group; ++g) {
-        int s = 0;
-        for (int e = 0; e < group; ++e) s += row[g * group + e];
-        xs[((k0 / group) + g) * 16 + r] = d * static_cast<float>(s);
+      if (group == 32) {
+        xs[(k0 / 32) * 16 + r] =
+            d * static_cast<float>(_mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1)));
+      } else {
+        xs[(k0 / 16) * 16 + r] = d * static_cast<float>(_mm512_reduce_add_epi32(i0));
+        xs[(k0 / 16 + 1) * 16 + r] = d * static_cast<float>(_mm512_reduce_add_epi32(i1));
       }
     }
   }
