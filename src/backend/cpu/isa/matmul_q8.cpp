@@ -1,19 +1,21 @@
 // Batched int8 matmul (many x rows): the prompt-processing path.
 //
 // x is quantized per row in blocks of 32 (dx = amax / 127) and stored as unsigned bytes (q + 128),
-// interleaved for vpdpbusd: [m / 16][k / 4][16 rows][4]. A panel of kNR weight rows is unpacked
+// interleaved for vpdpbusd: [m / 16][k / 4][16 rows][4]. A panel of NR weight rows is unpacked
 // once per task into int8 codes plus per-group scale and bias (isa/unpack.h), then a register
-// tile of 16 * MB x rows times kNR weight rows accumulates
+// tile of 16 * MB x rows times NR weight rows accumulates
 //   sum_k q_w * (q_x + 128)            (vpdpbusd, started at -128 * sum q_w to undo the offset)
-// per group (16 or 32 values) in int32 and folds each group into float with dx of its x block
-// times the group's scale (and the bias times the group's x sum, dx included).
+// per group in int32 and folds it into float with dx of its x block times the group's scale (and
+// the bias times the group's x sum, dx included). 32-value groups: tile(), 6 weight rows, one
+// multiply and one fma per group; 16-value groups (Q2_K, Q3_K, Q6_K): tile_g16(), 4 weight rows,
+// the two groups of an x block summed before one dx fma.
 //
 // Why blocks of 32: real models have outlier activations (a few channels 10-100x the rest), and
 // one scale per 256 values left the other 255 with a few int8 levels. On SmolLM2-135M Q4_1 the
-// prompt logits went from NMSE 1.3e-3-4.2e-3 against float64 math to 2.7e-4-6.2e-4, the one-token
-// path's level (docs/kernels.md). The cost, one float multiply per group and tile register, did not
-// show in the 16- and 128-row benchmarks: keeping the accumulators in registers over all of k
-// (no per-256 store of the tile) paid for it.
+// prompt logits went from NMSE 1.3e-3-4.6e-3 against float64 math to 2.6e-4-7.0e-4, the one-token
+// path's level (docs/kernels.md). The extra float work did not slow the 16- and 128-row
+// benchmarks: the tiles keep their accumulators in registers over all of k (no per-256 update of
+// the tile in memory), which paid for it.
 #include "backend/cpu/isa/matmul_q8.h"
 
 #if defined(EIGHT_ISA_avx2)
@@ -56,7 +58,7 @@ void matmul_q8(const MatmulProblem&, ThreadPool&) {}
 
 namespace {
 
-constexpr int kNR = 6;        // weight rows per register tile
+constexpr int kNR = 6;        // weight rows per register tile (32-value groups)
 constexpr int kXBlock = 32;   // x quantization block (one dx per 32 values)
 constexpr int64_t kMC = 128;  // x rows per task (the x chunk stays in L2)
 
@@ -111,7 +113,7 @@ void pack_x_block(const MatmulProblem& p, int64_t mb, int group, uint8_t* q, flo
   }
 }
 
-// A panel of kNR weight rows: q [kNR][k], scale/bias/corr [kNR][k / G].
+// A panel of NR weight rows: q [NR][k], scale/bias/corr [NR][k / G].
 struct WPanel {
   const int8_t* q;
   const float* scale;
@@ -147,10 +149,11 @@ void corr_sums(const int8_t* q, int64_t k, int32_t* corr) {
   }
 }
 
+template <int NR>
 void unpack_panel(const MatmulProblem& p, int64_t j0, int group, int8_t* q, float* scale,
                   float* bias, int32_t* corr) {
   const int64_t k = p.k, ng = k / group;
-  for (int r = 0; r < kNR; ++r) {
+  for (int r = 0; r < NR; ++r) {
     int8_t* qr = q + r * k;
     if (j0 + r < p.n) {
       unpack_row_fast(p.w_type, static_cast<const char*>(p.w) + (j0 + r) * p.ldw, k, qr,
@@ -173,8 +176,8 @@ inline __m512i bcast32(const int8_t* p) {
   return _mm512_set1_epi32(v);
 }
 
-// out[r][16 * MB] = x rows of m-blocks mb0.. times weight rows of the panel.
-template <int G, int MB, bool kBias>
+// out[r][16 * MB] = x rows of m-blocks mb0.. times weight rows of the panel (G = 32).
+template <int G, int NR, int MB, bool kBias>
 void tile(const XPack& xp, int64_t mb0, const WPanel& wp, int64_t k, float* out) {
   const int64_t ng = k / G;
   const uint8_t* xq[MB];
@@ -183,12 +186,12 @@ void tile(const XPack& xp, int64_t mb0, const WPanel& wp, int64_t k, float* out)
     xq[b] = xp.q + (mb0 + b) * xp.k4 * 64;
     dx[b] = xp.dx + (mb0 + b) * xp.nxb * 16;
   }
-  __m512 facc[MB][kNR];
+  __m512 facc[MB][NR];
   for (int b = 0; b < MB; ++b)
-    for (int r = 0; r < kNR; ++r) facc[b][r] = _mm512_setzero_ps();
+    for (int r = 0; r < NR; ++r) facc[b][r] = _mm512_setzero_ps();
   for (int64_t g = 0; g < ng; ++g) {
-    __m512i iacc[MB][kNR];
-    for (int r = 0; r < kNR; ++r) {
+    __m512i iacc[MB][NR];
+    for (int r = 0; r < NR; ++r) {
       const __m512i c = _mm512_set1_epi32(wp.corr[r * ng + g]);
       for (int b = 0; b < MB; ++b) iacc[b][r] = c;
     }
@@ -196,7 +199,7 @@ void tile(const XPack& xp, int64_t mb0, const WPanel& wp, int64_t k, float* out)
       const int64_t k4 = g * (G / 4) + s;
       __m512i xv[MB];
       for (int b = 0; b < MB; ++b) xv[b] = _mm512_loadu_si512(xq[b] + k4 * 64);
-      for (int r = 0; r < kNR; ++r) {
+      for (int r = 0; r < NR; ++r) {
         const __m512i w = bcast32(wp.q + r * k + k4 * 4);
         for (int b = 0; b < MB; ++b) iacc[b][r] = _mm512_dpbusd_epi32(iacc[b][r], xv[b], w);
       }
@@ -205,7 +208,7 @@ void tile(const XPack& xp, int64_t mb0, const WPanel& wp, int64_t k, float* out)
     const int64_t xb = g * G / kXBlock;
     __m512 d[MB];
     for (int b = 0; b < MB; ++b) d[b] = _mm512_loadu_ps(dx[b] + xb * 16);
-    for (int r = 0; r < kNR; ++r) {
+    for (int r = 0; r < NR; ++r) {
       const __m512 sc = _mm512_set1_ps(wp.scale[r * ng + g]);
       for (int b = 0; b < MB; ++b)
         facc[b][r] =
@@ -214,20 +217,115 @@ void tile(const XPack& xp, int64_t mb0, const WPanel& wp, int64_t k, float* out)
     if constexpr (kBias) {
       for (int b = 0; b < MB; ++b) {
         const __m512 xs = _mm512_loadu_ps(xp.xs + ((mb0 + b) * xp.ng + g) * 16);
-        for (int r = 0; r < kNR; ++r)
+        for (int r = 0; r < NR; ++r)
           facc[b][r] = _mm512_fmadd_ps(xs, _mm512_set1_ps(wp.bias[r * ng + g]), facc[b][r]);
       }
     }
   }
   for (int b = 0; b < MB; ++b)
-    for (int r = 0; r < kNR; ++r) _mm512_storeu_ps(out + (r * MB + b) * 16, facc[b][r]);
+    for (int r = 0; r < NR; ++r) _mm512_storeu_ps(out + (r * MB + b) * 16, facc[b][r]);
+}
+
+// 16-value groups (Q2_K, Q3_K, Q6_K): the two groups of an x block share dx, so their int32 sums
+// are scaled and added first and dx is applied once per block (3 float ops per 32 values and tile
+// register instead of the 4 of tile<16>). That needs a third set of accumulators, hence panels of
+// 4 weight rows: measured 1-10 % faster than tile<16> with 6 rows, and level with the old
+// 256-blocks at 128 rows (-2 % to +1 %), 2-9 % faster at 16.
+template <int NR, int MB, bool kBias>
+void tile_g16(const XPack& xp, int64_t mb0, const WPanel& wp, int64_t k, float* out) {
+  const int64_t ng = k / 16;
+  const uint8_t* xq[MB];
+  const float* dx[MB];
+  for (int b = 0; b < MB; ++b) {
+    xq[b] = xp.q + (mb0 + b) * xp.k4 * 64;
+    dx[b] = xp.dx + (mb0 + b) * xp.nxb * 16;
+  }
+  __m512 facc[MB][NR];
+  for (int b = 0; b < MB; ++b)
+    for (int r = 0; r < NR; ++r) facc[b][r] = _mm512_setzero_ps();
+  for (int64_t xb = 0; xb < xp.nxb; ++xb) {
+    __m512 fblk[MB][NR];
+    for (int h = 0; h < 2; ++h) {
+      const int64_t g = 2 * xb + h;
+      __m512i iacc[MB][NR];
+      for (int r = 0; r < NR; ++r) {
+        const __m512i c = _mm512_set1_epi32(wp.corr[r * ng + g]);
+        for (int b = 0; b < MB; ++b) iacc[b][r] = c;
+      }
+      for (int s = 0; s < 4; ++s) {
+        const int64_t k4 = g * 4 + s;
+        __m512i xv[MB];
+        for (int b = 0; b < MB; ++b) xv[b] = _mm512_loadu_si512(xq[b] + k4 * 64);
+        for (int r = 0; r < NR; ++r) {
+          const __m512i w = bcast32(wp.q + r * k + k4 * 4);
+          for (int b = 0; b < MB; ++b) iacc[b][r] = _mm512_dpbusd_epi32(iacc[b][r], xv[b], w);
+        }
+      }
+      for (int r = 0; r < NR; ++r) {
+        const __m512 sc = _mm512_set1_ps(wp.scale[r * ng + g]);
+        for (int b = 0; b < MB; ++b)
+          fblk[b][r] = h == 0 ? _mm512_mul_ps(_mm512_cvtepi32_ps(iacc[b][r]), sc)
+                              : _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc[b][r]), sc, fblk[b][r]);
+      }
+      if constexpr (kBias) {  // xs has dx in it already
+        for (int b = 0; b < MB; ++b) {
+          const __m512 xs = _mm512_loadu_ps(xp.xs + ((mb0 + b) * xp.ng + g) * 16);
+          for (int r = 0; r < NR; ++r)
+            facc[b][r] = _mm512_fmadd_ps(xs, _mm512_set1_ps(wp.bias[r * ng + g]), facc[b][r]);
+        }
+      }
+    }
+    for (int b = 0; b < MB; ++b) {
+      const __m512 d = _mm512_loadu_ps(dx[b] + xb * 16);
+      for (int r = 0; r < NR; ++r) facc[b][r] = _mm512_fmadd_ps(fblk[b][r], d, facc[b][r]);
+    }
+  }
+  for (int b = 0; b < MB; ++b)
+    for (int r = 0; r < NR; ++r) _mm512_storeu_ps(out + (r * MB + b) * 16, facc[b][r]);
 }
 
 using TileFn = void (*)(const XPack&, int64_t, const WPanel&, int64_t, float*);
 
 template <int G, bool kBias>
 TileFn tile_fn(int mb) {
-  return mb == 2 ? tile<G, 2, kBias> : tile<G, 1, kBias>;
+  return mb == 2 ? tile<G, kNR, 2, kBias> : tile<G, kNR, 1, kBias>;
+}
+
+// Every (panel of NR weight rows, chunk of x rows) task: unpack the panel, run the tiles.
+template <int NR>
+void run_panels(const MatmulProblem& p, ThreadPool& pool, const XPack& xp, int G, TileFn tile2,
+                TileFn tile1) {
+  const int64_t k = p.k, ng = k / G, mblocks = (p.m + 15) / 16;
+  const int64_t n_panels = (p.n + NR - 1) / NR;
+  const int64_t mb_per_chunk = kMC / 16;
+  const int64_t m_chunks = (mblocks + mb_per_chunk - 1) / mb_per_chunk;
+  pool.parallel_for(n_panels * m_chunks, [&](int64_t task, int) {
+    const int64_t panel = task % n_panels, chunk = task / n_panels;
+    const int64_t j0 = panel * NR;
+    const size_t wq_bytes = static_cast<size_t>(NR * k);
+    const size_t wf_bytes = static_cast<size_t>(NR * ng) * 4;
+    auto* wbase = static_cast<uint8_t*>(thread_scratch(0, wq_bytes + 3 * wf_bytes + 256));
+    auto* wq = reinterpret_cast<int8_t*>(wbase);
+    auto* scale = reinterpret_cast<float*>(wbase + ((wq_bytes + 63) / 64) * 64);
+    auto* bias = scale + NR * ng;
+    auto* corr = reinterpret_cast<int32_t*>(bias + NR * ng);
+    unpack_panel<NR>(p, j0, G, wq, scale, bias, corr);
+    const WPanel wp{wq, scale, bias, corr};
+    alignas(64) float out[NR * 32];
+    const int64_t mb_end = std::min(mblocks, (chunk + 1) * mb_per_chunk);
+    for (int64_t mb = chunk * mb_per_chunk; mb < mb_end; mb += 2) {
+      const int nb = mb + 1 < mb_end ? 2 : 1;
+      (nb == 2 ? tile2 : tile1)(xp, mb, wp, k, out);
+      for (int b = 0; b < nb; ++b)
+        for (int lane = 0; lane < 16; ++lane) {
+          const int64_t i = (mb + b) * 16 + lane;
+          if (i >= p.m) break;
+          float* y = p.y + i * p.ldy + j0;
+          for (int r = 0; r < NR && j0 + r < p.n; ++r)
+            y[r] = out[(r * nb + b) * 16 + lane] + (p.bias ? p.bias[j0 + r] : 0.f);
+        }
+    }
+  });
 }
 
 void matmul_batched(const MatmulProblem& p, ThreadPool& pool) {
@@ -248,51 +346,20 @@ void matmul_batched(const MatmulProblem& p, ThreadPool& pool) {
   });
   const XPack xp{xq, dx, xs, k4, nxb, ng};
 
-  const int64_t n_panels = (p.n + kNR - 1) / kNR;
-  const int64_t mb_per_chunk = kMC / 16;
-  const int64_t m_chunks = (mblocks + mb_per_chunk - 1) / mb_per_chunk;
-  TileFn tile2, tile1;
   switch (G * 2 + (gf.has_bias ? 1 : 0)) {
     case 64:
-      tile2 = tile_fn<32, false>(2), tile1 = tile_fn<32, false>(1);
+      run_panels<kNR>(p, pool, xp, G, tile_fn<32, false>(2), tile_fn<32, false>(1));
       break;
     case 65:
-      tile2 = tile_fn<32, true>(2), tile1 = tile_fn<32, true>(1);
+      run_panels<kNR>(p, pool, xp, G, tile_fn<32, true>(2), tile_fn<32, true>(1));
       break;
     case 32:
-      tile2 = tile_fn<16, false>(2), tile1 = tile_fn<16, false>(1);
+      run_panels<4>(p, pool, xp, G, tile_g16<4, 2, false>, tile_g16<4, 1, false>);
       break;
     default:
-      tile2 = tile_fn<16, true>(2), tile1 = tile_fn<16, true>(1);
+      run_panels<4>(p, pool, xp, G, tile_g16<4, 2, true>, tile_g16<4, 1, true>);
       break;
   }
-  pool.parallel_for(n_panels * m_chunks, [&](int64_t task, int) {
-    const int64_t panel = task % n_panels, chunk = task / n_panels;
-    const int64_t j0 = panel * kNR;
-    const size_t wq_bytes = static_cast<size_t>(kNR * k);
-    const size_t wf_bytes = static_cast<size_t>(kNR * ng) * 4;
-    auto* wbase = static_cast<uint8_t*>(thread_scratch(0, wq_bytes + 3 * wf_bytes + 256));
-    auto* wq = reinterpret_cast<int8_t*>(wbase);
-    auto* scale = reinterpret_cast<float*>(wbase + ((wq_bytes + 63) / 64) * 64);
-    auto* bias = scale + kNR * ng;
-    auto* corr = reinterpret_cast<int32_t*>(bias + kNR * ng);
-    unpack_panel(p, j0, G, wq, scale, bias, corr);
-    const WPanel wp{wq, scale, bias, corr};
-    alignas(64) float out[kNR * 32];
-    const int64_t mb_end = std::min(mblocks, (chunk + 1) * mb_per_chunk);
-    for (int64_t mb = chunk * mb_per_chunk; mb < mb_end; mb += 2) {
-      const int nb = mb + 1 < mb_end ? 2 : 1;
-      (nb == 2 ? tile2 : tile1)(xp, mb, wp, k, out);
-      for (int b = 0; b < nb; ++b)
-        for (int lane = 0; lane < 16; ++lane) {
-          const int64_t i = (mb + b) * 16 + lane;
-          if (i >= p.m) break;
-          float* y = p.y + i * p.ldy + j0;
-          for (int r = 0; r < kNR && j0 + r < p.n; ++r)
-            y[r] = out[(r * nb + b) * 16 + lane] + (p.bias ? p.bias[j0 + r] : 0.f);
-        }
-    }
-  });
 }
 
 }  // namespace
