@@ -32,13 +32,15 @@ MatmulScratch matmul_scratch(DType w, int64_t m, int64_t k, ISA isa) {
           (kk + (kk / block + 2 * (kk / 16) + 2 * (kk / 32)) * 4 + 256) * static_cast<size_t>(m);
       return s;
     }
-    // matmul_batched: x packed in 16-row blocks (int8 values, per-256 scales, per-group sums),
-    // and per task one unpacked panel of 6 weight rows (int8 + scale, bias, correction).
+    // matmul_batched: x packed in 16-row blocks (int8 values, per-32 scales, per-group sums),
+    // and per task one unpacked panel of weight rows (int8 + scale, bias, correction): 6 rows for
+    // 32-value groups, 4 for 16-value groups (isa/matmul_q8.cpp, kNR and run_panels<4>).
     const size_t group = w == DType::Q2_K || w == DType::Q3_K || w == DType::Q6_K ? 16 : 32;
+    const size_t panel = group == 16 ? 4 : 6;
     const auto mblocks = static_cast<size_t>((m + 15) / 16);
-    const size_t nxb = (kk + 255) / 256, ng = kk / group;
+    const size_t nxb = kk / 32, ng = kk / group;
     s.caller[2] = mblocks * (kk / 4) * 64 + mblocks * nxb * 16 * 4 + mblocks * ng * 16 * 4 + 128;
-    s.task[0] = 6 * kk + 3 * 6 * ng * 4 + 256;
+    s.task[0] = panel * kk + 3 * panel * ng * 4 + 256;
     return s;
   }
   if (!is_float && isa == ISA::AVX2 && m <= 8) {
