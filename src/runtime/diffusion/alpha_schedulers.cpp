@@ -76,15 +76,11 @@ class DDIM final : public AlphaScheduler {
         for (double t : np_linspace(0, dn - 1, steps)) ts.push_back(np_round(t));
         std::reverse(ts.begin(), ts.end());
         break;
-      case TimestepSpacing::Leading: {
-        const int64_t ratio = n_train / steps;
-        for (int64_t k = steps - 1; k >= 0; --k)
-          ts.push_back(static_cast<double>(k * ratio + config_.steps_offset));
+      case TimestepSpacing::Leading:
+        ts = leading_timesteps(n_train, steps, 0, steps - 1, config_.steps_offset);
         break;
-      }
       case TimestepSpacing::Trailing:
-        for (double t : np_arange(dn, 0, -dn / static_cast<double>(steps)))
-          ts.push_back(np_round(t) - 1);
+        ts = trailing_timesteps(n_train, steps);
         break;
     }
     timesteps_ = std::move(ts);

@@ -230,6 +230,21 @@ std::vector<double> np_arange(double start, double stop, double step) {
   return y;
 }
 
+std::vector<double> leading_timesteps(int64_t n_train, int64_t divisor, int64_t first, int64_t last,
+                                      int64_t offset) {
+  const int64_t ratio = n_train / divisor;
+  std::vector<double> ts;
+  for (int64_t k = last; k >= first; --k) ts.push_back(static_cast<double>(k * ratio + offset));
+  return ts;
+}
+
+std::vector<double> trailing_timesteps(int64_t n_train, int64_t steps) {
+  const auto dn = static_cast<double>(n_train);
+  std::vector<double> ts;
+  for (double t : np_arange(dn, 0, -dn / static_cast<double>(steps))) ts.push_back(np_round(t) - 1);
+  return ts;
+}
+
 double interp_index(double x, const std::vector<double>& fp) {
   const auto n = static_cast<int64_t>(fp.size());
   if (x <= 0) return fp.front();

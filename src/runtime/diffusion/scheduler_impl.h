@@ -24,6 +24,14 @@ std::vector<double> np_linspace(double start, double stop, int64_t num, bool end
 // np.arange(start, stop, step) for doubles: ceil((stop - start) / step) values start + i * delta
 // with delta = (start + step) - start, as numpy fills them.
 std::vector<double> np_arange(double start, double stop, double step);
+// The "leading" spacing of `steps` timesteps, highest first: k · (n_train / divisor) + offset for
+// k = last .. first (diffusers: arange(0, steps) * ratio, reversed, + steps_offset; DPM-Solver
+// divides by steps + 1 and skips k = 0).
+std::vector<double> leading_timesteps(int64_t n_train, int64_t divisor, int64_t first, int64_t last,
+                                      int64_t offset);
+// The "trailing" spacing: round(arange(n_train, 0, -n_train / steps)) - 1, highest first.
+std::vector<double> trailing_timesteps(int64_t n_train, int64_t steps);
+
 // np.interp(x, arange(len(fp)), fp) for x in [0, len(fp) - 1].
 double interp_index(double x, const std::vector<double>& fp);
 
