@@ -92,7 +92,10 @@ std::vector<std::string> pre_tokenizer_patterns(const std::string& pre) {
             "\\s+$",
             "[一-龥ࠀ-一가-퟿]+",
             "\\p{N}+"};
-  if (pre == "starcoder" || pre == "refact" || pre == "command-r") return {"\\p{N}", gpt2};
+  // Digits one by one, then GPT-2's byte-level split (tokenizer.json: Digits(individual_digits)
+  // + ByteLevel); SmolLM/SmolLM2 ship this pre-tokenizer as "smollm".
+  if (pre == "starcoder" || pre == "refact" || pre == "command-r" || pre == "smollm")
+    return {"\\p{N}", gpt2};
   if (pre != "gpt-2" && pre != "default" && pre != "gpt2" && pre != "phi-2" && pre != "olmo")
     log_warn("[tokenizer] unknown tokenizer.ggml.pre '", pre,
              "': using GPT-2's pre-tokenizer regex");

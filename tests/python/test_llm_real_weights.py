@@ -181,3 +181,30 @@ def test_logits_match_float64_reference(model, reference, isa, path, tmp_path):
         same = logits.argmax(1)[clear] == ref.argmax(1)[clear]
         assert same.all(), f"{isa}/{path} {name}: argmax differs at {np.flatnonzero(~same)}"
     print(f"{isa}/{path}: worst NMSE {worst:.2e}")
+
+
+def test_tokenizer_matches_huggingface(model):
+    # SmolLM2's tokenizer.json pre-tokenizes with Digits(individual_digits) + ByteLevel; the GGUF
+    # names that "smollm". The reference: Hugging Face tokenizers over the GGUF's own vocabulary
+    # and merges with that pre-tokenizer. eight must agree and not warn about an unknown one.
+    gguf = pytest.importorskip("gguf")
+    tokenizers = pytest.importorskip("tokenizers")
+    reader = gguf.GGUFReader(model)
+
+    def strings(name):
+        f = reader.fields[name]
+        return [bytes(f.parts[i]).decode() for i in f.data]
+
+    assert strings("tokenizer.ggml.pre") == ["smollm"]
+    vocab = {t: i for i, t in enumerate(strings("tokenizer.ggml.tokens"))}
+    merges = [tuple(m.split(" ", 1)) for m in strings("tokenizer.ggml.merges")]
+    ref = tokenizers.Tokenizer(tokenizers.models.BPE(vocab=vocab, merges=merges))
+    pre = tokenizers.pre_tokenizers
+    ref.pre_tokenizer = pre.Sequence([pre.Digits(individual_digits=True),
+                                      pre.ByteLevel(add_prefix_space=False, use_regex=True)])
+    for text in [*PROMPTS.values(), "x = [1, 22, 333]  # 3.14159", " 12345 and  99%", "café 😀"]:
+        r = subprocess.run([eight_cli(), "tokenize", "-m", model, "--no-bos", "--json", text],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert "unknown tokenizer" not in r.stderr, r.stderr
+        assert json.loads(r.stdout)["ids"] == ref.encode(text).ids, text
