@@ -158,5 +158,40 @@ TEST(LLMVulkan, PlannedDeviceMemoryMatchesMeasured) {
   }
 }
 
+// The host side of a fully offloaded session: what it allocates on the host heap (the token rows,
+// positions and rope table, the logits row) is what the plan's heap lines say, and never more.
+// (The file mapping is left out: the plan does not count the uploaded weights' pages, which the
+// OS may reclaim.)
+TEST(LLMVulkan, FullyOffloadedHostHeapMatchesPlan) {
+  EIGHT_REQUIRE_VULKAN();
+  EIGHT_REQUIRE_SHARED();
+  make_context_buffers();
+  MemoryTracker& host = memory_tracker();
+  for (const auto& g : testing::golden_models()) {
+    SCOPED_TRACE(g.name);
+    const int64_t base = host.stats().heap_current;
+    host.reset_peak();
+    int64_t planned = 0, measured = 0;
+    {
+      auto session = LLMSession::open(g.dir + "/" + g.meta["model"].get<std::string>(),
+                                      {.n_ctx = 96,
+                                       .ubatch = 32,
+                                       .n_threads = 1,
+                                       .device = cat("vulkan:", device()),
+                                       .n_gpu_layers = 999});
+      ASSERT_EQ(session->model().first_gpu_layer(), 0);
+      const auto tokens = g.meta["tokens"].get<std::vector<int32_t>>();
+      session->eval(tokens);
+      session->eval(std::vector<int32_t>{tokens[0]});
+      planned = session->plan().host_heap_bytes();
+      measured = host.stats().heap_peak - base;
+    }
+    std::printf("[plan] %-16s host heap planned %lld, measured %lld\n", g.name.c_str(),
+                static_cast<long long>(planned), static_cast<long long>(measured));
+    EXPECT_LE(measured, planned);
+    EXPECT_GE(measured, planned * 0.95);
+  }
+}
+
 }  // namespace
 }  // namespace eight

@@ -146,7 +146,8 @@ struct LLMDeviceScratch {
 // Preallocated activations for batches of up to max_batch tokens, so decoding allocates nothing.
 class LLMScratch {
  public:
-  LLMScratch(const LLMConfig& c, int64_t max_batch);
+  // host_layers = false: only what the host does when every layer and the output run on a GPU.
+  LLMScratch(const LLMConfig& c, int64_t max_batch, bool host_layers = true);
   // With the device buffers the model's placement needs (none for a CPU-only model).
   LLMScratch(const LLM& model, int64_t max_batch);
   int64_t max_batch() const { return max_batch_; }

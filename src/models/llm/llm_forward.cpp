@@ -36,12 +36,19 @@ Tensor rows(const Tensor& t, int64_t T) {
 
 }  // namespace
 
-LLMScratch::LLMScratch(const LLMConfig& c, int64_t max_batch) : max_batch_(max_batch) {
+LLMScratch::LLMScratch(const LLMConfig& c, int64_t max_batch, bool host_layers)
+    : max_batch_(max_batch) {
   check(max_batch > 0, "[llm] batch size must be positive, got ", max_batch);
-  const ScratchLayout l = layout(c);
+  ScratchLayout l = layout(c);
+  if (!host_layers) {
+    // Every layer and the output run on a GPU: the host only looks up the token rows and writes
+    // the positions and their rotary table (runtime/plan/llm.cpp bills exactly these).
+    l.cur = l.qkv = l.attn = l.ffn_out = l.gate_up = l.hidden = 0;
+  }
   const int64_t per_token =
       l.x + l.cur + l.qkv + l.attn + l.ffn_out + l.gate_up + l.hidden + l.cos_sin + l.positions;
-  const size_t bytes = static_cast<size_t>(per_token * max_batch + c.n_vocab) * sizeof(float);
+  const int64_t row = host_layers ? c.n_vocab : 0;
+  const size_t bytes = static_cast<size_t>(per_token * max_batch + row) * sizeof(float);
   storage_ = std::make_shared<HostStorage>(bytes);
   size_t off = 0;
   auto take = [&](int64_t width, DType dtype) {
@@ -58,7 +65,7 @@ LLMScratch::LLMScratch(const LLMConfig& c, int64_t max_batch) : max_batch_(max_b
   hidden = take(l.hidden, DType::F32);
   cos_sin = take(l.cos_sin, DType::F32);
   positions = take(l.positions, DType::I32);
-  logits_row = Tensor::from_storage(storage_, off, {1, c.n_vocab}, DType::F32);
+  if (host_layers) logits_row = Tensor::from_storage(storage_, off, {1, c.n_vocab}, DType::F32);
 }
 
 Tensor LLMScratch::output_view(float* data, int64_t rows, int64_t cols) {

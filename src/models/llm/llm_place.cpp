@@ -83,7 +83,9 @@ void LLM::place(const LLMPlacement& p) {
 }
 
 LLMScratch::LLMScratch(const LLM& model, int64_t max_batch)
-    : LLMScratch(model.config(), max_batch) {
+    : LLMScratch(model.config(), max_batch,
+                 !(model.placement().any_gpu() && model.first_gpu_layer() == 0 &&
+                   model.placement().output_on_gpu)) {
   const LLMPlacement& p = model.placement();
   if (!p.any_gpu()) return;
   const LLMConfig& c = model.config();

@@ -119,7 +119,9 @@ Costs costs(const LLMDesc& m, const PlanRequest& r) {
   }
   c.compute += kernel_scratch(m, r, t, att_rows);
   c.logits = 4 * h.n_vocab * (r.logits_rows > 0 ? std::min(r.logits_rows, t) : t);
-  c.input = 4 * t * h.n_embd;
+  // With every layer and the output on a GPU the host keeps only the looked-up token rows, the
+  // positions and their rotary table (n_rot <= head_dim floats a token).
+  c.input = 4 * t * (h.n_embd + h.head_dim + 1);
   // On a GPU (llm::LLMScratch's device part, models/llm/llm_place.cpp): the same activations with
   // q, k, v and gate, up apart and the rope table (n_rot <= head_dim floats a token), each buffer
   // padded to 256 bytes; no kernel or attention scratch (the shaders need none). The output
@@ -275,7 +277,8 @@ Plan plan_core(const LLMDesc& m, const PlanRequest& r, const DeviceBudget& b) {
     p.cpu.items.push_back(
         {"compute arena", c.compute, cat("activations of one layer for ", c.tokens, " tokens")});
   else
-    p.cpu.items.push_back({"input embeddings", c.input, "token rows looked up on the CPU"});
+    p.cpu.items.push_back({"input embeddings", c.input,
+                           "token rows looked up on the CPU, positions and their rope table"});
   p.cpu.items.push_back({"logits", c.logits, cat(m.hp.n_vocab, " × ", c.tokens, " f32")});
   if (!p.extras_on_gpu)
     for (const auto& e : m.extras)
