@@ -19,14 +19,6 @@ inline double nmse(const float* ours, const float* ref, size_t n) {
   return den > 0 ? num / den : num;
 }
 
-inline KVCacheConfig kv_config_for(const llm::LLMConfig& c, int64_t n_ctx, DType type) {
-  return {.n_layer = c.n_layer,
-          .n_ctx = n_ctx,
-          .n_head_kv = c.n_head_kv,
-          .head_dim = c.head_dim,
-          .type = type};
-}
-
 // Logits [T, n_vocab] of the whole sequence processed in batches of `batch`.
 inline std::vector<float> all_logits(const llm::LLM& m, const std::vector<int32_t>& tokens,
                                      int64_t batch, DType kv_type = DType::F16) {

@@ -22,8 +22,8 @@ std::vector<float> stepwise_logits(const llm::LLM& m, const std::vector<int32_t>
                                    DType kv_type) {
   const auto& c = m.config();
   const int64_t T = static_cast<int64_t>(tokens.size());
-  KVCache cache(testing::kv_config_for(c, T, kv_type));
-  llm::LLMScratch scratch(c, 4);
+  KVCache cache(kv_cache_config(m, T, kv_type));
+  llm::LLMScratch scratch(m, 4);
   std::vector<float> out(static_cast<size_t>(T * c.n_vocab));
   for (int64_t t = 0; t < T; ++t)
     llm::forward(m, &tokens[t], 1, t, cache.layers(0), scratch, out.data() + t * c.n_vocab,
