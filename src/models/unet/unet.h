@@ -1,0 +1,71 @@
+#pragma once
+// SDXL's UNet (diffusers' UNet2DConditionModel with SDXL's "text_time" added conditioning): a
+// sinusoidal timestep embedding plus the pooled text embedding and six micro-conditioning values
+// (original size, crop top-left, target size), then levels of ResNet blocks and (from the second
+// level on) transformer blocks with self- and cross-attention over the text context, a middle
+// block, and the mirrored up path with skip connections.
+//
+// Weights are named as in diffusers' unet/ folder ("conv_in.weight",
+// "down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.weight", ...); a single-file
+// checkpoint or a GGUF is renamed to these names before it reaches here. Tensors may be F32, F16
+// or BF16 views of a file mapping (matmul and conv weights are used as they are; norms and
+// biases are made f32), or quantized block types for linear layers.
+//
+//   auto unet = unet::Model::build(weights, config_json);   // config_json may be empty
+//   Tensor eps = unet->forward(x, {t, t}, context, text_embeds, time_ids, pool);
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+
+namespace eight::unet {
+
+using Weights = std::map<std::string, Tensor>;
+
+struct Config {
+  int64_t in_channels = 4, out_channels = 4;
+  std::vector<int64_t> channels;  // block_out_channels, one per level
+  int64_t layers_per_block = 2;   // ResNet blocks per down level (up levels have one more)
+  std::vector<int64_t> depth;     // transformer blocks per attention of each level (0: none)
+  std::vector<int64_t> heads;     // attention heads of each level (diffusers' attention_head_dim)
+  int64_t mid_depth = 1, mid_heads = 0;
+  int64_t cross_attention_dim = 2048;  // context width (CLIP-L 768 + bigG 1280 for SDXL)
+  int64_t time_embed_dim = 1280;       // 4 * channels[0]
+  int64_t addition_time_embed_dim = 256;
+  int64_t pooled_dim = 1280;  // text_embeds width
+  int64_t groups = 32;
+  float eps = 1e-5f;
+  bool linear_projection = true;  // proj_in/proj_out are linear (SDXL), not 1x1 convolutions
+};
+
+// The architecture: from diffusers' unet/config.json text when config_json is not empty, else
+// from the tensor shapes, with SDXL's constants for what shapes cannot tell (heads of width 64,
+// GroupNorm with 32 groups). Throws Error naming the missing or inconsistent tensor.
+Config read_config(const Weights& weights, const std::string& config_json);
+
+class Model {
+ public:
+  static std::shared_ptr<const Model> build(const Weights& weights,
+                                            const std::string& config_json = {});
+  const Config& config() const;
+  int64_t weight_bytes() const;
+
+  // x: [N, in_channels, h, w] f32 (the scheduler-scaled latents); timesteps: N values;
+  // context: [N, L, cross_attention_dim] f32; text_embeds: [N, pooled_dim] f32; time_ids:
+  // [N, 6] f32. Returns the model output [N, out_channels, h, w] f32.
+  Tensor forward(const Tensor& x, const std::vector<float>& timesteps, const Tensor& context,
+                 const Tensor& text_embeds, const Tensor& time_ids, ThreadPool& pool) const;
+
+  ~Model();
+  struct Impl;
+  explicit Model(std::unique_ptr<Impl> impl);
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace eight::unet
