@@ -11,6 +11,11 @@
 
 #include "core/error.h"
 
+namespace eight::detail {
+extern const unsigned char clip_bpe_merges_data[];
+extern const size_t clip_bpe_merges_size;
+}  // namespace eight::detail
+
 namespace eight::text {
 namespace {
 
@@ -178,6 +183,17 @@ std::vector<std::string> CLIPTokenizer::parse_merges(const std::string& text, si
     out.push_back(std::move(line));
   }
   return out;
+}
+
+std::string_view CLIPTokenizer::openai_merges_text() {
+  return {reinterpret_cast<const char*>(detail::clip_bpe_merges_data),
+          detail::clip_bpe_merges_size};
+}
+
+const CLIPTokenizer& CLIPTokenizer::openai() {
+  static const CLIPTokenizer tok =
+      from_merges(parse_merges(std::string(openai_merges_text()), kOpenAIMerges));
+  return tok;
 }
 
 CLIPTokenizer CLIPTokenizer::from_merges(const std::vector<std::string>& merges) {

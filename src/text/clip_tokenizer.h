@@ -24,6 +24,11 @@ class CLIPTokenizer {
   // merges "a b" are taken (0: all). SimpleTokenizer uses 48894 = 49152 - 256 - 2.
   static std::vector<std::string> parse_merges(const std::string& text, size_t limit = 0);
   static constexpr size_t kOpenAIMerges = 48894;
+  // OpenAI's merges file as eight ships it (data/clip-bpe-merges.txt, built into the binary), and
+  // the tokenizer it makes: the vocabulary of every CLIP text encoder (SDXL's single files carry
+  // none).
+  static std::string_view openai_merges_text();
+  static const CLIPTokenizer& openai();
 
   // The vocabulary SimpleTokenizer derives from its merges: the 256 byte symbols, the same with
   // "</w>", every merge's concatenation in rank order, then <|startoftext|> and <|endoftext|>.

@@ -84,6 +84,20 @@ std::unique_ptr<Model::Impl> build_model(Config config, const NamedTensors& weig
 std::unique_ptr<Model::Impl> load_hf_directory(const std::string& dir);
 std::unique_ptr<Model::Impl> load_gguf(const std::string& path);
 
+// Binding named weights (clip_load.cpp): each checks presence, shape and type and names the tensor
+// in its error. Norms and biases are made f32; matrices stay in their file type.
+Tensor need_tensor(const NamedTensors& w, const std::string& name, const Dims& shape);
+Tensor weight_matrix(const NamedTensors& w, const std::string& name, const Dims& shape);
+LayerNorm load_norm(const NamedTensors& w, const std::string& prefix, int64_t n);
+Linear load_linear(const NamedTensors& w, const std::string& prefix, int64_t out, int64_t in);
+// `prefix`.encoder.layers.N for N < c.layers.
+Tower load_tower(const NamedTensors& w, const std::string& prefix, const TowerConfig& c);
+int64_t tower_bytes(const Tower& t);
+
+// A text tower's own config.json (transformers' CLIPTextConfig, as diffusers' text_encoder/
+// folders hold it), with CLIPTextConfig's defaults.
+TowerConfig parse_text_config(const std::string& json_text);
+
 // Parses config.json's text (Hugging Face CLIPConfig, with its defaults for missing fields).
 Config parse_hf_config(const std::string& json_text);
 

@@ -60,7 +60,9 @@ ops::Activation activation_of(const std::string& act) {
   fail("[clip] unsupported hidden_act '", act, "' (quick_gelu, gelu, gelu_new)");
 }
 
-Tensor need(const NamedTensors& w, const std::string& name, const Dims& shape) {
+}  // namespace
+
+Tensor need_tensor(const NamedTensors& w, const std::string& name, const Dims& shape) {
   auto it = w.find(name);
   check(it != w.end(), "[clip] missing tensor '", name, "'");
   check(it->second.shape() == shape, "[clip] tensor '", name, "' has shape ",
@@ -69,44 +71,45 @@ Tensor need(const NamedTensors& w, const std::string& name, const Dims& shape) {
 }
 
 // A matrix as the matmul reads it: contiguous rows of a computable type.
-Tensor matrix(const NamedTensors& w, const std::string& name, const Dims& shape) {
-  Tensor t = need(w, name, shape);
+Tensor weight_matrix(const NamedTensors& w, const std::string& name, const Dims& shape) {
+  Tensor t = need_tensor(w, name, shape);
   check(dtype_info(t.dtype()).computable && t.dtype() != DType::I32 && t.dtype() != DType::I64,
         "[clip] tensor '", name, "' has type ", dtype_name(t.dtype()), ", not a weight type");
   return t.contiguous();
 }
 
-LayerNorm norm(const NamedTensors& w, const std::string& prefix, int64_t n) {
-  return {to_f32(need(w, prefix + ".weight", {n})), to_f32(need(w, prefix + ".bias", {n}))};
+LayerNorm load_norm(const NamedTensors& w, const std::string& prefix, int64_t n) {
+  return {to_f32(need_tensor(w, prefix + ".weight", {n})),
+          to_f32(need_tensor(w, prefix + ".bias", {n}))};
 }
 
-Linear linear(const NamedTensors& w, const std::string& prefix, int64_t out, int64_t in) {
-  Linear l{matrix(w, prefix + ".weight", {out, in}), {}};
-  if (w.count(prefix + ".bias")) l.bias = to_f32(need(w, prefix + ".bias", {out}));
+Linear load_linear(const NamedTensors& w, const std::string& prefix, int64_t out, int64_t in) {
+  Linear l{weight_matrix(w, prefix + ".weight", {out, in}), {}};
+  if (w.count(prefix + ".bias")) l.bias = to_f32(need_tensor(w, prefix + ".bias", {out}));
   return l;
 }
 
-Tower tower(const NamedTensors& w, const std::string& prefix, const TowerConfig& c) {
+Tower load_tower(const NamedTensors& w, const std::string& prefix, const TowerConfig& c) {
   Tower t;
   t.config = c;
   t.act = activation_of(c.act);
   for (int i = 0; i < c.layers; ++i) {
     const std::string p = cat(prefix, ".encoder.layers.", i, ".");
     EncoderLayer L;
-    L.ln1 = norm(w, p + "layer_norm1", c.hidden);
-    L.q = linear(w, p + "self_attn.q_proj", c.hidden, c.hidden);
-    L.k = linear(w, p + "self_attn.k_proj", c.hidden, c.hidden);
-    L.v = linear(w, p + "self_attn.v_proj", c.hidden, c.hidden);
-    L.out = linear(w, p + "self_attn.out_proj", c.hidden, c.hidden);
-    L.ln2 = norm(w, p + "layer_norm2", c.hidden);
-    L.fc1 = linear(w, p + "mlp.fc1", c.intermediate, c.hidden);
-    L.fc2 = linear(w, p + "mlp.fc2", c.hidden, c.intermediate);
+    L.ln1 = load_norm(w, p + "layer_norm1", c.hidden);
+    L.q = load_linear(w, p + "self_attn.q_proj", c.hidden, c.hidden);
+    L.k = load_linear(w, p + "self_attn.k_proj", c.hidden, c.hidden);
+    L.v = load_linear(w, p + "self_attn.v_proj", c.hidden, c.hidden);
+    L.out = load_linear(w, p + "self_attn.out_proj", c.hidden, c.hidden);
+    L.ln2 = load_norm(w, p + "layer_norm2", c.hidden);
+    L.fc1 = load_linear(w, p + "mlp.fc1", c.intermediate, c.hidden);
+    L.fc2 = load_linear(w, p + "mlp.fc2", c.hidden, c.intermediate);
     t.layers.push_back(std::move(L));
   }
   return t;
 }
 
-int64_t bytes_of(const Tower& t) {
+int64_t tower_bytes(const Tower& t) {
   int64_t b = 0;
   for (const auto& L : t.layers)
     for (const Tensor* x :
@@ -117,7 +120,16 @@ int64_t bytes_of(const Tower& t) {
   return b;
 }
 
-}  // namespace
+TowerConfig parse_text_config(const std::string& json_text) {
+  json j;
+  try {
+    j = json::parse(json_text);
+  } catch (const json::exception& e) {
+    fail("[clip] text config.json is not valid JSON: ", e.what());
+  }
+  check(j.is_object(), "[clip] text config.json is not an object");
+  return parse_tower(j, "text_config", false);
+}
 
 Config parse_hf_config(const std::string& json_text) {
   json j;
@@ -175,12 +187,12 @@ std::unique_ptr<Model::Impl> build_model(Config config, const NamedTensors& w,
     check(tokenizer.has_value(), "[clip] ", m->name, " has a text tower but no tokenizer");
     TextWeights& tw = m->text;
     tw.token_embedding =
-        matrix(w, "text_model.embeddings.token_embedding.weight", {c.vocab_size, t.hidden});
-    tw.position_embedding = to_f32(
-        need(w, "text_model.embeddings.position_embedding.weight", {c.max_positions, t.hidden}));
-    tw.tower = tower(w, "text_model", t);
-    tw.final_norm = norm(w, "text_model.final_layer_norm", t.hidden);
-    tw.projection = matrix(w, "text_projection.weight", {c.projection_dim, t.hidden});
+        weight_matrix(w, "text_model.embeddings.token_embedding.weight", {c.vocab_size, t.hidden});
+    tw.position_embedding = to_f32(need_tensor(w, "text_model.embeddings.position_embedding.weight",
+                                               {c.max_positions, t.hidden}));
+    tw.tower = load_tower(w, "text_model", t);
+    tw.final_norm = load_norm(w, "text_model.final_layer_norm", t.hidden);
+    tw.projection = weight_matrix(w, "text_projection.weight", {c.projection_dim, t.hidden});
     check(static_cast<int64_t>(tokenizer->vocab_size()) <= c.vocab_size, "[clip] ", m->name,
           ": the tokenizer has ", tokenizer->vocab_size(), " tokens, the model ", c.vocab_size);
     m->tokenizer = std::move(tokenizer);
@@ -188,33 +200,34 @@ std::unique_ptr<Model::Impl> build_model(Config config, const NamedTensors& w,
     m->weight_bytes +=
         static_cast<int64_t>(tw.token_embedding.nbytes() + tw.position_embedding.nbytes() +
                              tw.projection.nbytes()) +
-        bytes_of(tw.tower) + 2 * t.hidden * static_cast<int64_t>(sizeof(float));
+        tower_bytes(tw.tower) + 2 * t.hidden * static_cast<int64_t>(sizeof(float));
   }
   if (has_vision) {
     const TowerConfig& v = c.vision;
     const int64_t p = c.patch_size, grid = c.image_size / p;
     VisionWeights& vw = m->vision;
-    vw.class_embedding = to_f32(need(w, "vision_model.embeddings.class_embedding", {v.hidden}));
+    vw.class_embedding =
+        to_f32(need_tensor(w, "vision_model.embeddings.class_embedding", {v.hidden}));
     const Tensor conv =
-        matrix(w, "vision_model.embeddings.patch_embedding.weight", {v.hidden, 3, p, p});
+        weight_matrix(w, "vision_model.embeddings.patch_embedding.weight", {v.hidden, 3, p, p});
     vw.patch_embedding = conv.reshape({v.hidden, 3 * p * p});
-    vw.position_embedding = to_f32(
-        need(w, "vision_model.embeddings.position_embedding.weight", {grid * grid + 1, v.hidden}));
-    vw.pre_norm = norm(w, "vision_model.pre_layrnorm", v.hidden);
-    vw.tower = tower(w, "vision_model", v);
+    vw.position_embedding = to_f32(need_tensor(
+        w, "vision_model.embeddings.position_embedding.weight", {grid * grid + 1, v.hidden}));
+    vw.pre_norm = load_norm(w, "vision_model.pre_layrnorm", v.hidden);
+    vw.tower = load_tower(w, "vision_model", v);
     // mmproj files for LLaVA drop the post-norm and the projection; their embeddings are the
     // normalized class token.
     if (w.count("vision_model.post_layernorm.weight"))
-      vw.post_norm = norm(w, "vision_model.post_layernorm", v.hidden);
+      vw.post_norm = load_norm(w, "vision_model.post_layernorm", v.hidden);
     if (w.count("visual_projection.weight"))
-      vw.projection = matrix(w, "visual_projection.weight", {c.projection_dim, v.hidden});
+      vw.projection = weight_matrix(w, "visual_projection.weight", {c.projection_dim, v.hidden});
     else
       check(!config.has_text && c.projection_dim == v.hidden, "[clip] ", m->name,
             " has no visual_projection.weight");
     m->weight_bytes +=
         static_cast<int64_t>(vw.class_embedding.nbytes() + vw.patch_embedding.nbytes() +
                              vw.position_embedding.nbytes()) +
-        bytes_of(vw.tower) + 4 * v.hidden * static_cast<int64_t>(sizeof(float)) +
+        tower_bytes(vw.tower) + 4 * v.hidden * static_cast<int64_t>(sizeof(float)) +
         (vw.projection.defined() ? vw.projection.nbytes() : 0);
   }
   if (auto it = w.find("logit_scale"); it != w.end()) {
