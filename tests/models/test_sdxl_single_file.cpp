@@ -149,6 +149,20 @@ TEST(SDXLSingleFileErrors, MissingAndUnknownTensorsAreNamed) {
   }
 }
 
+// The fuzz target's seed (every name of the tiny layout, one element per tensor) splits, so the
+// fuzzer starts from inputs that reach every renaming.
+TEST(SDXLSingleFile, FuzzSeedSplits) {
+  const auto seed = safetensors::Checkpoint::open(
+      testing::source_dir() + "/tests/fuzz/seeds/fuzz_sdxl_single_file/tiny_layout.safetensors");
+  const auto parts = sdxl::split_single_file(seed);
+  const auto full = sdxl::split_single_file(
+      safetensors::Checkpoint::open(tiny_pipeline("f16") + "/tiny.safetensors"));
+  EXPECT_EQ(parts.unet.size(), full.unet.size());
+  EXPECT_EQ(parts.vae.size(), full.vae.size());
+  EXPECT_EQ(parts.text_encoder.size(), full.text_encoder.size());
+  EXPECT_EQ(parts.text_encoder_2.size(), full.text_encoder_2.size());
+}
+
 TEST(SDXLSingleFileErrors, TruncatedAndCorruptedFilesNeverCrash) {
   auto bytes = read_bytes(tiny_pipeline("f16") + "/tiny.safetensors");
   uint64_t header = 0;
