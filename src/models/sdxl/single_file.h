@@ -1,0 +1,39 @@
+#pragma once
+// SDXL single-file checkpoints in Stability's original layout (sd_xl_base_1.0.safetensors,
+// SDXL-Turbo, community fine-tunes), split into the four components under diffusers' names, so
+// the UNet, VAE and text encoders load one set of names whatever file they came from:
+//
+//   model.diffusion_model.*                  -> unet/            (UNet2DConditionModel)
+//   first_stage_model.*                      -> vae/             (AutoencoderKL)
+//   conditioner.embedders.0.transformer.*    -> text_encoder/    (CLIPTextModel, same names)
+//   conditioner.embedders.1.model.*          -> text_encoder_2/  (CLIPTextModelWithProjection)
+//
+// Tensors stay zero-copy views of the file: OpenCLIP's fused attn.in_proj_weight/bias become row
+// slices q/k/v, the VAE's 1x1-convolution attention weights [C, C, 1, 1] become [C, C] views.
+// Only text_projection is copied, transposed from OpenCLIP's [hidden, proj] to HF's [proj, hidden].
+// The UNet's levels, ResNet blocks per level and which blocks hold attention are read from the
+// names present (as diffusers' convert_*_sdxl scripts lay them out), never assumed.
+#include <map>
+#include <string>
+
+#include "core/tensor.h"
+#include "formats/safetensors.h"
+
+namespace eight::sdxl {
+
+struct Components {
+  std::map<std::string, Tensor> unet, vae, text_encoder, text_encoder_2;
+};
+
+// Throws Error naming the tensor for a tensor of a module that is missing, for names that belong
+// to no known part (known extras such as text_model.embeddings.position_ids, logit_scale and
+// model_ema.* are ignored), and for shapes the renaming cannot take.
+Components split_single_file(const safetensors::Checkpoint& ckpt);
+Components split_single_file(const safetensors::File& file);
+
+// True when the names have SDXL's prefixes: a UNet under model.diffusion_model. and both text
+// encoders under conditioner.embedders.0.transformer. and conditioner.embedders.1.model.
+bool is_sdxl_single_file(const safetensors::Checkpoint& ckpt);
+bool is_sdxl_single_file(const safetensors::File& file);
+
+}  // namespace eight::sdxl
