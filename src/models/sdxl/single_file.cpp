@@ -159,6 +159,19 @@ class Splitter {
     vae();
     clip_l();
     open_clip();
+    check_all_used();
+    return std::move(out_);
+  }
+
+  // A VAE file alone (its names already under first_stage_model.).
+  Components run_vae() {
+    vae();
+    check_all_used();
+    return std::move(out_);
+  }
+
+ private:
+  void check_all_used() const {
     std::vector<std::string> unknown;
     for (const auto& name : names_)
       if (!used_.count(name) && !is_known_extra(name)) unknown.push_back(name);
@@ -169,10 +182,8 @@ class Splitter {
       fail("[sdxl] ", where_, ": ", unknown.size(), " tensor(s) of no known SDXL part: ", list,
            unknown.size() > 5 ? ", ..." : "");
     }
-    return std::move(out_);
   }
 
- private:
   [[noreturn]] void missing(const std::string& name) const {
     fail("[sdxl] ", where_, ": tensor '", name, "' is missing");
   }
@@ -561,6 +572,35 @@ Components split_single_file(const safetensors::File& file) {
   return Splitter(
              file_names(file), [&](const std::string& n) { return file.tensor(n); }, file.path())
       .run();
+}
+
+std::map<std::string, Tensor> vae_from_file(const safetensors::Checkpoint& ckpt) {
+  const std::vector<std::string> names = ckpt.names();
+  auto has = [&](const std::string& n) { return ckpt.has(n); };
+  // diffusers' vae/ names (optionally under "vae."), taken as they are.
+  for (const std::string prefix : {"", "vae."})
+    if (has(prefix + "decoder.conv_in.weight") &&
+        has(prefix + "decoder.mid_block.resnets.0.conv1.weight")) {
+      std::map<std::string, Tensor> out;
+      for (const auto& n : names)
+        if (n.starts_with(prefix)) out.emplace(n.substr(prefix.size()), ckpt.tensor(n));
+      return out;
+    }
+  // The original names, bare (sdxl_vae.safetensors) or under first_stage_model.
+  const bool prefixed = has(kVAE + "decoder.conv_in.weight");
+  check(prefixed || has("decoder.conv_in.weight"), "[sdxl] ", ckpt.path(),
+        " is not a VAE: it has no decoder.conv_in.weight (diffusers or original names)");
+  std::vector<std::string> renamed;
+  for (const auto& n : names)
+    if (!prefixed || n.starts_with(kVAE)) renamed.push_back(prefixed ? n : kVAE + n);
+  return Splitter(
+             renamed,
+             [&](const std::string& n) {
+               return ckpt.tensor(prefixed ? n : n.substr(kVAE.size()));
+             },
+             ckpt.path())
+      .run_vae()
+      .vae;
 }
 
 bool is_sdxl_single_file(const safetensors::Checkpoint& ckpt) {

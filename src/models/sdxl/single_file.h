@@ -31,6 +31,11 @@ struct Components {
 Components split_single_file(const safetensors::Checkpoint& ckpt);
 Components split_single_file(const safetensors::File& file);
 
+// A separate VAE file (--vae): diffusers' vae/ names (optionally under "vae."), or the original
+// names bare or under first_stage_model.; returns diffusers' names. Throws Error naming what is
+// missing or unknown.
+std::map<std::string, Tensor> vae_from_file(const safetensors::Checkpoint& ckpt);
+
 // True when the names have SDXL's prefixes: a UNet under model.diffusion_model. and both text
 // encoders under conditioner.embedders.0.transformer. and conditioner.embedders.1.model.
 bool is_sdxl_single_file(const safetensors::Checkpoint& ckpt);
