@@ -72,6 +72,25 @@ Tensor weight_channels_last(const Tensor& w) {
 
 }  // namespace
 
+int64_t conv2d_scratch_bytes(const Dims& x_shape, const Dims& w_shape, DType w_dtype,
+                             const Conv2dParams& p) {
+  check(x_shape.size() == 3 || x_shape.size() == 4, "[conv2d] x must be [C_in, H, W] or [N, ",
+        "C_in, H, W], got ", x_shape.str());
+  check(w_shape.size() == 4, "[conv2d] w must be [C_out, C_in / groups, kh, kw], got ",
+        w_shape.str());
+  const int o = x_shape.size() == 4 ? 1 : 0;
+  const int64_t c_in = x_shape[o], h = x_shape[o + 1], w = x_shape[o + 2];
+  const int64_t c_out = w_shape[0], kk = w_shape[1] * w_shape[2] * w_shape[3];
+  const int64_t eh = p.dilation[0] * (w_shape[2] - 1) + 1,
+                ew = p.dilation[1] * (w_shape[3] - 1) + 1;
+  const int64_t hw = ((h + 2 * p.padding[0] - eh) / p.stride[0] + 1) *
+                     ((w + 2 * p.padding[1] - ew) / p.stride[1] + 1);
+  // As conv2d below: the weight in its own element size, xt, cols and out in f32.
+  const int64_t tile = std::min(std::max<int64_t>(kTileBytes / (kk * 4), 16), hw);
+  const int64_t weight = c_out * kk * (w_dtype == DType::F32 ? 4 : 2);
+  return weight + (h * w * c_in + tile * kk + tile * (c_out / p.groups)) * 4;
+}
+
 void conv2d(const Tensor& x, const Tensor& w, const Tensor& y, ThreadPool& pool,
             const Conv2dParams& p) {
   check(x.defined() && (x.dim() == 3 || x.dim() == 4), "[conv2d] x must be [C_in, H, W] or [N, ",

@@ -32,6 +32,12 @@ void conv2d(const Tensor& x, const Tensor& w, const Tensor& y, ThreadPool& pool,
             const Conv2dParams& params = {});
 // The output shape conv2d expects for this input and weight.
 Dims conv2d_output_shape(const Tensor& x, const Tensor& w, const Conv2dParams& params = {});
+// The most bytes conv2d holds at once while it runs (the reordered weight, the channels-last
+// input, one unfolded tile and its product; a batched x runs one sample at a time), for an input
+// of x_shape ([C_in, H, W] or [N, C_in, H, W]) and a weight of w_shape and w_dtype. Models add it
+// to their activation budgets.
+int64_t conv2d_scratch_bytes(const Dims& x_shape, const Dims& w_shape, DType w_dtype,
+                             const Conv2dParams& params = {});
 
 struct Conv1dParams {
   int64_t stride = 1, padding = 0, dilation = 1, groups = 1;

@@ -51,14 +51,27 @@ class Model {
  public:
   static std::shared_ptr<const Model> build(const Weights& weights,
                                             const std::string& config_json = {});
+  // With a config the caller settled (read_config's, with fields overridden by the pipeline).
+  static std::shared_ptr<const Model> build(const Weights& weights, const Config& config);
   const Config& config() const;
   int64_t weight_bytes() const;
 
   // x: [N, in_channels, h, w] f32 (the scheduler-scaled latents); timesteps: N values;
   // context: [N, L, cross_attention_dim] f32; text_embeds: [N, pooled_dim] f32; time_ids:
   // [N, 6] f32. Returns the model output [N, out_channels, h, w] f32.
+  //
+  // timesteps are the scheduler's timesteps as floats (999, 979.02..., not sigmas), embedded as
+  // diffusers does (flip_sin_to_cos, freq_shift 0). When the config does not know pooled_dim (a
+  // file without config.json whose add_embedding is too narrow for SDXL's 6 x 256), the width of
+  // text_embeds gives it and addition_time_embed_dim = (in-features - pooled_dim) / 6.
   Tensor forward(const Tensor& x, const std::vector<float>& timesteps, const Tensor& context,
                  const Tensor& text_embeds, const Tensor& time_ids, ThreadPool& pool) const;
+
+  // An upper bound of the host memory one forward() allocates at its peak (activations, skip
+  // connections and the convolutions' scratch, the returned output included) for N samples of
+  // h x w latents and context_len context tokens. The matmul and attention kernels' per-thread
+  // scratch (backend/cpu/scratch.h, kept between calls) is not included: the planner adds it.
+  int64_t activation_bytes(int64_t N, int64_t h, int64_t w, int64_t context_len) const;
 
   ~Model();
   struct Impl;

@@ -1,0 +1,204 @@
+// SDXL's UNet against diffusers: the tiny random-weight pipeline of tests/python/sdxl_tiny.py
+// (block_out_channels [32, 64, 128], transformer depths [1, 1, 2]) and the UNet call committed in
+// tests/data/sdxl (tools/reference/make_sdxl_fixtures.py): batch 2 (negative, prompt),
+// timesteps [999, 500].
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/memory.h"
+#include "formats/npy.h"
+#include "formats/safetensors.h"
+#include "models/unet/unet.h"
+#include "test_util.h"
+
+namespace eight {
+namespace {
+
+const std::string kData = std::string(EIGHT_SOURCE_DIR) + "/tests/data/sdxl/";
+
+// The tiny pipeline written once per dtype for the whole test program.
+const std::string& tiny_dir(const std::string& dtype) {
+  static testing::TempDir root;
+  static std::map<std::string, std::string> made;
+  auto it = made.find(dtype);
+  if (it != made.end()) return it->second;
+  const std::string out = root.file(dtype);
+  const std::string cmd = testing::python_with("numpy") + " " + testing::source_dir() +
+                          "/tests/python/sdxl_tiny.py --out " + out + " --dtype " + dtype +
+                          " > /dev/null";
+  // Thrown, not EXPECTed: every later step would fail with a missing-file error instead.
+  if (testing::run_command(cmd) != 0)
+    throw std::runtime_error("could not write the tiny SDXL pipeline (the reason is above): " +
+                             cmd);
+  return made[dtype] = out;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+struct Tiny {
+  safetensors::Checkpoint file;
+  unet::Weights weights;
+  std::string config_json;
+};
+
+Tiny load_tiny(const std::string& dtype) {
+  const std::string dir = tiny_dir(dtype) + "/unet/";
+  Tiny t{safetensors::Checkpoint::open(dir + "diffusion_pytorch_model.safetensors"), {}, {}};
+  for (const std::string& name : t.file.names()) t.weights[name] = t.file.tensor(name);
+  t.config_json = read_text(dir + "config.json");
+  return t;
+}
+
+// Two npy files of [1, ...] stacked into [2, ...].
+Tensor stack2(const std::string& a, const std::string& b) {
+  const Tensor ta = npy::read(kData + a), tb = npy::read(kData + b);
+  Dims shape{2};
+  for (int d = 1; d < ta.dim(); ++d) shape.push_back(ta.size(d));
+  Tensor out = Tensor::empty(shape, DType::F32);
+  std::memcpy(out.data<float>(), ta.data<float>(), ta.nbytes());
+  std::memcpy(out.data<float>() + ta.numel(), tb.data<float>(), tb.nbytes());
+  return out;
+}
+
+struct Call {
+  Tensor x, context, text_embeds, time_ids, expected;
+  std::vector<float> timesteps{999, 500};
+};
+
+Call fixture_call() {
+  Call c;
+  c.x = npy::read(kData + "unet_call_x.npy");
+  c.expected = npy::read(kData + "unet_call_out.npy");
+  c.context = stack2("text_negative_embeds.npy", "text_prompt_embeds.npy");
+  c.text_embeds = stack2("text_negative_pooled.npy", "text_prompt_pooled.npy");
+  c.time_ids = Tensor::empty({2, 6}, DType::F32);
+  const float ids[6] = {64, 96, 0, 0, 64, 96};
+  for (int n = 0; n < 2; ++n) std::copy_n(ids, 6, c.time_ids.data<float>() + n * 6);
+  return c;
+}
+
+double nmse(const Tensor& ours, const Tensor& ref) {
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < ref.numel(); ++i) {
+    const double d = static_cast<double>(ours.data<float>()[i]) - ref.data<float>()[i];
+    num += d * d;
+    den += static_cast<double>(ref.data<float>()[i]) * ref.data<float>()[i];
+  }
+  return num / den;
+}
+
+Tensor run(const unet::Model& m, const Call& c, ThreadPool& pool) {
+  return m.forward(c.x, c.timesteps, c.context, c.text_embeds, c.time_ids, pool);
+}
+
+void expect_matches(const std::string& dtype, bool with_config, double tolerance) {
+  const Tiny t = load_tiny(dtype);
+  const auto model = unet::Model::build(t.weights, with_config ? t.config_json : std::string());
+  const Call c = fixture_call();
+  ThreadPool pool(2);
+  const auto t0 = std::chrono::steady_clock::now();
+  const Tensor y = run(*model, c, pool);
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_EQ(y.shape(), c.expected.shape());
+  const double err = nmse(y, c.expected);
+  std::printf("[unet] %s weights, %s config.json: NMSE %.3g, forward %.1f ms\n", dtype.c_str(),
+              with_config ? "with" : "without", err, ms);
+  EXPECT_LE(err, tolerance);
+}
+
+TEST(UNet, MatchesDiffusersF32WithConfig) {
+  expect_matches("f32", true, 1e-6);
+}
+TEST(UNet, MatchesDiffusersF32FromShapes) {
+  expect_matches("f32", false, 1e-6);
+}
+TEST(UNet, MatchesDiffusersF16) {
+  expect_matches("f16", true, 1e-3);
+}
+TEST(UNet, MatchesDiffusersBF16FromShapes) {
+  expect_matches("bf16", false, 1e-2);
+}
+
+TEST(UNet, ConfigFromShapesEqualsConfigJson) {
+  const Tiny t = load_tiny("f32");
+  const unet::Config a = unet::read_config(t.weights, t.config_json);
+  const unet::Config b = unet::read_config(t.weights, "");
+  EXPECT_EQ(a.in_channels, b.in_channels);
+  EXPECT_EQ(a.out_channels, b.out_channels);
+  EXPECT_EQ(a.channels, b.channels);
+  EXPECT_EQ(a.layers_per_block, b.layers_per_block);
+  EXPECT_EQ(a.depth, b.depth);
+  EXPECT_EQ(a.heads, b.heads);  // channels / 64, at least 1 (32 channels: 1, as the config says)
+  EXPECT_EQ(a.mid_depth, b.mid_depth);
+  EXPECT_EQ(a.mid_heads, b.mid_heads);
+  EXPECT_EQ(a.cross_attention_dim, b.cross_attention_dim);
+  EXPECT_EQ(a.time_embed_dim, b.time_embed_dim);
+  EXPECT_EQ(a.groups, b.groups);
+  EXPECT_EQ(a.eps, b.eps);
+  EXPECT_EQ(a.linear_projection, b.linear_projection);
+  // The documented exception: add_embedding reads 128 + 6 x 8 = 176 features, too few for SDXL's
+  // 6 x 256, so the shapes leave both widths unknown (forward() takes them from text_embeds).
+  EXPECT_EQ(a.addition_time_embed_dim, 8);
+  EXPECT_EQ(a.pooled_dim, 128);
+  EXPECT_EQ(b.addition_time_embed_dim, 0);
+  EXPECT_EQ(b.pooled_dim, 0);
+}
+
+void expect_error(const unet::Weights& w, const std::string& config,
+                  const std::vector<std::string>& parts) {
+  try {
+    unet::Model::build(w, config);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    for (const std::string& p : parts)
+      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
+  }
+}
+
+TEST(UNet, MissingOrMisshapedWeightsNameTheTensor) {
+  const Tiny t = load_tiny("f32");
+  const std::string name = "up_blocks.1.attentions.2.transformer_blocks.0.attn2.to_k.weight";
+  unet::Weights w = t.weights;
+  w.erase(name);
+  expect_error(w, t.config_json, {name, "missing"});
+  w = t.weights;
+  w[name] = Tensor::zeros({64, 190}, DType::F32);
+  expect_error(w, t.config_json, {name, "[64, 190]", "[64, 192]"});
+  w = t.weights;
+  w["down_blocks.1.resnets.0.conv_shortcut.weight"] = Tensor::zeros({64, 31, 1, 1}, DType::F32);
+  expect_error(w, "", {"down_blocks.1.resnets.0.conv_shortcut.weight", "[64, 31, 1, 1]"});
+  expect_error(t.weights, "{\"addition_embed_type\": \"text\"}", {"addition_embed_type"});
+}
+
+TEST(UNet, ActivationBytesBoundTheMeasuredPeak) {
+  const Tiny t = load_tiny("f16");
+  const auto model = unet::Model::build(t.weights, t.config_json);
+  const Call c = fixture_call();
+  ThreadPool pool(2);
+  run(*model, c, pool);  // warm-up: the kernels' per-thread scratch, which the bound leaves out
+  run(*model, c, pool);
+  MemoryTracker& tracker = memory_tracker();
+  const int64_t before = tracker.stats().heap_current;
+  tracker.reset_peak();
+  const Tensor y = run(*model, c, pool);
+  const int64_t measured = tracker.stats().heap_peak - before;
+  const int64_t bound = model->activation_bytes(2, 8, 12, 77);
+  std::printf("[unet] activation_bytes %lld, measured peak %lld\n", static_cast<long long>(bound),
+              static_cast<long long>(measured));
+  EXPECT_GE(bound, measured);
+  EXPECT_LE(bound, measured + measured / 20) << "the bound should be tight (5%)";
+}
+
+}  // namespace
+}  // namespace eight
