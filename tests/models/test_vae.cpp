@@ -5,15 +5,18 @@
 // the measured peak.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <sstream>
+#include <stdexcept>
 
 #include "core/error.h"
-#include "core/half.h"
 #include "core/memory.h"
 #include "formats/npy.h"
 #include "formats/safetensors.h"
@@ -30,37 +33,57 @@ std::string read_text(const std::string& path) {
   return s.str();
 }
 
-// The tiny pipeline's vae/ folder and the reference arrays beside it.
+// The tiny pipeline's vae/ folder, written by tests/python/sdxl_tiny.py (numpy) in f32 or f16,
+// and the fixtures diffusers computed from it (tools/reference/make_sdxl_fixtures.py and
+// make_vae_tiling_fixture.py).
 struct Reference {
-  std::string dir;  // holding vae/ and the .npy files
+  testing::TempDir dir;
   safetensors::Checkpoint checkpoint;
   vae::Weights weights;
   std::string config;
-
-  Tensor npy(const std::string& name) const { return npy::read(dir + "/" + name); }
 };
 
-const Reference* reference() {
-  static const Reference* ref = []() -> const Reference* {
-    const char* env = std::getenv("EIGHT_VAE_REF");
-    if (!env || !*env) return nullptr;
-    auto* r = new Reference;
-    r->dir = env;
-    r->checkpoint =
-        safetensors::Checkpoint::open(r->dir + "/vae/diffusion_pytorch_model.safetensors");
+const Reference& reference(const std::string& dtype) {
+  static std::map<std::string, std::unique_ptr<Reference>> made;
+  auto& r = made[dtype];
+  if (!r) {
+    r = std::make_unique<Reference>();
+    const std::string cmd = testing::python_with("numpy") + " " + testing::source_dir() +
+                            "/tests/python/sdxl_tiny.py --out " + r->dir.path() + " --dtype " +
+                            dtype + " > /dev/null";
+    // Thrown, not EXPECTed: every later step would fail with a missing-file error instead.
+    if (testing::run_command(cmd) != 0)
+      throw std::runtime_error("could not write the tiny SDXL pipeline (the reason is above): " +
+                               cmd);
+    const std::string vae_dir = r->dir.file("vae");
+    r->checkpoint = safetensors::Checkpoint::open(vae_dir + "/diffusion_pytorch_model.safetensors");
     for (const std::string& name : r->checkpoint.names())
       r->weights[name] = r->checkpoint.tensor(name);
-    r->config = read_text(r->dir + "/vae/config.json");
-    return r;
-  }();
-  return ref;
+    r->config = read_text(vae_dir + "/config.json");
+  }
+  return *r;
 }
 
-#define REQUIRE_REFERENCE()                                                  \
-  const Reference* ref = reference();                                        \
-  if (!ref) GTEST_SKIP() << "SKIPPED: no reference VAE (set EIGHT_VAE_REF)"; \
-  do {                                                                       \
-  } while (0)
+Tensor fixture(const std::string& name) {
+  return npy::read(testing::source_dir() + "/tests/data/sdxl/" + name);
+}
+
+// vae.decode(latents[None] / scaling_factor), as fixtures.json says.
+Tensor decode_input(const vae::Config& c) {
+  const Tensor lat = fixture("latents_euler.npy");
+  Tensor z = Tensor::empty({1, lat.size(0), lat.size(1), lat.size(2)}, DType::F32);
+  for (int64_t i = 0; i < z.numel(); ++i)
+    z.data<float>()[i] = lat.data<float>()[i] / c.scaling_factor;
+  return z;
+}
+
+// vae_decode_image clamped to [-1, 1].
+Tensor encode_input() {
+  Tensor img = fixture("vae_decode_image.npy");
+  for (int64_t i = 0; i < img.numel(); ++i)
+    img.data<float>()[i] = std::clamp(img.data<float>()[i], -1.f, 1.f);
+  return img;
+}
 
 struct Diff {
   double nmse, psnr, max_abs;
@@ -86,7 +109,7 @@ void report(const char* what, const Diff& d) {
 }
 
 TEST(VAE, ConfigFromJsonAndFromShapesAgree) {
-  REQUIRE_REFERENCE();
+  const Reference* ref = &reference("f32");
   const vae::Config a = vae::read_config(ref->weights, ref->config);
   const vae::Config b = vae::read_config(ref->weights, "");
   EXPECT_EQ(a.channels, (std::vector<int64_t>{32, 32, 64, 64}));
@@ -100,22 +123,23 @@ TEST(VAE, ConfigFromJsonAndFromShapesAgree) {
 }
 
 TEST(VAE, DecodeMatchesDiffusers) {
-  REQUIRE_REFERENCE();
+  const Reference* ref = &reference("f32");
   const auto model = vae::Model::build(ref->weights, ref->config);
   ThreadPool pool(2);
-  const Tensor rgb = model->decode(ref->npy("z.npy"), pool);
-  const Diff d = compare(rgb, ref->npy("dec.npy"));
+  const Tensor rgb = model->decode(decode_input(model->config()), pool);
+  const Diff d = compare(rgb, fixture("vae_decode_image.npy"));
   report("decode", d);
   EXPECT_GE(d.psnr, 40);
   EXPECT_LE(d.nmse, 1e-5);
 }
 
 TEST(VAE, EncodeMatchesDiffusers) {
-  REQUIRE_REFERENCE();
+  const Reference* ref = &reference("f32");
   const auto model = vae::Model::build(ref->weights, ref->config);
   ThreadPool pool(2);
-  const vae::Posterior p = model->encode(ref->npy("img.npy"), pool);
-  const Diff dm = compare(p.mean, ref->npy("mean.npy")), ds = compare(p.std, ref->npy("std.npy"));
+  const vae::Posterior p = model->encode(encode_input(), pool);
+  const Diff dm = compare(p.mean, fixture("vae_encode_mean.npy")),
+             ds = compare(p.std, fixture("vae_encode_std.npy"));
   report("encode mean", dm);
   report("encode std", ds);
   EXPECT_LE(dm.nmse, 1e-5);
@@ -123,48 +147,40 @@ TEST(VAE, EncodeMatchesDiffusers) {
 }
 
 TEST(VAE, TiledMatchesDiffusersTiling) {
-  REQUIRE_REFERENCE();
+  const Reference* ref = &reference("f32");
   const auto model = vae::Model::build(ref->weights, ref->config);
   ThreadPool pool(2);
   // diffusers with tile_latent_min_size 4, tile_sample_min_size 32: overlap 4 - int(0.75 * 4).
   const vae::Tiles tiles{.tile = 4, .overlap = 1};
-  const Diff d = compare(model->decode(ref->npy("z.npy"), pool, tiles), ref->npy("dec_tiled.npy"));
+  const Diff d = compare(model->decode(decode_input(model->config()), pool, tiles),
+                         fixture("vae_tiled_decode_image.npy"));
   report("tiled decode", d);
   EXPECT_GE(d.psnr, 40);
   EXPECT_LE(d.nmse, 1e-5);
-  const vae::Posterior p = model->encode(ref->npy("img.npy"), pool, tiles);
-  const Diff dm = compare(p.mean, ref->npy("mean_tiled.npy"));
-  const Diff ds = compare(p.std, ref->npy("std_tiled.npy"));
+  const vae::Posterior p = model->encode(encode_input(), pool, tiles);
+  const Diff dm = compare(p.mean, fixture("vae_tiled_encode_mean.npy"));
+  const Diff ds = compare(p.std, fixture("vae_tiled_encode_std.npy"));
   report("tiled encode mean", dm);
   report("tiled encode std", ds);
   EXPECT_LE(dm.nmse, 1e-5);
   EXPECT_LE(ds.nmse, 1e-5);
 }
 
-// Every float tensor rounded to f16 (as an fp16 checkpoint stores it).
-vae::Weights to_f16(const vae::Weights& w) {
-  vae::Weights out;
-  for (const auto& [name, t] : w) {
-    const Tensor c = t.contiguous();
-    Tensor h = Tensor::empty(c.shape(), DType::F16);
-    for (int64_t i = 0; i < c.numel(); ++i)
-      h.data<uint16_t>()[i] = fp32_to_fp16(c.data<float>()[i]);
-    out[name] = h;
-  }
-  return out;
-}
-
+// The same pipeline written in f16 (sdxl_tiny.py --dtype f16): the weights are used as f16 views
+// of the file, against diffusers' f32 outputs.
 TEST(VAE, F16WeightsStayClose) {
-  REQUIRE_REFERENCE();
-  const auto model = vae::Model::build(to_f16(ref->weights), ref->config);
+  const Reference* ref = &reference("f16");
+  EXPECT_EQ(ref->weights.at("decoder.conv_in.weight").dtype(), DType::F16);
+  const auto model = vae::Model::build(ref->weights, ref->config);
   ThreadPool pool(2);
-  const Diff d = compare(model->decode(ref->npy("z.npy"), pool), ref->npy("dec.npy"));
+  const Diff d =
+      compare(model->decode(decode_input(model->config()), pool), fixture("vae_decode_image.npy"));
   report("decode, f16 weights", d);
-  EXPECT_GE(d.psnr, 30);
-  const vae::Posterior p = model->encode(ref->npy("img.npy"), pool);
-  const Diff dm = compare(p.mean, ref->npy("mean.npy"));
+  EXPECT_GE(d.psnr, 55);
+  const vae::Posterior p = model->encode(encode_input(), pool);
+  const Diff dm = compare(p.mean, fixture("vae_encode_mean.npy"));
   report("encode mean, f16 weights", dm);
-  EXPECT_LE(dm.nmse, 1e-3);
+  EXPECT_LE(dm.nmse, 1e-4);
 }
 
 void expect_error_naming(const vae::Weights& w, const std::string& config,
@@ -178,7 +194,7 @@ void expect_error_naming(const vae::Weights& w, const std::string& config,
 }
 
 TEST(VAE, MissingOrMisshapenTensorIsAnErrorNamingIt) {
-  REQUIRE_REFERENCE();
+  const Reference* ref = &reference("f32");
   for (const std::string name :
        {"decoder.mid_block.attentions.0.to_q.weight",
         "encoder.down_blocks.1.downsamplers.0.conv.bias",
@@ -192,6 +208,20 @@ TEST(VAE, MissingOrMisshapenTensorIsAnErrorNamingIt) {
   w[name] = Tensor::zeros({64, 64, 3, 1}, DType::F32);
   expect_error_naming(w, ref->config, name);
   expect_error_naming(ref->weights, "{\"block_out_channels\": [32, 48]}", "48");
+}
+
+TEST(VAE, BadArgumentsAreErrors) {
+  const Reference* ref = &reference("f32");
+  const auto model = vae::Model::build(ref->weights, ref->config);
+  ThreadPool pool(2);
+  const Tensor z = decode_input(model->config());
+  EXPECT_THROW(model->decode(z, pool, {.tile = 4, .overlap = 4}), Error);
+  EXPECT_THROW(model->decode(z.slice(1, 0, 3), pool), Error);  // 3 latent channels
+  EXPECT_THROW(model->encode(Tensor::zeros({1, 3, 60, 64}, DType::F32), pool), Error);
+  // A latent no larger than one tile is decoded whole, as diffusers does.
+  const Tensor whole = model->decode(z, pool);
+  const Tensor one_tile = model->decode(z, pool, {.tile = 12, .overlap = 3});
+  EXPECT_EQ(compare(one_tile, whole).max_abs, 0);
 }
 
 // The planner's bound against what a call allocates (tracked heap), after warm-up calls so that
@@ -211,10 +241,10 @@ int64_t measured_peak(F&& call) {
 }
 
 TEST(VAE, BytesBoundTheMeasuredPeak) {
-  REQUIRE_REFERENCE();
+  const Reference* ref = &reference("f32");
   const auto model = vae::Model::build(ref->weights, ref->config);
   ThreadPool pool(2);
-  const Tensor z = ref->npy("z.npy"), img = ref->npy("img.npy");
+  const Tensor z = decode_input(model->config()), img = encode_input();
   const int64_t n = z.size(0), h = z.size(2), w = z.size(3);
   for (const vae::Tiles tiles : {vae::Tiles{}, vae::Tiles{.tile = 4, .overlap = 1}}) {
     const int64_t dec = measured_peak([&] { model->decode(z, pool, tiles); });
