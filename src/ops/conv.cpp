@@ -17,20 +17,24 @@ Geometry geometry(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
   check(x.dim() == 3 && w.dim() == 4, "[conv2d] x must be [C_in, H, W] and w [C_out, C_in / ",
         "groups, kh, kw], got ", x.shape().str(), " and ", w.shape().str());
   check(x.dtype() == DType::F32, "[conv2d] x must be f32, got ", dtype_name(x.dtype()));
-  for (int i = 0; i < 2; ++i)
+  std::array<int64_t, 2> pad_end{};
+  for (int i = 0; i < 2; ++i) {
+    pad_end[i] = p.padding_end[i] < 0 ? p.padding[i] : p.padding_end[i];
     check(p.stride[i] > 0 && p.dilation[i] > 0 && p.padding[i] >= 0, "[conv2d] stride ",
           p.stride[i], ", dilation ", p.dilation[i], " and padding ", p.padding[i],
           " must be positive (padding >= 0)");
+  }
   Geometry g{x.size(0), x.size(1), x.size(2), w.size(0), w.size(2), w.size(3), 0, 0};
   check(p.groups > 0 && g.c_in % p.groups == 0 && g.c_out % p.groups == 0 &&
             w.size(1) * p.groups == g.c_in,
         "[conv2d] ", g.c_in, " input and ", g.c_out, " output channels with groups = ", p.groups,
         " do not match the weight ", w.shape().str());
   const int64_t eh = p.dilation[0] * (g.kh - 1) + 1, ew = p.dilation[1] * (g.kw - 1) + 1;
-  check(g.h + 2 * p.padding[0] >= eh && g.w + 2 * p.padding[1] >= ew, "[conv2d] input ",
-        x.shape().str(), " is smaller than the (dilated) kernel ", eh, "x", ew);
-  g.h_out = (g.h + 2 * p.padding[0] - eh) / p.stride[0] + 1;
-  g.w_out = (g.w + 2 * p.padding[1] - ew) / p.stride[1] + 1;
+  const int64_t ph = g.h + p.padding[0] + pad_end[0], pw = g.w + p.padding[1] + pad_end[1];
+  check(ph >= eh && pw >= ew, "[conv2d] input ", x.shape().str(),
+        " is smaller than the (dilated) kernel ", eh, "x", ew);
+  g.h_out = (ph - eh) / p.stride[0] + 1;
+  g.w_out = (pw - ew) / p.stride[1] + 1;
   return g;
 }
 

@@ -13,7 +13,8 @@
 //   // x: [C_in, L], w: [C_out, C_in / groups, k], y: [C_out, L_out]
 //   ops::conv1d(x, w, y, pool, {.stride = 2, .padding = 1});
 //
-// H_out = (H + 2 * pad - dilation * (kh - 1) - 1) / stride + 1 (PyTorch's rule).
+// H_out = (H + 2 * pad - dilation * (kh - 1) - 1) / stride + 1 (PyTorch's rule), with pad + pad_end
+// in place of 2 * pad when padding_end is set.
 #include <array>
 
 #include "core/tensor.h"
@@ -24,6 +25,9 @@ namespace eight::ops {
 struct Conv2dParams {
   std::array<int64_t, 2> stride{1, 1};   // (h, w)
   std::array<int64_t, 2> padding{0, 0};  // zeros on both sides
+  // Zeros after the input (bottom, right) when they differ from `padding`: -1 means the same.
+  // diffusers' Downsample2D with padding=0 pads (0, 1, 0, 1): {.padding_end = {1, 1}}.
+  std::array<int64_t, 2> padding_end{-1, -1};
   std::array<int64_t, 2> dilation{1, 1};
   int64_t groups = 1;
   const Tensor* bias = nullptr;  // [C_out] f32

@@ -4,6 +4,7 @@
 // is never taken because convolution weights are float).
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 
 #include "core/half.h"
@@ -26,7 +27,7 @@ struct ConvCase {
   int64_t c_in, h, w, c_out, kh, kw, sh, sw, ph, pw, dh, dw, groups;
 };
 
-void check_conv(const ConvCase& c, DType wtype) {
+void check_conv(const ConvCase& c, DType wtype, std::array<int64_t, 2> pad_end = {-1, -1}) {
   SCOPED_TRACE(cat("c_in=", c.c_in, " h=", c.h, " w=", c.w, " k=", c.kh, "x", c.kw,
                    " groups=", c.groups, " ", dtype_name(wtype)));
   const auto xv = random_floats(c.c_in * c.h * c.w);
@@ -48,10 +49,17 @@ void check_conv(const ConvCase& c, DType wtype) {
   const Tensor b = filled({c.c_out}, bv);
   const ops::Conv2dParams p{.stride = {c.sh, c.sw},
                             .padding = {c.ph, c.pw},
+                            .padding_end = pad_end,
                             .dilation = {c.dh, c.dw},
                             .groups = c.groups,
                             .bias = &b};
   const Dims shape = ops::conv2d_output_shape(x, w, p);
+  for (int i = 0; i < 2; ++i) {
+    const int64_t in = i == 0 ? c.h : c.w, k = i == 0 ? c.kh : c.kw, d = i == 0 ? c.dh : c.dw;
+    const int64_t pad = i == 0 ? c.ph : c.pw, s = i == 0 ? c.sh : c.sw;
+    const int64_t end = pad_end[i] < 0 ? pad : pad_end[i];
+    EXPECT_EQ(shape[i + 1], (in + pad + end - d * (k - 1) - 1) / s + 1);
+  }
   Tensor y = Tensor::empty(shape, DType::F32);
   ThreadPool pool(2);
   ops::conv2d(x, w, y, pool, p);
@@ -89,6 +97,9 @@ TEST(Conv2d, MatchesDirectLoops) {
   check_conv({33, 17, 15, 31, 1, 1, 1, 1, 0, 0, 1, 1, 1}, DType::BF16);
   // 64 x 3 x 3 taps over 65 x 63 pixels: the unfolded input (9.4 MiB) spans two tiles.
   check_conv({64, 65, 63, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1}, DType::F16);
+  // The VAE encoder's downsampler: stride 2, zeros only below and to the right (0, 1, 0, 1).
+  check_conv({33, 16, 18, 31, 3, 3, 2, 2, 0, 0, 1, 1, 1}, DType::F16, {1, 1});
+  check_conv({5, 15, 12, 7, 3, 3, 2, 2, 0, 1, 1, 1, 1}, DType::F32, {2, 0});
 }
 
 TEST(Conv2d, BatchIsEachSampleAlone) {

@@ -29,6 +29,7 @@ struct Config {
   float scaling_factor = 0.13025f;  // SDXL (SD 1.x: 0.18215; FLUX: 0.3611)
   float shift_factor = 0.0f;        // FLUX: 0.1159
   bool quant_conv = true;           // quant_conv / post_quant_conv present (not in FLUX)
+  bool mid_attention = true;        // mid_block_add_attention
 };
 
 // From vae/config.json text when not empty, else from the tensor shapes (scaling_factor then
@@ -59,6 +60,11 @@ class Model {
   Tensor decode(const Tensor& z, ThreadPool& pool, const Tiles& tiles = {}) const;
   // images: [N, in_channels, H, W] f32 in [-1, 1], H and W multiples of 8.
   Posterior encode(const Tensor& images, ThreadPool& pool, const Tiles& tiles = {}) const;
+
+  // Upper bounds of the bytes one decode / encode call allocates at its peak (activations, the
+  // result and the convolutions' scratch; not the weights), for the planner.
+  int64_t decode_bytes(int64_t n, int64_t h, int64_t w, const Tiles& tiles = {}) const;
+  int64_t encode_bytes(int64_t n, int64_t height, int64_t width, const Tiles& tiles = {}) const;
 
   ~Model();
   struct Impl;

@@ -1,0 +1,260 @@
+// AutoencoderKL's blocks (diffusers' resnet.py ResnetBlock2D, unet_2d_blocks.py UNetMidBlock2D,
+// DownEncoderBlock2D, UpDecoderBlock2D; vae.py Encoder and Decoder), one line per sub-layer, and
+// beside each a bill of what it allocates, step by step, for the planner's upper bound.
+//
+// Activations are [N, C, H, W] f32. At 1024 x 1024 the decoder's last levels hold 128 and 256
+// channels at full resolution (0.5 and 1 GiB per tensor), so every intermediate is dropped as
+// soon as the next step has consumed it.
+#include <algorithm>
+#include <utility>
+
+#include "models/vae/vae_internal.h"
+#include "ops/attention.h"
+#include "ops/conv.h"
+#include "ops/elementwise.h"
+#include "ops/matmul.h"
+#include "ops/norm.h"
+#include "ops/pool.h"
+
+namespace eight::vae {
+namespace {
+
+constexpr float kEps = 1e-6f;  // every GroupNorm of the VAE (resnet_eps, Attention's eps)
+
+void norm(const GroupNorm& g, const Tensor& x, const Tensor& y, int64_t groups, bool silu,
+          ThreadPool& pool, int64_t channel_dim = 1) {
+  ops::group_norm(x, y,
+                  {.groups = groups,
+                   .weight = &g.weight,
+                   .bias = &g.bias,
+                   .eps = kEps,
+                   .silu = silu,
+                   .channel_dim = channel_dim,
+                   .pool = &pool});
+}
+
+ops::Conv2dParams conv_params(const Conv& c, int64_t stride) {
+  // Stride 2 is Downsample2D with padding=0: F.pad(x, (0, 1, 0, 1)) then a 3x3 conv without
+  // padding; otherwise "same" padding (3x3: 1, 1x1: 0).
+  if (stride == 2)
+    return {.stride = {2, 2}, .padding = {0, 0}, .padding_end = {1, 1}, .bias = &c.bias};
+  const int64_t pad = c.k() / 2;
+  return {.padding = {pad, pad}, .bias = &c.bias};
+}
+
+// The single-head attention of the middle block, added to x in place (residual_connection).
+// x: [N, C, H, W]; tokens are the H * W pixels of one sample, each a C-wide query, key and value.
+void mid_attention(const MidAttention& a, const Tensor& x, int64_t groups, ThreadPool& pool) {
+  const int64_t c = x.size(1), t = x.size(2) * x.size(3);
+  for (int64_t n = 0; n < x.size(0); ++n) {
+    const Tensor xn = x.select(0, n).reshape({c, t});  // [C, T]
+    Tensor g = Tensor::empty({c, t}, DType::F32);
+    norm(a.norm, xn, g, groups, false, pool, 0);
+    Tensor gt = Tensor::empty({t, c}, DType::F32);  // tokens: [T, C]
+    pool.parallel_chunks(t, 64, [&](int64_t b, int64_t e, int) {
+      for (int64_t i = b; i < e; ++i)
+        for (int64_t ch = 0; ch < c; ++ch)
+          gt.data<float>()[i * c + ch] = g.data<float>()[ch * t + i];
+    });
+    g = Tensor();
+    Tensor q = ops::matmul(gt, a.q.weight, pool, {.bias = &a.q.bias});  // to_q: [T, C]
+    Tensor k = ops::matmul(gt, a.k.weight, pool, {.bias = &a.k.bias});  // to_k
+    Tensor v = ops::matmul(gt, a.v.weight, pool, {.bias = &a.v.bias});  // to_v
+    gt = Tensor();
+    Tensor o = Tensor::empty({t, 1, c}, DType::F32);
+    ops::attention(q.reshape({t, 1, c}), k.reshape({t, 1, c}), v.reshape({t, 1, c}), o, pool,
+                   {.causal = false});  // softmax(q k^T / sqrt(C)) v, one head
+    q = k = v = Tensor();
+    const Tensor out = ops::matmul(o.reshape({t, c}), a.out.weight, pool, {.bias = &a.out.bias});
+    o = Tensor();
+    pool.parallel_chunks(c, 4, [&](int64_t b, int64_t e, int) {
+      for (int64_t ch = b; ch < e; ++ch)
+        for (int64_t i = 0; i < t; ++i)
+          xn.data<float>()[ch * t + i] += out.data<float>()[i * c + ch];
+    });
+  }
+}
+
+// ---- Bills: what the code above allocates, in the same order -------------------------------
+
+int64_t f32_bytes(int64_t n) {
+  return (n * 4 + 63) / 64 * 64;
+}
+
+// Live bytes beyond the block's input, and the most they reached.
+struct Bill {
+  int64_t live = 0, peak = 0;
+  void add(int64_t b) {
+    live += b;
+    peak = std::max(peak, live);
+  }
+  void sub(int64_t b) { live -= b; }
+  void spike(int64_t b) { peak = std::max(peak, live + b); }
+};
+
+struct Shape {
+  int64_t n, c, h, w;
+  int64_t bytes() const { return f32_bytes(n * c * h * w); }
+};
+
+// ops::conv2d (src/ops/conv.cpp) takes, per sample: the weight reordered channels last (its own
+// dtype), the input channels last, one im2col tile of about 8 MiB and the tile's product.
+int64_t conv_scratch(const Conv& c, const Shape& in, int64_t h_out, int64_t w_out) {
+  const int64_t co = c.weight.size(0), kk = c.weight.size(1) * c.k() * c.k();
+  const int64_t tile = std::clamp<int64_t>((int64_t{8} << 20) / (kk * 4), 16, h_out * w_out);
+  const int64_t wbytes = (static_cast<int64_t>(c.weight.nbytes()) + 63) / 64 * 64;
+  return wbytes + f32_bytes(in.c * in.h * in.w) + f32_bytes(tile * kk) + f32_bytes(tile * co);
+}
+
+Shape bill_conv(Bill& b, const Conv& c, const Shape& in, int64_t stride = 1) {
+  const Shape out{in.n, c.weight.size(0), stride == 2 ? in.h / 2 : in.h,
+                  stride == 2 ? in.w / 2 : in.w};
+  b.add(out.bytes());
+  b.spike(conv_scratch(c, in, out.h, out.w));
+  return out;
+}
+
+Shape bill_resnet(Bill& b, const Resnet& r, const Shape& in) {
+  b.add(in.bytes());  // h = norm1(x)
+  const Shape h2 = bill_conv(b, r.conv1, in);
+  b.sub(in.bytes());
+  const Shape y = bill_conv(b, r.conv2, h2);
+  b.sub(h2.bytes());
+  if (r.shortcut.weight.defined()) {
+    bill_conv(b, r.shortcut, in);
+    b.sub(y.bytes());
+  }
+  return y;
+}
+
+Shape bill_mid(Bill& b, const MidBlock& m, const Shape& in) {
+  Shape x = bill_resnet(b, m.first, in);
+  if (m.has_attention) {
+    const int64_t one = f32_bytes(x.c * x.h * x.w);  // [C, T] of one sample
+    b.spike(4 * one);                                // gt, q, k, v (g is gone before q)
+    b.spike(3 * one + one);                          // q, k, v, o
+  }
+  const Shape y = bill_resnet(b, m.second, x);
+  b.sub(x.bytes());
+  return y;
+}
+
+// Replaces `x` (live in b) by the result of a block billed by f.
+template <class F>
+Shape step(Bill& b, const Shape& x, F&& f) {
+  const Shape y = f();
+  b.sub(x.bytes());
+  return y;
+}
+
+}  // namespace
+
+Tensor conv(const Conv& c, const Tensor& x, ThreadPool& pool, int64_t stride) {
+  const ops::Conv2dParams p = conv_params(c, stride);
+  Tensor y = Tensor::empty(ops::conv2d_output_shape(x, c.weight, p), DType::F32);
+  ops::conv2d(x, c.weight, y, pool, p);
+  return y;
+}
+
+// ResnetBlock2D.forward: norm1, SiLU, conv1, norm2, SiLU, (dropout), conv2, + shortcut(x).
+Tensor resnet(const Resnet& r, const Tensor& x, int64_t groups, ThreadPool& pool) {
+  Tensor h = Tensor::empty(x.shape(), DType::F32);
+  norm(r.norm1, x, h, groups, true, pool);
+  Tensor h2 = conv(r.conv1, h, pool);
+  h = Tensor();
+  norm(r.norm2, h2, h2, groups, true, pool);
+  Tensor y = conv(r.conv2, h2, pool);
+  h2 = Tensor();
+  if (r.shortcut.weight.defined())
+    ops::add(y, conv(r.shortcut, x, pool), y);
+  else
+    ops::add(y, x, y);
+  return y;
+}
+
+// UNetMidBlock2D.forward: resnets[0], attentions[0], resnets[1].
+Tensor mid_block(const MidBlock& m, const Tensor& x, int64_t groups, ThreadPool& pool) {
+  const Tensor h = resnet(m.first, x, groups, pool);
+  if (m.has_attention) mid_attention(m.attention, h, groups, pool);
+  return resnet(m.second, h, groups, pool);
+}
+
+// vae.py Encoder.forward, then AutoencoderKL's quant_conv.
+Tensor run_encoder(const Model::Impl& m, const Tensor& images, ThreadPool& pool) {
+  const Encoder& e = m.encoder;
+  const int64_t groups = m.config.groups;
+  Tensor x = conv(e.conv_in, images.contiguous(), pool);
+  for (const DownBlock& b : e.down) {
+    for (const Resnet& r : b.resnets) x = resnet(r, x, groups, pool);
+    if (b.downsample.weight.defined()) x = conv(b.downsample, x, pool, 2);
+  }
+  x = mid_block(e.mid, x, groups, pool);
+  norm(e.norm_out, x, x, groups, true, pool);  // conv_norm_out, conv_act
+  x = conv(e.conv_out, x, pool);
+  if (e.quant_conv.weight.defined()) x = conv(e.quant_conv, x, pool);
+  return x;
+}
+
+// AutoencoderKL's post_quant_conv, then vae.py Decoder.forward.
+Tensor run_decoder(const Model::Impl& m, const Tensor& z, ThreadPool& pool) {
+  const Decoder& d = m.decoder;
+  const int64_t groups = m.config.groups;
+  Tensor x = z.contiguous();
+  if (d.post_quant_conv.weight.defined()) x = conv(d.post_quant_conv, x, pool);
+  x = conv(d.conv_in, x, pool);
+  x = mid_block(d.mid, x, groups, pool);
+  for (const UpBlock& b : d.up) {
+    for (const Resnet& r : b.resnets) x = resnet(r, x, groups, pool);
+    if (b.upsample.weight.defined()) {  // Upsample2D: nearest 2x, then conv
+      Tensor u = Tensor::empty({x.size(0), x.size(1), 2 * x.size(2), 2 * x.size(3)}, DType::F32);
+      ops::upsample_nearest2x(x, u);
+      x = std::move(u);  // the low-resolution input is freed before the conv
+      x = conv(b.upsample, x, pool);
+    }
+  }
+  norm(d.norm_out, x, x, groups, true, pool);  // conv_norm_out, conv_act
+  return conv(d.conv_out, x, pool);
+}
+
+int64_t encoder_peak_bytes(const Model::Impl& m, int64_t n, int64_t h, int64_t w) {
+  const Encoder& e = m.encoder;
+  Bill b;
+  Shape x{n, m.config.in_channels, h, w};
+  b.add(x.bytes());  // images.contiguous() (a tile is a strided view)
+  x = step(b, x, [&] { return bill_conv(b, e.conv_in, x); });
+  for (const DownBlock& d : e.down) {
+    for (const Resnet& r : d.resnets) x = step(b, x, [&] { return bill_resnet(b, r, x); });
+    if (d.downsample.weight.defined())
+      x = step(b, x, [&] { return bill_conv(b, d.downsample, x, 2); });
+  }
+  x = step(b, x, [&] { return bill_mid(b, e.mid, x); });
+  x = step(b, x, [&] { return bill_conv(b, e.conv_out, x); });
+  if (e.quant_conv.weight.defined()) x = step(b, x, [&] { return bill_conv(b, e.quant_conv, x); });
+  return b.peak;
+}
+
+int64_t decoder_peak_bytes(const Model::Impl& m, int64_t n, int64_t h, int64_t w) {
+  const Decoder& d = m.decoder;
+  Bill b;
+  Shape x{n, m.config.latent_channels, h, w};
+  b.add(x.bytes());  // z.contiguous()
+  if (d.post_quant_conv.weight.defined())
+    x = step(b, x, [&] { return bill_conv(b, d.post_quant_conv, x); });
+  x = step(b, x, [&] { return bill_conv(b, d.conv_in, x); });
+  x = step(b, x, [&] { return bill_mid(b, d.mid, x); });
+  for (const UpBlock& u : d.up) {
+    for (const Resnet& r : u.resnets) x = step(b, x, [&] { return bill_resnet(b, r, x); });
+    if (u.upsample.weight.defined()) {
+      x = step(b, x, [&] {
+        const Shape up{x.n, x.c, 2 * x.h, 2 * x.w};
+        b.add(up.bytes());
+        return up;
+      });
+      x = step(b, x, [&] { return bill_conv(b, u.upsample, x); });
+    }
+  }
+  bill_conv(b, d.conv_out, x);
+  return b.peak;
+}
+
+}  // namespace eight::vae
