@@ -12,11 +12,13 @@
 #include "core/log.h"
 #include "models/llm/llm.h"
 #include "ops/device.h"
+#include "runtime/diffusion/image_pipeline.h"
 #include "runtime/llm/scheduler.h"
 #include "runtime/plan/planner.h"
 #include "runtime/store/store.h"
 #include "server/clip_service.h"
 #include "server/http_server.h"
+#include "server/image_service.h"
 #include "server/llm_backend.h"
 #include "server/whisper_service.h"
 #include "text/chat_template.h"
@@ -130,6 +132,13 @@ int run(int argc, char** argv) {
   p.option("--clip", &clip_model, "CLIP",
            "also serve a CLIP model (folder, GGUF or store name) on /v1/embeddings (text), "
            "/v1/images/embeddings and /v1/classify; without -m only those are served");
+  std::string image_model;
+  int image_queue = 4;
+  p.option("--image-model", &image_model, "MODEL",
+           "also serve an SDXL model (diffusers folder or single file) on "
+           "/v1/images/generations and /sdapi/v1/txt2img; without -m only images are served");
+  p.option("--image-queue", &image_queue, "N",
+           "image requests that may wait while one generates, before 503 (default 4)");
   p.option("--whisper-beam-size", &whisper_beam, "N", "beams for speech decoding (default 5)");
   p.option("--whisper-max-tokens", &whisper_max_tokens, "N",
            "tokens sampled per 30 s window (default 224)");
@@ -146,7 +155,7 @@ int run(int argc, char** argv) {
 
   // The text model: -m, or the bundled default unless only --whisper was asked for.
   std::unique_ptr<LLMStack> llm;
-  if (!model.model.empty() || (whisper_path.empty() && clip_model.empty()))
+  if (!model.model.empty() || (whisper_path.empty() && clip_model.empty() && image_model.empty()))
     llm = std::make_unique<LLMStack>(model, parallel, queue, alias);
   std::unique_ptr<server::WhisperService> speech;
   ThreadPool& pool = global_thread_pool(model.session_options().n_threads);
@@ -174,6 +183,16 @@ int run(int argc, char** argv) {
     // Images arrive base64-encoded in JSON (4/3 of their size).
     if (!p.given("--max-body")) max_body = std::max<int64_t>(max_body, int64_t{32} << 20);
   }
+  std::unique_ptr<server::ImageService> images;
+  if (!image_model.empty()) {
+    check(image_queue >= 0, "--image-queue must not be negative, got ", image_queue);
+    auto pipeline = diffusion::ImagePipeline::load(
+        {.path = resolve_model_path(image_model), .vae_path = {}, .loras = {}});
+    images = std::make_unique<server::ImageService>(
+        std::move(pipeline), pool,
+        server::ImageServiceOptions{.model_id = {}, .queue = image_queue});
+    services.push_back(images.get());
+  }
   server::HttpServer http({.host = host,
                            .port = port,
                            .api_key = api_key,
@@ -196,13 +215,19 @@ int run(int argc, char** argv) {
   else
     std::fprintf(stderr, "eight serve: %s on http://%s:%d (%s only, %d threads)%s\n",
                  services[0]->model_ids()[0].c_str(), host.c_str(), http.port(),
-                 speech ? "speech" : "vision", pool.size(),
-                 api_key.empty() ? "" : ", API key required");
+                 speech   ? "speech"
+                 : vision ? "vision"
+                          : "images",
+                 pool.size(), api_key.empty() ? "" : ", API key required");
   if (vision && (llm || speech))
     std::fprintf(stderr,
                  "eight serve: vision model %s on /v1/embeddings, /v1/images/embeddings, "
                  "/v1/classify\n",
                  vision->model_ids()[0].c_str());
+  if (images && (llm || speech || vision))
+    std::fprintf(stderr,
+                 "eight serve: image model %s on /v1/images/generations, /sdapi/v1/txt2img\n",
+                 images->model_ids()[0].c_str());
   if (llm && speech)
     std::fprintf(stderr, "eight serve: speech model %s on /v1/audio/*\n",
                  speech->model_ids()[0].c_str());

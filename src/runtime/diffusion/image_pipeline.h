@@ -1,0 +1,111 @@
+#pragma once
+// Text-to-image and image-to-image with SDXL (and its Turbo/LCM variants): the recipe of
+// diffusers' StableDiffusionXLPipeline / StableDiffusionXLImg2ImgPipeline.
+//
+//   1. both CLIP text encoders on the prompt (and the negative prompt): hidden_states[-2] of each,
+//      concatenated to the context [77 * chunks, 768 + 1280]; the pooled, projected output of the
+//      second is the text embedding. An empty negative prompt gives zeros when the model says
+//      force_zeros_for_empty_prompt (SDXL does).
+//   2. the scheduler's timesteps; latents = noise * init_noise_sigma (txt2img), or the encoded
+//      init image noised to the first kept timestep (img2img, `strength`).
+//   3. per step: the UNet on [negative, positive] (one pass when cfg_scale <= 1), guidance
+//      uncond + cfg * (cond - uncond), the scheduler step.
+//   4. the VAE decodes latents / scaling_factor.
+//
+// Prompts longer than 75 tokens are split into windows of 75 (each wrapped in start/end tokens
+// and padded to 77) whose contexts are concatenated, as A1111 does; diffusers instead truncates
+// to 77 tokens, and the two agree for prompts of at most 75 tokens.
+//
+//   auto p = diffusion::ImagePipeline::load({.path = "sd_xl_turbo_1.0.safetensors"});
+//   diffusion::ImageResult r = p->generate({.prompt = "a cat", .steps = 4}, pool);
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+#include "runtime/diffusion/scheduler.h"
+
+namespace eight::diffusion {
+
+struct LoraSpec {
+  std::string path;
+  float scale = 1.0f;
+};
+
+struct ImageLoadOptions {
+  std::string path;      // a diffusers directory or a single-file .safetensors checkpoint
+  std::string vae_path;  // a separate VAE (.safetensors, diffusers or original names), or ""
+  std::vector<LoraSpec> loras;
+};
+
+struct ImageRequest {
+  std::string prompt, negative_prompt;
+  int64_t width = 512, height = 512;
+  int64_t steps = 0;      // 0: the model's default (see ImagePipeline::default_steps)
+  double cfg_scale = -1;  // < 0: the model's default
+  std::string sampler;    // "": the model's scheduler (a directory's config, else euler)
+  uint64_t seed = 0;
+  Tensor init_noise;      // optional [C, H/8, W/8] f32 unit-variance noise (replaces the seed's)
+  Tensor init_image;      // optional [3, H, W] f32 in [-1, 1]: img2img
+  double strength = 0.8;  // img2img: the fraction of the schedule that is run
+};
+
+struct StepProgress {
+  int64_t step = 0, steps = 0;
+  double seconds = 0;  // since the loop started
+};
+
+struct ImageTimings {
+  double load_s = 0, text_s = 0, denoise_s = 0, decode_s = 0;
+  int64_t steps_run = 0;
+};
+
+struct ImageResult {
+  Tensor image;    // [3, H, W] f32 in [-1, 1] (not clamped)
+  Tensor latents;  // [C, H/8, W/8] f32: the final denoised latents (model scale)
+  std::string sampler;
+  int64_t steps = 0;
+  double cfg_scale = 0;
+  uint64_t seed = 0;
+  ImageTimings timings;
+};
+
+// Text prompt embeddings (exposed for tests): context [chunks * 77, D1 + D2] and pooled [P].
+struct PromptEmbedding {
+  Tensor context, pooled;
+};
+
+class ImagePipeline {
+ public:
+  // Throws Error naming what is missing or malformed.
+  static std::unique_ptr<ImagePipeline> load(const ImageLoadOptions& options);
+  virtual ~ImagePipeline() = default;
+
+  virtual std::string name() const = 0;        // the directory or file name
+  virtual std::string model_hash() const = 0;  // A1111's short hash (sha256 of the file, 10 hex)
+  virtual int64_t latent_channels() const = 0;
+  virtual std::string default_sampler() const = 0;
+  virtual int64_t default_steps() const = 0;
+  virtual double default_cfg_scale() const = 0;
+  virtual int64_t weight_bytes() const = 0;
+
+  // Token windows of the two encoders for one prompt (exposed for tests).
+  virtual std::vector<std::vector<int32_t>> tokenize(const std::string& text,
+                                                     int encoder) const = 0;
+  virtual PromptEmbedding encode_prompt(const std::string& text, ThreadPool& pool) const = 0;
+
+  virtual ImageResult generate(const ImageRequest& request, ThreadPool& pool,
+                               const std::function<void(const StepProgress&)>& progress = {}) = 0;
+};
+
+// 8-bit RGB bytes [H, W, 3] of an image [3, H, W] in [-1, 1]: round(clamp((x + 1) / 2, 0, 1) *
+// 255).
+std::vector<uint8_t> to_rgb8(const Tensor& image);
+// [3, H, W] f32 in [-1, 1] from 8-bit RGB bytes [H, W, 3].
+Tensor from_rgb8(const uint8_t* rgb, int64_t width, int64_t height);
+
+}  // namespace eight::diffusion

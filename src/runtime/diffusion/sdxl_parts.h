@@ -1,0 +1,44 @@
+#pragma once
+// What an SDXL checkpoint holds once read (sdxl_load.cpp), for the pipeline (sdxl_pipeline.cpp).
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "models/clip/text_encoder.h"
+#include "models/unet/unet.h"
+#include "models/vae/vae.h"
+#include "runtime/diffusion/image_pipeline.h"
+#include "runtime/diffusion/scheduler.h"
+#include "text/clip_tokenizer.h"
+
+namespace eight::diffusion {
+
+using NamedTensors = std::map<std::string, Tensor>;
+
+// The raw parts: weights by diffusers' names per component, and each folder's config text ("" for
+// single files, which have none).
+struct SDXLFiles {
+  std::string name;  // directory or file name
+  std::string path;
+  bool is_directory = false;
+  NamedTensors unet, vae, text_encoder, text_encoder_2;
+  std::string unet_config, vae_config, text_encoder_config, text_encoder_2_config;
+  std::string scheduler_config;  // "" for single files: SDXL's defaults (see sdxl_load.cpp)
+  std::optional<text::CLIPTokenizer> tokenizer, tokenizer_2;  // none: eight's CLIP vocabulary
+  std::string pad_token = "<|endoftext|>", pad_token_2 = "!";
+  bool force_zeros_for_empty_prompt = true;
+};
+
+// Reads a diffusers directory (model_index.json) or a single-file checkpoint; with vae_path,
+// the VAE comes from that file instead. Throws Error naming what is missing.
+SDXLFiles read_sdxl_files(const std::string& path, const std::string& vae_path);
+
+// The scheduler config single files get: SDXL base's, with the timestep spacing A1111 and
+// ComfyUI use ("linspace" for euler, euler_a and dpm++2m; dpm++2m with Karras sigmas as A1111's
+// "DPM++ 2M Karras"), "leading" as diffusers for lcm and ddim. Turbo checkpoints take "trailing".
+SchedulerConfig single_file_scheduler_config(const std::string& sampler, bool turbo);
+
+std::unique_ptr<ImagePipeline> make_sdxl_pipeline(SDXLFiles files);
+
+}  // namespace eight::diffusion
