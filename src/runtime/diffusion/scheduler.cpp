@@ -45,12 +45,43 @@ bool flag(const json& j, const char* key) {
   return v;
 }
 
+// Python's json module writes Infinity, -Infinity and NaN for non-finite floats (diffusers saves
+// DPMSolverMultistepScheduler's lambda_min_clipped as -Infinity); strict JSON has no such tokens.
+// They become null outside strings, which the readers treat as "unset".
+std::string python_json_to_json(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      out += c;
+      if (c == '\\' && i + 1 < text.size())
+        out += text[++i];
+      else if (c == '"')
+        in_string = false;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    bool replaced = false;
+    for (std::string_view token : {"-Infinity", "Infinity", "NaN"})
+      if (text.substr(i, token.size()) == token) {
+        out += "null";
+        i += token.size() - 1;
+        replaced = true;
+        break;
+      }
+    if (!replaced) out += c;
+  }
+  return out;
+}
+
 }  // namespace
 
 SchedulerConfig scheduler_config_from_json(std::string_view json_text) {
   json j;
   try {
-    j = json::parse(json_text);
+    j = json::parse(python_json_to_json(json_text));
   } catch (const json::exception& e) {
     fail("[scheduler] config is not JSON: ", e.what());
   }
