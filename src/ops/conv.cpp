@@ -91,7 +91,8 @@ int64_t conv2d_scratch_bytes(const Dims& x_shape, const Dims& w_shape, DType w_d
                      ((w + 2 * p.padding[1] - ew) / p.stride[1] + 1);
   // As conv2d below: the weight in its own element size, xt, cols and out in f32.
   const int64_t tile = std::min(std::max<int64_t>(kTileBytes / (kk * 4), 16), hw);
-  const int64_t weight = c_out * kk * (w_dtype == DType::F32 ? 4 : 2);
+  const int64_t taps = w_shape[2] * w_shape[3];
+  const int64_t weight = taps == 1 ? 0 : c_out * kk * (w_dtype == DType::F32 ? 4 : 2);
   return weight + (h * w * c_in + tile * kk + tile * (c_out / p.groups)) * 4;
 }
 
@@ -126,7 +127,8 @@ void conv2d(const Tensor& x, const Tensor& w, const Tensor& y, ThreadPool& pool,
         "[conv2d] weight type ", dtype_name(w.dtype()), " is not supported (f32, f16, bf16)");
   const int64_t cg = g.c_in / p.groups, og = g.c_out / p.groups;
   const int64_t taps = g.kh * g.kw, kk = cg * taps, hw = g.h_out * g.w_out;
-  const Tensor wc = weight_channels_last(w);  // [C_out, (ky, kx, c)]
+  // [C_out, (ky, kx, c)]; a 1x1 kernel is already in that order.
+  const Tensor wc = taps == 1 ? w.reshape({g.c_out, kk}) : weight_channels_last(w);
   // x channels last: xt [H, W, C_in], so each tap of an output pixel is cg contiguous floats.
   Tensor xt = Tensor::empty({g.h, g.w, g.c_in}, DType::F32);
   {

@@ -44,7 +44,10 @@ struct Config {
 
 // The architecture: from diffusers' unet/config.json text when config_json is not empty, else
 // from the tensor shapes, with SDXL's constants for what shapes cannot tell (heads of width 64,
-// GroupNorm with 32 groups). Throws Error naming the missing or inconsistent tensor.
+// at least one per level; GroupNorm with 32 groups, eps 1e-5). From shapes, the split of
+// add_embedding.linear_1's in-features into pooled_dim + 6 x addition_time_embed_dim is SDXL's
+// 256 per time id when in-features > 1536, else unknown (both 0; forward() then takes pooled_dim
+// from text_embeds). Throws Error naming the missing or inconsistent tensor or config key.
 Config read_config(const Weights& weights, const std::string& config_json);
 
 class Model {
