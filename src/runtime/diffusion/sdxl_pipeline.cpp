@@ -53,7 +53,9 @@ class SDXLPipeline final : public ImagePipeline {
     check(te1_->config().hidden + te2_->config().hidden == uc.cross_attention_dim, "[sdxl] ",
           files_.name, ": the text encoders give ", te1_->config().hidden, " + ",
           te2_->config().hidden, " context channels; the UNet takes ", uc.cross_attention_dim);
-    check(te2_->config().projection_dim == uc.pooled_dim, "[sdxl] ", files_.name,
+    // pooled_dim 0: a file without config.json too small for SDXL's 6 x 256 time ids; the UNet
+    // then takes the width of the text embedding as it comes.
+    check(uc.pooled_dim == 0 || te2_->config().projection_dim == uc.pooled_dim, "[sdxl] ", files_.name,
           ": text_encoder_2 pools to ", te2_->config().projection_dim,
           " values; the UNet's text embedding takes ", uc.pooled_dim);
     check(vae_->config().latent_channels == uc.in_channels, "[sdxl] ", files_.name,
