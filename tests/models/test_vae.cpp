@@ -124,6 +124,36 @@ TEST(VAE, ConfigFromJsonAndFromShapesAgree) {
   EXPECT_FLOAT_EQ(a.scaling_factor, 0.13025f);
 }
 
+void expect_error_naming(const vae::Weights& w, const std::string& config,
+                         const std::string& needle) {
+  try {
+    vae::Model::build(w, config);
+    ADD_FAILURE() << "no error; expected one naming " << needle;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+// FLUX's layout: no quant_conv / post_quant_conv (use_quant_conv false), a shift_factor.
+TEST(VAE, WithoutQuantConvAsFLUX) {
+  const Reference* ref = &reference("f32");
+  vae::Weights w = ref->weights;
+  for (const char* name :
+       {"quant_conv.weight", "quant_conv.bias", "post_quant_conv.weight", "post_quant_conv.bias"})
+    ASSERT_EQ(w.erase(name), 1u) << name;
+  EXPECT_FALSE(vae::read_config(w, "").quant_conv);
+  const auto model =
+      vae::Model::build(w, R"({"block_out_channels": [32, 32, 64, 64], "layers_per_block": 2,
+             "use_quant_conv": false, "use_post_quant_conv": false,
+             "scaling_factor": 0.3611, "shift_factor": 0.1159})");
+  EXPECT_FLOAT_EQ(model->config().shift_factor, 0.1159f);
+  ThreadPool pool(2);
+  EXPECT_EQ(model->decode(decode_input(model->config()), pool).shape(), (Dims{1, 3, 64, 96}));
+  EXPECT_EQ(model->encode(encode_input(), pool).mean.shape(), (Dims{1, 4, 8, 12}));
+  // The quant convs missing while the config asks for them is an error naming them.
+  expect_error_naming(w, ref->config, "quant_conv.weight");
+}
+
 TEST(VAE, DecodeMatchesDiffusers) {
   const Reference* ref = &reference("f32");
   const auto model = vae::Model::build(ref->weights, ref->config);
@@ -183,16 +213,6 @@ TEST(VAE, F16WeightsStayClose) {
   const Diff dm = compare(p.mean, fixture("vae_encode_mean.npy"));
   report("encode mean, f16 weights", dm);
   EXPECT_LE(dm.nmse, 1e-4);
-}
-
-void expect_error_naming(const vae::Weights& w, const std::string& config,
-                         const std::string& needle) {
-  try {
-    vae::Model::build(w, config);
-    ADD_FAILURE() << "no error; expected one naming " << needle;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
 }
 
 TEST(VAE, MissingOrMisshapenTensorIsAnErrorNamingIt) {
