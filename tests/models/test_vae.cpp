@@ -15,12 +15,14 @@
 #include <memory>
 #include <sstream>
 #include <stdexcept>
+#include <tuple>
 
 #include "core/error.h"
 #include "core/memory.h"
 #include "formats/npy.h"
 #include "formats/safetensors.h"
-#include "models/vae/vae.h"
+#include "models/vae/vae_internal.h"
+#include "ops/attention.h"
 #include "test_util.h"
 
 namespace eight {
@@ -122,6 +124,36 @@ TEST(VAE, ConfigFromJsonAndFromShapesAgree) {
   EXPECT_FLOAT_EQ(a.scaling_factor, 0.13025f);
 }
 
+void expect_error_naming(const vae::Weights& w, const std::string& config,
+                         const std::string& needle) {
+  try {
+    vae::Model::build(w, config);
+    ADD_FAILURE() << "no error; expected one naming " << needle;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+// FLUX's layout: no quant_conv / post_quant_conv (use_quant_conv false), a shift_factor.
+TEST(VAE, WithoutQuantConvAsFLUX) {
+  const Reference* ref = &reference("f32");
+  vae::Weights w = ref->weights;
+  for (const char* name :
+       {"quant_conv.weight", "quant_conv.bias", "post_quant_conv.weight", "post_quant_conv.bias"})
+    ASSERT_EQ(w.erase(name), 1u) << name;
+  EXPECT_FALSE(vae::read_config(w, "").quant_conv);
+  const auto model =
+      vae::Model::build(w, R"({"block_out_channels": [32, 32, 64, 64], "layers_per_block": 2,
+             "use_quant_conv": false, "use_post_quant_conv": false,
+             "scaling_factor": 0.3611, "shift_factor": 0.1159})");
+  EXPECT_FLOAT_EQ(model->config().shift_factor, 0.1159f);
+  ThreadPool pool(2);
+  EXPECT_EQ(model->decode(decode_input(model->config()), pool).shape(), (Dims{1, 3, 64, 96}));
+  EXPECT_EQ(model->encode(encode_input(), pool).mean.shape(), (Dims{1, 4, 8, 12}));
+  // The quant convs missing while the config asks for them is an error naming them.
+  expect_error_naming(w, ref->config, "quant_conv.weight");
+}
+
 TEST(VAE, DecodeMatchesDiffusers) {
   const Reference* ref = &reference("f32");
   const auto model = vae::Model::build(ref->weights, ref->config);
@@ -183,16 +215,6 @@ TEST(VAE, F16WeightsStayClose) {
   EXPECT_LE(dm.nmse, 1e-4);
 }
 
-void expect_error_naming(const vae::Weights& w, const std::string& config,
-                         const std::string& needle) {
-  try {
-    vae::Model::build(w, config);
-    ADD_FAILURE() << "no error; expected one naming " << needle;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
-
 TEST(VAE, MissingOrMisshapenTensorIsAnErrorNamingIt) {
   const Reference* ref = &reference("f32");
   for (const std::string name :
@@ -222,6 +244,35 @@ TEST(VAE, BadArgumentsAreErrors) {
   const Tensor whole = model->decode(z, pool);
   const Tensor one_tile = model->decode(z, pool, {.tile = 12, .overlap = 3});
   EXPECT_EQ(compare(one_tile, whole).max_abs, 0);
+}
+
+Tensor random_tensor(const Dims& shape) {
+  Tensor t = Tensor::empty(shape, DType::F32);
+  const auto v = testing::random_floats(static_cast<size_t>(t.numel()), -2.f, 2.f);
+  std::copy(v.begin(), v.end(), t.data<float>());
+  return t;
+}
+
+// The middle block's blocked attention (matmul kernels) against ops::attention's per-query
+// kernel, at odd sizes, in one block and in blocks of 16 queries with a short last block.
+TEST(VAE, BlockedAttentionMatchesOpsAttention) {
+  ThreadPool pool(2);
+  for (const auto& [t, tk, c] :
+       {std::tuple<int64_t, int64_t, int64_t>{257, 257, 33}, {31, 65, 64}, {96, 96, 512}}) {
+    const Tensor q = random_tensor({t, c}), k = random_tensor({tk, c}), v = random_tensor({tk, c});
+    Tensor vt = Tensor::empty({c, tk}, DType::F32);
+    for (int64_t i = 0; i < tk; ++i)
+      for (int64_t j = 0; j < c; ++j) vt.data<float>()[j * tk + i] = v.data<float>()[i * c + j];
+    Tensor want = Tensor::empty({t, 1, c}, DType::F32);
+    ops::attention(q.reshape({t, 1, c}), k.reshape({tk, 1, c}), v.reshape({tk, 1, c}), want, pool,
+                   {.causal = false});
+    for (const int64_t rows : {t, int64_t{16}}) {
+      Tensor got = Tensor::empty({t, c}, DType::F32);
+      vae::attention_rows(q, k, vt, got, pool, rows);
+      const Diff d = compare(got, want.reshape({t, c}));
+      EXPECT_LT(d.max_abs, 1e-4) << t << "x" << tk << "x" << c << " rows " << rows;
+    }
+  }
 }
 
 // The planner's bound against what a call allocates (tracked heap), after warm-up calls so that

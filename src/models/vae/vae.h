@@ -37,7 +37,10 @@ struct Config {
 Config read_config(const Weights& weights, const std::string& config_json);
 
 // Tiling: 0 = the whole image at once. Otherwise tiles of `tile` latent pixels per side that
-// overlap by `overlap` latent pixels, blended linearly across the overlap.
+// overlap by `overlap` latent pixels, blended linearly across the overlap, exactly as diffusers'
+// tiled_decode / _tiled_encode (a latent, or image, that fits one tile is done whole). diffusers'
+// enable_tiling() is {.tile = tile_latent_min_size, .overlap = tile - int(0.75 * tile)} (SDXL:
+// {128, 32}) when tile is a multiple of 4.
 struct Tiles {
   int64_t tile = 0;
   int64_t overlap = 0;

@@ -6,15 +6,16 @@
 // channels at full resolution (0.5 and 1 GiB per tensor), so every intermediate is dropped as
 // soon as the next step has consumed it.
 #include <algorithm>
+#include <cmath>
 #include <utility>
 
 #include "models/vae/vae_internal.h"
-#include "ops/attention.h"
 #include "ops/conv.h"
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
 #include "ops/norm.h"
 #include "ops/pool.h"
+#include "ops/softmax.h"
 
 namespace eight::vae {
 namespace {
@@ -42,6 +43,24 @@ ops::Conv2dParams conv_params(const Conv& c, int64_t stride) {
   return {.padding = {pad, pad}, .bias = &c.bias};
 }
 
+// x: [R, S] -> a new contiguous [S, R].
+Tensor transposed(const Tensor& x, ThreadPool& pool) {
+  const int64_t r = x.size(0), s = x.size(1);
+  Tensor y = Tensor::empty({s, r}, DType::F32);
+  const float* src = x.data<float>();
+  float* dst = y.data<float>();
+  pool.parallel_chunks(s, 64, [&](int64_t b, int64_t e, int) {
+    for (int64_t j = b; j < e; ++j)
+      for (int64_t i = 0; i < r; ++i) dst[j * r + i] = src[i * s + j];
+  });
+  return y;
+}
+
+// Queries per block of attention_rows: the block's scores [rows, T] stay near 16 MiB.
+int64_t score_rows(int64_t t) {
+  return std::clamp<int64_t>((int64_t{16} << 20) / (t * 4), 16, t);
+}
+
 // The single-head attention of the middle block, added to x in place (residual_connection).
 // x: [N, C, H, W]; tokens are the H * W pixels of one sample, each a C-wide query, key and value.
 void mid_attention(const MidAttention& a, const Tensor& x, int64_t groups, ThreadPool& pool) {
@@ -50,22 +69,18 @@ void mid_attention(const MidAttention& a, const Tensor& x, int64_t groups, Threa
     const Tensor xn = x.select(0, n).reshape({c, t});  // [C, T]
     Tensor g = Tensor::empty({c, t}, DType::F32);
     norm(a.norm, xn, g, groups, false, pool, 0);
-    Tensor gt = Tensor::empty({t, c}, DType::F32);  // tokens: [T, C]
-    pool.parallel_chunks(t, 64, [&](int64_t b, int64_t e, int) {
-      for (int64_t i = b; i < e; ++i)
-        for (int64_t ch = 0; ch < c; ++ch)
-          gt.data<float>()[i * c + ch] = g.data<float>()[ch * t + i];
-    });
+    Tensor gt = transposed(g, pool);  // tokens: [T, C]
     g = Tensor();
     Tensor q = ops::matmul(gt, a.q.weight, pool, {.bias = &a.q.bias});  // to_q: [T, C]
     Tensor k = ops::matmul(gt, a.k.weight, pool, {.bias = &a.k.bias});  // to_k
     Tensor v = ops::matmul(gt, a.v.weight, pool, {.bias = &a.v.bias});  // to_v
     gt = Tensor();
-    Tensor o = Tensor::empty({t, 1, c}, DType::F32);
-    ops::attention(q.reshape({t, 1, c}), k.reshape({t, 1, c}), v.reshape({t, 1, c}), o, pool,
-                   {.causal = false});  // softmax(q k^T / sqrt(C)) v, one head
-    q = k = v = Tensor();
-    const Tensor out = ops::matmul(o.reshape({t, c}), a.out.weight, pool, {.bias = &a.out.bias});
+    Tensor vt = transposed(v, pool);  // [C, T]
+    v = Tensor();
+    Tensor o = Tensor::empty({t, c}, DType::F32);
+    attention_rows(q, k, vt, o, pool, score_rows(t));  // softmax(q k^T / sqrt(C)) v, one head
+    q = k = vt = Tensor();
+    const Tensor out = ops::matmul(o, a.out.weight, pool, {.bias = &a.out.bias});
     o = Tensor();
     pool.parallel_chunks(c, 4, [&](int64_t b, int64_t e, int) {
       for (int64_t ch = b; ch < e; ++ch)
@@ -74,6 +89,28 @@ void mid_attention(const MidAttention& a, const Tensor& x, int64_t groups, Threa
     });
   }
 }
+
+}  // namespace
+
+void attention_rows(const Tensor& q, const Tensor& k, const Tensor& vt, const Tensor& out,
+                    ThreadPool& pool, int64_t rows) {
+  const int64_t t = q.size(0), c = q.size(1), tk = k.size(0);
+  check(rows > 0 && k.size(1) == c && vt.size(0) == c && vt.size(1) == tk && out.size(0) == t &&
+            out.size(1) == c,
+        "[vae] attention_rows: q ", q.shape().str(), ", k ", k.shape().str(), ", vt ",
+        vt.shape().str(), " and out ", out.shape().str(), " do not fit together");
+  const float scale = 1.f / std::sqrt(static_cast<float>(c));
+  Tensor scores = Tensor::empty({std::min(rows, t), tk}, DType::F32);
+  for (int64_t r0 = 0; r0 < t; r0 += rows) {
+    const int64_t r1 = std::min(t, r0 + rows);
+    const Tensor s = scores.slice(0, 0, r1 - r0);
+    ops::matmul(q.slice(0, r0, r1), k, s, pool);     // q k^T: [rows, T]
+    ops::softmax(s, s, {.scale = scale});            // rows of weights
+    ops::matmul(s, vt, out.slice(0, r0, r1), pool);  // weights v: [rows, C]
+  }
+}
+
+namespace {
 
 // ---- Bills: what the code above allocates, in the same order -------------------------------
 

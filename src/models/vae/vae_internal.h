@@ -98,6 +98,14 @@ Tensor run_encoder(const Model::Impl& m, const Tensor& images, ThreadPool& pool)
 // The whole decoder (with post_quant_conv): z [N, latent, h, w] -> [N, out, f*h, f*w].
 Tensor run_decoder(const Model::Impl& m, const Tensor& z, ThreadPool& pool);
 
+// softmax(q k^T / sqrt(C)) v for one head: q: [T, C], k: [T', C], vt: [C, T'] (v transposed),
+// out: [T, C], `rows` queries at a time. Only one block of scores [rows, T'] exists at once (no
+// T x T matrix), and both products run on the matmul kernels: at the VAE's C = 512 and T = 1024
+// about 170 GFLOP/s against 27 for ops::attention's per-query kernel on the 2-core dev machine
+// (bench/bench_vae.cpp); tests/models/test_vae.cpp holds the two together.
+void attention_rows(const Tensor& q, const Tensor& k, const Tensor& vt, const Tensor& out,
+                    ThreadPool& pool, int64_t rows);
+
 // Upper bounds of the bytes those two allocate at their peak beyond their input, counting the
 // scratch ops::conv2d takes (vae_blocks.cpp, mirroring the code step by step).
 int64_t encoder_peak_bytes(const Model::Impl& m, int64_t n, int64_t h, int64_t w);
