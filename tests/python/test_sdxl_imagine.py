@@ -264,3 +264,19 @@ def test_server_endpoints(tiny):
 def _save(data, path):
     pathlib.Path(path).write_bytes(data)
     return path
+
+
+@pytest.mark.parametrize("dtype, bound", [("f16", 1e-4), ("bf16", 1e-3)])
+def test_half_precision_single_files(tiny, tmp_path, dtype, bound):
+    """F16 and BF16 single files (as Stability and fine-tunes ship them) against the f32 folder's
+    diffusers latents, with the same scheduler config."""
+    fx = FIXTURES["runs"]["euler"]
+    half = tmp_path / f"tiny-{dtype}.safetensors"
+    sdxl_tiny.write_pipeline(tmp_path / f"dir-{dtype}", half, dtype)
+    config = dict(fx["scheduler_config"], timestep_spacing="linspace")
+    want, _, _ = imagine(with_scheduler(tiny, "linspace", config), tmp_path, "euler", "--seed", 1,
+                         "--sampler", "euler")
+    got, _, _ = imagine(half, tmp_path, "euler", "--seed", 1, "--sampler", "euler")
+    err = nmse(got, want)
+    print(f"{dtype} single file: latents NMSE {err:.3g} against f32")
+    assert err <= bound
