@@ -114,11 +114,17 @@ class Reader {
       }
       check(numel == t.numel(), "[sdxl] ", file_.path(), ": tensor '", name, "' has ", t.numel(),
             " elements but comfy.gguf.orig_shape says ", shape.str());
-      if (is_quantized(t.dtype())) {
-        t = decode(t, DType::F16, file_.path(), name);
+      if (!is_quantized(t.dtype())) {
+        t = t.reshape(shape);
+      } else if (shape.size() == 2 && shape[1] % dtype_block_size(t.dtype()) == 0 &&
+                 t.is_contiguous()) {
+        // The same blocks in the same order: a matrix whose rows hold whole blocks (Q8_0 of a
+        // 640-wide linear) is read in place with its own shape.
+        t = Tensor::from_storage(t.storage(), t.offset(), shape, t.dtype());
+      } else {
+        t = decode(t, DType::F16, file_.path(), name).reshape(shape);
         ++regrouped_;
       }
-      t = t.reshape(shape);
     }
     if (!is_quantized(t.dtype()) || keeps_quantized(canonical, t)) return t;
     if (t.dim() == 4)
