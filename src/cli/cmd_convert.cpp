@@ -1,9 +1,10 @@
-// `eight convert`: a Hugging Face checkpoint directory (today: CLIP) into one GGUF file, with the
-// weight matrices in the type asked for. (`eight convert-tokenizer` converts a tokenizer.json
-// alone; `eight quantize` re-types an existing GGUF.)
+// `eight convert`: a Hugging Face checkpoint directory (today: CLIP) or an SDXL single file into
+// one GGUF file, with the weight matrices in the type asked for. (`eight convert-tokenizer`
+// converts a tokenizer.json alone; `eight quantize` re-types an existing GGUF.)
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -11,6 +12,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "models/clip/clip_convert.h"
+#include "models/sdxl/sdxl_convert.h"
 
 namespace eight::cli {
 namespace {
@@ -27,27 +29,67 @@ std::string model_type(const std::string& dir) {
   return j.value("model_type", std::string());
 }
 
+void print_report(const std::string& out, size_t tensors, const std::map<std::string, int>& counts,
+                  int64_t bytes_in, int64_t bytes_out, size_t fallbacks, const char* fallback_to) {
+  std::string types;
+  for (const auto& [t, n] : counts)
+    types += (types.empty() ? "" : ", ") + t + " " + std::to_string(n);
+  std::printf(
+      "%s: %zu tensors (%s), %.1f MiB -> %.1f MiB%s\n", out.c_str(), tensors, types.c_str(),
+      static_cast<double>(bytes_in) / 1048576.0, static_cast<double>(bytes_out) / 1048576.0,
+      fallbacks ? cat(", ", fallbacks, " ", fallback_to, " (rows not divisible)").c_str() : "");
+}
+
+void show_progress(size_t done, size_t total) {
+  std::fprintf(stderr, "\r[convert] %zu/%zu tensors", done, total);
+  if (done == total) std::fprintf(stderr, "\n");
+}
+
+// An SDXL single file (see models/sdxl/sdxl_convert.h for the per-tensor types).
+int convert_sdxl(const std::string& model, const std::string& out, const std::string& type,
+                 int threads) {
+  if (!sdxl::is_convert_type(type)) {
+    std::fprintf(stderr, "eight convert: unknown type '%s' for SDXL\n", type.c_str());
+    return 2;
+  }
+  sdxl::ConvertOptions opt{.type = type, .threads = threads, .progress = show_progress};
+  const auto r = sdxl::convert_to_gguf(model, out, opt);
+  print_report(out, r.tensors, r.type_counts, r.bytes_in, r.bytes_out, r.fallbacks,
+               "fell back to a smaller block");
+  return 0;
+}
+
 int run(int argc, char** argv) {
-  ArgParser p("convert", "-m CHECKPOINT_DIR -o OUT.gguf [--type TYPE]",
-              "Convert a Hugging Face checkpoint directory into one GGUF file.");
-  std::string model, out, type = "f16";
+  ArgParser p("convert", "[-m] CHECKPOINT -o OUT.gguf [--type TYPE]",
+              "Convert a Hugging Face checkpoint directory (CLIP) or an SDXL single file into "
+              "one GGUF file.");
+  std::string model, out, type;
   int threads = 0;
-  p.option("-m,--model", &model, "DIR", "checkpoint directory (config.json, *.safetensors, ...)");
+  p.option("-m,--model", &model, "PATH",
+           "checkpoint directory (config.json, *.safetensors, ...) or SDXL .safetensors file");
   p.option("-o,--output", &out, "FILE", "the GGUF file to write");
   p.option("--type", &type, "TYPE",
            "type of the weight matrices: f32, f16, bf16, q8_0, q4_0, q5_0, q4_k, q5_k, q6_k, ... "
-           "(default f16)");
+           "(default f16; SDXL: also q4_k_m, q5_k_m, default q4_k_m)");
   p.option("-t,--threads", &threads, "N", "threads (default: all cores)");
   p.epilog(
       "Supported today: CLIP (model_type \"clip\"). Norms, biases and position embeddings\n"
       "stay f32; matrices whose rows do not split into the type's blocks stay f16.\n"
-      "Example: eight convert -m clip-vit-large-patch14 -o clip-l14-q8_0.gguf --type q8_0");
-  p.positional_count(0, 0);
+      "SDXL single files become a whole-checkpoint GGUF in stable-diffusion.cpp's layout: UNet\n"
+      "linear weights TYPE (q4_k_m/q5_k_m: to_v and ff.net.2 in Q6_K), text encoders Q8_0,\n"
+      "convolutions, VAE and embeddings F16, norms and biases F32.\n"
+      "Example: eight convert -m clip-vit-large-patch14 -o clip-l14-q8_0.gguf --type q8_0\n"
+      "         eight convert sd_xl_base_1.0.safetensors -o sdxl-q4_k_m.gguf --type q4_k_m");
+  p.positional_count(0, 1);
   if (auto rc = p.parse(argc, argv)) return *rc;
+  if (model.empty() && !p.positionals().empty()) model = p.positionals()[0];
   if (model.empty() || out.empty()) {
     std::fprintf(stderr, "eight convert: -m DIR and -o FILE are required (see --help)\n");
     return 2;
   }
+  if (!std::filesystem::is_directory(model))
+    return convert_sdxl(model, out, type.empty() ? "q4_k_m" : type, threads);
+  if (type.empty()) type = "f16";
   const auto dtype = dtype_from_name(type);
   if (!dtype) {
     std::fprintf(stderr, "eight convert: unknown type '%s'\n", type.c_str());
@@ -60,22 +102,14 @@ int run(int argc, char** argv) {
     return 2;
   }
   clip::ConvertOptions opt{.type = *dtype, .threads = threads, .progress = {}};
-  opt.progress = [](size_t done, size_t total) {
-    std::fprintf(stderr, "\r[convert] %zu/%zu tensors", done, total);
-    if (done == total) std::fprintf(stderr, "\n");
-  };
+  opt.progress = show_progress;
   const auto r = clip::convert_checkpoint(model, out, opt);
-  std::string types;
-  for (const auto& [t, n] : r.type_counts)
-    types += (types.empty() ? "" : ", ") + t + " " + std::to_string(n);
-  std::printf("%s: %zu tensors (%s), %.1f MiB -> %.1f MiB%s\n", out.c_str(), r.tensors,
-              types.c_str(), r.bytes_in / 1048576.0, r.bytes_out / 1048576.0,
-              r.fallbacks ? cat(", ", r.fallbacks, " kept f16 (rows not divisible)").c_str() : "");
+  print_report(out, r.tensors, r.type_counts, r.bytes_in, r.bytes_out, r.fallbacks, "kept f16");
   return 0;
 }
 
 const Registration reg({.name = "convert",
-                        .summary = "convert a Hugging Face checkpoint (CLIP) to GGUF",
+                        .summary = "convert a checkpoint (CLIP, SDXL) to GGUF",
                         .run = run,
                         .order = 615});
 

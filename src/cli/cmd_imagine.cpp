@@ -51,14 +51,15 @@ int run(int argc, char** argv) {
   ArgParser p("imagine", "-m MODEL -p PROMPT [options]",
               "Generate an image from a text prompt with SDXL (base, Turbo, LCM), from a "
               "diffusers folder or a single-file checkpoint.");
-  std::string model, prompt, negative, sampler, vae, init_image, init_noise, save_latents;
+  std::string model, prompt, negative, sampler, vae, base, init_image, init_noise, save_latents;
   std::string out = "eight.png";
   std::vector<std::string> loras;
   int64_t width = 512, height = 512, steps = 0, seed = -1;
   double cfg = -1, strength = 0.8;
   int threads = 0;
   bool json = false;
-  p.option("-m,--model", &model, "MODEL", "a diffusers folder, a .safetensors file or a name");
+  p.option("-m,--model", &model, "MODEL",
+           "a diffusers folder, a .safetensors or .gguf file, or a name");
   p.option("-p,--prompt", &prompt, "TEXT", "what to draw");
   p.option("-n,--negative-prompt", &negative, "TEXT", "what to avoid (default: none)");
   p.option("-W,--width", &width, "N", "image width, a multiple of 32 (default 512)");
@@ -73,6 +74,9 @@ int run(int argc, char** argv) {
   p.option("--seed", &seed, "N", "noise seed (default: random; printed)");
   p.option("--lora", &loras, "FILE[:SCALE]", "a LoRA to apply (repeatable)");
   p.option("--vae", &vae, "FILE", "a separate VAE (e.g. the fp16-fix VAE)");
+  p.option("--base", &base, "MODEL",
+           "for a GGUF that holds only a UNet (ComfyUI-GGUF files): the SDXL model (folder, "
+           "single file or whole-checkpoint GGUF) whose text encoders and VAE to use");
   p.option("--init-image", &init_image, "FILE", "start from this image (img2img)");
   p.option("--strength", &strength, "S", "img2img: how much of the schedule runs (default 0.8)");
   p.option("--init-noise", &init_noise, "FILE.npy",
@@ -86,8 +90,11 @@ int run(int argc, char** argv) {
       "Seeds drive eight's own generator (Philox, see docs/diffusion.md): the same seed gives the\n"
       "same image on every run and thread count, but not the image diffusers or ComfyUI give for\n"
       "that seed; pass their noise with --init-noise to compare.\n\n"
+      "GGUF: whole checkpoints as stable-diffusion.cpp's `sd convert` and `eight convert` write\n"
+      "them run alone; a UNet-only GGUF needs --base for the text encoders and VAE.\n\n"
       "example:\n  eight imagine -m sd_xl_turbo_1.0_fp16.safetensors -p \"a red fox in snow\" "
-      "-o fox.png\n");
+      "-o fox.png\n"
+      "  eight imagine -m sdxl-unet-Q4_K_M.gguf --base sd_xl_base_1.0.safetensors -p \"a fox\"\n");
   if (auto rc = p.parse(argc, argv)) return *rc;
   check(!model.empty(), "a model is required (-m MODEL)");
   check(!prompt.empty() || p.given("--prompt"), "a prompt is required (-p PROMPT)");
@@ -121,7 +128,10 @@ int run(int argc, char** argv) {
   }
 
   const auto t0 = std::chrono::steady_clock::now();
-  diffusion::ImageLoadOptions lo{.path = resolve_model_path(model), .vae_path = vae, .loras = {}};
+  diffusion::ImageLoadOptions lo{.path = resolve_model_path(model),
+                                 .vae_path = vae,
+                                 .loras = {},
+                                 .base_path = base.empty() ? base : resolve_model_path(base)};
   for (const auto& l : loras) lo.loras.push_back(parse_lora(l));
   auto pipe = diffusion::ImagePipeline::load(lo);
   const double load_s =

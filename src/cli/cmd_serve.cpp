@@ -187,7 +187,7 @@ int run(int argc, char** argv) {
   if (!image_model.empty()) {
     check(image_queue >= 0, "--image-queue must not be negative, got ", image_queue);
     auto pipeline = diffusion::ImagePipeline::load(
-        {.path = resolve_model_path(image_model), .vae_path = {}, .loras = {}});
+        {.path = resolve_model_path(image_model), .vae_path = {}, .loras = {}, .base_path = {}});
     images = std::make_unique<server::ImageService>(
         std::move(pipeline), pool,
         server::ImageServiceOptions{.model_id = {}, .queue = image_queue});

@@ -216,6 +216,9 @@ class Writer {
   void add_tensor(const std::string& name, DType type, const Dims& shape,
                   std::function<void(uint8_t* dst)> produce);
   size_t tensor_count() const { return tensors_.size(); }
+  // Tensor names may have up to 63 bytes (llama.cpp's GGML_MAX_NAME is 64 with the terminator);
+  // files for stable-diffusion.cpp, which builds ggml with GGML_MAX_NAME=160, may raise it.
+  void set_max_name_bytes(size_t n) { max_name_bytes_ = n; }
 
   // Writes to `path` via a temporary file in the same folder, renamed into place only when
   // complete (an interrupted write leaves no partial file). `progress(done, total)` is called
@@ -233,6 +236,7 @@ class Writer {
   uint64_t alignment() const;
   std::vector<std::pair<std::string, Value>> kv_;
   std::vector<PendingTensor> tensors_;
+  size_t max_name_bytes_ = 63;
 };
 
 // The llama.cpp file-type name for general.file_type ("Q4_K_M" for 15), or "" when unknown.

@@ -17,7 +17,6 @@
 namespace eight::gguf {
 namespace {
 
-constexpr size_t kMaxNameBytes = 63;  // llama.cpp's GGML_MAX_NAME is 64 including the terminator
 constexpr int kMaxDimsInFile = 4;
 
 template <class T>
@@ -172,8 +171,8 @@ void Writer::add_tensor(const std::string& name, const Tensor& data) {
 
 void Writer::add_tensor(const std::string& name, DType type, const Dims& shape,
                         std::function<void(uint8_t* dst)> produce) {
-  check(!name.empty() && name.size() <= kMaxNameBytes, "[gguf] tensor name '", name, "' has ",
-        name.size(), " bytes (1 to ", kMaxNameBytes, " allowed)");
+  check(!name.empty() && name.size() <= max_name_bytes_, "[gguf] tensor name '", name, "' has ",
+        name.size(), " bytes (1 to ", max_name_bytes_, " allowed)");
   check(shape.size() >= 1 && shape.size() <= kMaxDimsInFile, "[gguf] tensor '", name,
         "' has shape ", shape.str(), ": 1 to ", kMaxDimsInFile, " dimensions allowed");
   for (int64_t d : shape)

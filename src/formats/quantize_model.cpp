@@ -64,9 +64,10 @@ int layer_of(const std::string& name) {
   return v;
 }
 
-// A type whose block fits a row of ne0 elements, replacing `t` when it does not (models.md:
-// Q2_K/Q3_K -> Q4_0, Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, then F16).
-DType fit_row(DType t, int64_t ne0, bool* fell_back) {
+}  // namespace
+
+// models.md: Q2_K/Q3_K -> Q4_0, Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, then F16.
+DType fit_row_type(DType t, int64_t ne0, bool* fell_back) {
   *fell_back = false;
   if (ne0 % dtype_block_size(t) == 0) return t;
   *fell_back = true;
@@ -90,6 +91,8 @@ DType fit_row(DType t, int64_t ne0, bool* fell_back) {
   }
   return ne0 % dtype_block_size(f) == 0 ? f : DType::F16;
 }
+
+namespace {
 
 // Rule state that advances in file order, as llama.cpp's counters do.
 struct RuleState {
@@ -247,7 +250,7 @@ std::vector<QuantPlanEntry> plan_quantization(const QuantMix& mix, const QuantMo
     QuantPlanEntry e{t.name, t.ne, t.type, t.type, false};
     if (tensor_is_quantizable(t.name, t.ne)) {
       const DType want = rules ? mix_rule(mix, info, t, st) : mix.base;
-      e.to = fit_row(want, t.ne[0], &e.fallback);
+      e.to = fit_row_type(want, t.ne[0], &e.fallback);
     }
     plan.push_back(std::move(e));
   }

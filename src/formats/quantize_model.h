@@ -60,6 +60,10 @@ struct QuantPlanEntry {
   bool fallback = false;  // the mix's type did not fit the row length; `to` is the fallback
 };
 
+// A type whose block fits a row of ne0 elements: `t` when it does, else llama.cpp's fallback
+// (Q2_K/Q3_K -> Q4_0, Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, then F16); sets *fell_back.
+DType fit_row_type(DType t, int64_t ne0, bool* fell_back);
+
 // Whether a tensor is a weight matrix the mixes quantize (norms, biases, 1-D tensors, positional
 // embeddings, expert gates and a few small special tensors are kept as they are).
 bool tensor_is_quantizable(const std::string& name, const std::vector<int64_t>& ne);

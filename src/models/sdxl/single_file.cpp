@@ -163,6 +163,13 @@ class Splitter {
     return std::move(out_);
   }
 
+  // A UNet alone (its names under model.diffusion_model.).
+  Components run_unet() {
+    unet();
+    check_all_used();
+    return std::move(out_);
+  }
+
   // A VAE file alone (its names already under first_stage_model.).
   Components run_vae() {
     vae();
@@ -572,6 +579,24 @@ Components split_single_file(const safetensors::File& file) {
   return Splitter(
              file_names(file), [&](const std::string& n) { return file.tensor(n); }, file.path())
       .run();
+}
+
+Components split_single_file(const std::vector<std::string>& names, const TensorGetter& get,
+                             const std::string& where) {
+  return Splitter(names, get, where).run();
+}
+
+std::map<std::string, Tensor> unet_from_original(const std::vector<std::string>& names,
+                                                 const TensorGetter& get,
+                                                 const std::string& where) {
+  std::map<std::string, std::string> given;  // under model.diffusion_model. -> as given
+  for (const auto& n : names) given.emplace(n.starts_with(kUNet) ? n : kUNet + n, n);
+  std::vector<std::string> prefixed;
+  for (const auto& [n, unused] : given) prefixed.push_back(n);
+  return Splitter(
+             prefixed, [&](const std::string& n) { return get(given.at(n)); }, where)
+      .run_unet()
+      .unet;
 }
 
 std::map<std::string, Tensor> vae_from_file(const safetensors::Checkpoint& ckpt) {

@@ -13,8 +13,10 @@
 // Only text_projection is copied, transposed from OpenCLIP's [hidden, proj] to HF's [proj, hidden].
 // The UNet's levels, ResNet blocks per level and which blocks hold attention are read from the
 // names present (as diffusers' convert_*_sdxl scripts lay them out), never assumed.
+#include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "core/tensor.h"
 #include "formats/safetensors.h"
@@ -30,6 +32,16 @@ struct Components {
 // model_ema.* are ignored), and for shapes the renaming cannot take.
 Components split_single_file(const safetensors::Checkpoint& ckpt);
 Components split_single_file(const safetensors::File& file);
+
+// The same from any container (a GGUF): the original names present and a getter returning each
+// tensor as the components should hold it. `where` names the file in messages.
+using TensorGetter = std::function<Tensor(const std::string& original_name)>;
+Components split_single_file(const std::vector<std::string>& names, const TensorGetter& get,
+                             const std::string& where);
+// A UNet alone (ComfyUI-GGUF's UNet files): the original names, with or without
+// model.diffusion_model.; returns diffusers' names. The getter receives the names as given.
+std::map<std::string, Tensor> unet_from_original(const std::vector<std::string>& names,
+                                                 const TensorGetter& get, const std::string& where);
 
 // A separate VAE file (--vae): diffusers' vae/ names (optionally under "vae."), or the original
 // names bare or under first_stage_model.; returns diffusers' names. Throws Error naming what is

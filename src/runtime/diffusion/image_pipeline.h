@@ -37,9 +37,10 @@ struct LoraSpec {
 };
 
 struct ImageLoadOptions {
-  std::string path;      // a diffusers directory or a single-file .safetensors checkpoint
+  std::string path;      // a diffusers directory, a single-file .safetensors checkpoint or a GGUF
   std::string vae_path;  // a separate VAE (.safetensors, diffusers or original names), or ""
   std::vector<LoraSpec> loras;
+  std::string base_path;  // for a UNet-only GGUF: where the text encoders and VAE come from
 };
 
 struct ImageRequest {

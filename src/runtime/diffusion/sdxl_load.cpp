@@ -6,10 +6,13 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <string_view>
 
 #include "core/error.h"
 #include "core/log.h"
+#include "formats/gguf.h"
 #include "formats/safetensors.h"
+#include "models/sdxl/sdxl_gguf.h"
 #include "models/sdxl/single_file.h"
 #include "runtime/diffusion/sdxl_parts.h"
 
@@ -130,6 +133,40 @@ SDXLFiles read_single_file(const fs::path& file) {
   return f;
 }
 
+bool is_gguf_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  char magic[4] = {};
+  in.read(magic, 4);
+  return in.gcount() == 4 && std::string_view(magic, 4) == "GGUF";
+}
+
+// A GGUF: a whole checkpoint, or a UNet alone (unet_only set, the other parts empty).
+SDXLFiles read_gguf(const fs::path& file, bool* unet_only) {
+  SDXLFiles f;
+  f.path = file.string();
+  f.name = file.filename().string();
+  const auto g = gguf::File::open(f.path);
+  *unet_only = sdxl::gguf_contents(g) == sdxl::GGUFContents::unet_only;
+  sdxl::Components c = sdxl::split_gguf(g);
+  f.unet = std::move(c.unet);
+  f.vae = std::move(c.vae);
+  f.text_encoder = std::move(c.text_encoder);
+  f.text_encoder_2 = std::move(c.text_encoder_2);
+  return f;
+}
+
+// A directory, a single file or a whole-checkpoint GGUF; unet_only as read_gguf.
+SDXLFiles read_any(const fs::path& p, bool* unet_only) {
+  *unet_only = false;
+  if (fs::is_directory(p)) {
+    check(fs::exists(p / "model_index.json"), "[sdxl] '", p.string(),
+          "' is a folder without model_index.json (not a diffusers pipeline)");
+    return read_directory(p);
+  }
+  if (is_gguf_file(p)) return read_gguf(p, unet_only);
+  return read_single_file(p);
+}
+
 // A separate VAE file: diffusers' vae/ names, the original LDM names, or either under
 // first_stage_model. (as some full checkpoints are saved as VAE overrides).
 NamedTensors read_vae_file(const fs::path& path) {
@@ -161,16 +198,31 @@ SchedulerConfig single_file_scheduler_config(const std::string& sampler, bool tu
   return c;
 }
 
-SDXLFiles read_sdxl_files(const std::string& path, const std::string& vae_path) {
+SDXLFiles read_sdxl_files(const std::string& path, const std::string& vae_path,
+                          const std::string& base_path) {
   const fs::path p(path);
   check(fs::exists(p), "[sdxl] '", path, "' does not exist");
-  SDXLFiles f;
-  if (fs::is_directory(p)) {
-    check(fs::exists(p / "model_index.json"), "[sdxl] '", path,
-          "' is a folder without model_index.json (not a diffusers pipeline)");
-    f = read_directory(p);
+  bool unet_only = false;
+  SDXLFiles f = read_any(p, &unet_only);
+  if (unet_only) {
+    check(!base_path.empty(), "[sdxl] '", path,
+          "' holds only a UNet; pass --base MODEL (an SDXL single file, diffusers folder or "
+          "whole-checkpoint GGUF) for the text encoders and VAE");
+    check(fs::exists(base_path), "[sdxl] the base model '", base_path, "' does not exist");
+    bool base_unet_only = false;
+    SDXLFiles base = read_any(base_path, &base_unet_only);
+    check(!base_unet_only, "[sdxl] the base model '", base_path,
+          "' holds only a UNet too; it must bring the text encoders and VAE");
+    // The UNet is this file's (its architecture read from its shapes); the rest, scheduler and
+    // tokenizers included, the base's.
+    base.unet = std::move(f.unet);
+    base.unet_config.clear();
+    base.name = f.name;
+    base.path = f.path;
+    f = std::move(base);
   } else {
-    f = read_single_file(p);
+    check(base_path.empty(), "[sdxl] --base is for a GGUF that holds only a UNet; '", path,
+          "' brings its own text encoders and VAE");
   }
   if (!vae_path.empty()) {
     check(fs::exists(vae_path), "[sdxl] the VAE '", vae_path, "' does not exist");

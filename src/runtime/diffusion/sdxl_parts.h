@@ -30,9 +30,13 @@ struct SDXLFiles {
   bool force_zeros_for_empty_prompt = true;
 };
 
-// Reads a diffusers directory (model_index.json) or a single-file checkpoint; with vae_path,
-// the VAE comes from that file instead. Throws Error naming what is missing.
-SDXLFiles read_sdxl_files(const std::string& path, const std::string& vae_path);
+// Reads a diffusers directory (model_index.json), a single-file checkpoint or a GGUF
+// (models/sdxl/sdxl_gguf.h); with vae_path, the VAE comes from that file instead. A GGUF that
+// holds only a UNet takes the text encoders, VAE, scheduler and tokenizers from base_path (a
+// directory, single file or whole-checkpoint GGUF), which is an error otherwise. Throws Error
+// naming what is missing.
+SDXLFiles read_sdxl_files(const std::string& path, const std::string& vae_path,
+                          const std::string& base_path = {});
 
 // The scheduler config single files get: SDXL base's, with the timestep spacing A1111 and
 // ComfyUI use ("linspace" for euler, euler_a and dpm++2m; dpm++2m with Karras sigmas as A1111's

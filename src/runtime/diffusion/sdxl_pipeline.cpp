@@ -302,7 +302,7 @@ std::unique_ptr<ImagePipeline> make_sdxl_pipeline(SDXLFiles files) {
 std::unique_ptr<ImagePipeline> ImagePipeline::load(const ImageLoadOptions& options) {
   const auto t0 = Clock::now();
   check(options.loras.empty(), "[sdxl] LoRA files are not supported yet");
-  auto p = make_sdxl_pipeline(read_sdxl_files(options.path, options.vae_path));
+  auto p = make_sdxl_pipeline(read_sdxl_files(options.path, options.vae_path, options.base_path));
   log_debug("[sdxl] loaded ", options.path, " in ", seconds_since(t0), " s");
   return p;
 }
