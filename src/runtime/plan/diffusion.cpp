@@ -1,6 +1,7 @@
 #include "runtime/plan/diffusion.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -49,6 +50,18 @@ ImageComponent read_component(const fs::path& dir) {
       }
   fail("[planner] '", dir.string(), "' holds no diffusion_pytorch_model.safetensors or ",
        "model.safetensors");
+}
+
+// "2.57 B", "83.7 M", "12.3 k".
+std::string format_params(int64_t n) {
+  char b[32];
+  if (n >= 1000000000)
+    std::snprintf(b, sizeof b, "%.2f B", static_cast<double>(n) / 1e9);
+  else if (n >= 1000000)
+    std::snprintf(b, sizeof b, "%.1f M", static_cast<double>(n) / 1e6);
+  else
+    std::snprintf(b, sizeof b, "%.1f k", static_cast<double>(n) / 1e3);
+  return b;
 }
 
 int64_t f32_bytes(int64_t n) {
@@ -443,6 +456,24 @@ ImagePlan plan_image(const ImageModelDesc& m, const ImagePlanRequest& r) {
   const TextShape t1 = text_shape(m.text_encoder), t2 = text_shape(m.text_encoder_2);
   const int64_t Dc = t1.D + t2.D, P = t2.P ? t2.P : t2.D;
 
+  for (const auto& [id, c] : {std::pair{"unet", &m.unet},
+                              {"vae", &m.vae},
+                              {"text_encoder", &m.text_encoder},
+                              {"text_encoder_2", &m.text_encoder_2}}) {
+    int64_t params = 0;
+    std::map<DType, int64_t> by_type;
+    for (const auto& [name, t] : c->tensors) {
+      params += t.numel();
+      by_type[t.type] += t.numel();
+    }
+    const auto main = std::max_element(by_type.begin(), by_type.end(),
+                                       [](auto& a, auto& b) { return a.second < b.second; });
+    plan.components.push_back({.what = id,
+                               .bytes = c->file_bytes,
+                               .why = cat(main == by_type.end() ? "-" : dtype_name(main->first),
+                                          ", ", format_params(params), " parameters"),
+                               .mapped = true});
+  }
   plan.mapped_bytes = m.file_bytes();
   plan.copied_bytes = copies(m.unet, false) + copies(m.text_encoder, false) +
                       copies(m.text_encoder_2, false) + copies(m.vae, true);
@@ -481,12 +512,18 @@ ImagePlan plan_image(const ImageModelDesc& m, const ImagePlanRequest& r) {
       const int64_t d = decode_stage(t, &s);
       return base + s.bytes(threads) + std::max({text, denoise, d});
     };
-    if (total(0) > ram)
-      for (int64_t t = (std::max(h, w) + 7) / 8 * 8 - 8; t >= 16; t -= 8)
-        if (total(t) <= ram) {
+    // Else the tile that needs least, when tiles need less than the whole image (the plan then
+    // says by how much the run misses the budget).
+    int64_t least = total(0);
+    if (least > ram)
+      for (int64_t t = (std::max(h, w) + 7) / 8 * 8 - 8; t >= 16; t -= 8) {
+        const int64_t need = total(t);
+        if (need < least) {
+          least = need;
           tile = t;
-          break;
         }
+        if (need <= ram) break;
+      }
   }
   plan.request.vae_tile = tile;
   plan.vae_overlap = tile / 4;
@@ -526,10 +563,13 @@ ImagePlan plan_image(const ImageModelDesc& m, const ImagePlanRequest& r) {
       "not planned: SDXL runs on the CPU only in eight today (a GPU path would keep the UNet "
       "resident and load the text encoders and VAE per stage)";
   if (!plan.fits()) {
-    if (tile == 0) plan.suggestions.push_back("decode the VAE in tiles (--vae-tile)");
+    if (tile == 0 && decode >= std::max(text, denoise))
+      plan.suggestions.push_back("decode the VAE in tiles (--vae-tile)");
     plan.suggestions.push_back(cat("a smaller image than ", size));
-    if (r.guided) plan.suggestions.push_back("no guidance (--cfg 1): one UNet sample per step");
-    plan.suggestions.push_back("an f16 or smaller checkpoint");
+    if (r.guided && denoise >= std::max(text, decode))
+      plan.suggestions.push_back("no guidance (--cfg-scale 1): one UNet sample per step");
+    if (m.unet.at("conv_in.weight").type == DType::F32)
+      plan.suggestions.push_back("an f16 checkpoint (half the weights)");
   }
   return plan;
 }

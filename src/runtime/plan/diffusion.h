@@ -82,8 +82,9 @@ struct ImagePlan {
   ImagePlanRequest request;  // threads and ram resolved, vae_tile chosen
   int64_t vae_overlap = 0;   // latent pixels of tile overlap (vae_tile / 4)
   int64_t mapped_bytes = 0, copied_bytes = 0, scratch_bytes = 0;
-  int64_t unet_bytes = 0;    // one UNet forward (activations, skips, convolution scratch)
-  int64_t decode_bytes = 0;  // one VAE decode
+  int64_t unet_bytes = 0;          // one UNet forward (activations, skips, convolution scratch)
+  int64_t decode_bytes = 0;        // one VAE decode
+  std::vector<Buffer> components;  // each component's weights (file bytes, type, parameters)
   std::vector<ImageStage> stages;
   DevicePlan cpu;   // weights, scratch and the largest stage: adds up to host_peak()
   std::string gpu;  // what the plan says about GPUs
