@@ -85,3 +85,22 @@ def test_imagine_follows_the_plan(tiny, tmp_path):
     r = run("imagine", "-m", tiny, "-p", "a cube", "-W", 256, "-H", 256, "--steps", 1, "-t", 2,
             "-o", out, "--ram", p["weights_mapped"])
     assert r.returncode != 0 and "needs" in r.stderr and "budget" in r.stderr, r.stderr
+
+
+def test_sdxl_base_sized_bill(tmp_path):
+    """SDXL base's real shapes (tools/sdxl_headers.py: real headers, the data a hole in a sparse
+    file) planned at 1024x1024: the weights as the files hold them, the whole-image decode as the
+    largest stage, tiles under an 8 GiB budget, and a refusal below the weights."""
+    out = tmp_path / "sdxl-base"
+    subprocess.run([sys.executable, str(SOURCE / "tools" / "sdxl_headers.py"), "--out", str(out),
+                    "--dtype", "f16"], check=True)
+    p = plan(out, "-W", 1024, "-H", 1024, "-t", 8, "--ram", "64GiB")
+    files = {c["name"]: c["bytes"] for c in p["components"]}
+    assert 5.13e9 < files["unet"] < 5.14e9 and 1.38e9 < files["text_encoder_2"] < 1.40e9
+    assert [s["name"] for s in p["stages"]] == ["text", "denoise", "decode"]
+    assert p["fits"] and p["vae_tile"] == 0
+    assert p["stages"][2]["bytes"] > p["stages"][1]["bytes"] > p["stages"][0]["bytes"]
+    tiled = plan(out, "-W", 1024, "-H", 1024, "-t", 8, "--ram", "8GiB")
+    assert tiled["fits"] and tiled["vae_tile"] > 0
+    refused = plan(out, "-W", 1024, "-H", 1024, "-t", 8, "--ram", "6GiB")
+    assert not refused["fits"] and any("weights alone" in s for s in refused["suggestions"])

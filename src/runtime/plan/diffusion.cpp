@@ -562,6 +562,9 @@ ImagePlan plan_image(const ImageModelDesc& m, const ImagePlanRequest& r) {
   plan.gpu =
       "not planned: SDXL runs on the CPU only in eight today (a GPU path would keep the UNet "
       "resident and load the text encoders and VAE per stage)";
+  if (!plan.fits() && base > ram)
+    plan.suggestions.push_back(cat("the weights alone need ", format_bytes(base),
+                                   ": a smaller (quantized) checkpoint, or more RAM"));
   if (!plan.fits()) {
     if (tile == 0 && decode >= std::max(text, denoise))
       plan.suggestions.push_back("decode the VAE in tiles (--vae-tile)");
