@@ -9,6 +9,7 @@
 
 #include "cli/args.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "core/thread_pool.h"
 #include "formats/image.h"
 #include "formats/npy.h"
@@ -52,9 +53,9 @@ int run(int argc, char** argv) {
               "Generate an image from a text prompt with SDXL (base, Turbo, LCM), from a "
               "diffusers folder or a single-file checkpoint.");
   std::string model, prompt, negative, sampler, vae, base, init_image, init_noise, save_latents;
-  std::string out = "eight.png";
+  std::string out = "eight.png", ram;
   std::vector<std::string> loras;
-  int64_t width = 512, height = 512, steps = 0, seed = -1;
+  int64_t width = 512, height = 512, steps = 0, seed = -1, vae_tile = -1;
   double cfg = -1, strength = 0.8;
   int threads = 0;
   bool json = false;
@@ -85,6 +86,11 @@ int run(int argc, char** argv) {
            "write the final latents (float32 [C, H/8, W/8]) before the VAE");
   p.option("-o,--output", &out, "OUT.png", "the image to write (default eight.png)");
   p.option("-t,--threads", &threads, "N", "threads (default: EIGHT_THREADS or all cores)");
+  p.option("--ram", &ram, "SIZE",
+           "RAM budget: runs the plan says exceed it are refused (default: RAM minus 1 GiB)");
+  p.option("--vae-tile", &vae_tile, "N",
+           "VAE decode tile in latent pixels (default: tiles only when the plan needs them; 0 "
+           "whole)");
   p.flag("--json", &json, "print one JSON object at the end (output, seed, timings)");
   p.epilog(
       "Seeds drive eight's own generator (Philox, see docs/diffusion.md): the same seed gives the\n"
@@ -110,6 +116,8 @@ int run(int argc, char** argv) {
   rq.cfg_scale = cfg;
   rq.sampler = sampler;
   rq.strength = strength;
+  rq.vae_tile = vae_tile;
+  if (!ram.empty()) rq.ram_budget = parse_bytes(ram);
   if (seed < 0)
     seed = static_cast<int64_t>(std::chrono::system_clock::now().time_since_epoch().count() &
                                 0x7fffffff);
@@ -167,6 +175,8 @@ int run(int argc, char** argv) {
         {"sampler", r.sampler},
         {"cfg_scale", r.cfg_scale},
         {"model", pipe->name()},
+        {"planned_peak", r.plan.host_peak()},
+        {"vae_tile", r.plan.request.vae_tile},
         {"latents", save_latents.empty() ? nlohmann::json(nullptr) : nlohmann::json(save_latents)},
         {"timings",
          {{"load_s", r.timings.load_s},

@@ -1,6 +1,6 @@
 // `eight plan MODEL`: what goes where for a request and a budget, and whether it fits, from
-// metadata alone (a GGUF file's header, a whisper.cpp file's headers, or the catalog's
-// hyperparameters for NAME:QUANT).
+// metadata alone (a GGUF file's header, a whisper.cpp file's headers, a diffusers image pipeline's
+// safetensors headers, or the catalog's hyperparameters for NAME:QUANT).
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -12,6 +12,7 @@
 #include "core/memory.h"
 #include "core/thread_pool.h"
 #include "formats/gguf.h"
+#include "runtime/plan/diffusion.h"
 #include "runtime/plan/planner.h"
 #include "runtime/plan/report.h"
 #include "runtime/plan/whisper.h"
@@ -88,13 +89,25 @@ int run(int argc, char** argv) {
   p.flag("--cpu", &cpu, "plan for the CPU only (same as --vram 0)");
   p.option("--beams", &beams, "N",
            "Whisper: hypotheses decoded together (default 5, the beam size)");
+  int64_t width = 1024, height = 1024, vae_tile = -1;
+  double cfg = 5.0;
+  int threads = 0;
+  p.option("-W,--width", &width, "N", "image models: width in pixels (default 1024)");
+  p.option("-H,--height", &height, "N", "image models: height in pixels (default 1024)");
+  p.option("--cfg-scale", &cfg, "F",
+           "image models: guidance scale; above 1 the UNet runs on 2 samples (default 5)");
+  p.option(
+      "--vae-tile", &vae_tile, "N",
+      "image models: VAE decode tile in latent pixels (default: as the plan chooses; 0 whole)");
+  p.option("-t,--threads", &threads, "N", "threads (kernel scratch is per thread)");
   p.flag("--json", &json, "print JSON");
   p.positional_count(1, 1);
   p.epilog(
       "examples:\n  eight plan mistral-7b-instruct:Q4_K_M\n"
       "  eight plan deepseek-coder:Q4_K_M --ctx 16384 --kv-type q8_0\n"
       "  eight plan ./model.gguf --vram 6GiB --ram 16GiB\n  eight plan flux-1-schnell:Q4_0\n"
-      "  eight plan ggml-large-v3.bin --beams 5");
+      "  eight plan ggml-large-v3.bin --beams 5\n"
+      "  eight plan ./stable-diffusion-xl-base-1.0 -W 1024 -H 1024 --ram 16GiB");
   if (auto rc = p.parse(argc, argv)) return *rc;
 
   DeviceBudget budget;
@@ -116,6 +129,23 @@ int run(int argc, char** argv) {
   const std::string& model = p.positionals()[0];
   std::string text;
   nlohmann::json out;
+  if (std::filesystem::is_directory(model) &&
+      std::filesystem::exists(std::filesystem::path(model) / "model_index.json")) {
+    ImagePlanRequest rq;
+    rq.width = width;
+    rq.height = height;
+    rq.guided = cfg > 1.0;
+    rq.n_threads = threads;
+    rq.vae_tile = vae_tile;
+    rq.ram = budget.ram;
+    const ImagePlan plan = plan_image(describe_image_model(model), rq);
+    if (json) {
+      std::printf("%s\n", plan_to_json(plan).dump(2).c_str());
+    } else {
+      std::fputs(render_plan(plan).c_str(), stdout);
+    }
+    return plan.fits() ? 0 : 1;
+  }
   if (std::filesystem::is_regular_file(model) && is_whisper_file(model)) {
     if (budget.ram <= 0) budget.ram = system_ram_budget();
     return plan_whisper(model, beams, budget, json);

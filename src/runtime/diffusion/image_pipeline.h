@@ -28,6 +28,7 @@
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 #include "runtime/diffusion/scheduler.h"
+#include "runtime/plan/diffusion.h"
 
 namespace eight::diffusion {
 
@@ -53,6 +54,11 @@ struct ImageRequest {
   Tensor init_noise;      // optional [C, H/8, W/8] f32 unit-variance noise (replaces the seed's)
   Tensor init_image;      // optional [3, H, W] f32 in [-1, 1]: img2img
   double strength = 0.8;  // img2img: the fraction of the schedule that is run
+  // Memory: the run is planned first (runtime/plan/diffusion.h) and refused with the numbers when
+  // it does not fit ram_budget (0: this machine's RAM minus 1 GiB). vae_tile: latent pixels per
+  // VAE tile, -1 as the plan chooses (tiles only when the whole image does not fit), 0 whole.
+  int64_t ram_budget = 0;
+  int64_t vae_tile = -1;
 };
 
 struct StepProgress {
@@ -73,6 +79,7 @@ struct ImageResult {
   double cfg_scale = 0;
   uint64_t seed = 0;
   ImageTimings timings;
+  ImagePlan plan;  // the memory plan the run followed
 };
 
 // Text prompt embeddings (exposed for tests): context [chunks * 77, D1 + D2] and pooled [P].
@@ -98,6 +105,10 @@ class ImagePipeline {
   virtual std::vector<std::vector<int32_t>> tokenize(const std::string& text,
                                                      int encoder) const = 0;
   virtual PromptEmbedding encode_prompt(const std::string& text, ThreadPool& pool) const = 0;
+
+  // The memory plan of a txt2img request (threads: the pool's size), from the checkpoint's
+  // tensor shapes; generate() checks it before running.
+  virtual ImagePlan plan(const ImageRequest& request, int n_threads) const = 0;
 
   virtual ImageResult generate(const ImageRequest& request, ThreadPool& pool,
                                const std::function<void(const StepProgress&)>& progress = {}) = 0;

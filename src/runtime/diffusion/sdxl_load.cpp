@@ -41,13 +41,18 @@ json parse_json(const fs::path& p) {
 // The weights of one component folder: diffusers writes diffusion_pytorch_model.safetensors
 // (unet, vae) or model.safetensors (text encoders), optionally as an .fp16 variant and/or sharded
 // with an .index.json.
-NamedTensors read_folder_weights(const fs::path& dir) {
+NamedTensors read_folder_weights(const fs::path& dir, int64_t* file_bytes = nullptr) {
   for (const char* stem : {"diffusion_pytorch_model", "model"})
     for (const char* variant : {"", ".fp16"})
       for (const char* ext : {".safetensors", ".safetensors.index.json"}) {
         const fs::path f = dir / (std::string(stem) + variant + ext);
         if (!fs::exists(f)) continue;
         const auto ckpt = safetensors::Checkpoint::open(f.string());
+        if (file_bytes) {
+          *file_bytes = 0;
+          for (const auto& file : ckpt.files())
+            *file_bytes += static_cast<int64_t>(fs::file_size(file.path()));
+        }
         NamedTensors w;
         for (const auto& n : ckpt.names()) {
           if (n.ends_with("position_ids")) continue;  // a buffer older checkpoints carry
@@ -101,13 +106,13 @@ SDXLFiles read_directory(const fs::path& root) {
     f.force_zeros_for_empty_prompt = it->get<bool>();
   for (const char* part : {"unet", "vae", "text_encoder", "text_encoder_2", "scheduler"})
     check(fs::is_directory(root / part), "[sdxl] '", f.path, "' has no ", part, "/ folder");
-  f.unet = read_folder_weights(root / "unet");
+  f.unet = read_folder_weights(root / "unet", &f.unet_file_bytes);
   f.unet_config = config_of(root / "unet");
-  f.vae = read_folder_weights(root / "vae");
+  f.vae = read_folder_weights(root / "vae", &f.vae_file_bytes);
   f.vae_config = config_of(root / "vae");
-  f.text_encoder = read_folder_weights(root / "text_encoder");
+  f.text_encoder = read_folder_weights(root / "text_encoder", &f.text_encoder_file_bytes);
   f.text_encoder_config = config_of(root / "text_encoder");
-  f.text_encoder_2 = read_folder_weights(root / "text_encoder_2");
+  f.text_encoder_2 = read_folder_weights(root / "text_encoder_2", &f.text_encoder_2_file_bytes);
   f.text_encoder_2_config = config_of(root / "text_encoder_2");
   f.scheduler_config = read_text(root / "scheduler" / "scheduler_config.json");
   f.tokenizer = read_tokenizer(root / "tokenizer");
@@ -125,6 +130,7 @@ SDXLFiles read_single_file(const fs::path& file) {
   check(sdxl::is_sdxl_single_file(ckpt), "[sdxl] '", f.path,
         "' is not an SDXL checkpoint in Stability's layout (no model.diffusion_model.* with "
         "conditioner.embedders.*)");
+  f.unet_file_bytes = static_cast<int64_t>(fs::file_size(file));
   sdxl::Components c = sdxl::split_single_file(ckpt);
   f.unet = std::move(c.unet);
   f.vae = std::move(c.vae);
@@ -146,6 +152,7 @@ SDXLFiles read_gguf(const fs::path& file, bool* unet_only) {
   f.path = file.string();
   f.name = file.filename().string();
   const auto g = gguf::File::open(f.path);
+  f.unet_file_bytes = static_cast<int64_t>(fs::file_size(file));
   *unet_only = sdxl::gguf_contents(g) == sdxl::GGUFContents::unet_only;
   sdxl::Components c = sdxl::split_gguf(g);
   f.unet = std::move(c.unet);
@@ -169,8 +176,9 @@ SDXLFiles read_any(const fs::path& p, bool* unet_only) {
 
 // A separate VAE file: diffusers' vae/ names, the original LDM names, or either under
 // first_stage_model. (as some full checkpoints are saved as VAE overrides).
-NamedTensors read_vae_file(const fs::path& path) {
-  if (fs::is_directory(path)) return read_folder_weights(path);
+NamedTensors read_vae_file(const fs::path& path, int64_t* file_bytes) {
+  if (fs::is_directory(path)) return read_folder_weights(path, file_bytes);
+  *file_bytes = static_cast<int64_t>(fs::file_size(path));
   const auto ckpt = safetensors::Checkpoint::open(path.string());
   return sdxl::vae_from_file(ckpt);
 }
@@ -198,6 +206,25 @@ SchedulerConfig single_file_scheduler_config(const std::string& sampler, bool tu
   return c;
 }
 
+ImageModelDesc image_model_desc(const SDXLFiles& f) {
+  ImageModelDesc d;
+  d.name = f.name;
+  d.path = f.path;
+  auto component = [](const NamedTensors& w, const std::string& config, int64_t bytes) {
+    ImageComponent c;
+    for (const auto& [name, t] : w) c.tensors[name] = {t.shape(), t.dtype()};
+    c.config = config;
+    c.file_bytes = bytes;
+    return c;
+  };
+  d.unet = component(f.unet, f.unet_config, f.unet_file_bytes);
+  d.vae = component(f.vae, f.vae_config, f.vae_file_bytes);
+  d.text_encoder = component(f.text_encoder, f.text_encoder_config, f.text_encoder_file_bytes);
+  d.text_encoder_2 =
+      component(f.text_encoder_2, f.text_encoder_2_config, f.text_encoder_2_file_bytes);
+  return d;
+}
+
 SDXLFiles read_sdxl_files(const std::string& path, const std::string& vae_path,
                           const std::string& base_path) {
   const fs::path p(path);
@@ -217,6 +244,19 @@ SDXLFiles read_sdxl_files(const std::string& path, const std::string& vae_path,
     // tokenizers included, the base's.
     base.unet = std::move(f.unet);
     base.unet_config.clear();
+    // The mapped bytes the run touches: this file's UNet, and of a single-file or GGUF base only
+    // its other parts (a folder base's unet/ files are unmapped once its UNet is dropped).
+    if (!fs::is_directory(base_path)) {
+      auto bytes_of = [](const NamedTensors& w) {
+        int64_t b = 0;
+        for (const auto& [name, t] : w) b += static_cast<int64_t>(t.nbytes());
+        return b;
+      };
+      base.vae_file_bytes = bytes_of(base.vae);
+      base.text_encoder_file_bytes = bytes_of(base.text_encoder);
+      base.text_encoder_2_file_bytes = bytes_of(base.text_encoder_2);
+    }
+    base.unet_file_bytes = f.unet_file_bytes;
     base.name = f.name;
     base.path = f.path;
     f = std::move(base);
@@ -226,7 +266,7 @@ SDXLFiles read_sdxl_files(const std::string& path, const std::string& vae_path,
   }
   if (!vae_path.empty()) {
     check(fs::exists(vae_path), "[sdxl] the VAE '", vae_path, "' does not exist");
-    f.vae = read_vae_file(vae_path);
+    f.vae = read_vae_file(vae_path, &f.vae_file_bytes);
     f.vae_config.clear();
     if (fs::is_directory(vae_path)) f.vae_config = config_of(vae_path);
   }

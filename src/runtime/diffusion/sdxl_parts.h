@@ -28,7 +28,13 @@ struct SDXLFiles {
   std::optional<text::CLIPTokenizer> tokenizer, tokenizer_2;  // none: eight's CLIP vocabulary
   std::string pad_token = "<|endoftext|>", pad_token_2 = "!";
   bool force_zeros_for_empty_prompt = true;
+  // Bytes of the files mapped for each component (a single file counts once, under unet).
+  int64_t unet_file_bytes = 0, vae_file_bytes = 0, text_encoder_file_bytes = 0,
+          text_encoder_2_file_bytes = 0;
 };
+
+// The planner's view of the parts (tensor shapes and types, configs, mapped bytes).
+ImageModelDesc image_model_desc(const SDXLFiles& files);
 
 // Reads a diffusers directory (model_index.json), a single-file checkpoint or a GGUF
 // (models/sdxl/sdxl_gguf.h); with vae_path, the VAE comes from that file instead. A GGUF that

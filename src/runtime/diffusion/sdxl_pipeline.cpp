@@ -44,6 +44,7 @@ class SDXLPipeline final : public ImagePipeline {
                                     "text_encoder");
     te2_ = clip::TextEncoder::build(files_.text_encoder_2, files_.text_encoder_2_config, "gelu",
                                     "text_encoder_2");
+    plan_model_ = image_model_desc(files_);
     // The weights are bound; the name maps would only keep duplicate handles.
     files_.unet.clear();
     files_.vae.clear();
@@ -55,8 +56,8 @@ class SDXLPipeline final : public ImagePipeline {
           te2_->config().hidden, " context channels; the UNet takes ", uc.cross_attention_dim);
     // pooled_dim 0: a file without config.json too small for SDXL's 6 x 256 time ids; the UNet
     // then takes the width of the text embedding as it comes.
-    check(uc.pooled_dim == 0 || te2_->config().projection_dim == uc.pooled_dim, "[sdxl] ", files_.name,
-          ": text_encoder_2 pools to ", te2_->config().projection_dim,
+    check(uc.pooled_dim == 0 || te2_->config().projection_dim == uc.pooled_dim, "[sdxl] ",
+          files_.name, ": text_encoder_2 pools to ", te2_->config().projection_dim,
           " values; the UNet's text embedding takes ", uc.pooled_dim);
     check(vae_->config().latent_channels == uc.in_channels, "[sdxl] ", files_.name,
           ": the VAE has ", vae_->config().latent_channels, " latent channels, the UNet ",
@@ -143,6 +144,21 @@ class SDXLPipeline final : public ImagePipeline {
     return e;
   }
 
+  ImagePlan plan(const ImageRequest& rq, int n_threads) const override {
+    const double cfg =
+        rq.cfg_scale >= 0 ? rq.cfg_scale : (rq.sampler == "lcm" ? 1.0 : default_cfg_scale());
+    const bool guided = cfg > 1.0;
+    const size_t windows =
+        std::max(window_count(rq.prompt), guided ? window_count(rq.negative_prompt) : size_t{1});
+    return plan_image(plan_model_, {.width = rq.width,
+                                    .height = rq.height,
+                                    .guided = guided,
+                                    .windows = static_cast<int64_t>(windows),
+                                    .n_threads = n_threads,
+                                    .vae_tile = rq.vae_tile,
+                                    .ram = rq.ram_budget});
+  }
+
   ImageResult generate(const ImageRequest& rq, ThreadPool& pool,
                        const std::function<void(const StepProgress&)>& progress) override;
 
@@ -151,6 +167,7 @@ class SDXLPipeline final : public ImagePipeline {
   std::shared_ptr<const unet::Model> unet_;
   std::shared_ptr<const vae::Model> vae_;
   std::shared_ptr<const clip::TextEncoder> te1_, te2_;
+  ImageModelDesc plan_model_;  // the shapes the memory plan is made from
   SchedulerConfig scheduler_config_;
   std::string default_sampler_;
   bool turbo_ = false;
@@ -184,6 +201,13 @@ ImageResult SDXLPipeline::generate(const ImageRequest& rq, ThreadPool& pool,
   const SchedulerConfig sc = files_.scheduler_config.empty()
                                  ? single_file_scheduler_config(res.sampler, turbo_)
                                  : scheduler_config_;
+  // The memory plan: refuse what does not fit before allocating anything, and decode in the
+  // tiles it chose.
+  ImageRequest planned = rq;
+  planned.sampler = res.sampler;
+  planned.cfg_scale = res.cfg_scale;
+  res.plan = plan(planned, pool.size());
+  res.plan.check_host_budget();
   auto scheduler = make_scheduler(res.sampler, sc);
   scheduler->set_timesteps(res.steps);
 
@@ -288,7 +312,8 @@ ImageResult SDXLPipeline::generate(const ImageRequest& rq, ThreadPool& pool,
   const auto t_dec = Clock::now();
   Tensor z = Tensor::empty({1, C, h, w}, DType::F32);
   for (int64_t i = 0; i < x.numel(); ++i) z.data<float>()[i] = x.data<float>()[i] / scaling + shift;
-  res.image = vae_->decode(z, pool).select(0, 0).contiguous();
+  const vae::Tiles tiles{.tile = res.plan.request.vae_tile, .overlap = res.plan.vae_overlap};
+  res.image = vae_->decode(z, pool, tiles).select(0, 0).contiguous();
   res.timings.decode_s += seconds_since(t_dec);
   return res;
 }

@@ -1,44 +1,16 @@
 #include "runtime/plan/clip.h"
 
 #include <algorithm>
-#include <array>
 
-#include "backend/cpu/scratch.h"
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/thread_pool.h"
+#include "runtime/plan/scratch_peak.h"
 
 namespace eight {
 namespace {
 
-// The largest request per scratch slot over a pass's products (see llm.cpp kernel_scratch).
-struct ScratchPeak {
-  std::array<size_t, cpu::kScratchSlots> caller{}, task{};
-  void add(DType type, int64_t rows, int64_t k) {
-    if (rows <= 0 || k <= 0) return;
-    const cpu::MatmulScratch s = cpu::matmul_scratch(type, rows, k);
-    for (int i = 0; i < cpu::kScratchSlots; ++i) {
-      caller[i] = std::max(caller[i], s.caller[i]);
-      task[i] = std::max(task[i], s.task[i]);
-    }
-  }
-  // A product every thread makes on its own one-thread pool: its caller slots are held by every
-  // thread too.
-  void add_per_thread(DType type, int64_t rows, int64_t k) {
-    if (rows <= 0 || k <= 0) return;
-    const cpu::MatmulScratch s = cpu::matmul_scratch(type, rows, k);
-    for (int i = 0; i < cpu::kScratchSlots; ++i)
-      task[i] = std::max({task[i], s.caller[i], s.task[i]});
-  }
-  int64_t bytes(int threads) const {
-    int64_t b = 0;
-    for (int i = 0; i < cpu::kScratchSlots; ++i) {
-      b += static_cast<int64_t>(cpu::scratch_alloc_bytes(std::max(caller[i], task[i])));
-      if (task[i] > 0) b += (threads - 1) * static_cast<int64_t>(cpu::scratch_alloc_bytes(task[i]));
-    }
-    return b;
-  }
-};
+using plan_detail::ScratchPeak;
 
 struct VisionShape {
   int64_t n, np, S, D, I, K, P, d;
@@ -71,6 +43,12 @@ int64_t vision_activations(const VisionShape& v, int64_t h, int64_t w, int64_t t
 }
 
 }  // namespace
+
+int64_t clip_text_activation_bytes(int64_t D, int64_t I, int64_t heads, int64_t L, int64_t n,
+                                   int64_t P, int64_t threads) {
+  const int64_t rows = n * L, d = heads > 0 ? D / heads : D;
+  return 4 * (rows + rows * D + rows * (5 * D + I) + threads * (L * L + d * L) + n * (D + P));
+}
 
 int64_t clip_vision_activation_bytes(const clip::Config& c, int64_t images) {
   return vision_activations(vision_shape(c, images, c.image_size, c.image_size), c.image_size,
@@ -122,8 +100,7 @@ ClipPlan plan_clip(const clip::Config& c, const std::string& name, int64_t file_
     const int64_t D = c.text.hidden, I = c.text.intermediate, P = c.projection_dim;
     const int64_t L = c.max_positions, rows = r.texts * L;
     const int64_t d = c.text.heads > 0 ? D / c.text.heads : D;
-    plan.text_bytes =
-        4 * (rows + rows * D + rows * (5 * D + I) + threads * (L * L + d * L) + r.texts * (D + P));
+    plan.text_bytes = clip_text_activation_bytes(D, I, c.text.heads, L, r.texts, P, threads);
     scratch.add(matrix_type, rows, D);
     scratch.add(matrix_type, rows, I);
     scratch.add(matrix_type, r.texts, D);

@@ -50,6 +50,11 @@ struct ClipPlan {
 ClipPlan plan_clip(const clip::Config& config, const std::string& name, int64_t file_bytes,
                    DType matrix_type, const ClipPlanRequest& request);
 
+// A text tower's activations for n texts of L tokens (hidden D, intermediate I, projection P; see
+// the header comment), also planned for the text encoders of image pipelines (diffusion.cpp).
+int64_t clip_text_activation_bytes(int64_t D, int64_t I, int64_t heads, int64_t L, int64_t n,
+                                   int64_t P, int64_t threads);
+
 // The planned activations (vision batch at the config's image size) for the catalog's figures.
 int64_t clip_vision_activation_bytes(const clip::Config& config, int64_t images);
 

@@ -212,4 +212,69 @@ std::string render_plan(const PipelinePlan& p) {
   return out;
 }
 
+nlohmann::json plan_to_json(const ImagePlan& p) {
+  nlohmann::json components = nlohmann::json::array(), stages = nlohmann::json::array();
+  for (const auto& c : p.components)
+    components.push_back({{"name", c.what}, {"bytes", c.bytes}, {"why", c.why}});
+  for (const auto& s : p.stages)
+    stages.push_back({{"name", s.name}, {"bytes", s.bytes}, {"why", s.why}});
+  nlohmann::json cpu = nlohmann::json::array();
+  for (const auto& b : p.cpu.items)
+    cpu.push_back({{"what", b.what}, {"bytes", b.bytes}, {"why", b.why}, {"mapped", b.mapped}});
+  return {{"model", p.model},
+          {"kind", "image"},
+          {"width", p.request.width},
+          {"height", p.request.height},
+          {"guided", p.request.guided},
+          {"prompt_windows", p.request.windows},
+          {"threads", p.request.n_threads},
+          {"vae_tile", p.request.vae_tile},
+          {"vae_overlap", p.vae_overlap},
+          {"components", components},
+          {"weights_mapped", p.mapped_bytes},
+          {"weight_copies", p.copied_bytes},
+          {"kernel_scratch", p.scratch_bytes},
+          {"unet_activations", p.unet_bytes},
+          {"vae_decode", p.decode_bytes},
+          {"stages", stages},
+          {"cpu", cpu},
+          {"host_peak", p.host_peak()},
+          {"ram_budget", p.cpu.budget},
+          {"fits", p.fits()},
+          {"gpu", p.gpu},
+          {"suggestions", p.suggestions}};
+}
+
+std::string render_plan(const ImagePlan& p) {
+  std::string out = cat(p.model, " at ", p.request.width, "x", p.request.height,
+                        p.request.guided ? " (guided: 2 UNet samples per step)" : " (unguided)",
+                        ", ", p.request.n_threads, " threads\n\n");
+  char line[320];
+  std::snprintf(line, sizeof line, "  %-16s %10s  %s\n", "component", "weights", "");
+  out += line;
+  for (const auto& c : p.components) {
+    std::snprintf(line, sizeof line, "  %-16s %10s  %s\n", c.what.c_str(),
+                  format_size(c.bytes).c_str(), c.why.c_str());
+    out += line;
+  }
+  out += "\n";
+  std::snprintf(line, sizeof line, "  %-16s %10s  %s\n", "stage", "RAM", "what runs");
+  out += line;
+  for (const auto& s : p.stages) {
+    std::snprintf(line, sizeof line, "  %-16s %10s  %s\n", s.name.c_str(),
+                  format_size(s.bytes).c_str(), s.why.c_str());
+    out += line;
+  }
+  out += "\n  CPU bill (all components resident; stages run one at a time)\n";
+  for (const auto& b : p.cpu.items) {
+    std::snprintf(line, sizeof line, "  %-28s %10s  %s\n", b.what.c_str(),
+                  format_size(b.bytes).c_str(), b.why.c_str());
+    out += line;
+  }
+  out += cat("\n  RAM peak ", format_size(p.host_peak()), " of ", format_size(p.cpu.budget), ": ",
+             p.fits() ? "fits" : "does NOT fit", "\n  GPU: ", p.gpu, "\n");
+  for (const auto& s : p.suggestions) out += cat("  - ", s, "\n");
+  return out;
+}
+
 }  // namespace eight

@@ -1,0 +1,106 @@
+#pragma once
+// Memory plan for an image pipeline (SDXL: two CLIP text encoders, the UNet, the VAE), from the
+// checkpoint's tensor headers and configs alone (no tensor data read), for a request (image size,
+// guided or not, threads). It says what each stage costs on the CPU, whether the run fits the
+// RAM budget, and whether the VAE must decode in tiles.
+//
+// Stages run one after another in one process (runtime/diffusion/sdxl_pipeline.cpp generate());
+// every component stays resident, its weights used in place from the file mapping:
+//   weights     the safetensors files as mapped (file-backed pages, counted as the LLM plans
+//               count them) plus the f32 copies the loaders make of every norm weight and bias and
+//               of the text encoders' position embeddings
+//   text        per prompt, both encoders on `windows` windows of 77 tokens: the CLIP tower's
+//               activations (plan/clip.cpp clip_text_activation_bytes) plus the hidden states and
+//               pooled rows each returns, and the [77·windows, D1 + D2] context
+//   denoise     one UNet forward on N = 2 (guided) or 1 samples of h×w latents (h = H/8), replayed
+//               from the tensor shapes exactly as unet_forward.cpp allocates (unet_activation_bytes
+//               below; tests/runtime/test_planner_diffusion.cpp holds it equal to
+//               unet::Model::activation_bytes), plus what generate() holds across the loop: the
+//               noise, latents, the model input, the guided output, both prompt embeddings and
+//               the batched context, the scheduler's step buffers
+//   decode      the VAE decoder on [1, 4, h, w] (vae_decode_bytes, equal to
+//               vae::Model::decode_bytes), whole or in tiles, plus what generate() still holds
+//   scratch     the matmul / attention kernels' per-thread buffers over every product of all
+//               stages (they are kept for the threads' life)
+// Peak = weights + scratch + the largest stage. The GPU is not planned: SDXL runs on the CPU only
+// in eight today, which the plan says.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/tensor.h"
+#include "runtime/plan/planner.h"
+
+namespace eight {
+
+// One tensor's header.
+struct TensorHeader {
+  Dims shape;
+  DType type = DType::F32;
+  int64_t numel() const { return shape.product(); }
+};
+
+// One component (unet/, vae/, text_encoder/, text_encoder_2/): its tensors by diffusers' names.
+struct ImageComponent {
+  std::map<std::string, TensorHeader> tensors;
+  std::string config;      // config.json text, "" if none
+  int64_t file_bytes = 0;  // the weight files as mapped
+  const TensorHeader* find(const std::string& name) const;
+  const TensorHeader& at(const std::string& name) const;  // Error naming the tensor if absent
+  bool has(const std::string& name) const { return find(name) != nullptr; }
+};
+
+struct ImageModelDesc {
+  std::string name, path;
+  ImageComponent unet, vae, text_encoder, text_encoder_2;
+  int64_t file_bytes() const;
+};
+
+// A diffusers StableDiffusionXL folder: model_index.json and each component's safetensors headers
+// and config.json. Throws Error naming what is missing (single files are not planned yet).
+ImageModelDesc describe_image_model(const std::string& path);
+
+struct ImagePlanRequest {
+  int64_t width = 1024, height = 1024;
+  bool guided = true;     // classifier-free guidance: the UNet runs on 2 samples per step
+  int64_t windows = 1;    // 77-token prompt windows
+  int n_threads = 0;      // 0: default_thread_count()
+  int64_t vae_tile = -1;  // latent pixels per VAE tile: -1 choose, 0 whole image
+  int64_t ram = 0;        // RAM budget; 0: system_ram_budget()
+};
+
+struct ImageStage {
+  std::string name;
+  int64_t bytes = 0;  // what the stage adds to weights and scratch at its peak
+  std::string why;
+};
+
+struct ImagePlan {
+  std::string model;
+  ImagePlanRequest request;  // threads and ram resolved, vae_tile chosen
+  int64_t vae_overlap = 0;   // latent pixels of tile overlap (vae_tile / 4)
+  int64_t mapped_bytes = 0, copied_bytes = 0, scratch_bytes = 0;
+  int64_t unet_bytes = 0;          // one UNet forward (activations, skips, convolution scratch)
+  int64_t decode_bytes = 0;        // one VAE decode
+  std::vector<Buffer> components;  // each component's weights (file bytes, type, parameters)
+  std::vector<ImageStage> stages;
+  DevicePlan cpu;   // weights, scratch and the largest stage: adds up to host_peak()
+  std::string gpu;  // what the plan says about GPUs
+  std::vector<std::string> suggestions;
+  int64_t host_peak() const { return cpu.total(); }
+  bool fits() const { return cpu.fits(); }
+  // Throws Error with the numbers and the options when the plan exceeds the RAM budget.
+  void check_host_budget() const;
+};
+
+ImagePlan plan_image(const ImageModelDesc& model, const ImagePlanRequest& request);
+
+// The replays (each mirrors its model's allocation order; see the header comment).
+int64_t unet_activation_bytes(const ImageComponent& unet, int64_t N, int64_t h, int64_t w,
+                              int64_t context_len);
+int64_t vae_decode_bytes(const ImageComponent& vae, int64_t n, int64_t h, int64_t w,
+                         int64_t tile = 0, int64_t overlap = 0);
+
+}  // namespace eight
