@@ -4,6 +4,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "models/clip/text_encoder.h"
 #include "models/unet/unet.h"
@@ -28,11 +29,17 @@ struct SDXLFiles {
   std::optional<text::CLIPTokenizer> tokenizer, tokenizer_2;  // none: eight's CLIP vocabulary
   std::string pad_token = "<|endoftext|>", pad_token_2 = "!";
   bool force_zeros_for_empty_prompt = true;
+  std::vector<LoraSpec> loras;  // merged into the weights above, named by file stem
 };
 
 // Reads a diffusers directory (model_index.json) or a single-file checkpoint; with vae_path,
 // the VAE comes from that file instead. Throws Error naming what is missing.
 SDXLFiles read_sdxl_files(const std::string& path, const std::string& vae_path);
+
+// Applies each LoRA file with its scale to the UNet and text encoders of `files` (see
+// models/sdxl/lora.h: float weights are replaced by merged copies, quantized UNet weights get
+// run-time factors). Throws Error naming the file and tensor.
+void apply_loras(SDXLFiles& files, const std::vector<LoraSpec>& loras);
 
 // The scheduler config single files get: SDXL base's, with the timestep spacing A1111 and
 // ComfyUI use ("linspace" for euler, euler_a and dpm++2m; dpm++2m with Karras sigmas as A1111's

@@ -55,8 +55,8 @@ class SDXLPipeline final : public ImagePipeline {
           te2_->config().hidden, " context channels; the UNet takes ", uc.cross_attention_dim);
     // pooled_dim 0: a file without config.json too small for SDXL's 6 x 256 time ids; the UNet
     // then takes the width of the text embedding as it comes.
-    check(uc.pooled_dim == 0 || te2_->config().projection_dim == uc.pooled_dim, "[sdxl] ", files_.name,
-          ": text_encoder_2 pools to ", te2_->config().projection_dim,
+    check(uc.pooled_dim == 0 || te2_->config().projection_dim == uc.pooled_dim, "[sdxl] ",
+          files_.name, ": text_encoder_2 pools to ", te2_->config().projection_dim,
           " values; the UNet's text embedding takes ", uc.pooled_dim);
     check(vae_->config().latent_channels == uc.in_channels, "[sdxl] ", files_.name,
           ": the VAE has ", vae_->config().latent_channels, " latent channels, the UNet ",
@@ -77,6 +77,7 @@ class SDXLPipeline final : public ImagePipeline {
 
   std::string name() const override { return files_.name; }
   std::string model_hash() const override { return {}; }
+  const std::vector<LoraSpec>& loras() const override { return files_.loras; }
   int64_t latent_channels() const override { return unet_->config().in_channels; }
   std::string default_sampler() const override { return default_sampler_; }
   int64_t default_steps() const override { return turbo_ ? 4 : 20; }
@@ -301,8 +302,9 @@ std::unique_ptr<ImagePipeline> make_sdxl_pipeline(SDXLFiles files) {
 
 std::unique_ptr<ImagePipeline> ImagePipeline::load(const ImageLoadOptions& options) {
   const auto t0 = Clock::now();
-  check(options.loras.empty(), "[sdxl] LoRA files are not supported yet");
-  auto p = make_sdxl_pipeline(read_sdxl_files(options.path, options.vae_path));
+  SDXLFiles files = read_sdxl_files(options.path, options.vae_path);
+  apply_loras(files, options.loras);
+  auto p = make_sdxl_pipeline(std::move(files));
   log_debug("[sdxl] loaded ", options.path, " in ", seconds_since(t0), " s");
   return p;
 }
