@@ -299,6 +299,31 @@ TEST(SDXLLora, ErrorsNameTheTensor) {
   expect_read_error({{q + ".weight", filled({8, 6}, 0)}}, {q + ".weight", "not a LoRA tensor"});
 }
 
+// The fuzz target's seeds (tests/fuzz/fuzz_sdxl_lora.cpp, same targets) apply without error, so
+// the fuzzer starts from inputs that reach the merge.
+TEST(SDXLLora, FuzzSeedsApply) {
+  for (const char* seed : {"kohya", "peft"}) {
+    sdxl::Components c;
+    c.unet["down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.weight"] =
+        Tensor::zeros({8, 6}, DType::F32);
+    c.unet["down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_k.weight"] =
+        Tensor::zeros({8, 32}, DType::Q8_0);
+    c.unet["down_blocks.0.resnets.0.conv1.weight"] = Tensor::zeros({4, 3, 3, 3}, DType::F16);
+    c.unet["down_blocks.0.resnets.1.conv1.weight"] = Tensor::zeros({4, 4, 3, 3}, DType::BF16);
+    c.text_encoder["text_model.encoder.layers.0.self_attn.q_proj.weight"] =
+        Tensor::zeros({6, 6}, DType::F32);
+    const Tensor fused = Tensor::zeros({18, 6}, DType::F32);
+    c.text_encoder_2["text_model.encoder.layers.0.self_attn.q_proj.weight"] = fused.slice(0, 0, 6);
+    c.text_encoder_2["text_model.encoder.layers.0.self_attn.v_proj.weight"] =
+        fused.slice(0, 12, 18);
+    const auto f = safetensors::File::open(
+        testing::source_dir() + "/tests/fuzz/seeds/fuzz_sdxl_lora/" + seed + ".safetensors");
+    const auto modules = sdxl::read_lora(f, c);
+    EXPECT_EQ(modules.size(), std::string(seed) == "kohya" ? 5u : 3u) << seed;
+    sdxl::apply_lora(c, modules, 0.7f);
+  }
+}
+
 // A Q8_0 UNet weight takes the LoRA at run time; the result equals merging the LoRA into the
 // dequantized weight (up to the 8-bit activations of the one quantized matmul).
 TEST(SDXLLora, RuntimeLoraOnQuantizedUNetWeight) {
