@@ -237,6 +237,9 @@ TEST(SDXLLora, MergeMathInEveryFloatDType) {
       const Tensor down = filled(conv ? Dims{r, 3, 3, 3} : Dims{r, in}, -0.2f, 0.013f);
       const Tensor up = filled(conv ? Dims{out, r, 1, 1} : Dims{out, r}, 0.1f, 0.021f);
       const Tensor merged = sdxl::merge_lora(w, down, up, 0.35);
+      ThreadPool pool(3);
+      const Tensor parallel = sdxl::merge_lora(w, down, up, 0.35, &pool);
+      EXPECT_EQ(0, std::memcmp(parallel.raw(), merged.raw(), merged.nbytes()));
       ASSERT_EQ(merged.dtype(), dt);
       ASSERT_EQ(merged.shape(), w.shape());
       const auto ref = reference_merge(w_stored, down, up, 0.35);

@@ -398,7 +398,8 @@ std::vector<LoraModule> read_lora(const safetensors::File& file, const Component
   return out;
 }
 
-Tensor merge_lora(const Tensor& weight, const Tensor& down, const Tensor& up, double factor) {
+Tensor merge_lora(const Tensor& weight, const Tensor& down, const Tensor& up, double factor,
+                  ThreadPool* pool) {
   check(is_float(weight.dtype()), "[lora] cannot merge into a ", dtype_name(weight.dtype()),
         " weight");
   const int64_t out = weight.size(0), in = weight.numel() / out, rank = down.size(0);
@@ -407,10 +408,9 @@ Tensor merge_lora(const Tensor& weight, const Tensor& down, const Tensor& up, do
         weight.shape().str());
   const std::vector<double> d = to_doubles(down), u = to_doubles(up), w = to_doubles(weight);
   Tensor result = Tensor::empty(weight.shape(), weight.dtype());
-  std::vector<double> row(static_cast<size_t>(in));
-  for (int64_t o = 0; o < out; ++o) {
+  auto merge_row = [&](int64_t o) {
     // row = W[o] + factor * sum_r up[o, r] down[r]
-    std::copy(w.begin() + o * in, w.begin() + (o + 1) * in, row.begin());
+    std::vector<double> row(w.begin() + o * in, w.begin() + (o + 1) * in);
     for (int64_t r = 0; r < rank; ++r) {
       const double c = factor * u[static_cast<size_t>(o * rank + r)];
       const double* dr = d.data() + r * in;
@@ -426,7 +426,11 @@ Tensor merge_lora(const Tensor& weight, const Tensor& down, const Tensor& up, do
       else
         result.data<uint16_t>()[at] = fp32_to_bf16(f);
     }
-  }
+  };
+  if (pool)
+    pool->parallel_for(out, [&](int64_t o, int) { merge_row(o); });
+  else
+    for (int64_t o = 0; o < out; ++o) merge_row(o);
   return result;
 }
 
@@ -462,14 +466,15 @@ void attach_runtime_lora(Weights& w, const LoraModule& m, double factor) {
 
 }  // namespace
 
-void apply_lora(Components& targets, const std::vector<LoraModule>& modules, float scale) {
+void apply_lora(Components& targets, const std::vector<LoraModule>& modules, float scale,
+                ThreadPool* pool) {
   for (const auto& m : modules) {
     Weights& w = component_weights(targets, m.component);
     const auto it = w.find(m.weight);
     check(it != w.end(), "[lora] '", m.name, "': the weight '", m.weight, "' is missing");
     const double factor = scale * m.alpha / static_cast<double>(m.rank());
     if (is_float(it->second.dtype())) {
-      it->second = merge_lora(it->second, m.down, m.up, factor);
+      it->second = merge_lora(it->second, m.down, m.up, factor, pool);
     } else {
       check(m.component == LoraComponent::unet, "[lora] '", m.name, "' updates the ",
             dtype_name(it->second.dtype()), " weight '", m.weight, "' of ",

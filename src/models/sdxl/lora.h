@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "core/thread_pool.h"
 #include "formats/safetensors.h"
 #include "models/sdxl/single_file.h"
 
@@ -62,11 +63,14 @@ std::vector<LoraModule> read_lora(const safetensors::File& file, const Component
 // (f32, the factor folded into up; several LoRAs on one weight concatenate along R) are added
 // beside it for unet::Model to apply after its matmul. Throws Error for a quantized weight
 // elsewhere.
-void apply_lora(Components& targets, const std::vector<LoraModule>& modules, float scale);
+// Rows are merged in parallel on `pool` when given.
+void apply_lora(Components& targets, const std::vector<LoraModule>& modules, float scale,
+                ThreadPool* pool = nullptr);
 
 // W + factor * up @ down in W's dtype (F32, F16 or BF16); up and down as in LoraModule, their
 // product reshaped to W's shape. Exposed for tests.
-Tensor merge_lora(const Tensor& weight, const Tensor& down, const Tensor& up, double factor);
+Tensor merge_lora(const Tensor& weight, const Tensor& down, const Tensor& up, double factor,
+                  ThreadPool* pool = nullptr);
 
 // The original-layout (Stability's UNetModel) module of a diffusers UNet module
 // ("down_blocks.1.attentions.0.proj_in" -> "input_blocks.4.1.proj_in") for a UNet with

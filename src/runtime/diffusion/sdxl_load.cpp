@@ -184,6 +184,8 @@ SDXLFiles read_sdxl_files(const std::string& path, const std::string& vae_path) 
 }
 
 void apply_loras(SDXLFiles& files, const std::vector<LoraSpec>& loras) {
+  if (loras.empty()) return;
+  ThreadPool pool(default_thread_count());
   for (const auto& spec : loras) {
     check(fs::is_regular_file(spec.path), "[sdxl] the LoRA '", spec.path, "' is not a file");
     check(std::isfinite(spec.scale), "[sdxl] the LoRA '", spec.path,
@@ -204,7 +206,7 @@ void apply_loras(SDXLFiles& files, const std::vector<LoraSpec>& loras) {
       }
     } restore{files, c};
     const auto modules = sdxl::read_lora(file, c);
-    sdxl::apply_lora(c, modules, spec.scale);
+    sdxl::apply_lora(c, modules, spec.scale, &pool);
     files.loras.push_back({fs::path(spec.path).stem().string(), spec.scale});
     log_debug("[sdxl] LoRA ", spec.path, ": ", modules.size(), " modules at scale ", spec.scale);
   }
