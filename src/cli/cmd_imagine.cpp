@@ -44,6 +44,7 @@ std::string a1111_parameters(const diffusion::ImageRequest& rq, const diffusion:
            ", Seed: ", r.seed, ", Size: ", rq.width, "x", rq.height);
   if (!p.model_hash().empty()) s += ", Model hash: " + p.model_hash();
   s += ", Model: " + p.name();
+  for (const auto& l : p.loras()) s += cat(", Lora: ", l.path, ":", l.scale);
   if (rq.init_image.defined()) s += cat(", Denoising strength: ", rq.strength);
   return s + ", Version: eight";
 }
@@ -166,6 +167,8 @@ int run(int argc, char** argv) {
   image::write_png(out, rgb, static_cast<int>(rq.width), static_cast<int>(rq.height),
                    {{"parameters", a1111_parameters(rq, r, *pipe)}});
   if (json) {
+    nlohmann::json lora_list = nlohmann::json::array();
+    for (const auto& l : pipe->loras()) lora_list.push_back({{"name", l.path}, {"scale", l.scale}});
     const nlohmann::json j = {
         {"output", out},
         {"seed", r.seed},
@@ -177,6 +180,7 @@ int run(int argc, char** argv) {
         {"model", pipe->name()},
         {"planned_peak", r.plan.host_peak()},
         {"vae_tile", r.plan.request.vae_tile},
+        {"loras", lora_list},
         {"latents", save_latents.empty() ? nlohmann::json(nullptr) : nlohmann::json(save_latents)},
         {"timings",
          {{"load_s", r.timings.load_s},

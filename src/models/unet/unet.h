@@ -9,7 +9,9 @@
 // "down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.weight", ...); a single-file
 // checkpoint or a GGUF is renamed to these names before it reaches here. Tensors may be F32, F16
 // or BF16 views of a file mapping (matmul and conv weights are used as they are; norms and
-// biases are made f32), or quantized block types for linear layers.
+// biases are made f32), or quantized block types for linear layers. A quantized linear weight may
+// carry a LoRA applied at run time: "<module>.lora_down" [r, in] and "<module>.lora_up" [out, r]
+// f32 entries beside "<module>.weight" add up(down(x)) after its matmul.
 //
 //   auto unet = unet::Model::build(weights, config_json);   // config_json may be empty
 //   Tensor eps = unet->forward(x, {t, t}, context, text_embeds, time_ids, pool);
@@ -74,6 +76,8 @@ class Model {
   // connections and the convolutions' scratch, the returned output included) for N samples of
   // h x w latents and context_len context tokens. The matmul and attention kernels' per-thread
   // scratch (backend/cpu/scratch.h, kept between calls) is not included: the planner adds it.
+  // Nor are the [rows, r] and [rows, out] buffers of a run-time LoRA on a quantized weight
+  // ("<module>.lora_down" / ".lora_up" entries, models/sdxl/lora.h), one linear layer at a time.
   int64_t activation_bytes(int64_t N, int64_t h, int64_t w, int64_t context_len) const;
 
   ~Model();

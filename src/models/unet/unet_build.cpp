@@ -50,9 +50,21 @@ class Loader {
   }
 
   Linear linear(const std::string& p, int64_t out, int64_t in, bool bias) {
-    Linear l{.weight = get(p + ".weight", {out, in}), .bias = {}};
+    Linear l{.weight = get(p + ".weight", {out, in}), .bias = {}, .lora_down = {}, .lora_up = {}};
     bytes_ += static_cast<int64_t>(l.weight.nbytes());
     if (bias || has(p + ".bias")) l.bias = vec(p + ".bias", out);
+    if (has(p + ".lora_down") || has(p + ".lora_up")) {
+      const auto d = w_.find(p + ".lora_down"), u = w_.find(p + ".lora_up");
+      check(d != w_.end() && u != w_.end(), "[unet] '", p,
+            "' has only one of .lora_down and .lora_up");
+      const int64_t r = d->second.dim() == 2 ? d->second.size(0) : 0;
+      l.lora_down = get(p + ".lora_down", {r, in});
+      l.lora_up = get(p + ".lora_up", {out, r});
+      check(r > 0 && l.lora_down.dtype() == DType::F32 && l.lora_up.dtype() == DType::F32 &&
+                l.lora_down.is_contiguous() && l.lora_up.is_contiguous(),
+            "[unet] '", p, "': run-time LoRA factors must be contiguous f32 of rank > 0");
+      bytes_ += static_cast<int64_t>(l.lora_down.nbytes() + l.lora_up.nbytes());
+    }
     return l;
   }
   // A [C, C] projection stored as a linear weight or as a 1x1 convolution.
@@ -60,7 +72,8 @@ class Loader {
     if (linear) return this->linear(p, c, c, true);
     Tensor w = get(p + ".weight", {c, c, 1, 1});
     bytes_ += static_cast<int64_t>(w.nbytes());
-    return {.weight = w.reshape({c, c}), .bias = vec(p + ".bias", c)};
+    return {
+        .weight = w.reshape({c, c}), .bias = vec(p + ".bias", c), .lora_down = {}, .lora_up = {}};
   }
 
   Conv conv(const std::string& p, int64_t out, int64_t in, int64_t k) {

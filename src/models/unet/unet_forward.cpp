@@ -54,6 +54,15 @@ void sinusoid(float t, int64_t dim, float* out) {
   }
 }
 
+// y = x W^T + b, plus (up @ down) x when the weight carries a run-time LoRA (a quantized weight:
+// models/sdxl/lora.h); x: [..., in], y: [..., out] contiguous rows.
+void linear(const Linear& l, const Tensor& x, const Tensor& y, ThreadPool& pool) {
+  ops::matmul(x, l.weight, y, pool, {.bias = opt(l.bias)});
+  if (!l.lora_down.defined()) return;
+  const Tensor h = ops::matmul(x, l.lora_down, pool);  // [..., r]
+  add_into(pool, y, ops::matmul(h, l.lora_up, pool));  // [..., out]
+}
+
 struct Ctx {
   const Config& config;
   ThreadPool& pool;
@@ -92,7 +101,7 @@ Tensor resblock(const ResBlock& r, const Tensor& x, const Ctx& cx) {
   h = Tensor();
   {
     Tensor t = Tensor::empty({cx.N, r.c_out}, DType::F32);  // time_emb_proj(silu(temb))
-    ops::matmul(cx.emb, r.time_emb_proj.weight, t, cx.pool, {.bias = opt(r.time_emb_proj.bias)});
+    linear(r.time_emb_proj, cx.emb, t, cx.pool);
     const int64_t hw = y.size(2) * y.size(3);
     parallel_rows(cx.pool, cx.N * r.c_out, 16, [&](int64_t a, int64_t b) {
       for (int64_t i = a; i < b; ++i) {  // + temb[:, :, None, None]
@@ -154,7 +163,7 @@ void transformer(const SpatialTransformer& s, const Tensor& x, const Ctx& cx) {
 
   group_norm(cx, s.norm, x, q.reshape(x.shape()), kTransformerNormEps, false);  // norm(x)
   image_rows(pool, q, a, N, false);  // [N, C, H, W] -> [N * H * W, C]
-  ops::matmul(a, s.proj_in.weight, h, pool, {.bias = opt(s.proj_in.bias)});  // proj_in
+  linear(s.proj_in, a, h, pool);     // proj_in
   auto layer_norm = [&](const Norm& n, int64_t r0, int64_t r1) {
     parallel_rows(pool, r1 - r0, 32, [&](int64_t i0, int64_t i1) {
       ops::layer_norm(h.slice(0, r0 + i0, r0 + i1), a.slice(0, r0 + i0, r0 + i1),
@@ -166,36 +175,36 @@ void transformer(const SpatialTransformer& s, const Tensor& x, const Ctx& cx) {
   };
   for (const TransformerBlock& b : s.blocks) {
     layer_norm(b.norm1, 0, R);  // attn1: self-attention over the image's tokens
-    ops::matmul(a, b.q1.weight, q, pool, {.bias = opt(b.q1.bias)});
-    ops::matmul(a, b.k1.weight, k, pool, {.bias = opt(b.k1.bias)});
-    ops::matmul(a, b.v1.weight, v, pool, {.bias = opt(b.v1.bias)});
+    linear(b.q1, a, q, pool);
+    linear(b.k1, a, k, pool);
+    linear(b.v1, a, v, pool);
     for (int64_t n = 0; n < N; ++n)
       ops::attention(heads(q, n, T), heads(k, n, T), heads(v, n, T), heads(a, n, T), pool,
                      {.causal = false});
-    ops::matmul(a, b.out1.weight, q, pool, {.bias = opt(b.out1.bias)});  // to_out.0
+    linear(b.out1, a, q, pool);  // to_out.0
     add_into(pool, h, q);
     layer_norm(b.norm2, 0, R);  // attn2: cross-attention over the text context
-    ops::matmul(a, b.q2.weight, q, pool, {.bias = opt(b.q2.bias)});
-    ops::matmul(cx.context, b.k2.weight, kc, pool, {.bias = opt(b.k2.bias)});
-    ops::matmul(cx.context, b.v2.weight, vc, pool, {.bias = opt(b.v2.bias)});
+    linear(b.q2, a, q, pool);
+    linear(b.k2, cx.context, kc, pool);
+    linear(b.v2, cx.context, vc, pool);
     for (int64_t n = 0; n < N; ++n)
       ops::attention(heads(q, n, T), heads(kc, n, L), heads(vc, n, L), heads(a, n, T), pool,
                      {.causal = false});
-    ops::matmul(a, b.out2.weight, q, pool, {.bias = opt(b.out2.bias)});
+    linear(b.out2, a, q, pool);
     add_into(pool, h, q);
     for (int64_t r0 = 0; r0 < R; r0 += F) {  // ff: GEGLU then ff.net.2, F rows at a time
       const int64_t r1 = std::min(R, r0 + F), n = r1 - r0;
       layer_norm(b.norm3, r0, r1);
       const Tensor p = ff.slice(0, 0, n), g = gg.slice(0, 0, n);
-      ops::matmul(a.slice(0, r0, r1), b.ff_proj.weight, p, pool, {.bias = opt(b.ff_proj.bias)});
+      linear(b.ff_proj, a.slice(0, r0, r1), p, pool);
       parallel_rows(pool, n, 8, [&](int64_t i0, int64_t i1) {
         ops::geglu(p.slice(0, i0, i1), g.slice(0, i0, i1));  // hidden * gelu(gate)
       });
-      ops::matmul(g, b.ff_out.weight, q.slice(0, r0, r1), pool, {.bias = opt(b.ff_out.bias)});
+      linear(b.ff_out, g, q.slice(0, r0, r1), pool);
     }
     add_into(pool, h, q);
   }
-  ops::matmul(h, s.proj_out.weight, a, pool, {.bias = opt(s.proj_out.bias)});  // proj_out
+  linear(s.proj_out, h, a, pool);   // proj_out
   image_rows(pool, x, a, N, true);  // + residual, back to [N, C, H, W]
 }
 
@@ -272,12 +281,12 @@ Tensor Model::forward(const Tensor& x, const std::vector<float>& timesteps, cons
       for (int64_t i = 0; i < 6; ++i)
         sinusoid(ids.data<float>()[n * 6 + i], atd, row + pooled + i * atd);
     }
-    ops::matmul(tproj, m.time_1.weight, t1, pool, {.bias = opt(m.time_1.bias)});
+    linear(m.time_1, tproj, t1, pool);
     ops::activation(ops::Activation::SiLU, t1, t1);
-    ops::matmul(t1, m.time_2.weight, emb, pool, {.bias = opt(m.time_2.bias)});
-    ops::matmul(aproj, m.add_1.weight, t1, pool, {.bias = opt(m.add_1.bias)});
+    linear(m.time_2, t1, emb, pool);
+    linear(m.add_1, aproj, t1, pool);
     ops::activation(ops::Activation::SiLU, t1, t1);
-    ops::matmul(t1, m.add_2.weight, aug, pool, {.bias = opt(m.add_2.bias)});
+    linear(m.add_2, t1, aug, pool);
     ops::add(emb, aug, emb);
     ops::activation(ops::Activation::SiLU, emb, emb);
   }

@@ -13,6 +13,9 @@ namespace eight::unet {
 struct Linear {
   Tensor weight;  // [out, in], any matmul weight type
   Tensor bias;    // [out] f32, or undefined
+  // A LoRA applied at run time to a quantized weight (sdxl/lora.h): "<module>.lora_down" [r, in]
+  // and "<module>.lora_up" [out, r] f32 (scale * alpha / rank folded in), or undefined.
+  Tensor lora_down, lora_up;
 };
 
 struct Norm {

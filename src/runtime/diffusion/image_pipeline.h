@@ -95,6 +95,8 @@ class ImagePipeline {
 
   virtual std::string name() const = 0;        // the directory or file name
   virtual std::string model_hash() const = 0;  // A1111's short hash (sha256 of the file, 10 hex)
+  // The LoRAs merged in, each named by its file stem, with its scale.
+  virtual const std::vector<LoraSpec>& loras() const = 0;
   virtual int64_t latent_channels() const = 0;
   virtual std::string default_sampler() const = 0;
   virtual int64_t default_steps() const = 0;

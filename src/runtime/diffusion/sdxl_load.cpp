@@ -2,6 +2,7 @@
 // component) and Stability's single files (renamed to diffusers' names by models/sdxl).
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -12,6 +13,7 @@
 #include "core/log.h"
 #include "formats/gguf.h"
 #include "formats/safetensors.h"
+#include "models/sdxl/lora.h"
 #include "models/sdxl/sdxl_gguf.h"
 #include "models/sdxl/single_file.h"
 #include "runtime/diffusion/sdxl_parts.h"
@@ -271,6 +273,35 @@ SDXLFiles read_sdxl_files(const std::string& path, const std::string& vae_path,
     if (fs::is_directory(vae_path)) f.vae_config = config_of(vae_path);
   }
   return f;
+}
+
+void apply_loras(SDXLFiles& files, const std::vector<LoraSpec>& loras) {
+  if (loras.empty()) return;
+  ThreadPool pool(default_thread_count());
+  for (const auto& spec : loras) {
+    check(fs::is_regular_file(spec.path), "[sdxl] the LoRA '", spec.path, "' is not a file");
+    check(std::isfinite(spec.scale), "[sdxl] the LoRA '", spec.path,
+          "' has a scale that is not finite");
+    const auto file = safetensors::File::open(spec.path);
+    sdxl::Components c{.unet = std::move(files.unet),
+                       .vae = {},
+                       .text_encoder = std::move(files.text_encoder),
+                       .text_encoder_2 = std::move(files.text_encoder_2)};
+    // The maps go back to `files` whether or not the LoRA applies.
+    struct Restore {
+      SDXLFiles& f;
+      sdxl::Components& c;
+      ~Restore() {
+        f.unet = std::move(c.unet);
+        f.text_encoder = std::move(c.text_encoder);
+        f.text_encoder_2 = std::move(c.text_encoder_2);
+      }
+    } restore{files, c};
+    const auto modules = sdxl::read_lora(file, c);
+    sdxl::apply_lora(c, modules, spec.scale, &pool);
+    files.loras.push_back({fs::path(spec.path).stem().string(), spec.scale});
+    log_debug("[sdxl] LoRA ", spec.path, ": ", modules.size(), " modules at scale ", spec.scale);
+  }
 }
 
 }  // namespace eight::diffusion

@@ -4,6 +4,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "models/clip/text_encoder.h"
 #include "models/unet/unet.h"
@@ -31,6 +32,7 @@ struct SDXLFiles {
   // Bytes of the files mapped for each component (a single file counts once, under unet).
   int64_t unet_file_bytes = 0, vae_file_bytes = 0, text_encoder_file_bytes = 0,
           text_encoder_2_file_bytes = 0;
+  std::vector<LoraSpec> loras;  // merged into the weights above, named by file stem
 };
 
 // The planner's view of the parts (tensor shapes and types, configs, mapped bytes).
@@ -43,6 +45,11 @@ ImageModelDesc image_model_desc(const SDXLFiles& files);
 // naming what is missing.
 SDXLFiles read_sdxl_files(const std::string& path, const std::string& vae_path,
                           const std::string& base_path = {});
+
+// Applies each LoRA file with its scale to the UNet and text encoders of `files` (see
+// models/sdxl/lora.h: float weights are replaced by merged copies, quantized UNet weights get
+// run-time factors). Throws Error naming the file and tensor.
+void apply_loras(SDXLFiles& files, const std::vector<LoraSpec>& loras);
 
 // The scheduler config single files get: SDXL base's, with the timestep spacing A1111 and
 // ComfyUI use ("linspace" for euler, euler_a and dpm++2m; dpm++2m with Karras sigmas as A1111's

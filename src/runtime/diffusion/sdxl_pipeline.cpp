@@ -78,6 +78,7 @@ class SDXLPipeline final : public ImagePipeline {
 
   std::string name() const override { return files_.name; }
   std::string model_hash() const override { return {}; }
+  const std::vector<LoraSpec>& loras() const override { return files_.loras; }
   int64_t latent_channels() const override { return unet_->config().in_channels; }
   std::string default_sampler() const override { return default_sampler_; }
   int64_t default_steps() const override { return turbo_ ? 4 : 20; }
@@ -326,8 +327,9 @@ std::unique_ptr<ImagePipeline> make_sdxl_pipeline(SDXLFiles files) {
 
 std::unique_ptr<ImagePipeline> ImagePipeline::load(const ImageLoadOptions& options) {
   const auto t0 = Clock::now();
-  check(options.loras.empty(), "[sdxl] LoRA files are not supported yet");
-  auto p = make_sdxl_pipeline(read_sdxl_files(options.path, options.vae_path, options.base_path));
+  SDXLFiles files = read_sdxl_files(options.path, options.vae_path, options.base_path);
+  apply_loras(files, options.loras);
+  auto p = make_sdxl_pipeline(std::move(files));
   log_debug("[sdxl] loaded ", options.path, " in ", seconds_since(t0), " s");
   return p;
 }
