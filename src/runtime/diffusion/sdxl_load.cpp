@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/storage.h"
 #include "formats/gguf.h"
 #include "formats/safetensors.h"
 #include "models/sdxl/lora.h"
@@ -214,7 +215,13 @@ ImageModelDesc image_model_desc(const SDXLFiles& f) {
   d.path = f.path;
   auto component = [](const NamedTensors& w, const std::string& config, int64_t bytes) {
     ImageComponent c;
-    for (const auto& [name, t] : w) c.tensors[name] = {t.shape(), t.dtype()};
+    for (const auto& [name, t] : w) {
+      c.tensors[name] = {t.shape(), t.dtype()};
+      // A tensor of its own on the heap (a merged LoRA, a GGUF tensor decoded at load), not a
+      // view of a file mapping.
+      if (dynamic_cast<const HostStorage*>(t.storage().get()))
+        c.heap_bytes += static_cast<int64_t>(t.nbytes());
+    }
     c.config = config;
     c.file_bytes = bytes;
     return c;

@@ -413,6 +413,10 @@ int64_t ImageModelDesc::file_bytes() const {
   return unet.file_bytes + vae.file_bytes + text_encoder.file_bytes + text_encoder_2.file_bytes;
 }
 
+int64_t ImageModelDesc::heap_bytes() const {
+  return unet.heap_bytes + vae.heap_bytes + text_encoder.heap_bytes + text_encoder_2.heap_bytes;
+}
+
 ImageModelDesc describe_image_model(const std::string& path) {
   const fs::path root(path);
   check(fs::is_directory(root) && fs::exists(root / "model_index.json"), "[planner] '", path,
@@ -476,7 +480,7 @@ ImagePlan plan_image(const ImageModelDesc& m, const ImagePlanRequest& r) {
   }
   plan.mapped_bytes = m.file_bytes();
   plan.copied_bytes = copies(m.unet, false) + copies(m.text_encoder, false) +
-                      copies(m.text_encoder_2, false) + copies(m.vae, true);
+                      copies(m.text_encoder_2, false) + copies(m.vae, true) + m.heap_bytes();
 
   ScratchPeak scratch;
   // Text: one prompt's encode (and the negative prompt's when guided) while the noise and the
@@ -554,7 +558,10 @@ ImagePlan plan_image(const ImageModelDesc& m, const ImagePlanRequest& r) {
                             .mapped = true});
   plan.cpu.items.push_back({.what = "weight copies",
                             .bytes = plan.copied_bytes,
-                            .why = "f32 norms, biases and position embeddings"});
+                            .why = m.heap_bytes() > 0
+                                       ? "f32 norms, biases and position embeddings; merged "
+                                         "LoRAs and tensors decoded from a GGUF"
+                                       : "f32 norms, biases and position embeddings"});
   plan.cpu.items.push_back(
       {.what = "kernel scratch", .bytes = plan.scratch_bytes, .why = cat(threads, " threads")});
   plan.cpu.items.push_back(

@@ -47,6 +47,8 @@ struct ImageComponent {
   std::map<std::string, TensorHeader> tensors;
   std::string config;      // config.json text, "" if none
   int64_t file_bytes = 0;  // the weight files as mapped
+  int64_t heap_bytes = 0;  // weights already copied onto the heap at load (merged LoRAs, tensors
+                           // dequantized from a GGUF)
   const TensorHeader* find(const std::string& name) const;
   const TensorHeader& at(const std::string& name) const;  // Error naming the tensor if absent
   bool has(const std::string& name) const { return find(name) != nullptr; }
@@ -56,6 +58,7 @@ struct ImageModelDesc {
   std::string name, path;
   ImageComponent unet, vae, text_encoder, text_encoder_2;
   int64_t file_bytes() const;
+  int64_t heap_bytes() const;
 };
 
 // A diffusers StableDiffusionXL folder: model_index.json and each component's safetensors headers
