@@ -282,10 +282,11 @@ TEST(VulkanDiffusion, LongAttentionMatchesCpu) {
   struct Case {
     int64_t tq, tk, n_head, n_kv, d;
   };
-  // The VAE's one head of 512 (through ops::attention, which must take the chunked route), the
-  // UNet's heads of 64 (both routes), cross-attention (tk != tq) and grouped KV heads.
+  // The VAE's one head of 512, the UNet's heads of 64, cross-attention (tk != tq) and grouped KV
+  // heads, through ops::attention (chunked from 64 keys on, attention.comp below: the last case)
+  // and through attention_chunked directly.
   for (const Case& c : {Case{257, 257, 1, 1, 512}, Case{333, 333, 2, 2, 64},
-                        Case{129, 77, 3, 3, 40}, Case{65, 97, 4, 2, 48}})
+                        Case{129, 77, 3, 3, 40}, Case{65, 97, 4, 2, 48}, Case{19, 33, 2, 1, 64}})
     for (bool chunked : {false, true}) {
       const double err = attention_error(c.tq, c.tk, c.n_head, c.n_kv, c.d, chunked);
       report("attention tq=" + std::to_string(c.tq) + " tk=" + std::to_string(c.tk) +
@@ -327,14 +328,18 @@ TEST(VulkanDiffusion, DISABLED_Timings) {
     }
   }
   struct Case {
-    int64_t t, heads, d;
+    int64_t tq, tk, heads, d;
   };
-  for (const Case& c : {Case{1024, 1, 64}, Case{1024, 10, 64}, Case{4096, 1, 512}}) {
-    const Tensor q = up(random_tensor({c.t, c.heads, c.d})),
-                 k = up(random_tensor({c.t, c.heads, c.d})),
-                 v = up(random_tensor({c.t, c.heads, c.d})), o = gpu_empty({c.t, c.heads, c.d});
-    vulkan::AttentionArgs a{.tq = c.t,
-                            .tk = c.t,
+  // Self-attention at the UNet's 32x32 level (one head and ten), its cross-attention over 77
+  // text tokens, and the VAE's mid-block at 64x64.
+  for (const Case& c : {Case{1024, 1024, 1, 64}, Case{1024, 1024, 10, 64}, Case{1024, 77, 10, 64},
+                        Case{4096, 4096, 1, 512}}) {
+    const Tensor q = up(random_tensor({c.tq, c.heads, c.d}));
+    const Tensor k = up(random_tensor({c.tk, c.heads, c.d}));
+    const Tensor v = up(random_tensor({c.tk, c.heads, c.d}));
+    const Tensor o = gpu_empty({c.tq, c.heads, c.d});
+    vulkan::AttentionArgs a{.tq = c.tq,
+                            .tk = c.tk,
                             .n_head = c.heads,
                             .n_kv_head = c.heads,
                             .d = c.d,
@@ -349,22 +354,18 @@ TEST(VulkanDiffusion, DISABLED_Timings) {
                             .ldo = c.heads * c.d,
                             .scale = 0.125f,
                             .causal = false};
-    const double flops = 4.0 * static_cast<double>(c.t * c.t * c.heads * c.d);
+    const std::string shape = "tq=" + std::to_string(c.tq) + " tk=" + std::to_string(c.tk) +
+                              " heads=" + std::to_string(c.heads) + " d=" + std::to_string(c.d);
+    const double flops = 4.0 * static_cast<double>(c.tq * c.tk * c.heads * c.d);
     const double chunked = seconds_per_run([&] { vulkan::attention_chunked(a); }, 1);
-    std::printf(
-        "[ timing ] attention T=%lld heads=%lld d=%lld chunked (matmul + softmax): %.1f ms "
-        "(%.1f GFLOP/s)\n",
-        static_cast<long long>(c.t), static_cast<long long>(c.heads), static_cast<long long>(c.d),
-        chunked * 1e3, flops / chunked * 1e-9);
+    std::printf("[ timing ] attention %s, chunked (matmul + softmax): %.1f ms (%.2f GFLOP/s)\n",
+                shape.c_str(), chunked * 1e3, flops / chunked * 1e-9);
     if (c.d <= 256) {
-      a.causal = true;  // attention.comp: a causal mask over tk = tq keys...
-      a.pos0 = c.t;     // ...placed after every key, so it sees them all (the same work)
+      a.causal = true;  // attention.comp: a causal mask...
+      a.pos0 = c.tk;    // ...with every query after every key, so it sees them all (the same work)
       const double flash = seconds_per_run([&] { vulkan::attention(a); }, 1);
-      std::printf(
-          "[ timing ] attention T=%lld heads=%lld d=%lld attention.comp: %.1f ms "
-          "(%.1f GFLOP/s)\n",
-          static_cast<long long>(c.t), static_cast<long long>(c.heads), static_cast<long long>(c.d),
-          flash * 1e3, flops / flash * 1e-9);
+      std::printf("[ timing ] attention %s, attention.comp: %.1f ms (%.2f GFLOP/s)\n",
+                  shape.c_str(), flash * 1e3, flops / flash * 1e-9);
     }
   }
 }

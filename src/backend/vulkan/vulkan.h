@@ -170,7 +170,8 @@ void convert_rows(BufferRef src, int64_t ld_src, DType dst_type, BufferRef dst, 
 // Q8_0), row t at + t * ldk / ldv bytes, head at + kh * dtype_row_bytes(kv_type, d); out like q
 // with ldo. Query t sits at position pos0 + t and sees keys j <= pos0 + t (causal) and, with
 // window > 0, j > pos0 + t - window. d <= 256 (Q8_0: a multiple of 32). One workgroup per query
-// and head with an online softmax over chunks of 64 keys (decode and short prompts).
+// and head with an online softmax over chunks of 64 keys (decode and short prompts); without a
+// causal mask over f32 K/V, attention_chunked below.
 struct AttentionArgs {
   int64_t tq = 0, tk = 0, n_head = 0, n_kv_head = 0, d = 0;
   BufferRef q;
@@ -189,7 +190,7 @@ void attention(const AttentionArgs& a);
 // The same without causality over f32 K/V (window 0, tk > 0), for any head size and long
 // sequences: per head and chunk of queries, scores [chunk, tk] (at most 32 MiB) = q · kᵀ by
 // matmul, softmax, then · v (transposed once per KV head into [d, tk] scratch) by matmul.
-// attention() takes this route where it is supported and d > 256 or the sequence is long.
+// attention() takes this route where it is supported and d > 256 or tk >= 64.
 bool attention_chunked_supported(const AttentionArgs& a);
 void attention_chunked(const AttentionArgs& a);
 
