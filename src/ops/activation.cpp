@@ -35,14 +35,30 @@ void swiglu(const Tensor& gate, const Tensor& up, const Tensor& y) {
   for (int64_t i = 0; i < g.count; ++i) k.swiglu(g.row(i), u.row(i), yr.row(i), g.n);
 }
 
-void geglu(const Tensor& x, const Tensor& y) {
-  const Rows xr = as_rows("geglu", "x", x), yr = as_rows("geglu", "y", y);
-  check(xr.n % 2 == 0 && yr.n * 2 == xr.n && xr.count == yr.count && x.dim() == y.dim(),
+namespace {
+
+void check_geglu_shapes(const Tensor& x, const Tensor& y, int64_t xn, int64_t yn, int64_t x_rows,
+                        int64_t y_rows) {
+  check(xn % 2 == 0 && yn * 2 == xn && x_rows == y_rows && x.dim() == y.dim(),
         "[geglu] x must be [..., 2n] and y [..., n] with the same leading dimensions, got ",
         x.shape().str(), " and ", y.shape().str());
   for (int d = 0; d + 1 < x.dim(); ++d)
     check(x.size(d) == y.size(d), "[geglu] x ", x.shape().str(), " and y ", y.shape().str(),
           " differ in dimension ", d);
+}
+
+}  // namespace
+
+void geglu(const Tensor& x, const Tensor& y) {
+  if (op_device("geglu", {{"x", &x}, {"y", &y}}).kind == DeviceKind::Vulkan) {
+    const DeviceRows xr = as_packed_device_rows("geglu", "x", x);
+    const DeviceRows yr = as_packed_device_rows("geglu", "y", y);
+    check_geglu_shapes(x, y, xr.n, yr.n, xr.count, yr.count);
+    vulkan::geglu(xr.ref, yr.ref, yr.count, yr.n);
+    return;
+  }
+  const Rows xr = as_rows("geglu", "x", x), yr = as_rows("geglu", "y", y);
+  check_geglu_shapes(x, y, xr.n, yr.n, xr.count, yr.count);
   const auto& k = cpu::nn_kernels();
   for (int64_t i = 0; i < xr.count; ++i) k.geglu(xr.row(i), xr.row(i) + yr.n, yr.row(i), yr.n);
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "ops/device.h"
 #include "ops/matmul.h"
 
 namespace eight::ops {
@@ -36,6 +37,75 @@ Geometry geometry(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
   g.h_out = (ph - eh) / p.stride[0] + 1;
   g.w_out = (pw - ew) / p.stride[1] + 1;
   return g;
+}
+
+// Scratch of the Vulkan route: one unfolded tile and its product, each at most this size.
+constexpr int64_t kDeviceTileBytes = int64_t{32} << 20;
+
+// conv2d when its tensors are on a Vulkan device (false: they are on the CPU). Per sample and
+// per tile of output pixels: vulkan::im2col unfolds the tile into cols [P, C_in * kh * kw] in the
+// order the weight [C_out, C_in, kh, kw] flattens to, vulkan::matmul multiplies it by the weight
+// rows as they are (f32, f16 or bf16), and vulkan::transpose writes the [P, C_out] product into
+// y [C_out, H_out * W_out] with the bias.
+bool conv2d_on_device(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dParams& p) {
+  const Device device = op_device("conv2d", {{"x", &x}, {"w", &w}, {"y", &y}, {"bias", p.bias}});
+  if (device.kind != DeviceKind::Vulkan) return false;
+  check(p.groups == 1, "[conv2d] groups = ", p.groups, " on ", device.name(),
+        " (the Vulkan route runs groups = 1 only)");
+  const bool batched = x.dim() == 4;
+  const int64_t n = batched ? x.size(0) : 1;
+  const Tensor x0 = batched ? x.slice(0, 0, 1).reshape({x.size(1), x.size(2), x.size(3)}) : x;
+  const Geometry g = geometry(x0, w, p);
+  const Dims want = batched ? Dims{n, g.c_out, g.h_out, g.w_out} : Dims{g.c_out, g.h_out, g.w_out};
+  check(y.defined() && y.dtype() == DType::F32 && y.shape() == want && y.is_contiguous() &&
+            x.is_contiguous() && w.is_contiguous(),
+        "[conv2d] x, w and y must be contiguous and y f32 ", want.str(), ", got ", x.str(), ", ",
+        w.str(), " and ", y.defined() ? y.str() : std::string("undefined"));
+  check(w.dtype() == DType::F32 || w.dtype() == DType::F16 || w.dtype() == DType::BF16,
+        "[conv2d] weight type ", dtype_name(w.dtype()), " is not supported (f32, f16, bf16)");
+  const vulkan::BufferRef bias = optional_device_vector("conv2d", "bias", p.bias, g.c_out);
+  const int64_t kk = g.c_in * g.kh * g.kw, hw = g.h_out * g.w_out;
+  const int64_t tile = std::clamp<int64_t>(kDeviceTileBytes / (std::max(kk, g.c_out) * 4), 1, hw);
+  const Tensor cols = empty({tile, kk}, DType::F32, device);
+  const Tensor out = empty({tile, g.c_out}, DType::F32, device);
+  const vulkan::BufferRef xb = vulkan::buffer_of(x), yb = vulkan::buffer_of(y);
+  for (int64_t s = 0; s < n; ++s) {
+    const vulkan::BufferRef xs{xb.buffer,
+                               xb.offset + static_cast<size_t>(s * g.c_in * g.h * g.w) * 4};
+    for (int64_t p0 = 0; p0 < hw; p0 += tile) {
+      const int64_t np = std::min(tile, hw - p0);
+      vulkan::im2col({.x = xs,
+                      .c = g.c_in,
+                      .h = g.h,
+                      .w = g.w,
+                      .kh = g.kh,
+                      .kw = g.kw,
+                      .stride_h = p.stride[0],
+                      .stride_w = p.stride[1],
+                      .pad_h = p.padding[0],
+                      .pad_w = p.padding[1],
+                      .dilation_h = p.dilation[0],
+                      .dilation_w = p.dilation[1],
+                      .w_out = g.w_out,
+                      .p0 = p0,
+                      .np = np,
+                      .cols = vulkan::buffer_of(cols)});
+      vulkan::matmul({.m = np,
+                      .n = g.c_out,
+                      .k = kk,
+                      .x = vulkan::buffer_of(cols),
+                      .ldx = kk,
+                      .w_type = w.dtype(),
+                      .w = vulkan::buffer_of(w),
+                      .ldw = dtype_row_bytes(w.dtype(), kk),
+                      .y = vulkan::buffer_of(out),
+                      .ldy = g.c_out});
+      const vulkan::BufferRef ys{yb.buffer,
+                                 yb.offset + static_cast<size_t>(s * g.c_out * hw + p0) * 4};
+      vulkan::transpose(vulkan::buffer_of(out), g.c_out, bias, ys, hw, np, g.c_out);
+    }
+  }
+  return true;
 }
 
 }  // namespace
@@ -100,6 +170,7 @@ void conv2d(const Tensor& x, const Tensor& w, const Tensor& y, ThreadPool& pool,
             const Conv2dParams& p) {
   check(x.defined() && (x.dim() == 3 || x.dim() == 4), "[conv2d] x must be [C_in, H, W] or [N, ",
         "C_in, H, W], got ", x.defined() ? x.shape().str() : std::string("undefined"));
+  if (conv2d_on_device(x, w, y, p)) return;
   if (x.dim() == 4) {
     check(y.defined() && y.dim() == 4 && y.size(0) == x.size(0), "[conv2d] y must be [", x.size(0),
           ", C_out, H_out, W_out] for x ", x.shape().str());

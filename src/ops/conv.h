@@ -6,6 +6,8 @@
 // kernel tap of an output pixel unfolds as one contiguous copy; pixels are unfolded a tile of
 // about 8 MiB at a time, in parallel on the pool. Weights: f32, f16 or bf16, read by the matmul
 // kernels as they are. Scratch: the channels-last input, one tile, and the reordered weight.
+// On a Vulkan device (x, w, y and the bias there; groups = 1): tiles of up to 32 MiB unfolded in
+// the weight's own order (no reordered copy), vulkan::matmul, then a transpose adding the bias.
 //
 //   // x: [C_in, H, W] or [N, C_in, H, W] f32, w: [C_out, C_in / groups, kh, kw],
 //   // y: [C_out, H_out, W_out] (or [N, ...]) f32

@@ -48,9 +48,10 @@ void group_norm(const Tensor& x, const Tensor& y, const GroupNormParams& params)
   check(
       x.dtype() == DType::F32 && y.dtype() == DType::F32 && x.is_contiguous() && y.is_contiguous(),
       "[group_norm] x and y must be contiguous f32, got ", x.str(), " and ", y.str());
-  check(x.device() == Device::cpu() && y.device() == Device::cpu(),
-        "[group_norm] runs on the CPU only (no Vulkan kernel yet), got x on ", x.device().name(),
-        " and y on ", y.device().name());
+  const bool on_device =
+      op_device("group_norm",
+                {{"x", &x}, {"y", &y}, {"weight", params.weight}, {"bias", params.bias}})
+          .kind == DeviceKind::Vulkan;
   const int64_t cd = params.channel_dim;
   check(cd >= 0 && cd < x.dim(), "[group_norm] channel_dim ", cd, " is not a dimension of ",
         x.shape().str());
@@ -61,6 +62,13 @@ void group_norm(const Tensor& x, const Tensor& y, const GroupNormParams& params)
   check(params.groups > 0 && c % params.groups == 0, "[group_norm] ", c,
         " channels do not split into ", params.groups, " groups");
   check(params.eps >= 0, "[group_norm] eps must be >= 0, got ", params.eps);
+  if (on_device) {
+    vulkan::group_norm(
+        vulkan::buffer_of(x), optional_device_vector("group_norm", "weight", params.weight, c),
+        optional_device_vector("group_norm", "bias", params.bias, c), vulkan::buffer_of(y), batch,
+        c, spatial, params.groups, params.eps, params.silu);
+    return;
+  }
   const float* w = optional_vector("group_norm", "weight", params.weight, c);
   const float* b = optional_vector("group_norm", "bias", params.bias, c);
   if (spatial == 0) return;

@@ -27,7 +27,8 @@ void layer_norm(const Tensor& x, const Tensor& y, const LayerNormParams& params 
 // x: contiguous [batch..., C, spatial...] with C at channel_dim (0: one sample [C, H, W]; 1:
 // [N, C, H, W]); channels split into `groups` groups, each normalized over its channels and all
 // spatial positions of one sample (torch.nn.GroupNorm); weight/bias are per channel [C]. With
-// silu, y = silu(group_norm(x)) in the same pass. Groups run in parallel on pool when given.
+// silu, y = silu(group_norm(x)) in the same pass. Groups run in parallel on pool when given. On a
+// Vulkan device (x, y, weight and bias there) one workgroup normalizes each (sample, group).
 struct GroupNormParams {
   int64_t groups = 32;
   const Tensor* weight = nullptr;

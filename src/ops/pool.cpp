@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "backend/cpu/nn_kernels.h"
+#include "ops/device.h"
 
 namespace eight::ops {
 
@@ -91,13 +92,13 @@ void upsample(const Tensor& x, const Tensor& y, const UpsampleParams& p) {
 
 void upsample_nearest2x(const Tensor& x, const Tensor& y) {
   auto ok = [](const Tensor& t) {
-    return t.defined() && t.dim() >= 2 && t.dtype() == DType::F32 && t.is_contiguous() &&
-           t.device() == Device::cpu();
+    return t.defined() && t.dim() >= 2 && t.dtype() == DType::F32 && t.is_contiguous();
   };
-  check(ok(x) && ok(y),
-        "[upsample_nearest2x] x and y must be contiguous f32 [..., H, W] on the CPU, got ",
+  check(ok(x) && ok(y), "[upsample_nearest2x] x and y must be contiguous f32 [..., H, W], got ",
         x.defined() ? x.str() : std::string("undefined"), " and ",
         y.defined() ? y.str() : std::string("undefined"));
+  const bool on_device =
+      op_device("upsample_nearest2x", {{"x", &x}, {"y", &y}}).kind == DeviceKind::Vulkan;
   Dims want = x.shape();
   const int d = x.dim();
   want[d - 2] *= 2;
@@ -105,6 +106,10 @@ void upsample_nearest2x(const Tensor& x, const Tensor& y) {
   check(y.shape() == want, "[upsample_nearest2x] y must be ", want.str(), " for x ",
         x.shape().str(), ", got ", y.shape().str());
   const int64_t h = x.size(d - 2), w = x.size(d - 1), planes = h * w > 0 ? x.numel() / (h * w) : 0;
+  if (on_device) {
+    vulkan::upsample_nearest2x(vulkan::buffer_of(x), vulkan::buffer_of(y), planes, h, w);
+    return;
+  }
   const auto& k = cpu::nn_kernels();
   for (int64_t i = 0; i < planes; ++i)
     k.upsample_nearest2x(x.data<float>() + i * h * w, y.data<float>() + i * 4 * h * w, h, w);

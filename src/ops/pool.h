@@ -34,7 +34,7 @@ void upsample(const Tensor& x, const Tensor& y, const UpsampleParams& params = {
 
 // F.interpolate(x, scale_factor=2, mode="nearest") on the per-ISA kernel: x: contiguous f32
 // [..., H, W] (any leading dimensions, e.g. [N, C, H, W]), y: [..., 2H, 2W]. upsample() with
-// Nearest and an exact 2x size takes this path too.
+// Nearest and an exact 2x size takes this path too. Runs on a Vulkan device when x and y are there.
 void upsample_nearest2x(const Tensor& x, const Tensor& y);
 
 }  // namespace eight::ops

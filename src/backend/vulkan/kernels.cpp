@@ -5,6 +5,7 @@
 #include <cstring>
 #include <string>
 
+#include "backend/vulkan/kernel_dispatch.h"
 #include "backend/vulkan/vulkan_impl.h"
 #include "core/error.h"
 
@@ -13,6 +14,12 @@ namespace {
 
 using detail::Arg;
 using detail::Context;
+using detail::device_of;
+using detail::grid;
+using detail::need;
+using detail::need_f32;
+using detail::run;
+using detail::u32;
 
 // Weight types with a matvec/get_rows variant, and the variant suffix (shaders/dequant.glsl).
 const char* weight_variant(DType t) {
@@ -56,56 +63,16 @@ const char* weight_variant(DType t) {
 // path); past it, matmul_tiled.comp. A first guess: to be set from benchmarks on real GPUs.
 constexpr int64_t kMatvecMaxRows = 8;
 
+// From this many keys on, attention without a causal mask over f32 K/V runs as matmul + softmax
+// over chunks of queries (attention_chunked.cpp) instead of attention.comp. On lavapipe the
+// chunked route took 205 ms against 822 ms at tq = tk = 1024, d = 64, and 359 against 771 ms for
+// 10 heads over 77 keys (the UNet's cross-attention); to be checked on real GPUs.
+constexpr int64_t kChunkedAttentionMinKeys = 64;
+
 // Row lengths the shaders take: any for the float types (their last 32-value chunk may be
 // partial), whole blocks for the quantized ones (32 values, 256 for the K-quants and IQ4_XS).
 int64_t weight_granule(DType t) {
   return dtype_block_size(t);
-}
-
-// The ref's buffer holds `bytes` from its offset (all shaders index below 2^32 bytes).
-void need(const char* op, const char* what, BufferRef r, uint64_t bytes) {
-  check(r.buffer != nullptr, "[vulkan] ", op, ": ", what, " has no buffer");
-  check(r.offset <= r.buffer->size() && bytes <= r.buffer->size() - r.offset, "[vulkan] ", op, ": ",
-        what, " needs ", bytes, " bytes at offset ", r.offset, " but its buffer has ",
-        r.buffer->size());
-  check(r.offset + bytes < (uint64_t{1} << 32), "[vulkan] ", op, ": ", what, " ends at byte ",
-        r.offset + bytes, "; the shaders address at most 4 GiB per binding");
-}
-
-void need_f32(const char* op, const char* what, BufferRef r, uint64_t elems) {
-  check(r.offset % 4 == 0, "[vulkan] ", op, ": ", what, " offset ", r.offset,
-        " is not a multiple of 4 bytes");
-  need(op, what, r, elems * 4);
-}
-
-int device_of(const char* op, BufferRef r) {
-  check(r.buffer != nullptr, "[vulkan] ", op, ": missing buffer");
-  return r.buffer->device_index();
-}
-
-// A 1-D count of workgroups spread over x and y (x is limited to 65535 everywhere).
-std::array<uint32_t, 2> grid(uint64_t groups) {
-  const uint64_t x = std::min<uint64_t>(groups, 65535);
-  const uint64_t y = x ? (groups + x - 1) / x : 0;
-  check(y <= 65535, "[vulkan] ", groups, " workgroups exceed the 65535 x 65535 grid");
-  return {static_cast<uint32_t>(x), static_cast<uint32_t>(y)};
-}
-
-uint32_t u32(const char* op, int64_t v) {
-  check(v >= 0 && v <= int64_t{0xFFFFFFFF}, "[vulkan] ", op, ": size ", v,
-        " does not fit the shaders' 32-bit indices");
-  return static_cast<uint32_t>(v);
-}
-
-// Records `shader` with bindings `args` and push-constant struct `push` (first fields: one uint32
-// offset per binding, filled by the dispatcher).
-template <class Push>
-void run(int device, const std::string& shader, std::initializer_list<Arg> args, Push push,
-         uint32_t gx, uint32_t gy = 1, uint32_t gz = 1) {
-  std::array<uint8_t, sizeof(Push)> bytes;
-  std::memcpy(bytes.data(), &push, sizeof(Push));
-  Context::get(device).dispatch(shader, std::span<const Arg>(args.begin(), args.size()), bytes, gx,
-                                gy, gz);
 }
 
 }  // namespace
@@ -222,8 +189,10 @@ void eltwise(const char* op, uint32_t code, BufferRef a, BufferRef b, BufferRef 
   if (n == 0) return;
   need_f32(op, "a", a, static_cast<uint64_t>(n));
   need_f32(op, "y", y, static_cast<uint64_t>(n));
-  if (code != 2) need_f32(op, "b", b, static_cast<uint64_t>(nb));
-  const BufferRef bb = code != 2 ? b : a;
+  // b: nb values (ops 0, 1, 3), one per run of nb (9, 10: checked by the caller), or unread.
+  const bool b_rows = code == 0 || code == 1 || code == 3, b_runs = code == 9 || code == 10;
+  if (b_rows) need_f32(op, "b", b, static_cast<uint64_t>(nb));
+  const BufferRef bb = b_rows || b_runs ? b : a;
   const auto g = grid((static_cast<uint64_t>(n) + 127) / 128);  // 128: eltwise.comp
   run(device_of(op, a), "eltwise",
       {{a.buffer, a.offset}, {bb.buffer, bb.offset}, {y.buffer, y.offset}},
@@ -240,6 +209,22 @@ void binary(BinaryOp op, BufferRef a, BufferRef b, BufferRef y, int64_t n, int64
   const char* name = op == BinaryOp::Add ? "add" : "mul";
   check(nb > 0 || n == 0, "[vulkan] ", name, ": broadcast length ", nb);
   eltwise(name, op == BinaryOp::Add ? 0 : 1, a, b, y, n, nb, 0.f);
+}
+
+void binary_per_row(BinaryOp op, BufferRef a, BufferRef b, BufferRef y, int64_t n, int64_t inner) {
+  const char* name = op == BinaryOp::Add ? "add" : "mul";
+  check(inner > 0 && n % inner == 0, "[vulkan] ", name, ": ", n, " values are not whole runs of ",
+        inner);
+  need_f32(name, "b", b, static_cast<uint64_t>(n / inner));
+  eltwise(name, op == BinaryOp::Add ? 9 : 10, a, b, y, n, inner, 0.f);
+}
+
+void geglu(BufferRef x, BufferRef y, int64_t rows, int64_t n) {
+  check(rows >= 0 && n >= 0, "[vulkan] geglu: ", rows, " rows of ", n);
+  if (rows == 0 || n == 0) return;
+  // x holds 2n values per row: eltwise checks the first half (n of its `a`), this the whole.
+  need_f32("geglu", "x", x, static_cast<uint64_t>(rows) * static_cast<uint64_t>(2 * n));
+  eltwise("geglu", 11, x, x, y, rows * n, n, 0.f);
 }
 
 void scale(BufferRef x, float s, BufferRef y, int64_t n) {
@@ -365,9 +350,15 @@ void attention(const AttentionArgs& a) {
                                                    : nullptr;
   check(variant != nullptr, "[vulkan] attention: KV cache type ", dtype_name(a.kv_type),
         " (supported: f32, f16, q8_0)");
+  // Long sequences without a causal mask (diffusion models) and heads past the shader's 256.
+  if (attention_chunked_supported(a) && (a.d > 256 || a.tk >= kChunkedAttentionMinKeys)) {
+    attention_chunked(a);
+    return;
+  }
   check(a.d > 0 && a.d <= 256 && a.d % dtype_block_size(a.kv_type) == 0,
         "[vulkan] attention: head size ", a.d, " must be in 1..256 and a multiple of ",
-        dtype_block_size(a.kv_type), " for ", dtype_name(a.kv_type));
+        dtype_block_size(a.kv_type), " for ", dtype_name(a.kv_type),
+        " (larger heads: f32 K/V without a causal mask or window)");
   check(a.n_head > 0 && a.n_kv_head > 0 && a.n_head % a.n_kv_head == 0,
         "[vulkan] attention: ", a.n_head, " query heads are not a multiple of ", a.n_kv_head,
         " KV heads");

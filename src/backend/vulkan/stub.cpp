@@ -97,9 +97,35 @@ void convert_rows(BufferRef, int64_t, DType, BufferRef, size_t, int64_t, int64_t
 void attention(const AttentionArgs&) {
   not_built("attention");
 }
+bool attention_chunked_supported(const AttentionArgs&) {
+  return false;
+}
+void attention_chunked(const AttentionArgs&) {
+  not_built("attention_chunked");
+}
 void rope(BufferRef, int64_t, BufferRef, int64_t, BufferRef, int64_t, int64_t, int64_t, int64_t,
           RopeStyle) {
   not_built("rope");
+}
+
+void binary_per_row(BinaryOp, BufferRef, BufferRef, BufferRef, int64_t, int64_t) {
+  not_built("binary_per_row");
+}
+void geglu(BufferRef, BufferRef, int64_t, int64_t) {
+  not_built("geglu");
+}
+void group_norm(BufferRef, BufferRef, BufferRef, BufferRef, int64_t, int64_t, int64_t, int64_t,
+                float, bool) {
+  not_built("group_norm");
+}
+void upsample_nearest2x(BufferRef, BufferRef, int64_t, int64_t, int64_t) {
+  not_built("upsample_nearest2x");
+}
+void im2col(const Im2colArgs&) {
+  not_built("im2col");
+}
+void transpose(BufferRef, int64_t, BufferRef, BufferRef, int64_t, int64_t, int64_t) {
+  not_built("transpose");
 }
 
 BenchReport benchmark(int, const BenchOptions&) {

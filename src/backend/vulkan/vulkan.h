@@ -170,7 +170,8 @@ void convert_rows(BufferRef src, int64_t ld_src, DType dst_type, BufferRef dst, 
 // Q8_0), row t at + t * ldk / ldv bytes, head at + kh * dtype_row_bytes(kv_type, d); out like q
 // with ldo. Query t sits at position pos0 + t and sees keys j <= pos0 + t (causal) and, with
 // window > 0, j > pos0 + t - window. d <= 256 (Q8_0: a multiple of 32). One workgroup per query
-// and head with an online softmax over chunks of 64 keys (decode and short prompts).
+// and head with an online softmax over chunks of 64 keys (decode and short prompts); without a
+// causal mask over f32 K/V, attention_chunked below.
 struct AttentionArgs {
   int64_t tq = 0, tk = 0, n_head = 0, n_kv_head = 0, d = 0;
   BufferRef q;
@@ -186,6 +187,12 @@ struct AttentionArgs {
   int64_t window = 0;
 };
 void attention(const AttentionArgs& a);
+// The same without causality over f32 K/V (window 0, tk > 0), for any head size and long
+// sequences: per head and chunk of queries, scores [chunk, tk] (at most 32 MiB) = q · kᵀ by
+// matmul, softmax, then · v (transposed once per KV head into [d, tk] scratch) by matmul.
+// attention() takes this route where it is supported and d > 256 or tk >= 64.
+bool attention_chunked_supported(const AttentionArgs& a);
+void attention_chunked(const AttentionArgs& a);
 
 // Rotary embedding of x [T, n_head, head_dim] f32 into y (may alias x); token t's row at
 // t * ldx / t * ldy floats (q and k may be column ranges of one fused buffer). The angles (any
@@ -195,5 +202,40 @@ void attention(const AttentionArgs& a);
 enum class RopeStyle { Norm, Neox };
 void rope(BufferRef x, int64_t ldx, BufferRef y, int64_t ldy, BufferRef cos_sin, int64_t T,
           int64_t n_head, int64_t head_dim, int64_t n_dims, RopeStyle style);
+
+// ---- image kernels (the SDXL UNet and VAE) ------------------------------------------------------
+// y[i] = a[i] op b[i / inner], i < n: one b value per run of `inner` values, e.g. a per-channel
+// vector over [C, H * W] (a resnet's time embedding, y[c, :] += t[c]).
+void binary_per_row(BinaryOp op, BufferRef a, BufferRef b, BufferRef y, int64_t n, int64_t inner);
+// y[r, j] = x[r, j] * gelu(x[r, n + j]) (erf form) for `rows` rows of 2n (x) and n (y) values:
+// diffusers' GEGLU, hidden states first, gate second.
+void geglu(BufferRef x, BufferRef y, int64_t rows, int64_t n);
+// torch.nn.GroupNorm over `batch` samples of [channels, spatial] f32: each sample's channels
+// split into `groups` groups normalized over their channels and positions (mean, then the
+// variance about it), scaled by w[c] and shifted by b[c] (w, b buffers may be nullptr), then SiLU
+// when `silu`. One workgroup per (sample, group).
+void group_norm(BufferRef x, BufferRef w, BufferRef b, BufferRef y, int64_t batch, int64_t channels,
+                int64_t spatial, int64_t groups, float eps, bool silu);
+// y [planes, 2h, 2w] = x [planes, h, w] repeated 2 x 2 (F.interpolate, mode "nearest").
+void upsample_nearest2x(BufferRef x, BufferRef y, int64_t planes, int64_t h, int64_t w);
+// One tile of a 2-D convolution's unfolded input: cols [np, c * kh * kw] f32 for output pixels
+// p0 .. p0 + np (row-major over w_out columns) of x [c, h, w], column j = (ch * kh + ky) * kw + kx
+// as a weight [C_out, c, kh, kw] flattens. Pixel (oy, ox)'s tap reads x[ch, oy * stride_h +
+// ky * dilation_h - pad_h, ...], zero outside the image (padding).
+struct Im2colArgs {
+  BufferRef x;
+  int64_t c = 0, h = 0, w = 0;
+  int64_t kh = 1, kw = 1;
+  int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dilation_h = 1, dilation_w = 1;
+  int64_t w_out = 0;
+  int64_t p0 = 0, np = 0;
+  BufferRef cols;
+};
+void im2col(const Im2colArgs& a);
+// y[c, r] = x[r, c] + bias[c] (bias.buffer may be nullptr) for r < rows, c < cols; x rows at
+// x + r * ldx floats, y rows at y + c * ldy. A convolution's [pixels, C_out] product into
+// [C_out, pixels]; an attention head's V [T, d] into matmul's weight rows [d, T].
+void transpose(BufferRef x, int64_t ldx, BufferRef bias, BufferRef y, int64_t ldy, int64_t rows,
+               int64_t cols);
 
 }  // namespace eight::vulkan

@@ -2,6 +2,8 @@
 // Element-wise ops on f32, one thread per output element:
 //   op 0: y = a + b[i % nb]   op 1: y = a * b[i % nb]   op 2: y = a * s   op 3: y = silu(a) * b
 //   op 4..8: y = silu(a), gelu(a) (erf), gelu_tanh(a), quick_gelu(a), relu(a)
+//   op 9: y = a + b[i / nb]   op 10: y = a * b[i / nb]   (one b value per run of nb: a channel)
+//   op 11: y[r, j] = a[r, j] * gelu(a[r, nb + j]) for rows r of a of 2 nb (diffusers' GEGLU)
 
 // 128 invocations: within what every Vulkan device guarantees.
 layout(local_size_x = 128) in;
@@ -41,9 +43,18 @@ void main() {
   const uint i = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * 128u +
                  gl_LocalInvocationID.x;
   if (i >= p.n) return;
+  if (p.op == 11u) {
+    const uint hb = p.a_off / 4u + (i / p.nb) * 2u * p.nb + i % p.nb;
+    y[p.y_off / 4u + i] = a[hb] * unary(5u, a[hb + p.nb]);
+    return;
+  }
   const float av = a[p.a_off / 4u + i];
   float r;
-  if (p.op == 0u) {
+  if (p.op == 9u) {
+    r = av + b[p.b_off / 4u + i / p.nb];
+  } else if (p.op == 10u) {
+    r = av * b[p.b_off / 4u + i / p.nb];
+  } else if (p.op == 0u) {
     r = av + b[p.b_off / 4u + i % p.nb];
   } else if (p.op == 1u) {
     r = av * b[p.b_off / 4u + i % p.nb];
