@@ -129,16 +129,23 @@ void matmul_panels(const MatmulProblem& p, ThreadPool& pool) {
   pool.parallel_for(n_panels, [&](int64_t task, int) {
     const int64_t j0 = task * kNR;
     const int cols = static_cast<int>(std::min<int64_t>(kNR, p.n - j0));
-    // panel: [k][kNR], the weight rows j0.. transposed (missing rows are zero).
+    // panel: [k][kNR], the weight rows j0.. transposed (missing rows are zero): decoded as rows
+    // [kNR][k], then transposed a vector-square block at a time.
     auto* panel = static_cast<float*>(thread_scratch(0, p.k * kNR * sizeof(float)));
-    auto* row = static_cast<float*>(thread_scratch(1, p.k * sizeof(float)));
+    auto* rows = static_cast<float*>(thread_scratch(1, p.k * kNR * sizeof(float)));
     for (int c = 0; c < kNR; ++c) {
+      float* row = rows + c * p.k;
       if (c < cols)
         dequantize_row_f32(p.w_type, static_cast<const char*>(p.w) + (j0 + c) * p.ldw, row, p.k);
       else
         std::fill_n(row, p.k, 0.f);
-      for (int64_t t = 0; t < p.k; ++t) panel[t * kNR + c] = row[t];
     }
+    int64_t t0 = 0;
+    for (; t0 + kVecWidth <= p.k; t0 += kVecWidth)
+      for (int c = 0; c < kNR; c += kVecWidth)
+        transpose_block(rows + c * p.k + t0, p.k, panel + t0 * kNR + c, kNR);
+    for (; t0 < p.k; ++t0)
+      for (int c = 0; c < kNR; ++c) panel[t0 * kNR + c] = rows[c * p.k + t0];
     const float* bias = p.bias ? p.bias + j0 : nullptr;
     for (int64_t i = 0; i < p.m; i += kMR) {
       const float* x = p.x + i * p.ldx;
