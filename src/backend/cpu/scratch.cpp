@@ -57,13 +57,13 @@ MatmulScratch matmul_scratch(DType w, int64_t m, int64_t k, ISA isa) {
     return s;
   }
   // matmul_float: a dequantized weight row per task for few x rows, otherwise a transposed panel
-  // of two vectors' width of weight rows and those rows dequantized.
+  // of two vectors' width of weight rows and those rows' next 256 columns dequantized.
   const size_t width = isa == ISA::AVX512 ? 16 : 8;
   if (m <= 3) {
     s.task[0] = kk * 4;
   } else {
     s.task[0] = kk * 2 * width * 4;
-    s.task[1] = kk * 2 * width * 4;
+    s.task[1] = std::min<size_t>(kk, 256) * 2 * width * 4;
   }
   return s;
 }
