@@ -68,12 +68,15 @@ class Loader {
   }
 
   Conv conv(const std::string& p, int64_t out, int64_t in, int64_t k) {
-    Conv c{.weight = get(p + ".weight", {out, in, k, k}), .bias = vec(p + ".bias", out)};
-    const DType t = c.weight.dtype();
+    Tensor w = get(p + ".weight", {out, in, k, k});
+    const DType t = w.dtype();
     check(t == DType::F32 || t == DType::F16 || t == DType::BF16, "[unet] tensor '", p,
           ".weight' is ", dtype_name(t), "; convolutions take f32, f16 or bf16");
-    if (!c.weight.is_contiguous()) c.weight = c.weight.contiguous();
-    bytes_ += static_cast<int64_t>(c.weight.nbytes());
+    if (!w.is_contiguous()) w = w.contiguous();
+    bytes_ += static_cast<int64_t>(w.nbytes());
+    Conv c{.weight = {}, .bias = vec(p + ".bias", out)};
+    // Only the names matter while synthesizing: the reorder would be wasted work.
+    if (!synthesizing()) c.weight = ops::conv2d_prepare_weight(w);
     return c;
   }
 
