@@ -34,6 +34,8 @@ struct DiffusionSizeResult {
   int64_t width = 0, height = 0;
   std::vector<double> step_s;  // every timed UNet call
   double median_step_s = 0;
+  std::vector<double> step_cpu_s;  // CPU seconds of all threads per call (steadier when shared)
+  double median_step_cpu_s = 0;
   double gflop = 0;         // multiply-adds x 2 of one call (convs, linears, attention)
   double gflops = 0;        // gflop / median_step_s
   double vae_decode_s = 0;  // 0: not measured
