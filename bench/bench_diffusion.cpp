@@ -8,10 +8,12 @@
 // Shapes: SDXL's first UNet level at 512x512 is 320 channels at 64x64; its second 640 at 32x32.
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <vector>
 
+#include "backend/cpu/nn_kernels.h"
 #include "core/half.h"
 #include "core/thread_pool.h"
 #include "ops/activation.h"
@@ -138,8 +140,47 @@ void bm_geglu(benchmark::State& st) {
   st.SetBytesProcessed(st.iterations() * t * n * 12);
 }
 
+// Self-attention over T image tokens (args: T, heads, head size; f32 K/V as the UNet and VAE
+// hold them): the per-query kernel (decode path) against the tiled one that ops::attention runs
+// for long query blocks.
+void bm_attention(benchmark::State& st, bool tiled) {
+  const int64_t t = st.range(0), heads = st.range(1), d = st.range(2);
+  const Tensor q = randn({t, heads, d}, 1), k = randn({t, heads, d}, 2),
+               v = randn({t, heads, d}, 3);
+  Tensor o = Tensor::empty({t, heads, d}, DType::F32);
+  const cpu::AttentionProblem p{.tq = t,
+                                .tk = t,
+                                .n_head = heads,
+                                .n_kv_head = heads,
+                                .d = d,
+                                .q = q.data<float>(),
+                                .ldq = heads * d,
+                                .kv_type = DType::F32,
+                                .k = k.raw(),
+                                .v = v.raw(),
+                                .ldk = static_cast<size_t>(heads * d * 4),
+                                .ldv = static_cast<size_t>(heads * d * 4),
+                                .out = o.data<float>(),
+                                .ldo = heads * d,
+                                .scale = 1 / std::sqrt(static_cast<float>(d)),
+                                .causal = false};
+  const auto& kernels = cpu::nn_kernels();
+  for (auto _ : st) (tiled ? kernels.attention_tiled : kernels.attention)(p, pool());
+  set_flops(st, 4.0 * static_cast<double>(t * t * heads * d));
+}
+
+void attention_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"T", "heads", "d"});
+  b->Args({1024, 10, 64});  // SDXL level 1 at 512 px
+  b->Args({4096, 10, 64});  // level 1 at 1024 px
+  b->Args({4096, 1, 512});  // the VAE mid block at 512 px
+  b->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+
 }  // namespace
 
+BENCHMARK_CAPTURE(bm_attention, per_query, false)->Apply(attention_args);
+BENCHMARK_CAPTURE(bm_attention, tiled, true)->Apply(attention_args);
 BENCHMARK_CAPTURE(bm_conv2d, f32, DType::F32)->Apply(conv_args);
 BENCHMARK_CAPTURE(bm_conv2d, f16, DType::F16)->Apply(conv_args);
 BENCHMARK_CAPTURE(bm_conv_gemm_only, f32, DType::F32)

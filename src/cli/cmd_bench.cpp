@@ -1,4 +1,6 @@
-// `eight bench`: benchmarks. --kernels runs the kernel roofline table (ops/kernel_bench.h).
+// `eight bench`: benchmarks. --kernels runs the kernel roofline table (ops/kernel_bench.h); -m runs
+// an LLM, Whisper or SDXL model; --sdxl-random an SDXL-shaped UNet with random weights
+// (runtime/diffusion/bench.h).
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -13,6 +15,7 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "ops/kernel_bench.h"
+#include "runtime/diffusion/bench.h"
 #include "runtime/llm/bench.h"
 #include "runtime/llm/kv_cache.h"
 #include "runtime/speech/bench.h"
@@ -81,6 +84,34 @@ bool is_whisper_model(const std::string& path) {
   return f.read(reinterpret_cast<char*>(&magic), 4) && magic == 0x67676d6cu;
 }
 
+// An SDXL checkpoint: a diffusers folder with unet/, or a .safetensors single file.
+bool is_sdxl_model(const std::string& path) {
+  if (std::ifstream(path + "/model_index.json").good()) return true;
+  return path.size() > 12 && path.substr(path.size() - 12) == ".safetensors";
+}
+
+// "512,1024" → {512, 1024}.
+std::vector<int64_t> parse_sizes(const std::string& text) {
+  std::vector<int64_t> out;
+  size_t at = 0;
+  while (at < text.size()) {
+    const size_t comma = std::min(text.find(',', at), text.size());
+    const std::string item = text.substr(at, comma - at);
+    size_t used = 0;
+    int64_t v = 0;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    check(used == item.size() && !item.empty() && v >= 64 && v % 8 == 0, "[bench] --size takes ",
+          "image sides (multiples of 8 from 64) separated by commas, got '", item, "'");
+    out.push_back(v);
+    at = comma + 1;
+  }
+  return out;
+}
+
 int run(int argc, char** argv) {
   ArgParser p("bench", "--kernels", "Measure the machine and eight's kernels.");
   bool kernels = false;
@@ -114,8 +145,35 @@ int run(int argc, char** argv) {
   p.option("-s,--streams", &streams, "N,N,...",
            "with -m: also decode N sequences at once (the server's batching), e.g. 1,2,4,8");
   p.flag("--json", &json, "with -m: one JSON object");
+  bool sdxl_random = false;
+  std::string sizes, random_type = "f16";
+  int64_t width = 0, height = 0;
+  int steps = 1;
+  p.flag("--sdxl-random", &sdxl_random,
+         "an SDXL-shaped UNet with random weights (no download): s/step and GFLOP/s");
+  p.option("--dtype", &random_type, "TYPE",
+           "with --sdxl-random: linear weight type (f16 default, q8_0, q4_K)");
+  p.option("--size", &sizes, "N,N,...", "SDXL image sides to measure (default 512,1024)");
+  p.option("-W,--width", &width, "N", "SDXL: one square size N (as --size N)");
+  p.option("-H,--height", &height, "N", "SDXL: must equal -W (square sizes only)");
+  p.option("--steps", &steps, "N", "SDXL: UNet steps timed per size (default 1; median)");
   p.positional_count(0, 0);
   if (auto rc = p.parse(argc, argv)) return *rc;
+  if (sdxl_random || (!model.empty() && is_sdxl_model(resolve_model_path(model)))) {
+    check(width == height, "[bench] -W and -H must be equal (square sizes), got ", width, " and ",
+          height);
+    diffusion::DiffusionBenchParams d;
+    if (!sdxl_random) d.model = resolve_model_path(model);
+    const auto t = dtype_from_name(random_type);
+    check(t.has_value(), "[bench] unknown --dtype '", random_type, "'");
+    d.random_type = *t;
+    if (!sizes.empty()) d.sizes = parse_sizes(sizes);
+    if (width > 0) d.sizes = {width};
+    d.steps = steps;
+    d.n_threads = threads;
+    std::fputs(diffusion::format_sdxl_bench(diffusion::bench_sdxl(d), json).c_str(), stdout);
+    return 0;
+  }
   if (!model.empty() && is_whisper_model(resolve_model_path(model))) {
     const auto r = bench_whisper({.model = resolve_model_path(model),
                                   .reps = reps,

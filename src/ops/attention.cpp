@@ -7,6 +7,10 @@
 
 namespace eight::ops {
 
+namespace {
+constexpr int64_t kTiledMinQueries = 32;
+}  // namespace
+
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                ThreadPool& pool, const AttentionParams& params) {
   check(q.defined() && k.defined() && v.defined() && out.defined(),
@@ -78,7 +82,12 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& 
                                 .causal = params.causal,
                                 .pos0 = params.pos0,
                                 .window = params.window};
-  cpu::nn_kernels().attention(p, pool);
+  // Long query blocks (prompts, image tokens) run as tiled matrix products; a few queries (decode)
+  // as dot products per query, which split finer over the threads.
+  if (tq >= kTiledMinQueries)
+    cpu::nn_kernels().attention_tiled(p, pool);
+  else
+    cpu::nn_kernels().attention(p, pool);
 }
 
 }  // namespace eight::ops

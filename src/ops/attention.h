@@ -10,7 +10,9 @@
 // Query t is at absolute position pos0 + t and, when causal, sees keys 0..pos0 + t; with
 // window > 0 only the last `window` of those. n_head must be a multiple of n_kv_head (head h
 // reads kv head h / (n_head / n_kv_head)). Work splits over (query, head), so results do not
-// depend on the thread count.
+// depend on the thread count. From 32 queries on, the CPU runs a tiled kernel instead (blocks of
+// 64 queries against blocks of 64 keys as register-tiled products: image self-attention over
+// thousands of tokens), whose work splits over (head, query block).
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 

@@ -13,10 +13,10 @@ struct Geometry {
   int64_t c_in, h, w, c_out, kh, kw, h_out, w_out;
 };
 
-Geometry geometry(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
-  check(x.defined() && w.defined(), "[conv2d] undefined tensor argument");
-  check(x.dim() == 3 && w.dim() == 4, "[conv2d] x must be [C_in, H, W] and w [C_out, C_in / ",
-        "groups, kh, kw], got ", x.shape().str(), " and ", w.shape().str());
+Geometry geometry(const Tensor& x, const Dims& w, const Conv2dParams& p) {
+  check(x.defined(), "[conv2d] undefined tensor argument");
+  check(x.dim() == 3 && w.size() == 4, "[conv2d] x must be [C_in, H, W] and w [C_out, C_in / ",
+        "groups, kh, kw], got ", x.shape().str(), " and ", w.str());
   check(x.dtype() == DType::F32, "[conv2d] x must be f32, got ", dtype_name(x.dtype()));
   std::array<int64_t, 2> pad_end{};
   for (int i = 0; i < 2; ++i) {
@@ -25,11 +25,11 @@ Geometry geometry(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
           p.stride[i], ", dilation ", p.dilation[i], " and padding ", p.padding[i],
           " must be positive (padding >= 0)");
   }
-  Geometry g{x.size(0), x.size(1), x.size(2), w.size(0), w.size(2), w.size(3), 0, 0};
+  Geometry g{x.size(0), x.size(1), x.size(2), w[0], w[2], w[3], 0, 0};
   check(p.groups > 0 && g.c_in % p.groups == 0 && g.c_out % p.groups == 0 &&
-            w.size(1) * p.groups == g.c_in,
+            w[1] * p.groups == g.c_in,
         "[conv2d] ", g.c_in, " input and ", g.c_out, " output channels with groups = ", p.groups,
-        " do not match the weight ", w.shape().str());
+        " do not match the weight ", w.str());
   const int64_t eh = p.dilation[0] * (g.kh - 1) + 1, ew = p.dilation[1] * (g.kw - 1) + 1;
   const int64_t ph = g.h + p.padding[0] + pad_end[0], pw = g.w + p.padding[1] + pad_end[1];
   check(ph >= eh && pw >= ew, "[conv2d] input ", x.shape().str(),
@@ -55,7 +55,7 @@ bool conv2d_on_device(const Tensor& x, const Tensor& w, const Tensor& y, const C
   const bool batched = x.dim() == 4;
   const int64_t n = batched ? x.size(0) : 1;
   const Tensor x0 = batched ? x.slice(0, 0, 1).reshape({x.size(1), x.size(2), x.size(3)}) : x;
-  const Geometry g = geometry(x0, w, p);
+  const Geometry g = geometry(x0, w.shape(), p);
   const Dims want = batched ? Dims{n, g.c_out, g.h_out, g.w_out} : Dims{g.c_out, g.h_out, g.w_out};
   check(y.defined() && y.dtype() == DType::F32 && y.shape() == want && y.is_contiguous() &&
             x.is_contiguous() && w.is_contiguous(),
@@ -110,14 +110,19 @@ bool conv2d_on_device(const Tensor& x, const Tensor& w, const Tensor& y, const C
 
 }  // namespace
 
-Dims conv2d_output_shape(const Tensor& x, const Tensor& w, const Conv2dParams& params) {
+Dims conv2d_output_shape(const Tensor& x, const Dims& w_shape, const Conv2dParams& params) {
   if (x.defined() && x.dim() == 4) {
     const Geometry g =
-        geometry(x.slice(0, 0, 1).reshape({x.size(1), x.size(2), x.size(3)}), w, params);
+        geometry(x.slice(0, 0, 1).reshape({x.size(1), x.size(2), x.size(3)}), w_shape, params);
     return {x.size(0), g.c_out, g.h_out, g.w_out};
   }
-  const Geometry g = geometry(x, w, params);
+  const Geometry g = geometry(x, w_shape, params);
   return {g.c_out, g.h_out, g.w_out};
+}
+
+Dims conv2d_output_shape(const Tensor& x, const Tensor& w, const Conv2dParams& params) {
+  check(w.defined(), "[conv2d] undefined tensor argument");
+  return conv2d_output_shape(x, w.shape(), params);
 }
 
 namespace {
@@ -127,27 +132,50 @@ namespace {
 // hundreds of rows, which the matmul kernels run at full speed.
 constexpr int64_t kTileBytes = int64_t{8} << 20;
 
-// w [C_out, cg, kh, kw] -> [C_out, kh, kw, cg] (the element moved as it is, so f16 and bf16 stay
-// 2-byte for the matmul kernels), so each (ky, kx) tap reads cg contiguous channels.
-Tensor weight_channels_last(const Tensor& w) {
-  const int64_t co = w.size(0), cg = w.size(1), taps = w.size(2) * w.size(3), kk = cg * taps;
-  Tensor out = Tensor::empty({co, kk}, w.dtype());
+// w [C_out, cg, kh, kw] -> [C_out, kh, kw, cg] for output channels [o0, o1) (the element moved
+// as it is, so f16 and bf16 stay 2-byte for the matmul kernels), so each (ky, kx) tap reads cg
+// contiguous channels. One output channel's cg x taps values stay in L1; writes are in order.
+void reorder_channels_last(const Tensor& w, const Tensor& out, int64_t o0, int64_t o1) {
+  const int64_t cg = w.size(1), taps = w.size(2) * w.size(3), kk = cg * taps;
   auto move = [&](const auto* src, auto* dst) {
-    for (int64_t o = 0; o < co; ++o)
-      for (int64_t c = 0; c < cg; ++c)
-        for (int64_t t = 0; t < taps; ++t) dst[o * kk + t * cg + c] = src[(o * cg + c) * taps + t];
+    for (int64_t o = o0; o < o1; ++o)
+      for (int64_t t = 0; t < taps; ++t)
+        for (int64_t c = 0; c < cg; ++c) dst[o * kk + t * cg + c] = src[(o * cg + c) * taps + t];
   };
   if (w.dtype() == DType::F32)
     move(w.data<float>(), out.data<float>());
   else
     move(w.data<uint16_t>(), out.data<uint16_t>());
-  return out;
+}
+
+void check_weight(const Tensor& w) {
+  check(w.defined() && w.dim() == 4, "[conv2d] w must be [C_out, C_in / groups, kh, kw], got ",
+        w.defined() ? w.shape().str() : std::string("undefined"));
+  check(w.is_contiguous(), "[conv2d] w must be contiguous");
+  check(w.device() == Device::cpu(), "[conv2d] a weight on ", w.device().name(),
+        " needs x and y there too (the Vulkan route); this one is the CPU's");
+  // Block-quantized types pack along the last dimension (kw), which no block size divides.
+  check(w.dtype() == DType::F32 || w.dtype() == DType::F16 || w.dtype() == DType::BF16,
+        "[conv2d] weight type ", dtype_name(w.dtype()), " is not supported (f32, f16, bf16)");
 }
 
 }  // namespace
 
+Conv2dWeight conv2d_prepare_weight(const Tensor& w, ThreadPool* pool) {
+  check_weight(w);
+  const int64_t co = w.size(0), kk = w.size(1) * w.size(2) * w.size(3);
+  if (w.size(2) * w.size(3) == 1) return {.w = w.reshape({co, kk}), .shape = w.shape()};
+  Tensor out = Tensor::empty({co, kk}, w.dtype());
+  if (pool)
+    pool->parallel_chunks(co, 4,
+                          [&](int64_t b, int64_t e, int) { reorder_channels_last(w, out, b, e); });
+  else
+    reorder_channels_last(w, out, 0, co);
+  return {.w = out, .shape = w.shape()};
+}
+
 int64_t conv2d_scratch_bytes(const Dims& x_shape, const Dims& w_shape, DType w_dtype,
-                             const Conv2dParams& p) {
+                             const Conv2dParams& p, bool prepared) {
   check(x_shape.size() == 3 || x_shape.size() == 4, "[conv2d] x must be [C_in, H, W] or [N, ",
         "C_in, H, W], got ", x_shape.str());
   check(w_shape.size() == 4, "[conv2d] w must be [C_out, C_in / groups, kh, kw], got ",
@@ -162,15 +190,23 @@ int64_t conv2d_scratch_bytes(const Dims& x_shape, const Dims& w_shape, DType w_d
   // As conv2d below: the weight in its own element size, xt, cols and out in f32.
   const int64_t tile = std::min(std::max<int64_t>(kTileBytes / (kk * 4), 16), hw);
   const int64_t taps = w_shape[2] * w_shape[3];
-  const int64_t weight = taps == 1 ? 0 : c_out * kk * (w_dtype == DType::F32 ? 4 : 2);
+  const int64_t weight = taps == 1 || prepared ? 0 : c_out * kk * (w_dtype == DType::F32 ? 4 : 2);
   return weight + (h * w * c_in + tile * kk + tile * (c_out / p.groups)) * 4;
 }
 
 void conv2d(const Tensor& x, const Tensor& w, const Tensor& y, ThreadPool& pool,
             const Conv2dParams& p) {
+  if (conv2d_on_device(x, w, y, p)) return;
+  conv2d(x, conv2d_prepare_weight(w, &pool), y, pool, p);
+}
+
+void conv2d(const Tensor& x, const Conv2dWeight& w, const Tensor& y, ThreadPool& pool,
+            const Conv2dParams& p) {
   check(x.defined() && (x.dim() == 3 || x.dim() == 4), "[conv2d] x must be [C_in, H, W] or [N, ",
         "C_in, H, W], got ", x.defined() ? x.shape().str() : std::string("undefined"));
-  if (conv2d_on_device(x, w, y, p)) return;
+  check(w.w.defined() && w.shape.size() == 4 && w.w.dim() == 2 && w.w.size(0) == w.shape[0] &&
+            w.w.size(1) == w.shape[1] * w.shape[2] * w.shape[3],
+        "[conv2d] the weight was not made by conv2d_prepare_weight");
   if (x.dim() == 4) {
     check(y.defined() && y.dim() == 4 && y.size(0) == x.size(0), "[conv2d] y must be [", x.size(0),
           ", C_out, H_out, W_out] for x ", x.shape().str());
@@ -180,7 +216,7 @@ void conv2d(const Tensor& x, const Tensor& w, const Tensor& y, ThreadPool& pool,
              y.slice(0, n, n + 1).reshape({y.size(1), y.size(2), y.size(3)}), pool, p);
     return;
   }
-  const Geometry g = geometry(x, w, p);
+  const Geometry g = geometry(x, w.shape, p);
   check(y.defined() && y.dtype() == DType::F32 && y.shape() == Dims{g.c_out, g.h_out, g.w_out} &&
             y.is_contiguous(),
         "[conv2d] y must be a contiguous f32 [", g.c_out, ", ", g.h_out, ", ", g.w_out, "], got ",
@@ -189,17 +225,12 @@ void conv2d(const Tensor& x, const Tensor& w, const Tensor& y, ThreadPool& pool,
     check(p.bias->defined() && p.bias->dtype() == DType::F32 && p.bias->numel() == g.c_out &&
               p.bias->is_contiguous(),
           "[conv2d] bias must be a contiguous f32 [", g.c_out, "]");
-  check(w.is_contiguous(), "[conv2d] w must be contiguous");
-  for (const Tensor* t : {&x, &w, &y})
-    check(t->device() == Device::cpu(), "[conv2d] runs on the CPU only (no Vulkan kernel yet), ",
-          "got a tensor on ", t->device().name());
-  // Block-quantized types pack along the last dimension (kw), which no block size divides.
-  check(w.dtype() == DType::F32 || w.dtype() == DType::F16 || w.dtype() == DType::BF16,
-        "[conv2d] weight type ", dtype_name(w.dtype()), " is not supported (f32, f16, bf16)");
+  for (const Tensor* t : {&x, &y})
+    check(t->device() == Device::cpu(), "[conv2d] a prepared (CPU) weight with a tensor on ",
+          t->device().name(), ": pass the device weight itself");
   const int64_t cg = g.c_in / p.groups, og = g.c_out / p.groups;
-  const int64_t taps = g.kh * g.kw, kk = cg * taps, hw = g.h_out * g.w_out;
-  // [C_out, (ky, kx, c)]; a 1x1 kernel is already in that order.
-  const Tensor wc = taps == 1 ? w.reshape({g.c_out, kk}) : weight_channels_last(w);
+  const int64_t kk = cg * g.kh * g.kw, hw = g.h_out * g.w_out;
+  const Tensor& wc = w.w;  // [C_out, (ky, kx, c)]
   // x channels last: xt [H, W, C_in], so each tap of an output pixel is cg contiguous floats.
   Tensor xt = Tensor::empty({g.h, g.w, g.c_in}, DType::F32);
   {

@@ -5,7 +5,8 @@
 // first made channels last ([H, W, C_in]) and the weight [C_out, kh, kw, C_in / groups], so each
 // kernel tap of an output pixel unfolds as one contiguous copy; pixels are unfolded a tile of
 // about 8 MiB at a time, in parallel on the pool. Weights: f32, f16 or bf16, read by the matmul
-// kernels as they are. Scratch: the channels-last input, one tile, and the reordered weight.
+// kernels as they are. Scratch: the channels-last input, one tile, and the reordered weight (none
+// with a Conv2dWeight prepared once).
 // On a Vulkan device (x, w, y and the bias there; groups = 1): tiles of up to 32 MiB unfolded in
 // the weight's own order (no reordered copy), vulkan::matmul, then a transpose adding the bias.
 //
@@ -36,14 +37,33 @@ struct Conv2dParams {
 };
 void conv2d(const Tensor& x, const Tensor& w, const Tensor& y, ThreadPool& pool,
             const Conv2dParams& params = {});
-// The output shape conv2d expects for this input and weight.
+
+// A weight reordered once for conv2d, for models that call a convolution many times: the
+// [C_out, C_in / groups, kh, kw] weight in the (ky, kx, c) order of the unfolded rows, which
+// conv2d(x, Tensor w, ...) otherwise makes on every call (a tenth of an SDXL UNet step at 256 px).
+// A 1x1 weight is a view of the original; a larger one a new tensor of the same type and size.
+//
+//   const ops::Conv2dWeight cw = ops::conv2d_prepare_weight(w, &pool);   // at load
+//   ops::conv2d(x, cw, y, pool, {.padding = {1, 1}});                    // per call
+struct Conv2dWeight {
+  Tensor w;    // [C_out, kh * kw * C_in / groups], f32, f16 or bf16
+  Dims shape;  // the original [C_out, C_in / groups, kh, kw]
+  bool defined() const { return w.defined(); }
+};
+// pool: nullptr runs on the calling thread.
+Conv2dWeight conv2d_prepare_weight(const Tensor& w, ThreadPool* pool = nullptr);
+void conv2d(const Tensor& x, const Conv2dWeight& w, const Tensor& y, ThreadPool& pool,
+            const Conv2dParams& params = {});
+
+// The output shape conv2d expects for this input and weight (or weight shape).
 Dims conv2d_output_shape(const Tensor& x, const Tensor& w, const Conv2dParams& params = {});
-// The most bytes conv2d holds at once while it runs (the reordered weight, the channels-last
-// input, one unfolded tile and its product; a batched x runs one sample at a time), for an input
-// of x_shape ([C_in, H, W] or [N, C_in, H, W]) and a weight of w_shape and w_dtype. Models add it
-// to their activation budgets.
+Dims conv2d_output_shape(const Tensor& x, const Dims& w_shape, const Conv2dParams& params = {});
+// The most bytes conv2d holds at once while it runs (the reordered weight unless `prepared`, the
+// channels-last input, one unfolded tile and its product; a batched x runs one sample at a time),
+// for an input of x_shape ([C_in, H, W] or [N, C_in, H, W]) and a weight of w_shape and w_dtype.
+// Models add it to their activation budgets.
 int64_t conv2d_scratch_bytes(const Dims& x_shape, const Dims& w_shape, DType w_dtype,
-                             const Conv2dParams& params = {});
+                             const Conv2dParams& params = {}, bool prepared = false);
 
 struct Conv1dParams {
   int64_t stride = 1, padding = 0, dilation = 1, groups = 1;

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cmath>
+#include <cstring>
 
 #include "core/half.h"
 #include "kernel_test_util.h"
@@ -83,6 +84,15 @@ void check_conv(const ConvCase& c, DType wtype, std::array<int64_t, 2> pad_end =
         scale = std::max(scale, std::fabs(acc));
       }
   EXPECT_LT(worst / scale, 1e-5);
+  // A weight prepared once (as models hold it) gives the same bits, batched or not.
+  const ops::Conv2dWeight prepared = ops::conv2d_prepare_weight(w, &pool);
+  Tensor y2 = Tensor::empty(shape, DType::F32);
+  ops::conv2d(x, prepared, y2, pool, p);
+  EXPECT_EQ(0, std::memcmp(y.raw(), y2.raw(), y.nbytes()));
+  const Tensor x2 = x.reshape({1, x.size(0), x.size(1), x.size(2)});
+  Tensor y3 = Tensor::empty({1, shape[0], shape[1], shape[2]}, DType::F32);
+  ops::conv2d(x2, ops::conv2d_prepare_weight(w), y3, pool, p);
+  EXPECT_EQ(0, std::memcmp(y.raw(), y3.raw(), y.nbytes()));
 }
 
 TEST(Conv2d, MatchesDirectLoops) {

@@ -245,6 +245,89 @@ TEST(Attention, EveryISAAndKVTypeMatchesReference) {
       }
 }
 
+// The tiled kernel (long query blocks): odd query and key counts around the 64-wide blocks, head
+// sizes of SDXL's UNet (64), other DiTs (80, 128), a VAE mid block (512) and one that is not a
+// whole number of AVX-512 vectors (40); causal with an offset, a window, grouped heads, and a
+// cross-attention shape (77 keys).
+TEST(Attention, TiledEveryISAAndKVTypeMatchesReference) {
+  ThreadPool pool(3);
+  struct Shape {
+    int64_t tq, tk, heads, kv_heads, d, pos0, window;
+    bool causal;
+  };
+  const Shape shapes[] = {{97, 131, 2, 2, 64, 0, 0, false},  {33, 77, 3, 3, 80, 0, 0, false},
+                          {65, 65, 2, 1, 128, 0, 0, true},   {70, 200, 4, 2, 64, 130, 0, true},
+                          {129, 129, 2, 2, 40, 0, 50, true}, {65, 70, 1, 1, 512, 0, 0, false},
+                          {1, 31, 2, 1, 64, 0, 0, false}};
+  for (ISA isa : available_isas())
+    for (DType kt : {DType::F32, DType::F16, DType::Q8_0})
+      for (const auto& s : shapes) {
+        if (kt == DType::Q8_0 && s.d % 32 != 0) continue;
+        const Tensor q = kv_tensor(DType::F32, s.tq, s.heads, s.d);
+        const Tensor k = kv_tensor(kt, s.tk, s.kv_heads, s.d);
+        const Tensor v = kv_tensor(kt, s.tk, s.kv_heads, s.d);
+        cpu::AttentionProblem p{.tq = s.tq,
+                                .tk = s.tk,
+                                .n_head = s.heads,
+                                .n_kv_head = s.kv_heads,
+                                .d = s.d,
+                                .q = q.data<float>(),
+                                .ldq = s.heads * s.d,
+                                .kv_type = kt,
+                                .k = k.raw(),
+                                .v = v.raw(),
+                                .ldk = k.stride_bytes(0),
+                                .ldv = v.stride_bytes(0),
+                                .out = nullptr,
+                                .ldo = s.heads * s.d,
+                                .scale = 1 / std::sqrt(static_cast<float>(s.d)),
+                                .causal = s.causal,
+                                .pos0 = s.pos0,
+                                .window = s.window};
+        std::vector<float> got(s.tq * s.heads * s.d), ref(got.size());
+        p.out = got.data();
+        nn_kernels_for(isa).attention_tiled(p, pool);
+        p.out = ref.data();
+        cpu::attention_reference(p);
+        expect_close(got, ref, 2e-5,
+                     cat("attention_tiled ", isa_name(isa), " ", dtype_name(kt), " tq=", s.tq,
+                         " tk=", s.tk, " d=", s.d));
+      }
+}
+
+TEST(Attention, TiledOpOnStridedRowsAndThreadCountIndependence) {
+  // q and out as column slices of wider rows (the UNet's token rows hold every head).
+  const Tensor qw = kv_tensor(DType::F32, 70, 6, 64), kw = kv_tensor(DType::F32, 90, 6, 64);
+  const Tensor vw = kv_tensor(DType::F32, 90, 6, 64);
+  const Tensor q = qw.slice(1, 1, 5), k = kw.slice(1, 2, 6), v = vw.slice(1, 0, 4);
+  Tensor o1 = Tensor::zeros({70, 6, 64}, DType::F32), o2 = Tensor::zeros({70, 6, 64}, DType::F32);
+  ThreadPool one(1), three(3);
+  ops::attention(q, k, v, o1.slice(1, 2, 6), one, {.causal = false});
+  ops::attention(q, k, v, o2.slice(1, 2, 6), three, {.causal = false});
+  EXPECT_EQ(0, std::memcmp(o1.raw(), o2.raw(), o1.nbytes()));
+  std::vector<float> ref(70 * 4 * 64);
+  const cpu::AttentionProblem p{.tq = 70,
+                                .tk = 90,
+                                .n_head = 4,
+                                .n_kv_head = 4,
+                                .d = 64,
+                                .q = q.data<float>(),
+                                .ldq = q.stride(0),
+                                .kv_type = DType::F32,
+                                .k = k.raw(),
+                                .v = v.raw(),
+                                .ldk = k.stride_bytes(0),
+                                .ldv = v.stride_bytes(0),
+                                .out = ref.data(),
+                                .ldo = 4 * 64,
+                                .scale = 0.125f,
+                                .causal = false};
+  cpu::attention_reference(p);
+  const Tensor got = o1.slice(1, 2, 6).contiguous();
+  expect_close(std::vector<float>(got.data<float>(), got.data<float>() + got.numel()), ref, 2e-5,
+               "ops::attention on strided rows");
+}
+
 TEST(Attention, OpChecksAndThreadCountIndependence) {
   const Tensor q = kv_tensor(DType::F32, 4, 4, 64), k = kv_tensor(DType::F16, 20, 2, 64),
                v = kv_tensor(DType::F16, 20, 2, 64);

@@ -57,7 +57,11 @@ struct NNKernels {
   // position. Dimensions past n_dims are copied.
   void (*rope)(const float* x, float* y, const float* cos, const float* sin, int64_t n_dims,
                int64_t head_dim, RopeStyle style);
+  // Per (query, head) task with dot products: the decode path (few queries).
   void (*attention)(const AttentionProblem& p, ThreadPool& pool);
+  // Per (head, block of queries) task with tiled products (isa/attention_tiled.cpp): long query
+  // blocks (prompts, image tokens). Same results as attention up to rounding.
+  void (*attention_tiled)(const AttentionProblem& p, ThreadPool& pool);
   // One GroupNorm group: `channels` contiguous rows of `spatial` values normalized together
   // (mean and variance over channels * spatial), then per channel c: y = x_hat * w[c] + b[c]
   // (w, b may be nullptr), then y = silu(y) when silu (the norm + SiLU of UNet/VAE blocks).

@@ -1,5 +1,7 @@
 #include "backend/cpu/scratch.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "core/memory.h"
 
@@ -55,20 +57,25 @@ MatmulScratch matmul_scratch(DType w, int64_t m, int64_t k, ISA isa) {
     return s;
   }
   // matmul_float: a dequantized weight row per task for few x rows, otherwise a transposed panel
-  // of two vectors' width of weight rows and one dequantized row.
+  // of two vectors' width of weight rows and those rows' next 256 columns dequantized.
   const size_t width = isa == ISA::AVX512 ? 16 : 8;
   if (m <= 3) {
     s.task[0] = kk * 4;
   } else {
     s.task[0] = kk * 2 * width * 4;
-    s.task[1] = kk * 4;
+    s.task[1] = std::min<size_t>(kk, 256) * 2 * width * 4;
   }
   return s;
 }
 
 size_t attention_scratch_bytes(int64_t d) {
-  // An accumulator, a K row and a V row of d floats, and one chunk of 64 scores.
-  return static_cast<size_t>(3 * d + 64) * sizeof(float);
+  // Per query: an accumulator, a K row and a V row of d floats, and one chunk of 64 scores.
+  const int64_t per_query = 3 * d + 64;
+  // Tiled: scaled Qᵀ [d][BQ], the output [BQ][dp], scores [BK][BQ], decoded keys [BK][d] and
+  // values [BK][dp], six vectors of BQ (dp: d rounded up to the widest vector, 16 floats).
+  const int64_t dp = (d + 15) / 16 * 16, bq = kAttentionTileQueries, bk = kAttentionTileKeys;
+  const int64_t tiled = d * bq + bq * dp + bk * bq + bk * d + bk * dp + 6 * bq;
+  return static_cast<size_t>(std::max(per_query, tiled)) * sizeof(float);
 }
 
 }  // namespace eight::cpu

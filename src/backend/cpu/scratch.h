@@ -31,9 +31,12 @@ struct MatmulScratch {
 };
 MatmulScratch matmul_scratch(DType w, int64_t m, int64_t k, ISA isa = active_isa());
 
-// Attention (isa/attention.cpp): every thread running a task requests this many bytes of
-// kAttentionScratchSlot for heads of d values.
+// Attention (isa/attention.cpp, isa/attention_tiled.cpp): every thread running a task requests
+// this many bytes of kAttentionScratchSlot for heads of d values (the larger of the two kernels'
+// needs: the tiled kernel's blocks of kAttentionTileQueries queries and kAttentionTileKeys keys).
 constexpr int kAttentionScratchSlot = 4;
+constexpr int64_t kAttentionTileQueries = 64;
+constexpr int64_t kAttentionTileKeys = 64;
 size_t attention_scratch_bytes(int64_t d);
 
 }  // namespace eight::cpu

@@ -16,6 +16,7 @@
 //   auto unet = unet::Model::build(weights, config_json);   // config_json may be empty
 //   Tensor eps = unet->forward(x, {t, t}, context, text_embeds, time_ids, pool);
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -51,6 +52,16 @@ struct Config {
 // 256 per time id when in-features > 1536, else unknown (both 0; forward() then takes pooled_dim
 // from text_embeds). Throws Error naming the missing or inconsistent tensor or config key.
 Config read_config(const Weights& weights, const std::string& config_json);
+
+// SDXL base 1.0's UNet (stabilityai/stable-diffusion-xl-base-1.0 unet/config.json): levels of
+// 320, 640, 1280 channels with 0, 2, 10 transformer blocks, heads of 64, context 2048.
+Config sdxl_base_config();
+
+// Every weight a model of `config` reads, each made by make(name, shape) with diffusers' name and
+// PyTorch shape (the builder's own walk, so the names always match): random-weight models for
+// benchmarks. config.pooled_dim must be known.
+using MakeTensor = std::function<Tensor(const std::string& name, const Dims& shape)>;
+Weights synthesize_weights(const Config& config, const MakeTensor& make);
 
 class Model {
  public:

@@ -24,20 +24,24 @@ Tensor to_f32(const Tensor& t) {
   return out;
 }
 
-// Looks tensors up by name, checks their shapes, and counts the bytes the model keeps.
+// Looks tensors up by name, checks their shapes, and counts the bytes the model keeps. With
+// `make`, it asks make() for each tensor instead and keeps them in made().
 class Loader {
  public:
-  explicit Loader(const Weights& w) : w_(w) {}
+  explicit Loader(const Weights& w, MakeTensor make = {}) : w_(w), make_(std::move(make)) {}
   int64_t bytes() const { return bytes_; }
+  const Weights& made() const { return made_; }
+  bool synthesizing() const { return static_cast<bool>(make_); }
 
   Tensor get(const std::string& name, const Dims& shape) {
+    if (make_) return made_[name] = make_(name, shape);
     const auto it = w_.find(name);
     check(it != w_.end(), "[unet] tensor '", name, "' is missing");
     check(it->second.shape() == shape, "[unet] tensor '", name, "' has shape ",
           it->second.shape().str(), ", expected ", shape.str());
     return it->second;
   }
-  bool has(const std::string& name) const { return w_.count(name) != 0; }
+  bool has(const std::string& name) const { return w_.count(name) != 0 || made_.count(name); }
 
   // A vector made f32 (norm weights, biases).
   Tensor vec(const std::string& name, int64_t n) {
@@ -77,17 +81,22 @@ class Loader {
   }
 
   Conv conv(const std::string& p, int64_t out, int64_t in, int64_t k) {
-    Conv c{.weight = get(p + ".weight", {out, in, k, k}), .bias = vec(p + ".bias", out)};
-    const DType t = c.weight.dtype();
+    Tensor w = get(p + ".weight", {out, in, k, k});
+    const DType t = w.dtype();
     check(t == DType::F32 || t == DType::F16 || t == DType::BF16, "[unet] tensor '", p,
           ".weight' is ", dtype_name(t), "; convolutions take f32, f16 or bf16");
-    if (!c.weight.is_contiguous()) c.weight = c.weight.contiguous();
-    bytes_ += static_cast<int64_t>(c.weight.nbytes());
+    if (!w.is_contiguous()) w = w.contiguous();
+    bytes_ += static_cast<int64_t>(w.nbytes());
+    Conv c{.weight = {}, .bias = vec(p + ".bias", out)};
+    // Only the names matter while synthesizing: the reorder would be wasted work.
+    if (!synthesizing()) c.weight = ops::conv2d_prepare_weight(w);
     return c;
   }
 
  private:
   const Weights& w_;
+  MakeTensor make_;
+  Weights made_;
   int64_t bytes_ = 0;
 };
 
@@ -157,24 +166,26 @@ void check_config(const Config& c) {
         c.addition_time_embed_dim, " and channels[0] ", c.channels[0]);
 }
 
-}  // namespace
-
-std::unique_ptr<Model::Impl> build_impl(const Weights& weights, const Config& config) {
+// The builder's walk over every weight, reading them through `ld`.
+std::unique_ptr<Model::Impl> build_with(Loader& ld, const Weights& weights, const Config& config) {
   check_config(config);
   auto m = std::make_unique<Model::Impl>();
   m->config = config;
   const Config& c = m->config;
-  Loader ld(weights);
   const auto levels = static_cast<int64_t>(c.channels.size());
   const int64_t c0 = c.channels[0], ted = c.time_embed_dim;
   m->conv_in = ld.conv("conv_in", c0, c.in_channels, 3);
   m->time_1 = ld.linear("time_embedding.linear_1", ted, c0, true);
   m->time_2 = ld.linear("time_embedding.linear_2", ted, ted, true);
   // The pooled width may be unknown (a file without config); the in-features come from the file.
-  const auto add = weights.find("add_embedding.linear_1.weight");
-  check(add != weights.end() && add->second.dim() == 2,
-        "[unet] tensor 'add_embedding.linear_1.weight' is missing or not 2-D");
-  m->add_in = add->second.size(1);
+  if (!ld.synthesizing() || c.pooled_dim == 0) {
+    const auto add = weights.find("add_embedding.linear_1.weight");
+    check(add != weights.end() && add->second.dim() == 2,
+          "[unet] tensor 'add_embedding.linear_1.weight' is missing or not 2-D");
+    m->add_in = add->second.size(1);
+  } else {
+    m->add_in = c.pooled_dim + 6 * c.addition_time_embed_dim;
+  }
   if (c.pooled_dim > 0)
     check(m->add_in == c.pooled_dim + 6 * c.addition_time_embed_dim,
           "[unet] tensor 'add_embedding.linear_1.weight' reads ", m->add_in,
@@ -226,6 +237,30 @@ std::unique_ptr<Model::Impl> build_impl(const Weights& weights, const Config& co
   m->conv_out = ld.conv("conv_out", c.out_channels, c0, 3);
   m->weight_bytes = ld.bytes();
   return m;
+}
+
+}  // namespace
+
+std::unique_ptr<Model::Impl> build_impl(const Weights& weights, const Config& config) {
+  Loader ld(weights);
+  return build_with(ld, weights, config);
+}
+
+Weights synthesize_weights(const Config& config, const MakeTensor& make) {
+  const Weights none;
+  Loader ld(none, make);
+  build_with(ld, none, config);
+  return ld.made();
+}
+
+Config sdxl_base_config() {
+  Config c;
+  c.channels = {320, 640, 1280};
+  c.depth = {0, 2, 10};
+  c.heads = {5, 10, 20};  // attention heads of width 64
+  c.mid_depth = 10;
+  c.mid_heads = 20;
+  return c;
 }
 
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

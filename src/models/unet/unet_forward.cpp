@@ -73,9 +73,9 @@ struct Ctx {
 
 // y = conv(x), 'same' padding for odd kernels; x: [N, C_in, H, W].
 Tensor conv(const Conv& c, const Tensor& x, ThreadPool& pool, int64_t stride = 1) {
-  const int64_t pad = c.weight.size(2) / 2;
+  const int64_t pad = c.weight.shape[2] / 2;
   const ops::Conv2dParams p{.stride = {stride, stride}, .padding = {pad, pad}, .bias = &c.bias};
-  Tensor y = Tensor::empty(ops::conv2d_output_shape(x, c.weight, p), DType::F32);
+  Tensor y = Tensor::empty(ops::conv2d_output_shape(x, c.weight.shape, p), DType::F32);
   ops::conv2d(x, c.weight, y, pool, p);
   return y;
 }

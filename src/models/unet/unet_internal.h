@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "models/unet/unet.h"
+#include "ops/conv.h"
 
 namespace eight::unet {
 
@@ -23,8 +24,10 @@ struct Norm {
 };
 
 struct Conv {
-  Tensor weight;  // [out, in, kh, kw] f32, f16 or bf16
-  Tensor bias;    // [out] f32
+  // [out, in, kh, kw] f32, f16 or bf16, reordered once at build (ops::conv2d_prepare_weight) so
+  // the convolutions do not reorder it on every call; weight.shape is the checkpoint's shape.
+  ops::Conv2dWeight weight;
+  Tensor bias;  // [out] f32
   bool defined() const { return weight.defined(); }
 };
 

@@ -27,12 +27,13 @@ struct Image {
 
 // conv(): y, then conv2d's scratch. Returns y's shape.
 Image conv(Budget& b, const Conv& c, const Image& x, int64_t stride = 1) {
-  const int64_t k = c.weight.size(2), pad = k / 2;
-  const Image y{x.N, c.weight.size(0), (x.H + 2 * pad - k) / stride + 1,
+  const int64_t k = c.weight.shape[2], pad = k / 2;
+  const Image y{x.N, c.weight.shape[0], (x.H + 2 * pad - k) / stride + 1,
                 (x.W + 2 * pad - k) / stride + 1};
   b.alloc(y.floats());
-  b.transient(ops::conv2d_scratch_bytes({x.N, x.C, x.H, x.W}, c.weight.shape(), c.weight.dtype(),
-                                        {.stride = {stride, stride}, .padding = {pad, pad}}));
+  b.transient(ops::conv2d_scratch_bytes({x.N, x.C, x.H, x.W}, c.weight.shape, c.weight.w.dtype(),
+                                        {.stride = {stride, stride}, .padding = {pad, pad}},
+                                        /*prepared=*/true));
   return y;
 }
 

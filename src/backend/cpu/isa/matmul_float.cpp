@@ -83,6 +83,9 @@ namespace {
 constexpr int kNR = 2 * kVecWidth;       // weight rows per panel (two vectors)
 constexpr int kMR = 6;                   // x rows per micro-tile: 12 accumulators
 constexpr int64_t kMinRowsPerClaim = 8;  // weight rows per claim of the guided loop (at least)
+// Weight columns decoded per step of panel packing: a whole number of blocks of every type (256),
+// so the decode buffer is small and the same for every k.
+constexpr int64_t kPackCols = 256;
 
 // Few x rows: stream each weight row once, dot it with every x row.
 void matmul_rows(const MatmulProblem& p, ThreadPool& pool) {
@@ -129,15 +132,29 @@ void matmul_panels(const MatmulProblem& p, ThreadPool& pool) {
   pool.parallel_for(n_panels, [&](int64_t task, int) {
     const int64_t j0 = task * kNR;
     const int cols = static_cast<int>(std::min<int64_t>(kNR, p.n - j0));
-    // panel: [k][kNR], the weight rows j0.. transposed (missing rows are zero).
+    // panel: [k][kNR], the weight rows j0.. transposed (missing rows are zero): kPackCols
+    // columns at a time decoded as rows [kNR][kPackCols], then transposed a vector-square block at
+    // a time.
     auto* panel = static_cast<float*>(thread_scratch(0, p.k * kNR * sizeof(float)));
-    auto* row = static_cast<float*>(thread_scratch(1, p.k * sizeof(float)));
-    for (int c = 0; c < kNR; ++c) {
-      if (c < cols)
-        dequantize_row_f32(p.w_type, static_cast<const char*>(p.w) + (j0 + c) * p.ldw, row, p.k);
-      else
-        std::fill_n(row, p.k, 0.f);
-      for (int64_t t = 0; t < p.k; ++t) panel[t * kNR + c] = row[t];
+    const int64_t ks = std::min(kPackCols, p.k);  // row stride of the decode buffer
+    auto* rows = static_cast<float*>(thread_scratch(1, kNR * ks * sizeof(float)));
+    for (int64_t c0 = 0; c0 < p.k; c0 += kPackCols) {
+      const int64_t kc = std::min(kPackCols, p.k - c0);
+      const size_t at = dtype_row_bytes(p.w_type, c0);  // c0 is a whole number of blocks
+      for (int c = 0; c < kNR; ++c) {
+        float* row = rows + c * ks;
+        if (c < cols)
+          dequantize_row_f32(p.w_type, static_cast<const char*>(p.w) + (j0 + c) * p.ldw + at, row,
+                             kc);
+        else
+          std::fill_n(row, kc, 0.f);
+      }
+      int64_t t = 0;
+      for (; t + kVecWidth <= kc; t += kVecWidth)
+        for (int c = 0; c < kNR; c += kVecWidth)
+          transpose_block(rows + c * ks + t, ks, panel + (c0 + t) * kNR + c, kNR);
+      for (; t < kc; ++t)
+        for (int c = 0; c < kNR; ++c) panel[(c0 + t) * kNR + c] = rows[c * ks + t];
     }
     const float* bias = p.bias ? p.bias + j0 : nullptr;
     for (int64_t i = 0; i < p.m; i += kMR) {

@@ -233,6 +233,7 @@ void upsample_nearest2x(const float* x, float* y, int64_t h, int64_t w) {
 }  // namespace
 
 void attention(const AttentionProblem& p, ThreadPool& pool);
+void attention_tiled(const AttentionProblem& p, ThreadPool& pool);
 
 const NNKernels& nn_table() {
   static const NNKernels k{
@@ -245,6 +246,7 @@ const NNKernels& nn_table() {
       .scale = scale,
       .rope = rope,
       .attention = attention,
+      .attention_tiled = attention_tiled,
       .group_norm = group_norm,
       .geglu = geglu,
       .upsample_nearest2x = upsample_nearest2x,

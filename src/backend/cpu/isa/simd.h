@@ -197,6 +197,56 @@ struct VecF {
 
 constexpr int kVecWidth = VecF::kWidth;
 
+// dst[j * ldd + i] = src[i * lds + j] for a kVecWidth x kVecWidth block: the matmul kernels pack
+// weight rows into k-major panels with it (a scalar transpose was as slow as the product itself at
+// a few hundred rows). AVX-512: the 16x16 transpose in four shuffle stages (4x4 within each 128-bit
+// lane, then lanes); AVX2: 8x8 likewise; generic: element by element.
+inline void transpose_block(const float* src, int64_t lds, float* dst, int64_t ldd) {
+#if defined(EIGHT_ISA_avx512)
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
+  for (int g = 0; g < 16; g += 4) {  // rows g..g+3: per lane, r[g + q] = column 4 L + q
+    const __m512 a = _mm512_unpacklo_ps(r[g], r[g + 1]), b = _mm512_unpackhi_ps(r[g], r[g + 1]);
+    const __m512 c = _mm512_unpacklo_ps(r[g + 2], r[g + 3]);
+    const __m512 d = _mm512_unpackhi_ps(r[g + 2], r[g + 3]);
+    t[g] = _mm512_shuffle_ps(a, c, 0x44);
+    t[g + 1] = _mm512_shuffle_ps(a, c, 0xEE);
+    t[g + 2] = _mm512_shuffle_ps(b, d, 0x44);
+    t[g + 3] = _mm512_shuffle_ps(b, d, 0xEE);
+  }
+  for (int q = 0; q < 4;
+       ++q) {  // output row 4 L + q gathers lane L of t[q], t[4+q], t[8+q], t[12+q]
+    const __m512 lo_even = _mm512_shuffle_f32x4(t[q], t[4 + q], 0x88);
+    const __m512 lo_odd = _mm512_shuffle_f32x4(t[q], t[4 + q], 0xDD);
+    const __m512 hi_even = _mm512_shuffle_f32x4(t[8 + q], t[12 + q], 0x88);
+    const __m512 hi_odd = _mm512_shuffle_f32x4(t[8 + q], t[12 + q], 0xDD);
+    _mm512_storeu_ps(dst + q * ldd, _mm512_shuffle_f32x4(lo_even, hi_even, 0x88));
+    _mm512_storeu_ps(dst + (4 + q) * ldd, _mm512_shuffle_f32x4(lo_odd, hi_odd, 0x88));
+    _mm512_storeu_ps(dst + (8 + q) * ldd, _mm512_shuffle_f32x4(lo_even, hi_even, 0xDD));
+    _mm512_storeu_ps(dst + (12 + q) * ldd, _mm512_shuffle_f32x4(lo_odd, hi_odd, 0xDD));
+  }
+#elif defined(EIGHT_ISA_avx2)
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
+  for (int g = 0; g < 8; g += 4) {
+    const __m256 a = _mm256_unpacklo_ps(r[g], r[g + 1]), b = _mm256_unpackhi_ps(r[g], r[g + 1]);
+    const __m256 c = _mm256_unpacklo_ps(r[g + 2], r[g + 3]);
+    const __m256 d = _mm256_unpackhi_ps(r[g + 2], r[g + 3]);
+    t[g] = _mm256_shuffle_ps(a, c, 0x44);
+    t[g + 1] = _mm256_shuffle_ps(a, c, 0xEE);
+    t[g + 2] = _mm256_shuffle_ps(b, d, 0x44);
+    t[g + 3] = _mm256_shuffle_ps(b, d, 0xEE);
+  }
+  for (int q = 0; q < 4; ++q) {
+    _mm256_storeu_ps(dst + q * ldd, _mm256_permute2f128_ps(t[q], t[4 + q], 0x20));
+    _mm256_storeu_ps(dst + (4 + q) * ldd, _mm256_permute2f128_ps(t[q], t[4 + q], 0x31));
+  }
+#else
+  for (int i = 0; i < kVecWidth; ++i)
+    for (int j = 0; j < kVecWidth; ++j) dst[j * ldd + i] = src[i * lds + j];
+#endif
+}
+
 // Transcendentals for the row kernels, vectorized (libm per element was a quarter of a Whisper
 // encoder's time). exp: Cody-Waite reduction x = n ln2 + r with ln2 split in two, Cephes' degree-6
 // polynomial for e^r (relative error ~1e-7), times 2^n; below -87.3 the result is exactly 0 (so
