@@ -144,6 +144,29 @@ TEST(VAEVulkan, F16WeightsStayClose) {
   EXPECT_GE(p, 40);
 }
 
+// Two samples: each block's per-sample views (the middle attention's) start past the first
+// sample in the device buffers.
+TEST(VAEVulkan, BatchOfTwoMatchesTheCpu) {
+  EIGHT_REQUIRE_VULKAN();
+  const Reference& ref = reference("f32");
+  const auto gpu = on_device();
+  const auto cpu = vae::Model::build(ref.weights, ref.config);
+  const Tensor one = decode_input(cpu->config());
+  Tensor z = Tensor::empty({2, one.size(1), one.size(2), one.size(3)}, DType::F32);
+  for (int64_t i = 0; i < one.numel(); ++i) {
+    z.data<float>()[i] = one.data<float>()[i];
+    z.data<float>()[one.numel() + i] = -0.5f * one.data<float>()[one.numel() - 1 - i];
+  }
+  ThreadPool pool(2);
+  const Tensor want = cpu->decode(z, pool);
+  const Tensor got = gpu->decode(z, pool);
+  const double e0 = sdxl_test::nmse(got.select(0, 0), want.select(0, 0));
+  const double e1 = sdxl_test::nmse(got.select(0, 1), want.select(0, 1));
+  std::printf("[vae vulkan] batch of two against the CPU: NMSE %.3g, %.3g\n", e0, e1);
+  EXPECT_LE(e0, 1e-10);
+  EXPECT_LE(e1, 1e-10);
+}
+
 // The weights take their own bytes of device memory (norms and biases made f32, as the file's
 // f32 ones are), activations come and go with each call, and all of it is returned with the model.
 TEST(VAEVulkan, WeightsAreDeviceMemoryReturnedWithTheModel) {
