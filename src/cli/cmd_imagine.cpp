@@ -14,6 +14,7 @@
 #include "formats/image.h"
 #include "formats/npy.h"
 #include "formats/png.h"
+#include "ops/device.h"
 #include "runtime/diffusion/image_pipeline.h"
 #include "runtime/store/store.h"
 
@@ -87,6 +88,10 @@ int run(int argc, char** argv) {
            "write the final latents (float32 [C, H/8, W/8]) before the VAE");
   p.option("-o,--output", &out, "OUT.png", "the image to write (default eight.png)");
   p.option("-t,--threads", &threads, "N", "threads (default: EIGHT_THREADS or all cores)");
+  std::string device = "auto";
+  p.option("--device", &device, "DEV",
+           "where the models run: auto (default: the best GPU, else the CPU), cpu, vulkan or "
+           "vulkan:N (see eight devices)");
   p.option("--ram", &ram, "SIZE",
            "RAM budget: runs the plan says exceed it are refused (default: RAM minus 1 GiB)");
   p.option("--vae-tile", &vae_tile, "N",
@@ -140,15 +145,16 @@ int run(int argc, char** argv) {
   diffusion::ImageLoadOptions lo{.path = resolve_model_path(model),
                                  .vae_path = vae,
                                  .loras = {},
-                                 .base_path = base.empty() ? base : resolve_model_path(base)};
+                                 .base_path = base.empty() ? base : resolve_model_path(base),
+                                 .device = ops::choose_device(device)};
   for (const auto& l : loras) lo.loras.push_back(parse_lora(l));
   auto pipe = diffusion::ImagePipeline::load(lo);
   const double load_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ThreadPool& pool = global_thread_pool(threads);
-  std::fprintf(stderr, "%s: %lldx%lld, seed %lld\n", pipe->name().c_str(),
-               static_cast<long long>(rq.width), static_cast<long long>(rq.height),
-               static_cast<long long>(seed));
+  std::fprintf(stderr, "%s on %s: %lldx%lld, seed %lld\n", pipe->name().c_str(),
+               pipe->device().name().c_str(), static_cast<long long>(rq.width),
+               static_cast<long long>(rq.height), static_cast<long long>(seed));
   auto progress = [](const diffusion::StepProgress& s) {
     const int width_bar = 30;
     const auto done = static_cast<int>(width_bar * s.step / std::max<int64_t>(1, s.steps));
@@ -178,6 +184,7 @@ int run(int argc, char** argv) {
         {"sampler", r.sampler},
         {"cfg_scale", r.cfg_scale},
         {"model", pipe->name()},
+        {"device", pipe->device().name()},
         {"planned_peak", r.plan.host_peak()},
         {"vae_tile", r.plan.request.vae_tile},
         {"loras", lora_list},

@@ -186,8 +186,11 @@ int run(int argc, char** argv) {
   std::unique_ptr<server::ImageService> images;
   if (!image_model.empty()) {
     check(image_queue >= 0, "--image-queue must not be negative, got ", image_queue);
-    auto pipeline = diffusion::ImagePipeline::load(
-        {.path = resolve_model_path(image_model), .vae_path = {}, .loras = {}, .base_path = {}});
+    auto pipeline = diffusion::ImagePipeline::load({.path = resolve_model_path(image_model),
+                                                    .vae_path = {},
+                                                    .loras = {},
+                                                    .base_path = {},
+                                                    .device = ops::choose_device(model.device)});
     images = std::make_unique<server::ImageService>(
         std::move(pipeline), pool,
         server::ImageServiceOptions{.model_id = {}, .queue = image_queue});

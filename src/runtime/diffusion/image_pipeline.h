@@ -41,7 +41,8 @@ struct ImageLoadOptions {
   std::string path;      // a diffusers directory, a single-file .safetensors checkpoint or a GGUF
   std::string vae_path;  // a separate VAE (.safetensors, diffusers or original names), or ""
   std::vector<LoraSpec> loras;
-  std::string base_path;  // for a UNet-only GGUF: where the text encoders and VAE come from
+  std::string base_path;          // for a UNet-only GGUF: where the text encoders and VAE come from
+  Device device = Device::cpu();  // a GPU (Device::vulkan(i)): the models run there
 };
 
 struct ImageRequest {
@@ -94,6 +95,7 @@ class ImagePipeline {
   virtual ~ImagePipeline() = default;
 
   virtual std::string name() const = 0;        // the directory or file name
+  virtual Device device() const = 0;           // where the models run
   virtual std::string model_hash() const = 0;  // A1111's short hash (sha256 of the file, 10 hex)
   // The LoRAs merged in, each named by its file stem, with its scale.
   virtual const std::vector<LoraSpec>& loras() const = 0;

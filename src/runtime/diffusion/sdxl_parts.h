@@ -56,6 +56,6 @@ void apply_loras(SDXLFiles& files, const std::vector<LoraSpec>& loras);
 // "DPM++ 2M Karras"), "leading" as diffusers for lcm and ddim. Turbo checkpoints take "trailing".
 SchedulerConfig single_file_scheduler_config(const std::string& sampler, bool turbo);
 
-std::unique_ptr<ImagePipeline> make_sdxl_pipeline(SDXLFiles files);
+std::unique_ptr<ImagePipeline> make_sdxl_pipeline(SDXLFiles files, Device device = Device::cpu());
 
 }  // namespace eight::diffusion

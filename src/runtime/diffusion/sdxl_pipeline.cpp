@@ -37,13 +37,15 @@ int32_t token_id(const text::CLIPTokenizer& tok, const std::string& token) {
 
 class SDXLPipeline final : public ImagePipeline {
  public:
-  explicit SDXLPipeline(SDXLFiles files) : files_(std::move(files)) {
+  SDXLPipeline(SDXLFiles files, Device device) : files_(std::move(files)), device_(device) {
+    // On a GPU every part runs there; the scheduler, the guidance mix and the latents between
+    // steps stay on the host.
     unet_ = unet::Model::build(files_.unet, files_.unet_config);
-    vae_ = vae::Model::build(files_.vae, files_.vae_config);
+    vae_ = vae::Model::build(files_.vae, files_.vae_config, device);
     te1_ = clip::TextEncoder::build(files_.text_encoder, files_.text_encoder_config, "quick_gelu",
-                                    "text_encoder");
+                                    "text_encoder", device);
     te2_ = clip::TextEncoder::build(files_.text_encoder_2, files_.text_encoder_2_config, "gelu",
-                                    "text_encoder_2");
+                                    "text_encoder_2", device);
     plan_model_ = image_model_desc(files_);
     // The weights are bound; the name maps would only keep duplicate handles.
     files_.unet.clear();
@@ -77,6 +79,7 @@ class SDXLPipeline final : public ImagePipeline {
   }
 
   std::string name() const override { return files_.name; }
+  Device device() const override { return device_; }
   std::string model_hash() const override { return {}; }
   const std::vector<LoraSpec>& loras() const override { return files_.loras; }
   int64_t latent_channels() const override { return unet_->config().in_channels; }
@@ -165,6 +168,7 @@ class SDXLPipeline final : public ImagePipeline {
 
  private:
   SDXLFiles files_;
+  Device device_;
   std::shared_ptr<const unet::Model> unet_;
   std::shared_ptr<const vae::Model> vae_;
   std::shared_ptr<const clip::TextEncoder> te1_, te2_;
@@ -321,15 +325,15 @@ ImageResult SDXLPipeline::generate(const ImageRequest& rq, ThreadPool& pool,
 
 }  // namespace
 
-std::unique_ptr<ImagePipeline> make_sdxl_pipeline(SDXLFiles files) {
-  return std::make_unique<SDXLPipeline>(std::move(files));
+std::unique_ptr<ImagePipeline> make_sdxl_pipeline(SDXLFiles files, Device device) {
+  return std::make_unique<SDXLPipeline>(std::move(files), device);
 }
 
 std::unique_ptr<ImagePipeline> ImagePipeline::load(const ImageLoadOptions& options) {
   const auto t0 = Clock::now();
   SDXLFiles files = read_sdxl_files(options.path, options.vae_path, options.base_path);
   apply_loras(files, options.loras);
-  auto p = make_sdxl_pipeline(std::move(files));
+  auto p = make_sdxl_pipeline(std::move(files), options.device);
   log_debug("[sdxl] loaded ", options.path, " in ", seconds_since(t0), " s");
   return p;
 }
