@@ -280,3 +280,25 @@ def test_half_precision_single_files(tiny, tmp_path, dtype, bound):
     err = nmse(got, want)
     print(f"{dtype} single file: latents NMSE {err:.3g} against f32")
     assert err <= bound
+
+
+@pytest.fixture(scope="module")
+def lavapipe():
+    r = run("devices", "--json", check=False)
+    if r.returncode == 0:
+        for d in json.loads(r.stdout)["devices"]:
+            if "llvmpipe" in d["name"]:
+                return f"vulkan:{d['index']}"
+    pytest.skip("SKIPPED: no lavapipe (llvmpipe) Vulkan device; install mesa-vulkan-drivers")
+
+
+def test_on_a_vulkan_device_matches_diffusers(tiny, tmp_path, lavapipe):
+    """The same euler run with the models on lavapipe: held to diffusers like the CPU run."""
+    fx = FIXTURES["runs"]["euler"]
+    latents, png, out = imagine(with_scheduler(tiny, "euler", fx["scheduler_config"]), tmp_path,
+                                "euler", "--seed", 0, "--device", lavapipe)
+    assert out["device"] == lavapipe
+    err = nmse(latents, np.load(DATA / fx["latents"]).reshape(latents.shape))
+    p = psnr_8bit(read_png(png)[0], to_8bit(np.load(DATA / "vae_decode_image.npy")))
+    print(f"euler on {lavapipe}: latents NMSE {err:.3g}, image PSNR {p:.1f} dB")
+    assert err <= 1e-4 and p >= 40
