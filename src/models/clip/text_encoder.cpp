@@ -73,7 +73,7 @@ int64_t TextEncoder::weight_bytes() const {
 std::shared_ptr<const TextEncoder> TextEncoder::build(const std::map<std::string, Tensor>& w,
                                                       const std::string& config_json,
                                                       const std::string& default_act,
-                                                      const std::string& name) {
+                                                      const std::string& name, Device device) {
   auto m = std::make_unique<Impl>();
   m->name = name;
   TextEncoderConfig c = config_from_shapes(w, default_act, name);
@@ -113,6 +113,7 @@ std::shared_ptr<const TextEncoder> TextEncoder::build(const std::map<std::string
                            (m->projection.defined() ? m->projection.nbytes() : 0)) +
       tower_bytes(m->tower) + 2 * c.hidden * static_cast<int64_t>(sizeof(float));
   m->config = c;
+  if (device.kind != DeviceKind::CPU) place_tower(m->tower, device);
   return std::make_shared<const TextEncoder>(std::move(m));
 }
 

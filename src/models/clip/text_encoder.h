@@ -10,6 +10,8 @@
 //
 //   auto te = clip::TextEncoder::build(weights, config_json, "quick_gelu", "text_encoder");
 //   clip::TextEncoding e = te->encode({ids}, -2, pool);   // hidden_states[-2]: [1, 77, hidden]
+//   auto gpu = clip::TextEncoder::build(weights, config_json, "gelu", "text_encoder_2",
+//                                       Device::vulkan(0));   // the layers run there
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -38,11 +40,15 @@ class TextEncoder {
  public:
   // config_json: the folder's config.json (CLIPTextConfig) or empty; without one the sizes come
   // from the tensor shapes, heads are 64 wide, and the activation is `default_act`. `name` is
-  // used in messages. Throws Error naming a missing or mis-shaped tensor.
+  // used in messages. device: where the transformer layers go and run (a Vulkan device: their
+  // weights are uploaded here; the embeddings, the final norm and the projection stay on the
+  // host, and encode() still returns host tensors). Throws Error naming a missing or mis-shaped
+  // tensor.
   static std::shared_ptr<const TextEncoder> build(const std::map<std::string, Tensor>& weights,
                                                   const std::string& config_json,
                                                   const std::string& default_act,
-                                                  const std::string& name);
+                                                  const std::string& name,
+                                                  Device device = Device::cpu());
 
   const TextEncoderConfig& config() const;
   int64_t weight_bytes() const;

@@ -8,6 +8,7 @@
 //
 //   auto vae = vae::Model::build(weights, config_json);
 //   Tensor rgb = vae->decode(z, pool);   // z already divided by scaling_factor (+ shift_factor)
+//   auto gpu = vae::Model::build(weights, config_json, Device::vulkan(0));   // runs there
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -53,9 +54,13 @@ struct Posterior {
 
 class Model {
  public:
+  // device: where the weights go and every block runs (a Vulkan device: the weights are
+  // uploaded here; decode and encode still take and return host tensors).
   static std::shared_ptr<const Model> build(const Weights& weights,
-                                            const std::string& config_json = {});
+                                            const std::string& config_json = {},
+                                            Device device = Device::cpu());
   const Config& config() const;
+  Device device() const;
   int64_t weight_bytes() const;
 
   // z: [N, latent_channels, h, w] f32 in the VAE's own scale. Returns [N, out_channels, 8h, 8w]
@@ -65,7 +70,9 @@ class Model {
   Posterior encode(const Tensor& images, ThreadPool& pool, const Tiles& tiles = {}) const;
 
   // Upper bounds of the bytes one decode / encode call allocates at its peak (activations, the
-  // result and the convolutions' scratch; not the weights), for the planner.
+  // result and the convolutions' scratch; not the weights), for the planner. These are the host
+  // bytes of a CPU model; on a GPU the same activations are device memory (the conv scratch
+  // there differs: tiles of up to 32 MiB of unfolded input and of product).
   int64_t decode_bytes(int64_t n, int64_t h, int64_t w, const Tiles& tiles = {}) const;
   int64_t encode_bytes(int64_t n, int64_t height, int64_t width, const Tiles& tiles = {}) const;
 

@@ -10,12 +10,15 @@
 #include <utility>
 
 #include "models/vae/vae_internal.h"
+#include "ops/attention.h"
 #include "ops/conv.h"
+#include "ops/device.h"
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
 #include "ops/norm.h"
 #include "ops/pool.h"
 #include "ops/softmax.h"
+#include "ops/transpose.h"
 
 namespace eight::vae {
 namespace {
@@ -43,16 +46,10 @@ ops::Conv2dParams conv_params(const Conv& c, int64_t stride) {
   return {.padding = {pad, pad}, .bias = &c.bias};
 }
 
-// x: [R, S] -> a new contiguous [S, R].
+// x: [R, S] -> a new contiguous [S, R] on x's device.
 Tensor transposed(const Tensor& x, ThreadPool& pool) {
-  const int64_t r = x.size(0), s = x.size(1);
-  Tensor y = Tensor::empty({s, r}, DType::F32);
-  const float* src = x.data<float>();
-  float* dst = y.data<float>();
-  pool.parallel_chunks(s, 64, [&](int64_t b, int64_t e, int) {
-    for (int64_t j = b; j < e; ++j)
-      for (int64_t i = 0; i < r; ++i) dst[j * r + i] = src[i * s + j];
-  });
+  Tensor y = ops::empty({x.size(1), x.size(0)}, DType::F32, x.device());
+  ops::transpose(x, y, &pool);
   return y;
 }
 
@@ -63,11 +60,13 @@ int64_t score_rows(int64_t t) {
 
 // The single-head attention of the middle block, added to x in place (residual_connection).
 // x: [N, C, H, W]; tokens are the H * W pixels of one sample, each a C-wide query, key and value.
+// Every step runs on x's device.
 void mid_attention(const MidAttention& a, const Tensor& x, int64_t groups, ThreadPool& pool) {
+  const Device dev = x.device();
   const int64_t c = x.size(1), t = x.size(2) * x.size(3);
   for (int64_t n = 0; n < x.size(0); ++n) {
     const Tensor xn = x.select(0, n).reshape({c, t});  // [C, T]
-    Tensor g = Tensor::empty({c, t}, DType::F32);
+    Tensor g = ops::empty({c, t}, DType::F32, dev);
     norm(a.norm, xn, g, groups, false, pool, 0);
     Tensor gt = transposed(g, pool);  // tokens: [T, C]
     g = Tensor();
@@ -75,18 +74,23 @@ void mid_attention(const MidAttention& a, const Tensor& x, int64_t groups, Threa
     Tensor k = ops::matmul(gt, a.k.weight, pool, {.bias = &a.k.bias});  // to_k
     Tensor v = ops::matmul(gt, a.v.weight, pool, {.bias = &a.v.bias});  // to_v
     gt = Tensor();
-    Tensor vt = transposed(v, pool);  // [C, T]
-    v = Tensor();
-    Tensor o = Tensor::empty({t, c}, DType::F32);
-    attention_rows(q, k, vt, o, pool, score_rows(t));  // softmax(q k^T / sqrt(C)) v, one head
-    q = k = vt = Tensor();
-    const Tensor out = ops::matmul(o, a.out.weight, pool, {.bias = &a.out.bias});
+    Tensor o = ops::empty({t, c}, DType::F32, dev);
+    // softmax(q k^T / sqrt(C)) v, one head. On a GPU ops::attention takes its chunked route (the
+    // same blocks of scores through matmul and softmax, V transposed inside).
+    if (dev.kind == DeviceKind::CPU) {
+      Tensor vt = transposed(v, pool);  // [C, T]
+      v = Tensor();
+      attention_rows(q, k, vt, o, pool, score_rows(t));
+    } else {
+      ops::attention(q.reshape({t, 1, c}), k.reshape({t, 1, c}), v.reshape({t, 1, c}),
+                     o.reshape({t, 1, c}), pool, {.causal = false});
+    }
+    q = k = v = Tensor();
+    Tensor out = ops::matmul(o, a.out.weight, pool, {.bias = &a.out.bias});  // to_out.0: [T, C]
     o = Tensor();
-    pool.parallel_chunks(c, 4, [&](int64_t b, int64_t e, int) {
-      for (int64_t ch = b; ch < e; ++ch)
-        for (int64_t i = 0; i < t; ++i)
-          xn.data<float>()[ch * t + i] += out.data<float>()[i * c + ch];
-    });
+    const Tensor back = transposed(out, pool);  // [C, T]
+    out = Tensor();
+    ops::add(xn, back, xn);
   }
 }
 
@@ -188,14 +192,14 @@ Shape step(Bill& b, const Shape& x, F&& f) {
 
 Tensor conv(const Conv& c, const Tensor& x, ThreadPool& pool, int64_t stride) {
   const ops::Conv2dParams p = conv_params(c, stride);
-  Tensor y = Tensor::empty(ops::conv2d_output_shape(x, c.weight, p), DType::F32);
+  Tensor y = ops::empty(ops::conv2d_output_shape(x, c.weight, p), DType::F32, x.device());
   ops::conv2d(x, c.weight, y, pool, p);
   return y;
 }
 
 // ResnetBlock2D.forward: norm1, SiLU, conv1, norm2, SiLU, (dropout), conv2, + shortcut(x).
 Tensor resnet(const Resnet& r, const Tensor& x, int64_t groups, ThreadPool& pool) {
-  Tensor h = Tensor::empty(x.shape(), DType::F32);
+  Tensor h = ops::empty(x.shape(), DType::F32, x.device());
   norm(r.norm1, x, h, groups, true, pool);
   Tensor h2 = conv(r.conv1, h, pool);
   h = Tensor();
@@ -220,7 +224,7 @@ Tensor mid_block(const MidBlock& m, const Tensor& x, int64_t groups, ThreadPool&
 Tensor run_encoder(const Model::Impl& m, const Tensor& images, ThreadPool& pool) {
   const Encoder& e = m.encoder;
   const int64_t groups = m.config.groups;
-  Tensor x = conv(e.conv_in, images.contiguous(), pool);
+  Tensor x = conv(e.conv_in, ops::to_device(images.contiguous(), m.device), pool);
   for (const DownBlock& b : e.down) {
     for (const Resnet& r : b.resnets) x = resnet(r, x, groups, pool);
     if (b.downsample.weight.defined()) x = conv(b.downsample, x, pool, 2);
@@ -229,28 +233,29 @@ Tensor run_encoder(const Model::Impl& m, const Tensor& images, ThreadPool& pool)
   norm(e.norm_out, x, x, groups, true, pool);  // conv_norm_out, conv_act
   x = conv(e.conv_out, x, pool);
   if (e.quant_conv.weight.defined()) x = conv(e.quant_conv, x, pool);
-  return x;
+  return ops::to_device(x, Device::cpu());
 }
 
 // AutoencoderKL's post_quant_conv, then vae.py Decoder.forward.
 Tensor run_decoder(const Model::Impl& m, const Tensor& z, ThreadPool& pool) {
   const Decoder& d = m.decoder;
   const int64_t groups = m.config.groups;
-  Tensor x = z.contiguous();
+  Tensor x = ops::to_device(z.contiguous(), m.device);
   if (d.post_quant_conv.weight.defined()) x = conv(d.post_quant_conv, x, pool);
   x = conv(d.conv_in, x, pool);
   x = mid_block(d.mid, x, groups, pool);
   for (const UpBlock& b : d.up) {
     for (const Resnet& r : b.resnets) x = resnet(r, x, groups, pool);
     if (b.upsample.weight.defined()) {  // Upsample2D: nearest 2x, then conv
-      Tensor u = Tensor::empty({x.size(0), x.size(1), 2 * x.size(2), 2 * x.size(3)}, DType::F32);
+      Tensor u =
+          ops::empty({x.size(0), x.size(1), 2 * x.size(2), 2 * x.size(3)}, DType::F32, x.device());
       ops::upsample_nearest2x(x, u);
       x = std::move(u);  // the low-resolution input is freed before the conv
       x = conv(b.upsample, x, pool);
     }
   }
   norm(d.norm_out, x, x, groups, true, pool);  // conv_norm_out, conv_act
-  return conv(d.conv_out, x, pool);
+  return ops::to_device(conv(d.conv_out, x, pool), Device::cpu());
 }
 
 int64_t encoder_peak_bytes(const Model::Impl& m, int64_t n, int64_t h, int64_t w) {

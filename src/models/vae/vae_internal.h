@@ -84,15 +84,21 @@ struct Model::Impl {
   Encoder encoder;
   Decoder decoder;
   int64_t weight_bytes = 0;
+  Device device = Device::cpu();  // where the weights are and every block runs
   // Pixels per latent pixel along a side: 2^(levels - 1).
   int64_t factor() const { return int64_t{1} << (config.channels.size() - 1); }
 };
 
-// The blocks (vae_blocks.cpp). x: [N, C, H, W] f32 contiguous; each returns a new tensor and
-// frees its intermediates as soon as they are used.
+// Moves every weight of the encoder and decoder to `device` (vae_load.cpp).
+void place(Model::Impl& m, Device device);
+
+// The blocks (vae_blocks.cpp). x: [N, C, H, W] f32 contiguous; each returns a new tensor on x's
+// device (the weights' device) and frees its intermediates as soon as they are used.
 Tensor conv(const Conv& c, const Tensor& x, ThreadPool& pool, int64_t stride = 1);
 Tensor resnet(const Resnet& r, const Tensor& x, int64_t groups, ThreadPool& pool);
 Tensor mid_block(const MidBlock& m, const Tensor& x, int64_t groups, ThreadPool& pool);
+// The whole encoder and decoder take and return host tensors and run on m.device: the input is
+// copied there once and the result back once.
 // The whole encoder (with quant_conv): images [N, in, H, W] -> moments [N, 2 * latent, H/f, W/f].
 Tensor run_encoder(const Model::Impl& m, const Tensor& images, ThreadPool& pool);
 // The whole decoder (with post_quant_conv): z [N, latent, h, w] -> [N, out, f*h, f*w].

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "models/vae/vae_internal.h"
+#include "ops/device.h"
 
 namespace eight::vae {
 namespace {
@@ -160,7 +161,61 @@ Config read_config(const Weights& weights, const std::string& config_json) {
   return c;
 }
 
-std::shared_ptr<const Model> Model::build(const Weights& weights, const std::string& config_json) {
+namespace {
+
+void place(Conv& c, Device d) {
+  if (!c.weight.defined()) return;
+  c = {ops::to_device(c.weight, d), ops::to_device(c.bias, d)};
+}
+void place(GroupNorm& g, Device d) {
+  g = {ops::to_device(g.weight, d), ops::to_device(g.bias, d)};
+}
+void place(Linear& l, Device d) {
+  l = {ops::to_device(l.weight, d), ops::to_device(l.bias, d)};
+}
+void place(Resnet& r, Device d) {
+  place(r.norm1, d);
+  place(r.conv1, d);
+  place(r.norm2, d);
+  place(r.conv2, d);
+  place(r.shortcut, d);
+}
+void place(MidBlock& m, Device d) {
+  place(m.first, d);
+  place(m.second, d);
+  if (!m.has_attention) return;
+  for (Linear* l : {&m.attention.q, &m.attention.k, &m.attention.v, &m.attention.out}) place(*l, d);
+  place(m.attention.norm, d);
+}
+
+}  // namespace
+
+void place(Model::Impl& m, Device device) {
+  Encoder& e = m.encoder;
+  place(e.conv_in, device);
+  for (DownBlock& b : e.down) {
+    for (Resnet& r : b.resnets) place(r, device);
+    place(b.downsample, device);
+  }
+  place(e.mid, device);
+  place(e.norm_out, device);
+  place(e.conv_out, device);
+  place(e.quant_conv, device);
+  Decoder& d = m.decoder;
+  place(d.post_quant_conv, device);
+  place(d.conv_in, device);
+  place(d.mid, device);
+  for (UpBlock& b : d.up) {
+    for (Resnet& r : b.resnets) place(r, device);
+    place(b.upsample, device);
+  }
+  place(d.norm_out, device);
+  place(d.conv_out, device);
+  m.device = device;
+}
+
+std::shared_ptr<const Model> Model::build(const Weights& weights, const std::string& config_json,
+                                          Device device) {
   auto m = std::make_unique<Impl>();
   m->config = read_config(weights, config_json);
   const Config& c = m->config;
@@ -204,6 +259,7 @@ std::shared_ptr<const Model> Model::build(const Weights& weights, const std::str
     if (name.starts_with("encoder.") || name.starts_with("decoder.") ||
         name.starts_with("quant_conv.") || name.starts_with("post_quant_conv."))
       m->weight_bytes += static_cast<int64_t>(t.nbytes());
+  if (device.kind != DeviceKind::CPU) place(*m, device);
   return std::make_shared<const Model>(std::move(m));
 }
 

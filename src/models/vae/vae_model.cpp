@@ -129,6 +129,9 @@ Model::~Model() = default;
 const Config& Model::config() const {
   return impl_->config;
 }
+Device Model::device() const {
+  return impl_->device;
+}
 int64_t Model::weight_bytes() const {
   return impl_->weight_bytes;
 }

@@ -105,8 +105,10 @@ struct UNetWalk {
     const Image y{x.N, w.shape[0], (x.H + 2 * pad - k) / stride + 1,
                   (x.W + 2 * pad - k) / stride + 1};
     b.alloc(y.floats());
+    // The UNet prepares its convolution weights once at load (ops::Conv2dWeight).
     b.transient(ops::conv2d_scratch_bytes({x.N, x.C, x.H, x.W}, w.shape, w.type,
-                                          {.stride = {stride, stride}, .padding = {pad, pad}}));
+                                          {.stride = {stride, stride}, .padding = {pad, pad}},
+                                          /*prepared=*/true));
     conv_products(s, w, y.H * y.W);
     return y;
   }
@@ -396,6 +398,16 @@ int64_t copies(const ImageComponent& c, bool always) {
   return b;
 }
 
+// The UNet's convolution weights reordered once at load (ops::conv2d_prepare_weight): a copy of
+// each kernel larger than 1x1, in its own type (1x1 weights are used as views).
+int64_t prepared_conv_bytes(const ImageComponent& unet) {
+  int64_t b = 0;
+  for (const auto& [name, t] : unet.tensors)
+    if (t.shape.size() == 4 && t.shape[2] * t.shape[3] > 1)
+      b += (t.numel() * (t.type == DType::F32 ? 4 : 2) + 63) / 64 * 64;
+  return b;
+}
+
 }  // namespace
 
 const TensorHeader* ImageComponent::find(const std::string& name) const {
@@ -480,7 +492,8 @@ ImagePlan plan_image(const ImageModelDesc& m, const ImagePlanRequest& r) {
   }
   plan.mapped_bytes = m.file_bytes();
   plan.copied_bytes = copies(m.unet, false) + copies(m.text_encoder, false) +
-                      copies(m.text_encoder_2, false) + copies(m.vae, true) + m.heap_bytes();
+                      copies(m.text_encoder_2, false) + copies(m.vae, true) +
+                      prepared_conv_bytes(m.unet) + m.heap_bytes();
 
   ScratchPeak scratch;
   // Text: one prompt's encode (and the negative prompt's when guided) while the noise and the
@@ -559,9 +572,11 @@ ImagePlan plan_image(const ImageModelDesc& m, const ImagePlanRequest& r) {
   plan.cpu.items.push_back({.what = "weight copies",
                             .bytes = plan.copied_bytes,
                             .why = m.heap_bytes() > 0
-                                       ? "f32 norms, biases and position embeddings; merged "
-                                         "LoRAs and tensors decoded from a GGUF"
-                                       : "f32 norms, biases and position embeddings"});
+                                       ? "f32 norms, biases and position embeddings, the UNet's "
+                                         "reordered 3x3 kernels, merged LoRAs and tensors "
+                                         "decoded from a GGUF"
+                                       : "f32 norms, biases and position embeddings, the UNet's "
+                                         "reordered 3x3 kernels"});
   plan.cpu.items.push_back(
       {.what = "kernel scratch", .bytes = plan.scratch_bytes, .why = cat(threads, " threads")});
   plan.cpu.items.push_back(
