@@ -11,7 +11,7 @@
 // On a Vulkan device the same code runs with device tensors: the ops record their kernels, and
 // the few steps written here as host loops (the time embedding's broadcast add, the residual
 // adds, the transposes between images and token rows, the skip concatenation) have a device
-// branch that calls ops (or the Vulkan transpose) instead. Only the inputs and the output cross
+// branch that calls ops instead. Only the inputs and the output cross
 // to and from the host.
 #include <algorithm>
 #include <cmath>
@@ -26,6 +26,7 @@
 #include "ops/matmul.h"
 #include "ops/norm.h"
 #include "ops/pool.h"
+#include "ops/transpose.h"
 
 namespace eight::unet {
 namespace {
@@ -146,18 +147,16 @@ Tensor resblock(const ResBlock& r, const Tensor& x, const Ctx& cx) {
 void image_rows(ThreadPool& pool, const Tensor& image, const Tensor& rows, int64_t N, bool add) {
   const int64_t C = rows.size(1), T = rows.size(0) / N, tiles_t = (T + 31) / 32;
   if (on_device(image)) {
-    // Per sample, vulkan::transpose: [C, T] -> [T, C] rows, or the rows back into a [N, C, T]
+    // Per sample, ops::transpose: [C, T] -> [T, C] rows, or the rows back into a [N, C, T]
     // scratch that is then added to the image.
     const Tensor back = add ? ops::empty(image.shape(), DType::F32, image.device()) : Tensor();
-    const vulkan::BufferRef im = vulkan::buffer_of(add ? back : image),
-                            rw = vulkan::buffer_of(rows);
+    const Tensor im = (add ? back : image).reshape({N, C, T});
     for (int64_t n = 0; n < N; ++n) {
-      const size_t at = static_cast<size_t>(n * C * T) * sizeof(float);
-      const vulkan::BufferRef i{im.buffer, im.offset + at}, r{rw.buffer, rw.offset + at};
+      const Tensor i = im.select(0, n), r = rows.slice(0, n * T, (n + 1) * T);
       if (add)
-        vulkan::transpose(r, C, {}, i, T, T, C);
+        ops::transpose(r, i);
       else
-        vulkan::transpose(i, T, {}, r, C, C, T);
+        ops::transpose(i, r);
     }
     if (add) ops::add(image, back, image);
     return;
