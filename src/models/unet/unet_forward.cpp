@@ -11,8 +11,7 @@
 // On a Vulkan device the same code runs with device tensors: the ops record their kernels, and
 // the few steps written here as host loops (the time embedding's broadcast add, the residual
 // adds, the transposes between images and token rows, the skip concatenation) have a device
-// branch that calls ops instead. Only the inputs and the output cross
-// to and from the host.
+// branch that calls ops instead. Only the inputs and the output cross to and from the host.
 #include <algorithm>
 #include <cmath>
 
