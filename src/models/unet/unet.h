@@ -106,10 +106,12 @@ class Model {
   // scratch (backend/cpu/scratch.h, kept between calls) is not included: the planner adds it.
   // Nor are the [rows, r] and [rows, out] buffers of a run-time LoRA on a quantized weight
   // ("<module>.lora_down" / ".lora_up" entries, models/sdxl/lora.h), one linear layer at a time.
-  // On a Vulkan device it is the device memory instead (the same activations, the Vulkan
-  // convolutions' tiles and the transformers' transposes), allocated per call and counted, and
-  // refused past its budget, by the device's tracker; the host then holds only the inputs'
-  // uploads and the output.
+  // On a Vulkan device it is the device memory instead, the weights not included: the same
+  // activations, the uploaded inputs, the Vulkan convolutions' tiles, the attention's score chunks
+  // and the transposes back into images, allocated per call, and the freed buffers the device
+  // holds until the work recorded before them has run (forward() submits after every block, and
+  // a buffer is released two submits later). The device's tracker counts them and refuses past
+  // its budget; the host then holds only the sinusoids and the returned output.
   int64_t activation_bytes(int64_t N, int64_t h, int64_t w, int64_t context_len) const;
 
   ~Model();
