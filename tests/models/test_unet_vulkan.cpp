@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -226,6 +227,74 @@ TEST(UNetVulkan, DeviceMemoryIsCountedAndReturned) {
   }
   vulkan::synchronize(gpu().index);
   EXPECT_EQ(tracker.stats().current, before);
+}
+
+// SDXL's shape of levels at a small width, with random weights: a first level without
+// transformers, 1x1-convolution projections (linear_projection false), heads of 64 (self-attention
+// over 64 tokens takes the chunked route), one sample. The device agrees with the host, and its
+// activation_bytes() is the measured device peak.
+TEST(UNetVulkan, SDXLShapedRandomModelMatchesTheHost) {
+  EIGHT_REQUIRE_VULKAN();
+  vulkan_test::create_staging();  // not counted in the forward's peak
+  unet::Config config;
+  config.channels = {32, 64};
+  config.depth = {0, 1};
+  config.heads = {1, 1};
+  config.mid_heads = 1;
+  config.cross_attention_dim = 48;
+  config.time_embed_dim = 128;
+  config.addition_time_embed_dim = 8;
+  config.pooled_dim = 16;
+  config.linear_projection = false;
+  uint64_t state = 12345;
+  auto uniform = [&] {  // in [-1, 1)
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<float>(state >> 40) / static_cast<float>(1 << 23) - 1.f;
+  };
+  auto random = [&](const Dims& shape, float scale) {
+    Tensor t = Tensor::empty(shape, DType::F32);
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = scale * uniform();
+    return t;
+  };
+  const unet::Weights w =
+      unet::synthesize_weights(config, [&](const std::string& name, const Dims& shape) {
+        if (shape.size() == 1) {  // norm weights (the 1-D ".weight"s) around 1, biases around 0
+          Tensor t = random(shape, 0.1f);
+          if (name.ends_with(".weight"))
+            for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] += 1.f;
+          return t;
+        }
+        const int64_t fan_in = shape.product() / shape[0];
+        return random(shape, 1.f / std::sqrt(static_cast<float>(fan_in)));
+      });
+  const auto host = unet::Model::build(w, config);
+  const auto dev = unet::Model::build(w, config, gpu());
+  const int64_t L = 10;
+  Call c;
+  c.x = random({1, 4, 16, 16}, 1.f);
+  c.context = random({1, L, 48}, 1.f);
+  c.text_embeds = random({1, 16}, 1.f);
+  c.time_ids = random({1, 6}, 100.f);
+  c.timesteps = {321};
+  ThreadPool pool(2);
+  MemoryTracker& tracker = memory_tracker(gpu());
+  vulkan::synchronize(gpu().index);
+  const int64_t before = tracker.stats().current;
+  tracker.reset_peak();
+  const Tensor y = run(*dev, c, pool);
+  vulkan::synchronize(gpu().index);
+  const int64_t peak = tracker.stats().peak - before;
+  const Tensor want = run(*host, c, pool);
+  const double err = nmse(y, want);
+  const int64_t bound = dev->activation_bytes(1, 16, 16, L);
+  std::printf("[unet] SDXL-shaped random model on %s: NMSE %.3g vs the CPU; peak %lld of %lld\n",
+              gpu().name().c_str(), err, static_cast<long long>(peak),
+              static_cast<long long>(bound));
+  EXPECT_LT(err, 1e-9);
+  EXPECT_LE(peak, bound);
+  if (on_lavapipe()) {
+    EXPECT_EQ(peak, bound);
+  }
 }
 
 // A latent size the 2x upsamplers cannot mirror (diffusers' upsample_size) is refused on the
