@@ -15,6 +15,10 @@
 //
 //   auto unet = unet::Model::build(weights, config_json);   // config_json may be empty
 //   Tensor eps = unet->forward(x, {t, t}, context, text_embeds, time_ids, pool);
+//
+// On a Vulkan device (build(weights, config_json, ops::choose_device("vulkan:0"))) every weight is
+// uploaded once at build, and forward() uploads its inputs, runs every layer there and downloads
+// the output: the caller's tensors stay host tensors either way.
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -22,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "core/memory.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 
@@ -65,12 +70,24 @@ Weights synthesize_weights(const Config& config, const MakeTensor& make);
 
 class Model {
  public:
+  // On `device` (a Vulkan device: the weights are uploaded there, linear weights in their own type,
+  // convolution weights in their checkpoint layout, norms and biases as f32; the host keeps none of
+  // them). Error when the device memory budget refuses a weight, naming the bytes.
   static std::shared_ptr<const Model> build(const Weights& weights,
-                                            const std::string& config_json = {});
+                                            const std::string& config_json = {},
+                                            Device device = Device::cpu());
   // With a config the caller settled (read_config's, with fields overridden by the pipeline).
-  static std::shared_ptr<const Model> build(const Weights& weights, const Config& config);
+  static std::shared_ptr<const Model> build(const Weights& weights, const Config& config,
+                                            Device device = Device::cpu());
   const Config& config() const;
+  // The bytes of the weights the forward reads, wherever they live (their size in the file's
+  // types, norms and biases as f32).
   int64_t weight_bytes() const;
+  // Where the weights are and the forward runs.
+  Device device() const;
+  // The device memory the uploaded weights hold (0 on the CPU), each buffer in whole 32-bit words
+  // as vulkan::Buffer asks for them (a driver's own alignment may add to what its tracker counts).
+  int64_t device_bytes() const;
 
   // x: [N, in_channels, h, w] f32 (the scheduler-scaled latents); timesteps: N values;
   // context: [N, L, cross_attention_dim] f32; text_embeds: [N, pooled_dim] f32; time_ids:
@@ -89,6 +106,12 @@ class Model {
   // scratch (backend/cpu/scratch.h, kept between calls) is not included: the planner adds it.
   // Nor are the [rows, r] and [rows, out] buffers of a run-time LoRA on a quantized weight
   // ("<module>.lora_down" / ".lora_up" entries, models/sdxl/lora.h), one linear layer at a time.
+  // On a Vulkan device it is the device memory instead, the weights not included: the same
+  // activations, the uploaded inputs, the Vulkan convolutions' tiles, the attention's score chunks
+  // and the transposes back into images, allocated per call, and the freed buffers the device
+  // holds until the work recorded before them has run (forward() submits after every block, and
+  // a buffer is released two submits later). The device's tracker counts them and refuses past
+  // its budget; the host then holds only the sinusoids and the returned output.
   int64_t activation_bytes(int64_t N, int64_t h, int64_t w, int64_t context_len) const;
 
   ~Model();

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "models/unet/unet_internal.h"
+#include "ops/device.h"
 #include "ops/get_rows.h"
 
 namespace eight::unet {
@@ -25,11 +26,15 @@ Tensor to_f32(const Tensor& t) {
 }
 
 // Looks tensors up by name, checks their shapes, and counts the bytes the model keeps. With
-// `make`, it asks make() for each tensor instead and keeps them in made().
+// `make`, it asks make() for each tensor instead and keeps them in made(). On a Vulkan device
+// every tensor the model keeps is uploaded there (place()).
 class Loader {
  public:
-  explicit Loader(const Weights& w, MakeTensor make = {}) : w_(w), make_(std::move(make)) {}
+  explicit Loader(const Weights& w, MakeTensor make = {}, Device device = Device::cpu())
+      : w_(w), make_(std::move(make)), device_(device) {}
   int64_t bytes() const { return bytes_; }
+  int64_t device_bytes() const { return device_bytes_; }
+  Device device() const { return device_; }
   const Weights& made() const { return made_; }
   bool synthesizing() const { return static_cast<bool>(make_); }
 
@@ -47,7 +52,7 @@ class Loader {
   Tensor vec(const std::string& name, int64_t n) {
     Tensor t = to_f32(get(name, {n}));
     bytes_ += static_cast<int64_t>(t.nbytes());
-    return t;
+    return place(t);
   }
   Norm norm(const std::string& p, int64_t c) {
     return {vec(p + ".weight", c), vec(p + ".bias", c)};
@@ -56,6 +61,7 @@ class Loader {
   Linear linear(const std::string& p, int64_t out, int64_t in, bool bias) {
     Linear l{.weight = get(p + ".weight", {out, in}), .bias = {}, .lora_down = {}, .lora_up = {}};
     bytes_ += static_cast<int64_t>(l.weight.nbytes());
+    l.weight = place(l.weight);
     if (bias || has(p + ".bias")) l.bias = vec(p + ".bias", out);
     if (has(p + ".lora_down") || has(p + ".lora_up")) {
       const auto d = w_.find(p + ".lora_down"), u = w_.find(p + ".lora_up");
@@ -68,6 +74,8 @@ class Loader {
                 l.lora_down.is_contiguous() && l.lora_up.is_contiguous(),
             "[unet] '", p, "': run-time LoRA factors must be contiguous f32 of rank > 0");
       bytes_ += static_cast<int64_t>(l.lora_down.nbytes() + l.lora_up.nbytes());
+      l.lora_down = place(l.lora_down);
+      l.lora_up = place(l.lora_up);
     }
     return l;
   }
@@ -76,8 +84,10 @@ class Loader {
     if (linear) return this->linear(p, c, c, true);
     Tensor w = get(p + ".weight", {c, c, 1, 1});
     bytes_ += static_cast<int64_t>(w.nbytes());
-    return {
-        .weight = w.reshape({c, c}), .bias = vec(p + ".bias", c), .lora_down = {}, .lora_up = {}};
+    return {.weight = place(w.reshape({c, c})),
+            .bias = vec(p + ".bias", c),
+            .lora_down = {},
+            .lora_up = {}};
   }
 
   Conv conv(const std::string& p, int64_t out, int64_t in, int64_t k) {
@@ -89,15 +99,28 @@ class Loader {
     bytes_ += static_cast<int64_t>(w.nbytes());
     Conv c{.weight = {}, .bias = vec(p + ".bias", out)};
     // Only the names matter while synthesizing: the reorder would be wasted work.
-    if (!synthesizing()) c.weight = ops::conv2d_prepare_weight(w);
+    if (on_device())
+      c.weight = {.w = place(w), .shape = w.shape()};
+    else if (!synthesizing())
+      c.weight = ops::conv2d_prepare_weight(w);
     return c;
   }
 
  private:
+  bool on_device() const { return device_.kind != DeviceKind::CPU; }
+  // t on the model's device (t itself on the CPU).
+  Tensor place(const Tensor& t) {
+    if (!on_device()) return t;
+    Tensor d = ops::to_device(t, device_);
+    device_bytes_ += static_cast<int64_t>((d.nbytes() + 3) / 4 * 4);  // whole words, as Buffer
+    return d;
+  }
+
   const Weights& w_;
   MakeTensor make_;
+  Device device_;
   Weights made_;
-  int64_t bytes_ = 0;
+  int64_t bytes_ = 0, device_bytes_ = 0;
 };
 
 ResBlock resblock(Loader& ld, const std::string& p, int64_t c_in, int64_t c_out, int64_t temb) {
@@ -171,6 +194,7 @@ std::unique_ptr<Model::Impl> build_with(Loader& ld, const Weights& weights, cons
   check_config(config);
   auto m = std::make_unique<Model::Impl>();
   m->config = config;
+  m->device = ld.device();
   const Config& c = m->config;
   const auto levels = static_cast<int64_t>(c.channels.size());
   const int64_t c0 = c.channels[0], ted = c.time_embed_dim;
@@ -236,13 +260,17 @@ std::unique_ptr<Model::Impl> build_with(Loader& ld, const Weights& weights, cons
   m->norm_out = ld.norm("conv_norm_out", c0);
   m->conv_out = ld.conv("conv_out", c.out_channels, c0, 3);
   m->weight_bytes = ld.bytes();
+  m->device_bytes = ld.device_bytes();
   return m;
 }
 
 }  // namespace
 
-std::unique_ptr<Model::Impl> build_impl(const Weights& weights, const Config& config) {
-  Loader ld(weights);
+std::unique_ptr<Model::Impl> build_impl(const Weights& weights, const Config& config,
+                                        Device device) {
+  check(device.kind == DeviceKind::CPU || device.kind == DeviceKind::Vulkan,
+        "[unet] no backend for device ", device.name());
+  Loader ld(weights, {}, device);
   return build_with(ld, weights, config);
 }
 
@@ -266,12 +294,14 @@ Config sdxl_base_config() {
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Model::~Model() = default;
 
-std::shared_ptr<const Model> Model::build(const Weights& weights, const Config& config) {
-  return std::make_shared<const Model>(build_impl(weights, config));
+std::shared_ptr<const Model> Model::build(const Weights& weights, const Config& config,
+                                          Device device) {
+  return std::make_shared<const Model>(build_impl(weights, config, device));
 }
 
-std::shared_ptr<const Model> Model::build(const Weights& weights, const std::string& config_json) {
-  return build(weights, read_config(weights, config_json));
+std::shared_ptr<const Model> Model::build(const Weights& weights, const std::string& config_json,
+                                          Device device) {
+  return build(weights, read_config(weights, config_json), device);
 }
 
 const Config& Model::config() const {
@@ -279,6 +309,12 @@ const Config& Model::config() const {
 }
 int64_t Model::weight_bytes() const {
   return impl_->weight_bytes;
+}
+Device Model::device() const {
+  return impl_->device;
+}
+int64_t Model::device_bytes() const {
+  return impl_->device_bytes;
 }
 
 }  // namespace eight::unet

@@ -25,7 +25,9 @@ struct Norm {
 
 struct Conv {
   // [out, in, kh, kw] f32, f16 or bf16, reordered once at build (ops::conv2d_prepare_weight) so
-  // the convolutions do not reorder it on every call; weight.shape is the checkpoint's shape.
+  // the convolutions do not reorder it on every call; weight.shape is the checkpoint's shape. On a
+  // Vulkan device weight.w is the checkpoint's [out, in, kh, kw] tensor there, not reordered (the
+  // Vulkan convolution reads it as it is).
   ops::Conv2dWeight weight;
   Tensor bias;  // [out] f32
   bool defined() const { return weight.defined(); }
@@ -74,7 +76,9 @@ struct Level {
 
 struct Model::Impl {
   Config config;
+  Device device;  // where every weight below is (the CPU, or the Vulkan device of build())
   int64_t weight_bytes = 0;
+  int64_t device_bytes = 0;     // bytes of the weights uploaded to `device`
   int64_t add_in = 0;           // add_embedding.linear_1 in-features
   Conv conv_in;                 // conv_in [c0, in_channels, 3, 3]
   Linear time_1, time_2;        // time_embedding.linear_1 [ted, c0], linear_2 [ted, ted]
@@ -87,8 +91,9 @@ struct Model::Impl {
   Conv conv_out;                // conv_out [out_channels, c0, 3, 3]
 };
 
-// Builds the weights for `config`, checking every shape (unet_build.cpp).
-std::unique_ptr<Model::Impl> build_impl(const Weights& weights, const Config& config);
+// Builds the weights for `config` on `device`, checking every shape (unet_build.cpp).
+std::unique_ptr<Model::Impl> build_impl(const Weights& weights, const Config& config,
+                                        Device device = Device::cpu());
 
 // Transformer2DModel's GroupNorm epsilon (hard-coded there, unlike the resnets' norm_eps).
 inline constexpr float kTransformerNormEps = 1e-6f;
