@@ -40,7 +40,7 @@ class SDXLPipeline final : public ImagePipeline {
   SDXLPipeline(SDXLFiles files, Device device) : files_(std::move(files)), device_(device) {
     // On a GPU every part runs there; the scheduler, the guidance mix and the latents between
     // steps stay on the host.
-    unet_ = unet::Model::build(files_.unet, files_.unet_config);
+    unet_ = unet::Model::build(files_.unet, files_.unet_config, device);
     vae_ = vae::Model::build(files_.vae, files_.vae_config, device);
     te1_ = clip::TextEncoder::build(files_.text_encoder, files_.text_encoder_config, "quick_gelu",
                                     "text_encoder", device);
