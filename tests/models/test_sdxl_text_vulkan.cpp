@@ -17,23 +17,8 @@
 namespace eight {
 namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::map<std::string, Tensor> weights_of(const std::string& file) {
-  const auto ckpt = safetensors::Checkpoint::open(file);
-  std::map<std::string, Tensor> w;
-  for (const auto& n : ckpt.names()) w.emplace(n, ckpt.tensor(n));
-  return w;
-}
-
-std::vector<int32_t> ids_of(const Tensor& t) {
-  return {t.data<int32_t>(), t.data<int32_t>() + t.numel()};
-}
+using sdxl_test::ids_of;
+using sdxl_test::weights_of;
 
 class SDXLTextVulkan : public ::testing::Test {
  protected:
@@ -46,7 +31,7 @@ class SDXLTextVulkan : public ::testing::Test {
                                                           const std::string& act, Device device) {
     const std::string d = tiny_ + "/" + folder;
     return clip::TextEncoder::build(weights_of(d + "/model.safetensors"),
-                                    read_file(d + "/config.json"), act, folder, device);
+                                    sdxl_test::read_text(d + "/config.json"), act, folder, device);
   }
   static testing::TempDir* dir_;
   static std::string tiny_;

@@ -16,87 +16,22 @@
 #include "formats/npy.h"
 #include "formats/safetensors.h"
 #include "models/unet/unet.h"
+#include "sdxl_test_util.h"
 #include "test_util.h"
 
 namespace eight {
 namespace {
 
-const std::string kData = std::string(EIGHT_SOURCE_DIR) + "/tests/data/sdxl/";
+using Call = sdxl_test::UNetCall;
+using sdxl_test::nmse;
+using sdxl_test::tiny_dir;
 
-// The tiny pipeline written once per dtype for the whole test program.
-const std::string& tiny_dir(const std::string& dtype) {
-  static testing::TempDir root;
-  static std::map<std::string, std::string> made;
-  auto it = made.find(dtype);
-  if (it != made.end()) return it->second;
-  const std::string out = root.file(dtype);
-  const std::string cmd = testing::python_with("numpy") + " " + testing::source_dir() +
-                          "/tests/python/sdxl_tiny.py --out " + out + " --dtype " + dtype +
-                          " > /dev/null";
-  // Thrown, not EXPECTed: every later step would fail with a missing-file error instead.
-  if (testing::run_command(cmd) != 0)
-    throw std::runtime_error("could not write the tiny SDXL pipeline (the reason is above): " +
-                             cmd);
-  return made[dtype] = out;
+sdxl_test::Component load_tiny(const std::string& dtype) {
+  return sdxl_test::load_component(dtype, "unet");
 }
-
-std::string read_text(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-struct Tiny {
-  safetensors::Checkpoint file;
-  unet::Weights weights;
-  std::string config_json;
-};
-
-Tiny load_tiny(const std::string& dtype) {
-  const std::string dir = tiny_dir(dtype) + "/unet/";
-  Tiny t{safetensors::Checkpoint::open(dir + "diffusion_pytorch_model.safetensors"), {}, {}};
-  for (const std::string& name : t.file.names()) t.weights[name] = t.file.tensor(name);
-  t.config_json = read_text(dir + "config.json");
-  return t;
-}
-
-// Two npy files of [1, ...] stacked into [2, ...].
-Tensor stack2(const std::string& a, const std::string& b) {
-  const Tensor ta = npy::read(kData + a), tb = npy::read(kData + b);
-  Dims shape{2};
-  for (int d = 1; d < ta.dim(); ++d) shape.push_back(ta.size(d));
-  Tensor out = Tensor::empty(shape, DType::F32);
-  std::memcpy(out.data<float>(), ta.data<float>(), ta.nbytes());
-  std::memcpy(out.data<float>() + ta.numel(), tb.data<float>(), tb.nbytes());
-  return out;
-}
-
-struct Call {
-  Tensor x, context, text_embeds, time_ids, expected;
-  std::vector<float> timesteps{999, 500};
-};
 
 Call fixture_call() {
-  Call c;
-  c.x = npy::read(kData + "unet_call_x.npy");
-  c.expected = npy::read(kData + "unet_call_out.npy");
-  c.context = stack2("text_negative_embeds.npy", "text_prompt_embeds.npy");
-  c.text_embeds = stack2("text_negative_pooled.npy", "text_prompt_pooled.npy");
-  c.time_ids = Tensor::empty({2, 6}, DType::F32);
-  const float ids[6] = {64, 96, 0, 0, 64, 96};
-  for (int n = 0; n < 2; ++n) std::copy_n(ids, 6, c.time_ids.data<float>() + n * 6);
-  return c;
-}
-
-double nmse(const Tensor& ours, const Tensor& ref) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < ref.numel(); ++i) {
-    const double d = static_cast<double>(ours.data<float>()[i]) - ref.data<float>()[i];
-    num += d * d;
-    den += static_cast<double>(ref.data<float>()[i]) * ref.data<float>()[i];
-  }
-  return num / den;
+  return sdxl_test::unet_call();
 }
 
 Tensor run(const unet::Model& m, const Call& c, ThreadPool& pool) {
@@ -104,7 +39,7 @@ Tensor run(const unet::Model& m, const Call& c, ThreadPool& pool) {
 }
 
 void expect_matches(const std::string& dtype, bool with_config, double tolerance) {
-  const Tiny t = load_tiny(dtype);
+  const sdxl_test::Component t = load_tiny(dtype);
   const auto model = unet::Model::build(t.weights, with_config ? t.config_json : std::string());
   const Call c = fixture_call();
   ThreadPool pool(2);
@@ -133,7 +68,7 @@ TEST(UNet, MatchesDiffusersBF16FromShapes) {
 }
 
 TEST(UNet, ConfigFromShapesEqualsConfigJson) {
-  const Tiny t = load_tiny("f32");
+  const sdxl_test::Component t = load_tiny("f32");
   const unet::Config a = unet::read_config(t.weights, t.config_json);
   const unet::Config b = unet::read_config(t.weights, "");
   EXPECT_EQ(a.in_channels, b.in_channels);
@@ -169,7 +104,7 @@ void expect_error(const unet::Weights& w, const std::string& config,
 }
 
 TEST(UNet, MissingOrMisshapedWeightsNameTheTensor) {
-  const Tiny t = load_tiny("f32");
+  const sdxl_test::Component t = load_tiny("f32");
   const std::string name = "up_blocks.1.attentions.2.transformer_blocks.0.attn2.to_k.weight";
   unet::Weights w = t.weights;
   w.erase(name);
@@ -211,7 +146,7 @@ void expect_bound(const unet::Model& model, const Call& c) {
 // The random-weight models of eight bench --sdxl-random: the builder's own walk names every tensor
 // of a diffusers checkpoint with its shape, and the model builds from them.
 TEST(UNet, SynthesizedWeightsHaveTheCheckpointsNamesAndShapes) {
-  const Tiny t = load_tiny("f32");
+  const sdxl_test::Component t = load_tiny("f32");
   const unet::Config config = unet::read_config(t.weights, t.config_json);
   const unet::Weights w = unet::synthesize_weights(
       config,
@@ -226,7 +161,7 @@ TEST(UNet, SynthesizedWeightsHaveTheCheckpointsNamesAndShapes) {
 }
 
 TEST(UNet, ActivationBytesBoundTheMeasuredPeak) {
-  const Tiny t = load_tiny("f16");
+  const sdxl_test::Component t = load_tiny("f16");
   expect_bound(*unet::Model::build(t.weights, t.config_json), fixture_call());
 }
 
@@ -234,7 +169,7 @@ TEST(UNet, ActivationBytesBoundTheMeasuredPeak) {
 // path resizes to each skip's size as diffusers' upsample_size does (checked against diffusers
 // once: NMSE 2.5e-12), and the bound still holds.
 TEST(UNet, OddLatentSizeRunsWithinItsBound) {
-  const Tiny t = load_tiny("f32");
+  const sdxl_test::Component t = load_tiny("f32");
   const auto model = unet::Model::build(t.weights, std::string());
   Call c;
   auto random = [](const Dims& shape) {

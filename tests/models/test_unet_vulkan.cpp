@@ -17,12 +17,23 @@
 #include "formats/npy.h"
 #include "formats/safetensors.h"
 #include "models/unet/unet.h"
+#include "sdxl_test_util.h"
 #include "test_util.h"
 
 namespace eight {
 namespace {
 
-const std::string kData = std::string(EIGHT_SOURCE_DIR) + "/tests/data/sdxl/";
+using Call = sdxl_test::UNetCall;
+using sdxl_test::nmse;
+using sdxl_test::tiny_dir;
+
+sdxl_test::Component load_tiny(const std::string& dtype) {
+  return sdxl_test::load_component(dtype, "unet");
+}
+
+Call fixture_call() {
+  return sdxl_test::unet_call();
+}
 
 Device gpu() {
   return Device::vulkan(vulkan_test::device());
@@ -32,78 +43,6 @@ bool on_lavapipe() {
   for (const auto& d : vulkan::devices())
     if (d.index == vulkan_test::device()) return d.name.find("llvmpipe") != std::string::npos;
   return false;
-}
-
-// The tiny pipeline written once per dtype for the whole test program.
-const std::string& tiny_dir(const std::string& dtype) {
-  static testing::TempDir root;
-  static std::map<std::string, std::string> made;
-  auto it = made.find(dtype);
-  if (it != made.end()) return it->second;
-  const std::string out = root.file(dtype);
-  const std::string cmd = testing::python_with("numpy") + " " + testing::source_dir() +
-                          "/tests/python/sdxl_tiny.py --out " + out + " --dtype " + dtype +
-                          " > /dev/null";
-  if (testing::run_command(cmd) != 0)
-    throw std::runtime_error("could not write the tiny SDXL pipeline (the reason is above): " +
-                             cmd);
-  return made[dtype] = out;
-}
-
-struct Tiny {
-  safetensors::Checkpoint file;
-  unet::Weights weights;
-  std::string config_json;
-};
-
-Tiny load_tiny(const std::string& dtype) {
-  const std::string dir = tiny_dir(dtype) + "/unet/";
-  Tiny t{safetensors::Checkpoint::open(dir + "diffusion_pytorch_model.safetensors"), {}, {}};
-  for (const std::string& name : t.file.names()) t.weights[name] = t.file.tensor(name);
-  std::ifstream f(dir + "config.json");
-  std::stringstream s;
-  s << f.rdbuf();
-  t.config_json = s.str();
-  return t;
-}
-
-// Two npy files of [1, ...] stacked into [2, ...].
-Tensor stack2(const std::string& a, const std::string& b) {
-  const Tensor ta = npy::read(kData + a), tb = npy::read(kData + b);
-  Dims shape{2};
-  for (int d = 1; d < ta.dim(); ++d) shape.push_back(ta.size(d));
-  Tensor out = Tensor::empty(shape, DType::F32);
-  std::memcpy(out.data<float>(), ta.data<float>(), ta.nbytes());
-  std::memcpy(out.data<float>() + ta.numel(), tb.data<float>(), tb.nbytes());
-  return out;
-}
-
-// diffusers' UNet call: batch 2 (negative, prompt), timesteps [999, 500], 64 x 96 images.
-struct Call {
-  Tensor x, context, text_embeds, time_ids, expected;
-  std::vector<float> timesteps{999, 500};
-};
-
-Call fixture_call() {
-  Call c;
-  c.x = npy::read(kData + "unet_call_x.npy");
-  c.expected = npy::read(kData + "unet_call_out.npy");
-  c.context = stack2("text_negative_embeds.npy", "text_prompt_embeds.npy");
-  c.text_embeds = stack2("text_negative_pooled.npy", "text_prompt_pooled.npy");
-  c.time_ids = Tensor::empty({2, 6}, DType::F32);
-  const float ids[6] = {64, 96, 0, 0, 64, 96};
-  for (int n = 0; n < 2; ++n) std::copy_n(ids, 6, c.time_ids.data<float>() + n * 6);
-  return c;
-}
-
-double nmse(const Tensor& ours, const Tensor& ref) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < ref.numel(); ++i) {
-    const double d = static_cast<double>(ours.data<float>()[i]) - ref.data<float>()[i];
-    num += d * d;
-    den += static_cast<double>(ref.data<float>()[i]) * ref.data<float>()[i];
-  }
-  return num / den;
 }
 
 // forward() on the host tensors of the call, and its wall time in ms.
@@ -117,7 +56,7 @@ Tensor run(const unet::Model& m, const Call& c, ThreadPool& pool, double* ms = n
 
 void expect_matches(const std::string& dtype, double tolerance) {
   EIGHT_REQUIRE_VULKAN();
-  const Tiny t = load_tiny(dtype);
+  const sdxl_test::Component t = load_tiny(dtype);
   const auto dev = unet::Model::build(t.weights, t.config_json, gpu());
   const auto host = unet::Model::build(t.weights, t.config_json);
   EXPECT_EQ(dev->device(), gpu());
@@ -151,7 +90,7 @@ TEST(UNetVulkan, MatchesDiffusersF16) {
 // and agrees with the host; the LoRA changes the result there as it does on the host.
 TEST(UNetVulkan, QuantizedWeightWithRuntimeLora) {
   EIGHT_REQUIRE_VULKAN();
-  const Tiny t = load_tiny("f32");
+  const sdxl_test::Component t = load_tiny("f32");
   const std::string module = "down_blocks.1.attentions.0.transformer_blocks.0.ff.net.0.proj";
   const Tensor w = t.weights.at(module + ".weight");  // [512, 64]
   const int64_t rows = w.size(0), cols = w.size(1), rank = 4;
@@ -191,7 +130,7 @@ TEST(UNetVulkan, QuantizedWeightWithRuntimeLora) {
 TEST(UNetVulkan, DeviceMemoryIsCountedAndReturned) {
   EIGHT_REQUIRE_VULKAN();
   vulkan_test::create_staging();
-  const Tiny t = load_tiny("f16");
+  const sdxl_test::Component t = load_tiny("f16");
   MemoryTracker& tracker = memory_tracker(gpu());
   const int64_t before = tracker.stats().current;
   const Call c = fixture_call();
@@ -301,7 +240,7 @@ TEST(UNetVulkan, SDXLShapedRandomModelMatchesTheHost) {
 // device with the reason, not run wrong.
 TEST(UNetVulkan, OddLatentSizeIsRefusedWithTheReason) {
   EIGHT_REQUIRE_VULKAN();
-  const Tiny t = load_tiny("f32");
+  const sdxl_test::Component t = load_tiny("f32");
   const auto m = unet::Model::build(t.weights, t.config_json, gpu());
   Call c = fixture_call();
   c.x = Tensor::zeros({2, 4, 6, 6}, DType::F32);

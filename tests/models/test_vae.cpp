@@ -23,46 +23,21 @@
 #include "formats/safetensors.h"
 #include "models/vae/vae_internal.h"
 #include "ops/attention.h"
+#include "sdxl_test_util.h"
 #include "test_util.h"
 
 namespace eight {
 namespace {
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // The tiny pipeline's vae/ folder, written by tests/python/sdxl_tiny.py (numpy) in f32 or f16,
 // and the fixtures diffusers computed from it (tools/reference/make_sdxl_fixtures.py and
 // make_vae_tiling_fixture.py).
-struct Reference {
-  testing::TempDir dir;
-  safetensors::Checkpoint checkpoint;
-  vae::Weights weights;
-  std::string config;
-};
+using Reference = sdxl_test::Component;
 
 const Reference& reference(const std::string& dtype) {
   static std::map<std::string, std::unique_ptr<Reference>> made;
   auto& r = made[dtype];
-  if (!r) {
-    r = std::make_unique<Reference>();
-    const std::string cmd = testing::python_with("numpy") + " " + testing::source_dir() +
-                            "/tests/python/sdxl_tiny.py --out " + r->dir.path() + " --dtype " +
-                            dtype + " > /dev/null";
-    // Thrown, not EXPECTed: every later step would fail with a missing-file error instead.
-    if (testing::run_command(cmd) != 0)
-      throw std::runtime_error("could not write the tiny SDXL pipeline (the reason is above): " +
-                               cmd);
-    const std::string vae_dir = r->dir.file("vae");
-    r->checkpoint = safetensors::Checkpoint::open(vae_dir + "/diffusion_pytorch_model.safetensors");
-    for (const std::string& name : r->checkpoint.names())
-      r->weights[name] = r->checkpoint.tensor(name);
-    r->config = read_text(vae_dir + "/config.json");
-  }
+  if (!r) r = std::make_unique<Reference>(sdxl_test::load_component(dtype, "vae"));
   return *r;
 }
 
@@ -112,7 +87,7 @@ void report(const char* what, const Diff& d) {
 
 TEST(VAE, ConfigFromJsonAndFromShapesAgree) {
   const Reference* ref = &reference("f32");
-  const vae::Config a = vae::read_config(ref->weights, ref->config);
+  const vae::Config a = vae::read_config(ref->weights, ref->config_json);
   const vae::Config b = vae::read_config(ref->weights, "");
   EXPECT_EQ(a.channels, (std::vector<int64_t>{32, 32, 64, 64}));
   EXPECT_EQ(a.channels, b.channels);
@@ -151,12 +126,12 @@ TEST(VAE, WithoutQuantConvAsFLUX) {
   EXPECT_EQ(model->decode(decode_input(model->config()), pool).shape(), (Dims{1, 3, 64, 96}));
   EXPECT_EQ(model->encode(encode_input(), pool).mean.shape(), (Dims{1, 4, 8, 12}));
   // The quant convs missing while the config asks for them is an error naming them.
-  expect_error_naming(w, ref->config, "quant_conv.weight");
+  expect_error_naming(w, ref->config_json, "quant_conv.weight");
 }
 
 TEST(VAE, DecodeMatchesDiffusers) {
   const Reference* ref = &reference("f32");
-  const auto model = vae::Model::build(ref->weights, ref->config);
+  const auto model = vae::Model::build(ref->weights, ref->config_json);
   ThreadPool pool(2);
   const Tensor rgb = model->decode(decode_input(model->config()), pool);
   const Diff d = compare(rgb, fixture("vae_decode_image.npy"));
@@ -167,7 +142,7 @@ TEST(VAE, DecodeMatchesDiffusers) {
 
 TEST(VAE, EncodeMatchesDiffusers) {
   const Reference* ref = &reference("f32");
-  const auto model = vae::Model::build(ref->weights, ref->config);
+  const auto model = vae::Model::build(ref->weights, ref->config_json);
   ThreadPool pool(2);
   const vae::Posterior p = model->encode(encode_input(), pool);
   const Diff dm = compare(p.mean, fixture("vae_encode_mean.npy")),
@@ -180,7 +155,7 @@ TEST(VAE, EncodeMatchesDiffusers) {
 
 TEST(VAE, TiledMatchesDiffusersTiling) {
   const Reference* ref = &reference("f32");
-  const auto model = vae::Model::build(ref->weights, ref->config);
+  const auto model = vae::Model::build(ref->weights, ref->config_json);
   ThreadPool pool(2);
   // diffusers with tile_latent_min_size 4, tile_sample_min_size 32: overlap 4 - int(0.75 * 4).
   const vae::Tiles tiles{.tile = 4, .overlap = 1};
@@ -203,7 +178,7 @@ TEST(VAE, TiledMatchesDiffusersTiling) {
 TEST(VAE, F16WeightsStayClose) {
   const Reference* ref = &reference("f16");
   EXPECT_EQ(ref->weights.at("decoder.conv_in.weight").dtype(), DType::F16);
-  const auto model = vae::Model::build(ref->weights, ref->config);
+  const auto model = vae::Model::build(ref->weights, ref->config_json);
   ThreadPool pool(2);
   const Diff d =
       compare(model->decode(decode_input(model->config()), pool), fixture("vae_decode_image.npy"));
@@ -223,18 +198,18 @@ TEST(VAE, MissingOrMisshapenTensorIsAnErrorNamingIt) {
         "decoder.up_blocks.2.resnets.0.conv_shortcut.weight", "post_quant_conv.weight"}) {
     vae::Weights w = ref->weights;
     ASSERT_EQ(w.erase(name), 1u) << name;
-    expect_error_naming(w, ref->config, name);
+    expect_error_naming(w, ref->config_json, name);
   }
   vae::Weights w = ref->weights;
   const std::string name = "decoder.up_blocks.1.resnets.2.conv1.weight";
   w[name] = Tensor::zeros({64, 64, 3, 1}, DType::F32);
-  expect_error_naming(w, ref->config, name);
+  expect_error_naming(w, ref->config_json, name);
   expect_error_naming(ref->weights, "{\"block_out_channels\": [32, 48]}", "48");
 }
 
 TEST(VAE, BadArgumentsAreErrors) {
   const Reference* ref = &reference("f32");
-  const auto model = vae::Model::build(ref->weights, ref->config);
+  const auto model = vae::Model::build(ref->weights, ref->config_json);
   ThreadPool pool(2);
   const Tensor z = decode_input(model->config());
   EXPECT_THROW(model->decode(z, pool, {.tile = 4, .overlap = 4}), Error);
@@ -293,7 +268,7 @@ int64_t measured_peak(F&& call) {
 
 TEST(VAE, BytesBoundTheMeasuredPeak) {
   const Reference* ref = &reference("f32");
-  const auto model = vae::Model::build(ref->weights, ref->config);
+  const auto model = vae::Model::build(ref->weights, ref->config_json);
   // One thread: with two, a thread's kernel scratch can still grow after the warm-ups.
   ThreadPool pool(1);
   const Tensor z = decode_input(model->config()), img = encode_input();

@@ -24,32 +24,13 @@ namespace {
 
 using vulkan_test::device;
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // The tiny pipeline's vae/ folder in f32 or f16, written once per dtype.
-struct Reference {
-  testing::TempDir dir;
-  safetensors::Checkpoint checkpoint;
-  vae::Weights weights;
-  std::string config;
-};
+using Reference = sdxl_test::Component;
 
 const Reference& reference(const std::string& dtype) {
   static std::map<std::string, std::unique_ptr<Reference>> made;
   auto& r = made[dtype];
-  if (!r) {
-    r = std::make_unique<Reference>();
-    const std::string vae_dir = sdxl_test::write_tiny(r->dir, dtype) + "/vae";
-    r->checkpoint = safetensors::Checkpoint::open(vae_dir + "/diffusion_pytorch_model.safetensors");
-    for (const std::string& name : r->checkpoint.names())
-      r->weights[name] = r->checkpoint.tensor(name);
-    r->config = read_text(vae_dir + "/config.json");
-  }
+  if (!r) r = std::make_unique<Reference>(sdxl_test::load_component(dtype, "vae"));
   return *r;
 }
 
@@ -83,7 +64,7 @@ double psnr(const Tensor& got, const Tensor& want) {
 
 std::shared_ptr<const vae::Model> on_device(const std::string& dtype = "f32") {
   const Reference& ref = reference(dtype);
-  return vae::Model::build(ref.weights, ref.config, Device::vulkan(device()));
+  return vae::Model::build(ref.weights, ref.config_json, Device::vulkan(device()));
 }
 
 TEST(VAEVulkan, DecodeMatchesDiffusers) {
@@ -150,7 +131,7 @@ TEST(VAEVulkan, BatchOfTwoMatchesTheCpu) {
   EIGHT_REQUIRE_VULKAN();
   const Reference& ref = reference("f32");
   const auto gpu = on_device();
-  const auto cpu = vae::Model::build(ref.weights, ref.config);
+  const auto cpu = vae::Model::build(ref.weights, ref.config_json);
   const Tensor one = decode_input(cpu->config());
   Tensor z = Tensor::empty({2, one.size(1), one.size(2), one.size(3)}, DType::F32);
   for (int64_t i = 0; i < one.numel(); ++i) {
@@ -190,12 +171,14 @@ TEST(VAEVulkan, WeightsAreDeviceMemoryReturnedWithTheModel) {
 
 // Not a timed assertion: prints the tiny decode's time on the device beside the CPU's (after one
 // untimed run each, which on the device builds its pipelines).
-TEST(VAEVulkan, DecodeTimings) {
+// A measurement, not a check (run with --gtest_also_run_disabled_tests): lavapipe's times say
+// nothing about a GPU's, and CI time is better spent elsewhere.
+TEST(VAEVulkan, DISABLED_DecodeTimings) {
   EIGHT_REQUIRE_VULKAN();
   const Reference& ref = reference("f32");
   ThreadPool pool(2);
   for (const Device d : {Device::cpu(), Device::vulkan(device())}) {
-    const auto model = vae::Model::build(ref.weights, ref.config, d);
+    const auto model = vae::Model::build(ref.weights, ref.config_json, d);
     const Tensor z = decode_input(model->config());
     model->decode(z, pool);
     double best = 1e30;
