@@ -72,9 +72,9 @@ size_t attention_scratch_bytes(int64_t d) {
   // Per query: an accumulator, a K row and a V row of d floats, and one chunk of 64 scores.
   const int64_t per_query = 3 * d + 64;
   // Tiled: scaled Qᵀ [d][BQ], the output [BQ][dp], scores [BK][BQ], decoded keys [BK][d] and
-  // values [BK][dp], six vectors of BQ (dp: d rounded up to the widest vector, 16 floats).
+  // values [BK][dp], five vectors of BQ (dp: d rounded up to the widest vector, 16 floats).
   const int64_t dp = (d + 15) / 16 * 16, bq = kAttentionTileQueries, bk = kAttentionTileKeys;
-  const int64_t tiled = d * bq + bq * dp + bk * bq + bk * d + bk * dp + 6 * bq;
+  const int64_t tiled = d * bq + bq * dp + bk * bq + bk * d + bk * dp + 5 * bq;
   return static_cast<size_t>(std::max(per_query, tiled)) * sizeof(float);
 }
 

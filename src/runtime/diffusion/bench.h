@@ -6,12 +6,15 @@
 //
 // The random mode builds SDXL base's real architecture (unet::sdxl_base_config()) without a
 // download: every weight is a view into a shared pool of random values (uniform, std 0.02; norm
-// weights 1), a pool per weight type large enough (64 M values) that the matmul kernels stream
-// weights from memory rather than cache. Random rather than zero data, so quantized kernels see
-// realistic scales; shared, so a 2.6 G-parameter UNet costs ~200 MB. Weight reads are a small
-// part of a step (a step is compute bound: thousands of rows per product), so sharing does not
-// flatter the numbers. Convolutions stay f16 in every mode; with q4_K, linear weights whose row
-// is not a multiple of 256 (SDXL's 640-channel level) fall back to q4_0.
+// weights 1), one pool of 64 M values per weight type (128 MB in f16: more than any L2, though a
+// large L3 may hold it, where a real 5 GB file would stream from memory). Random rather than zero
+// data, so quantized kernels see realistic scales; shared, so a 2.6 G-parameter UNet costs
+// ~200 MB. Weight reads are a small part of a step (every product has 128 to 8192 rows), so the
+// sharing flatters the numbers little. Convolutions stay f16 in every mode; with q4_K, linear
+// weights whose row is not a multiple of 256 (SDXL's 640-channel level) fall back to q4_0.
+//
+// The peak is the f16 matmul kernel's (the convolutions' kernel, and the linear layers' in f16
+// mode); with quantized linear weights the int8 kernels can run above it.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -46,7 +49,7 @@ struct DiffusionBenchResult {
   int n_threads = 0;
   int64_t batch = 2;
   int64_t weight_bytes = 0;  // UNet weights as the model holds them (shared pool: as if real)
-  double peak_gflops = 0;    // the f32/f16 matmul kernel at 512 rows (ops/kernel_bench.h)
+  double peak_gflops = 0;    // the f16 matmul kernel at 512 rows (ops/kernel_bench.h)
   std::vector<DiffusionSizeResult> sizes;
 };
 

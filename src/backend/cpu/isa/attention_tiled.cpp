@@ -108,9 +108,8 @@ void attention_tiled(const AttentionProblem& p, ThreadPool& pool) {
     float* m = vbuf + kBK * dp;    // [kBQ] running max per query
     float* l = m + kBQ;            // [kBQ] running normalizer
     float* corr = l + kBQ;         // [kBQ] e^(m_old - m_new)
-    float* mu = corr + kBQ;        // [kBQ] the max the weights subtract (0 while m = -inf)
-    float* bmax = mu + kBQ;        // [kBQ] this block's max
-    float* bsum = bmax + kBQ;      // [kBQ] this block's sum of weights
+    float* mu = corr + kBQ;        // [kBQ] the max the weights subtract (finite)
+    float* bsum = mu + kBQ;        // [kBQ] this block's sum of weights
 
     // Keys visible to some query of the block: [lo, hi); the mask below settles each query.
     const int64_t pos_first = p.pos0 + q0, pos_last = p.pos0 + q0 + nq - 1;
@@ -155,13 +154,13 @@ void attention_tiled(const AttentionProblem& p, ThreadPool& pool) {
       for (int64_t t = 0; t < kBQ; t += W) {
         VecF mx = VecF::set1(kNegInf);
         for (int64_t j = 0; j < nk; ++j) mx = max(mx, VecF::load(st + j * kBQ + t));
-        mx.store(bmax + t);
-      }
-      for (int64_t t = 0; t < kBQ; ++t) {
-        const float m_new = std::max(m[t], bmax[t]);
-        mu[t] = m_new == kNegInf ? 0.f : m_new;  // all hidden so far: weights exp(-inf) = 0
-        corr[t] = std::exp(m[t] - mu[t]);        // 0 while m was -inf
-        m[t] = m_new;
+        const VecF m_old = VecF::load(m + t), m_new = max(m_old, mx);
+        // A query that has seen no visible key keeps m = -inf; it subtracts the lowest float
+        // instead, so its weights exp(-inf) and its rescale exp(m_old - mu) are 0, never NaN.
+        const VecF mu_v = max(m_new, VecF::set1(std::numeric_limits<float>::lowest()));
+        exp(m_old - mu_v).store(corr + t);
+        m_new.store(m + t);
+        mu_v.store(mu + t);
       }
       for (int64_t t = 0; t < kBQ; t += W) {
         const VecF mv = VecF::load(mu + t);
