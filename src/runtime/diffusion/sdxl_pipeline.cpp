@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "backend/vulkan/vulkan.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "runtime/diffusion/sdxl_parts.h"
@@ -160,7 +161,16 @@ class SDXLPipeline final : public ImagePipeline {
                                     .windows = static_cast<int64_t>(windows),
                                     .n_threads = n_threads,
                                     .vae_tile = rq.vae_tile,
-                                    .ram = rq.ram_budget});
+                                    .ram = rq.ram_budget,
+                                    .vram = device_vram(rq),
+                                    .gpu_reserve = 0,
+                                    .device = device_.name()});
+  }
+
+  // The device budget the plan bills (0 on the CPU): the request's, or what the device allows.
+  int64_t device_vram(const ImageRequest& rq) const {
+    if (device_.kind == DeviceKind::CPU) return 0;
+    return rq.vram_budget > 0 ? rq.vram_budget : vulkan::device_budget(device_.index);
   }
 
   ImageResult generate(const ImageRequest& rq, ThreadPool& pool,
@@ -213,6 +223,7 @@ ImageResult SDXLPipeline::generate(const ImageRequest& rq, ThreadPool& pool,
   planned.cfg_scale = res.cfg_scale;
   res.plan = plan(planned, pool.size());
   res.plan.check_host_budget();
+  res.plan.check_device_budget();
   auto scheduler = make_scheduler(res.sampler, sc);
   scheduler->set_timesteps(res.steps);
 
