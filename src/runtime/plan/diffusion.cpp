@@ -628,8 +628,8 @@ ImageModelDesc describe_image_model(const std::string& path) {
 }
 
 int64_t unet_activation_bytes(const ImageComponent& unet, int64_t N, int64_t h, int64_t w,
-                              int64_t context_len) {
-  return unet_walk(unet, N, h, w, context_len, nullptr);
+                              int64_t context_len, bool on_device) {
+  return unet_walk(unet, N, h, w, context_len, nullptr, on_device);
 }
 
 int64_t vae_decode_bytes(const ImageComponent& vae, int64_t n, int64_t h, int64_t w, int64_t tile,
@@ -849,7 +849,7 @@ void ImagePlan::check_device_budget() const {
 }
 
 void ImagePlan::check_host_budget() const {
-  if (fits()) return;
+  if (cpu.fits()) return;
   std::string stages_text;
   for (const auto& s : stages)
     stages_text += cat(stages_text.empty() ? "" : ", ", s.name, " ", format_bytes(s.bytes));

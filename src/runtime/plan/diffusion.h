@@ -120,9 +120,10 @@ struct ImagePlan {
 
 ImagePlan plan_image(const ImageModelDesc& model, const ImagePlanRequest& request);
 
-// The replays (each mirrors its model's allocation order; see the header comment).
+// The replays (each mirrors its model's allocation order; see the header comment). on_device:
+// the UNet's Vulkan forward (device memory, deferred frees included).
 int64_t unet_activation_bytes(const ImageComponent& unet, int64_t N, int64_t h, int64_t w,
-                              int64_t context_len);
+                              int64_t context_len, bool on_device = false);
 int64_t vae_decode_bytes(const ImageComponent& vae, int64_t n, int64_t h, int64_t w,
                          int64_t tile = 0, int64_t overlap = 0);
 
