@@ -453,55 +453,89 @@ int64_t decode_walk(const ImageComponent& v, int64_t n, int64_t h, int64_t w, in
          n * co * t * t * 4 + 64;
 }
 
-// The VAE decoder on a device (vae_blocks.cpp run_decoder): nothing is submitted until the output
-// is downloaded, so every buffer the decoder allocates is held to the end: the bound is their sum
-// (the latents' upload, each conv's output and Vulkan tiles, each resnet's h, the mid attention's
-// [C, T] / [T, C] buffers and score chunk, the upsampled images). Per tile when tiled: each tile
-// downloads its output, which releases its buffers.
-int64_t device_decoder_sum(const ImageComponent& v, int64_t n, int64_t h, int64_t w) {
-  int64_t sum = 4 * n * v.at("decoder.conv_in.weight").shape[1] * h * w;  // z's upload
-  Shape x{n, 0, h, w};
+// The VAE decoder on a device (vae_blocks.cpp run_decoder), in its allocation order: the latents'
+// upload, each conv's output and Vulkan tiles, each resnet's h, h2 and shortcut, the mid
+// attention's [C, T] / [T, C] buffers and score chunk per sample, the upsampled images; freed
+// buffers are held as the device holds them (run_decoder submits after every block; Budget).
+// Per tile when tiled: each tile downloads its output, which releases everything.
+int64_t device_decoder_walk(const ImageComponent& v, int64_t n, int64_t h, int64_t w) {
+  Budget b;
+  b.gpu = true;
+  auto floats = [](const Shape& s) { return s.n * s.c * s.h * s.w; };
   auto conv = [&](const std::string& name, const Shape& in) {
     const TensorHeader& wt = v.at(name + ".weight");
     const Shape out{in.n, wt.shape[0], in.h, in.w};
-    sum += 4 * out.n * out.c * out.h * out.w;
-    sum += device_conv_bytes(wt.shape[1] * wt.shape[2] * wt.shape[3], out.c, out.h * out.w);
+    b.alloc(floats(out));
+    b.transient(device_conv_bytes(wt.shape[1] * wt.shape[2] * wt.shape[3], out.c, out.h * out.w));
     return out;
   };
   auto resnet = [&](const std::string& p, const Shape& in) {
-    sum += 4 * in.n * in.c * in.h * in.w;  // h
-    const Shape y = conv(p + ".conv2", conv(p + ".conv1", in));
-    if (v.has(p + ".conv_shortcut.weight")) conv(p + ".conv_shortcut", in);
+    b.alloc(floats(in));  // h
+    const Shape h2 = conv(p + ".conv1", in);
+    b.free(floats(in));
+    const Shape y = conv(p + ".conv2", h2);
+    b.free(floats(h2));
+    if (v.has(p + ".conv_shortcut.weight")) b.free(floats(conv(p + ".conv_shortcut", in)));
     return y;
   };
-  x.c = v.at("decoder.conv_in.weight").shape[1];
-  if (v.has("post_quant_conv.weight")) x = conv("post_quant_conv", x);
-  x = conv("decoder.conv_in", x);
-  x = resnet("decoder.mid_block.resnets.0", x);
-  if (v.has("decoder.mid_block.attentions.0.to_q.weight")) {
-    const int64_t t = x.h * x.w;
-    // g, gt, q, k, v, o, out, back per sample, and the attention's scratch (one head of C).
-    sum += x.n * (8 * 4 * x.c * t + device_attention_bytes(t, t, x.c));
+  // x = f(x): the new x, then the old one freed.
+  auto step = [&](Shape& x, const Shape& y) {
+    b.free(floats(x));
+    x = y;
+  };
+  Shape x{n, v.at("decoder.conv_in.weight").shape[1], h, w};
+  if (v.has("post_quant_conv.weight")) x.c = v.at("post_quant_conv.weight").shape[1];
+  b.alloc(floats(x));  // z's upload
+  if (v.has("post_quant_conv.weight")) step(x, conv("post_quant_conv", x));
+  step(x, conv("decoder.conv_in", x));
+  b.submit();
+  {
+    const Shape mid = resnet("decoder.mid_block.resnets.0", x);
+    if (v.has("decoder.mid_block.attentions.0.to_q.weight")) {
+      const int64_t c = mid.c, t = mid.h * mid.w;
+      for (int64_t i = 0; i < mid.n; ++i) {
+        b.alloc(c * t);  // g
+        b.alloc(c * t);  // gt
+        b.free(c * t);
+        b.alloc(3 * c * t);  // q, k, v
+        b.free(c * t);       // gt
+        b.alloc(c * t);      // o
+        b.transient(device_attention_bytes(t, t, c));
+        b.free(3 * c * t);
+        b.alloc(c * t);  // out
+        b.free(c * t);   // o
+        b.alloc(c * t);  // back
+        b.free(c * t);   // out
+        b.free(c * t);   // back
+      }
+    }
+    const Shape y = resnet("decoder.mid_block.resnets.1", mid);
+    b.free(floats(mid));
+    step(x, y);
   }
-  x = resnet("decoder.mid_block.resnets.1", x);
+  b.submit();
   for (int i = 0; v.has(cat("decoder.up_blocks.", i, ".resnets.0.conv1.weight")); ++i) {
     const std::string p = cat("decoder.up_blocks.", i);
-    for (int j = 0; v.has(cat(p, ".resnets.", j, ".conv1.weight")); ++j)
-      x = resnet(cat(p, ".resnets.", j), x);
+    for (int j = 0; v.has(cat(p, ".resnets.", j, ".conv1.weight")); ++j) {
+      step(x, resnet(cat(p, ".resnets.", j), x));
+      b.submit();
+    }
     if (v.has(p + ".upsamplers.0.conv.weight")) {
-      x = {x.n, x.c, 2 * x.h, 2 * x.w};
-      sum += 4 * x.n * x.c * x.h * x.w;
-      x = conv(p + ".upsamplers.0.conv", x);
+      const Shape u{x.n, x.c, 2 * x.h, 2 * x.w};
+      b.alloc(floats(u));
+      step(x, u);
+      step(x, conv(p + ".upsamplers.0.conv", x));
+      b.submit();
     }
   }
   conv("decoder.conv_out", x);
-  return sum;
+  return b.peak;
 }
 
 int64_t device_decode_bytes(const ImageComponent& v, int64_t n, int64_t h, int64_t w,
                             int64_t tile) {
-  if (tile == 0 || (h <= tile && w <= tile)) return device_decoder_sum(v, n, h, w);
-  return device_decoder_sum(v, n, std::min(h, tile), std::min(w, tile));
+  if (tile == 0 || (h <= tile && w <= tile)) return device_decoder_walk(v, n, h, w);
+  return device_decoder_walk(v, n, std::min(h, tile), std::min(w, tile));
 }
 
 // ---- Text encoders ----
@@ -786,8 +820,8 @@ ImagePlan plan_image(const ImageModelDesc& m, const ImagePlanRequest& r) {
         {"text", dev_text, "the larger text tower's buffers"},
         {"denoise", dev_denoise, "one UNet forward (deferred frees of the device included)"},
         {"decode", device_decode_bytes(m.vae, 1, h, w, tile),
-         tile ? cat("one VAE tile of ", tile * 8, " px, its buffers held to its download")
-              : "the VAE decoder's buffers, held to its download"}};
+         tile ? cat("the VAE decoder on one tile of ", tile * 8, " px (deferred frees included)")
+              : "the VAE decoder on the whole image (deferred frees included)"}};
     const auto dl =
         std::max_element(plan.device_stages.begin(), plan.device_stages.end(),
                          [](const auto& a, const auto& b) { return a.bytes < b.bytes; });

@@ -29,8 +29,8 @@
 // as f32, only the text encoders' transformer layers), the runtime reserve, and the largest
 // stage's device memory: the text towers' buffers (held until their output comes back), one
 // UNet forward replayed with the device's deferred frees (unet_walk's gpu Budget, equal to
-// unet::Model::activation_bytes of a device-built UNet), and the VAE decoder, whose buffers are
-// all held until its output is downloaded (whole, or per tile: the tile is then chosen to fit the
+// unet::Model::activation_bytes of a device-built UNet), and the VAE decoder replayed the same
+// way (it too submits after every block), whole or per tile (the largest tile that fits the
 // device). The host bill stays the CPU route's (an upper bound there). Nothing is streamed: when
 // the weights and the largest stage do not fit, the plan says so and what would.
 #include <cstdint>
