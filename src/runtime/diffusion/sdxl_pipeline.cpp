@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "backend/vulkan/vulkan.h"
 #include "core/error.h"
@@ -162,15 +163,17 @@ class SDXLPipeline final : public ImagePipeline {
                                     .n_threads = n_threads,
                                     .vae_tile = rq.vae_tile,
                                     .ram = rq.ram_budget,
-                                    .vram = device_vram(rq),
-                                    .gpu_reserve = 0,
+                                    .vram = device_vram(rq).first,
+                                    .gpu_reserve = device_vram(rq).second,
                                     .device = device_.name()});
   }
 
-  // The device budget the plan bills (0 on the CPU): the request's, or what the device allows.
-  int64_t device_vram(const ImageRequest& rq) const {
-    if (device_.kind == DeviceKind::CPU) return 0;
-    return rq.vram_budget > 0 ? rq.vram_budget : vulkan::device_budget(device_.index);
+  // The device budget the plan bills (0 on the CPU) and the driver's reserve within it: the
+  // request's budget less vulkan::kDeviceReserveBytes, or the device's own (already without it).
+  std::pair<int64_t, int64_t> device_vram(const ImageRequest& rq) const {
+    if (device_.kind == DeviceKind::CPU) return {0, 0};
+    if (rq.vram_budget > 0) return {rq.vram_budget, vulkan::kDeviceReserveBytes};
+    return {vulkan::device_budget(device_.index), 0};
   }
 
   ImageResult generate(const ImageRequest& rq, ThreadPool& pool,
