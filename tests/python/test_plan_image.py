@@ -118,3 +118,19 @@ def test_device_bill_with_vram(tiny):
     small = plan(tiny, "-W", 256, "-H", 192, "--vram", "520MiB")
     assert not small["device"]["fits"] and not small["fits"]
     assert small["gpu"].startswith("does not fit") and small["suggestions"]
+
+
+def test_sdxl_base_device_bill(tmp_path):
+    # SDXL base's real headers (tools/sdxl_headers.py, sparse files): f16 at 768x768 fits an
+    # 8 GiB GPU with the VAE in tiles; 1024x1024 guided does not (its UNet forward is 1.26 GiB).
+    root = tmp_path / "sdxl-base"
+    subprocess.run([sys.executable, str(SOURCE / "tools" / "sdxl_headers.py"), "--out", str(root),
+                    "--dtype", "f16"], check=True, capture_output=True, timeout=300)
+    p = plan(root, "-W", 768, "-H", 768, "--vram", "8GiB", "--ram", "64GiB")
+    d = p["device"]
+    assert d["fits"] and d["peak"] <= 8 << 30
+    assert 6.2 * 2**30 < d["weights"] < 6.35 * 2**30
+    assert p["vae_tile"] > 0
+    big = plan(root, "-W", 1024, "-H", 1024, "--vram", "8GiB", "--ram", "64GiB")
+    assert not big["device"]["fits"] and "does not fit" in big["gpu"]
+    assert any("guidance" in s for s in big["suggestions"])
