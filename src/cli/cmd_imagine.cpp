@@ -94,6 +94,10 @@ int run(int argc, char** argv) {
            "vulkan:N (see eight devices)");
   p.option("--ram", &ram, "SIZE",
            "RAM budget: runs the plan says exceed it are refused (default: RAM minus 1 GiB)");
+  std::string vram;
+  p.option("--vram", &vram, "SIZE",
+           "GPU memory budget on a GPU device: runs the plan says exceed it are refused (default: "
+           "the device's memory less the driver's reserve)");
   p.option("--vae-tile", &vae_tile, "N",
            "VAE decode tile in latent pixels (default: tiles only when the plan needs them; 0 "
            "whole)");
@@ -124,6 +128,7 @@ int run(int argc, char** argv) {
   rq.strength = strength;
   rq.vae_tile = vae_tile;
   if (!ram.empty()) rq.ram_budget = parse_bytes(ram);
+  if (!vram.empty()) rq.vram_budget = parse_bytes(vram);
   if (seed < 0)
     seed = static_cast<int64_t>(std::chrono::system_clock::now().time_since_epoch().count() &
                                 0x7fffffff);

@@ -138,6 +138,11 @@ int run(int argc, char** argv) {
     rq.n_threads = threads;
     rq.vae_tile = vae_tile;
     rq.ram = budget.ram;
+    // A GPU is billed when --vram is given (the default plan of an image pipeline is the CPU's).
+    if (p.given("--vram") && !cpu) {
+      rq.vram = budget.vram;
+      rq.gpu_reserve = budget.gpu_reserve;
+    }
     const ImagePlan plan = plan_image(describe_image_model(model), rq);
     if (json) {
       std::printf("%s\n", plan_to_json(plan).dump(2).c_str());

@@ -50,7 +50,7 @@ def test_stage_bill_from_headers(tiny):
     assert p["host_peak"] == p["weights_mapped"] + p["weight_copies"] + p["kernel_scratch"] + largest
     assert sum(b["bytes"] for b in p["cpu"]) == p["host_peak"]
     assert p["vae_tile"] == 0 and p["fits"]
-    assert "CPU only" in p["gpu"]
+    assert "not planned" in p["gpu"] and p["device"] is None
     # Unguided: the UNet's stage shrinks; a larger image costs more everywhere but the text.
     one = plan(tiny, "-W", 512, "-H", 384, "--cfg-scale", 1)
     assert not one["guided"] and one["stages"][1]["bytes"] < p["stages"][1]["bytes"]
@@ -104,3 +104,33 @@ def test_sdxl_base_sized_bill(tmp_path):
     assert tiled["fits"] and tiled["vae_tile"] > 0
     refused = plan(out, "-W", 1024, "-H", 1024, "-t", 8, "--ram", "6GiB")
     assert not refused["fits"] and any("weights alone" in s for s in refused["suggestions"])
+
+
+def test_device_bill_with_vram(tiny):
+    p = plan(tiny, "-W", 256, "-H", 192, "--vram", "1GiB")
+    d = p["device"]
+    assert d["budget"] == 1 << 30 and d["fits"] and p["fits"]
+    assert [s["name"] for s in d["stages"]] == ["text", "denoise", "decode"]
+    largest = max(s["bytes"] for s in d["stages"])
+    assert d["peak"] == sum(b["bytes"] for b in d["bill"]) == 512 * 2**20 + d["weights"] + largest
+    assert p["gpu"].startswith("fits: vulkan:0 needs")
+    # A budget below the reserve and the weights: refused with the options.
+    small = plan(tiny, "-W", 256, "-H", 192, "--vram", "520MiB")
+    assert not small["device"]["fits"] and not small["fits"]
+    assert small["gpu"].startswith("does not fit") and small["suggestions"]
+
+
+def test_sdxl_base_device_bill(tmp_path):
+    # SDXL base's real headers (tools/sdxl_headers.py, sparse files): f16 at 768x768 fits an
+    # 8 GiB GPU with the VAE in tiles; 1024x1024 guided does not (its UNet forward is 1.26 GiB).
+    root = tmp_path / "sdxl-base"
+    subprocess.run([sys.executable, str(SOURCE / "tools" / "sdxl_headers.py"), "--out", str(root),
+                    "--dtype", "f16"], check=True, capture_output=True, timeout=300)
+    p = plan(root, "-W", 768, "-H", 768, "--vram", "8GiB", "--ram", "64GiB")
+    d = p["device"]
+    assert d["fits"] and d["peak"] <= 8 << 30
+    assert 6.2 * 2**30 < d["weights"] < 6.35 * 2**30
+    assert p["vae_tile"] > 0
+    big = plan(root, "-W", 1024, "-H", 1024, "--vram", "8GiB", "--ram", "64GiB")
+    assert not big["device"]["fits"] and "does not fit" in big["gpu"]
+    assert any("guidance" in s for s in big["suggestions"])

@@ -72,7 +72,9 @@ class Model {
   // Upper bounds of the bytes one decode / encode call allocates at its peak (activations, the
   // result and the convolutions' scratch; not the weights), for the planner. These are the host
   // bytes of a CPU model; on a GPU the same activations are device memory (the conv scratch
-  // there differs: tiles of up to 32 MiB of unfolded input and of product).
+  // there differs: tiles of up to 32 MiB of unfolded input and of product, and a freed buffer is
+  // held until the work recorded before the next submit has run; decode submits after every
+  // block, and runtime/plan/diffusion.cpp replays the device's count).
   int64_t decode_bytes(int64_t n, int64_t h, int64_t w, const Tiles& tiles = {}) const;
   int64_t encode_bytes(int64_t n, int64_t height, int64_t width, const Tiles& tiles = {}) const;
 

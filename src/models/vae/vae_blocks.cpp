@@ -9,6 +9,7 @@
 #include <cmath>
 #include <utility>
 
+#include "backend/vulkan/vulkan.h"
 #include "models/vae/vae_internal.h"
 #include "ops/attention.h"
 #include "ops/conv.h"
@@ -240,18 +241,30 @@ Tensor run_encoder(const Model::Impl& m, const Tensor& images, ThreadPool& pool)
 Tensor run_decoder(const Model::Impl& m, const Tensor& z, ThreadPool& pool) {
   const Decoder& d = m.decoder;
   const int64_t groups = m.config.groups;
+  // On a device the work recorded so far is submitted after every block, as the UNet does: a
+  // buffer freed while work is recorded is held until that work has run, so without submits every
+  // buffer of the decoder would be held to its end (runtime/plan/diffusion.cpp replays this).
+  const auto submit = [&] {
+    if (m.device.kind == DeviceKind::Vulkan) vulkan::flush(m.device.index);
+  };
   Tensor x = ops::to_device(z.contiguous(), m.device);
   if (d.post_quant_conv.weight.defined()) x = conv(d.post_quant_conv, x, pool);
   x = conv(d.conv_in, x, pool);
+  submit();
   x = mid_block(d.mid, x, groups, pool);
+  submit();
   for (const UpBlock& b : d.up) {
-    for (const Resnet& r : b.resnets) x = resnet(r, x, groups, pool);
+    for (const Resnet& r : b.resnets) {
+      x = resnet(r, x, groups, pool);
+      submit();
+    }
     if (b.upsample.weight.defined()) {  // Upsample2D: nearest 2x, then conv
       Tensor u =
           ops::empty({x.size(0), x.size(1), 2 * x.size(2), 2 * x.size(3)}, DType::F32, x.device());
       ops::upsample_nearest2x(x, u);
       x = std::move(u);  // the low-resolution input is freed before the conv
       x = conv(b.upsample, x, pool);
+      submit();
     }
   }
   norm(d.norm_out, x, x, groups, true, pool);  // conv_norm_out, conv_act

@@ -60,6 +60,10 @@ struct ImageRequest {
   // VAE tile, -1 as the plan chooses (tiles only when the whole image does not fit), 0 whole.
   int64_t ram_budget = 0;
   int64_t vae_tile = -1;
+  // On a GPU the device is planned too and the run refused when it does not fit vram_budget (the
+  // driver's reserve vulkan::kDeviceReserveBytes counted in it; 0: the device's budget,
+  // vulkan::device_budget, the reserve already taken off).
+  int64_t vram_budget = 0;
 };
 
 struct StepProgress {

@@ -4,7 +4,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
+#include "backend/vulkan/vulkan.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "runtime/diffusion/sdxl_parts.h"
@@ -160,7 +162,18 @@ class SDXLPipeline final : public ImagePipeline {
                                     .windows = static_cast<int64_t>(windows),
                                     .n_threads = n_threads,
                                     .vae_tile = rq.vae_tile,
-                                    .ram = rq.ram_budget});
+                                    .ram = rq.ram_budget,
+                                    .vram = device_vram(rq).first,
+                                    .gpu_reserve = device_vram(rq).second,
+                                    .device = device_.name()});
+  }
+
+  // The device budget the plan bills (0 on the CPU) and the driver's reserve within it: the
+  // request's budget less vulkan::kDeviceReserveBytes, or the device's own (already without it).
+  std::pair<int64_t, int64_t> device_vram(const ImageRequest& rq) const {
+    if (device_.kind == DeviceKind::CPU) return {0, 0};
+    if (rq.vram_budget > 0) return {rq.vram_budget, vulkan::kDeviceReserveBytes};
+    return {vulkan::device_budget(device_.index), 0};
   }
 
   ImageResult generate(const ImageRequest& rq, ThreadPool& pool,
@@ -213,6 +226,7 @@ ImageResult SDXLPipeline::generate(const ImageRequest& rq, ThreadPool& pool,
   planned.cfg_scale = res.cfg_scale;
   res.plan = plan(planned, pool.size());
   res.plan.check_host_budget();
+  res.plan.check_device_budget();
   auto scheduler = make_scheduler(res.sampler, sc);
   scheduler->set_timesteps(res.steps);
 

@@ -70,15 +70,63 @@ int64_t f32_bytes(int64_t n) {
 
 // ---- The UNet: unet_memory.cpp's walk of unet_forward.cpp's allocations, from the headers ----
 
+// On a device (gpu) a freed buffer is held until the work recorded before the next submit has
+// run: unet_memory.cpp's Budget, which the UNet's device forward follows (it submits after every
+// block).
 struct Budget {
+  bool gpu = false;
   int64_t live = 0, peak = 0;
-  void alloc(int64_t floats) {
-    live += floats * 4;
-    peak = std::max(peak, live);
+  int64_t pending = 0, older = 0, due = 0;
+  void alloc(int64_t floats) { hold(floats * 4); }
+  void free(int64_t floats) { drop(floats * 4); }
+  void transient(int64_t bytes) {
+    if (!gpu) {
+      peak = std::max(peak, live + bytes);
+      return;
+    }
+    hold(bytes);
+    drop(bytes);
   }
-  void free(int64_t floats) { live -= floats * 4; }
-  void transient(int64_t bytes) { peak = std::max(peak, live + bytes); }
+  void submit() {
+    due += older;
+    older = pending;
+    pending = 0;
+  }
+
+ private:
+  void hold(int64_t bytes) {
+    live += bytes;
+    peak = std::max(peak, live);
+    live -= due;
+    due = 0;
+  }
+  void drop(int64_t bytes) {
+    if (gpu)
+      pending += bytes;
+    else
+      live -= bytes;
+  }
 };
+
+// The Vulkan routes' scratch (ops/conv.cpp kDeviceTileBytes; backend/vulkan/attention_chunked.cpp
+// kScoreBytes, taken from kChunkedAttentionMinKeys keys or heads wider than 256).
+constexpr int64_t kDeviceConvTileBytes = int64_t{32} << 20;
+constexpr int64_t kDeviceScoreBytes = int64_t{32} << 20;
+constexpr int64_t kDeviceChunkedMinKeys = 64;
+
+// One Vulkan convolution's unfolded tile and its product: kk = C_in * kh * kw, hw output pixels.
+int64_t device_conv_bytes(int64_t kk, int64_t c_out, int64_t hw) {
+  const int64_t tile = std::clamp<int64_t>(kDeviceConvTileBytes / (std::max(kk, c_out) * 4), 1, hw);
+  return tile * (kk + c_out) * 4;
+}
+
+// One Vulkan attention call of tq queries over tk keys, d values per head: a chunk of scores and
+// one head's V transposed (none on the direct route).
+int64_t device_attention_bytes(int64_t tq, int64_t tk, int64_t d) {
+  if (d <= 256 && tk < kDeviceChunkedMinKeys) return 0;
+  const int64_t chunk = std::clamp<int64_t>(kDeviceScoreBytes / (tk * 4), 1, tq);
+  return (chunk * tk + d * tk) * 4;
+}
 
 struct Image {
   int64_t N, C, H, W;
@@ -105,6 +153,10 @@ struct UNetWalk {
     const Image y{x.N, w.shape[0], (x.H + 2 * pad - k) / stride + 1,
                   (x.W + 2 * pad - k) / stride + 1};
     b.alloc(y.floats());
+    if (b.gpu) {
+      b.transient(device_conv_bytes(x.C * k * k, y.C, y.H * y.W));
+      return y;
+    }
     // The UNet prepares its convolution weights once at load (ops::Conv2dWeight).
     b.transient(ops::conv2d_scratch_bytes({x.N, x.C, x.H, x.W}, w.shape, w.type,
                                           {.stride = {stride, stride}, .padding = {pad, pad}},
@@ -130,9 +182,23 @@ struct UNetWalk {
     if (u.has(p + ".conv_shortcut.weight")) b.free(conv(p + ".conv_shortcut", x).floats());
     return out;
   }
-  void transformer(const std::string& p, const Image& x, int64_t L) {
+  void transformer(const std::string& p, const Image& x, int64_t L, int64_t heads) {
     const int64_t R = x.N * x.H * x.W, C = x.C, F = std::min<int64_t>(R, 512);
-    b.transient(4 * (5 * R * C + 2 * x.N * L * C + F * 12 * C));
+    const int64_t bytes = 4 * (5 * R * C + 2 * x.N * L * C + F * 12 * C);
+    if (b.gpu) {
+      // All of it held through the block, each attention call's scratch, the transpose back.
+      b.alloc(bytes / 4);
+      const int64_t T = x.H * x.W, d = C / heads;
+      for (int i = 0; u.has(cat(p, ".transformer_blocks.", i, ".attn1.to_q.weight")); ++i)
+        for (int64_t n = 0; n < x.N; ++n) {
+          b.transient(device_attention_bytes(T, T, d));
+          b.transient(device_attention_bytes(T, L, d));
+        }
+      b.transient(4 * R * C);
+      b.free(bytes / 4);
+      return;
+    }
+    b.transient(bytes);
     if (!s) return;
     linear(p + ".proj_in", R);
     linear(p + ".proj_out", R);
@@ -158,30 +224,66 @@ int64_t count_of(const ImageComponent& c, const std::string& prefix, const std::
   return n;
 }
 
+// Attention heads per level (diffusers' num_attention_heads, or attention_head_dim which holds
+// the counts when it is absent; unet_config.cpp), else heads of 64 values.
+std::vector<int64_t> unet_heads(const ImageComponent& u, int64_t levels) {
+  std::vector<int64_t> heads(static_cast<size_t>(levels), 0);
+  const json j = u.config.empty() ? json() : json::parse(u.config, nullptr, false);
+  if (j.is_object()) {
+    const char* key = j.contains("num_attention_heads") && !j["num_attention_heads"].is_null()
+                          ? "num_attention_heads"
+                          : "attention_head_dim";
+    if (j.contains(key)) {
+      const json& v = j[key];
+      for (int64_t i = 0; i < levels; ++i) {
+        const json& e =
+            v.is_array() && static_cast<int64_t>(v.size()) > i ? v[static_cast<size_t>(i)] : v;
+        if (e.is_number_integer()) heads[static_cast<size_t>(i)] = e.get<int64_t>();
+      }
+    }
+  }
+  for (int64_t i = 0; i < levels; ++i)
+    if (heads[static_cast<size_t>(i)] <= 0)
+      heads[static_cast<size_t>(i)] = std::max<int64_t>(
+          1, u.at(cat("down_blocks.", i, ".resnets.0.conv1.weight")).shape[0] / 64);
+  return heads;
+}
+
 int64_t unet_walk(const ImageComponent& u, int64_t N, int64_t h, int64_t w, int64_t L,
-                  ScratchPeak* s) {
+                  ScratchPeak* s, bool gpu = false) {
   UNetWalk k{u, s, {}};
   Budget& b = k.b;
+  b.gpu = gpu;
   const TensorHeader& conv_in = u.at("conv_in.weight");
   const int64_t c0 = conv_in.shape[0], ted = u.at("time_embedding.linear_1.weight").shape[0];
   const TensorHeader& add1 = u.at("add_embedding.linear_1.weight");
   const int64_t add_in = add1.shape[1];
   b.alloc(N * ted);
   b.transient(4 * N * (c0 + 2 * ted + add_in));
+  const int64_t cross =
+      u.at("mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight").shape[1];
+  if (gpu) b.alloc(N * L * cross);  // the context's upload
   k.linear("time_embedding.linear_1", N);
   k.linear("time_embedding.linear_2", N);
   k.linear("add_embedding.linear_1", N);
   k.linear("add_embedding.linear_2", N);
   std::vector<Image> skips;
-  Image x = k.conv("conv_in", {N, conv_in.shape[1], h, w});
+  const Image in{N, conv_in.shape[1], h, w};
+  if (gpu) b.alloc(in.floats());  // x's upload
+  Image x = k.conv("conv_in", in);
+  if (gpu) b.free(in.floats());
   skips.push_back(x);
   const int64_t levels = count_of(u, "down_blocks.", ".resnets.0.conv1.weight");
+  const std::vector<int64_t> heads = unet_heads(u, levels);
   for (int64_t i = 0; i < levels; ++i) {
     const std::string p = cat("down_blocks.", i);
     for (int64_t j = 0; u.has(cat(p, ".resnets.", j, ".conv1.weight")); ++j) {
       x = k.resblock(cat(p, ".resnets.", j), x);
-      if (u.has(cat(p, ".attentions.", j, ".proj_in.weight")))
-        k.transformer(cat(p, ".attentions.", j), x, L);
+      b.submit();
+      if (u.has(cat(p, ".attentions.", j, ".proj_in.weight"))) {
+        k.transformer(cat(p, ".attentions.", j), x, L, heads[static_cast<size_t>(i)]);
+        b.submit();
+      }
       skips.push_back(x);
     }
     if (u.has(p + ".downsamplers.0.conv.weight")) {
@@ -190,10 +292,13 @@ int64_t unet_walk(const ImageComponent& u, int64_t N, int64_t h, int64_t w, int6
     }
   }
   x = k.resblock("mid_block.resnets.0", x);
-  k.transformer("mid_block.attentions.0", x, L);
+  b.submit();
+  k.transformer("mid_block.attentions.0", x, L, heads.back());
+  b.submit();
   const Image mid = x;
   x = k.resblock("mid_block.resnets.1", x);
   b.free(mid.floats());
+  b.submit();
   for (int64_t i = 0; i < levels; ++i) {
     const std::string p = cat("up_blocks.", i);
     for (int64_t j = 0; u.has(cat(p, ".resnets.", j, ".conv1.weight")); ++j) {
@@ -205,8 +310,11 @@ int64_t unet_walk(const ImageComponent& u, int64_t N, int64_t h, int64_t w, int6
       b.free(x.floats());
       x = k.resblock(cat(p, ".resnets.", j), c);
       b.free(c.floats());
-      if (u.has(cat(p, ".attentions.", j, ".proj_in.weight")))
-        k.transformer(cat(p, ".attentions.", j), x, L);
+      b.submit();
+      if (u.has(cat(p, ".attentions.", j, ".proj_in.weight"))) {
+        k.transformer(cat(p, ".attentions.", j), x, L, heads[static_cast<size_t>(levels - 1 - i)]);
+        b.submit();
+      }
     }
     if (u.has(p + ".upsamplers.0.conv.weight")) {
       const Image up{N, x.C, skips.back().H, skips.back().W};
@@ -345,6 +453,91 @@ int64_t decode_walk(const ImageComponent& v, int64_t n, int64_t h, int64_t w, in
          n * co * t * t * 4 + 64;
 }
 
+// The VAE decoder on a device (vae_blocks.cpp run_decoder), in its allocation order: the latents'
+// upload, each conv's output and Vulkan tiles, each resnet's h, h2 and shortcut, the mid
+// attention's [C, T] / [T, C] buffers and score chunk per sample, the upsampled images; freed
+// buffers are held as the device holds them (run_decoder submits after every block; Budget).
+// Per tile when tiled: each tile downloads its output, which releases everything.
+int64_t device_decoder_walk(const ImageComponent& v, int64_t n, int64_t h, int64_t w) {
+  Budget b;
+  b.gpu = true;
+  auto floats = [](const Shape& s) { return s.n * s.c * s.h * s.w; };
+  auto conv = [&](const std::string& name, const Shape& in) {
+    const TensorHeader& wt = v.at(name + ".weight");
+    const Shape out{in.n, wt.shape[0], in.h, in.w};
+    b.alloc(floats(out));
+    b.transient(device_conv_bytes(wt.shape[1] * wt.shape[2] * wt.shape[3], out.c, out.h * out.w));
+    return out;
+  };
+  auto resnet = [&](const std::string& p, const Shape& in) {
+    b.alloc(floats(in));  // h
+    const Shape h2 = conv(p + ".conv1", in);
+    b.free(floats(in));
+    const Shape y = conv(p + ".conv2", h2);
+    b.free(floats(h2));
+    if (v.has(p + ".conv_shortcut.weight")) b.free(floats(conv(p + ".conv_shortcut", in)));
+    return y;
+  };
+  // x = f(x): the new x, then the old one freed.
+  auto step = [&](Shape& x, const Shape& y) {
+    b.free(floats(x));
+    x = y;
+  };
+  Shape x{n, v.at("decoder.conv_in.weight").shape[1], h, w};
+  if (v.has("post_quant_conv.weight")) x.c = v.at("post_quant_conv.weight").shape[1];
+  b.alloc(floats(x));  // z's upload
+  if (v.has("post_quant_conv.weight")) step(x, conv("post_quant_conv", x));
+  step(x, conv("decoder.conv_in", x));
+  b.submit();
+  {
+    const Shape mid = resnet("decoder.mid_block.resnets.0", x);
+    if (v.has("decoder.mid_block.attentions.0.to_q.weight")) {
+      const int64_t c = mid.c, t = mid.h * mid.w;
+      for (int64_t i = 0; i < mid.n; ++i) {
+        b.alloc(c * t);  // g
+        b.alloc(c * t);  // gt
+        b.free(c * t);
+        b.alloc(3 * c * t);  // q, k, v
+        b.free(c * t);       // gt
+        b.alloc(c * t);      // o
+        b.transient(device_attention_bytes(t, t, c));
+        b.free(3 * c * t);
+        b.alloc(c * t);  // out
+        b.free(c * t);   // o
+        b.alloc(c * t);  // back
+        b.free(c * t);   // out
+        b.free(c * t);   // back
+      }
+    }
+    const Shape y = resnet("decoder.mid_block.resnets.1", mid);
+    b.free(floats(mid));
+    step(x, y);
+  }
+  b.submit();
+  for (int i = 0; v.has(cat("decoder.up_blocks.", i, ".resnets.0.conv1.weight")); ++i) {
+    const std::string p = cat("decoder.up_blocks.", i);
+    for (int j = 0; v.has(cat(p, ".resnets.", j, ".conv1.weight")); ++j) {
+      step(x, resnet(cat(p, ".resnets.", j), x));
+      b.submit();
+    }
+    if (v.has(p + ".upsamplers.0.conv.weight")) {
+      const Shape u{x.n, x.c, 2 * x.h, 2 * x.w};
+      b.alloc(floats(u));
+      step(x, u);
+      step(x, conv(p + ".upsamplers.0.conv", x));
+      b.submit();
+    }
+  }
+  conv("decoder.conv_out", x);
+  return b.peak;
+}
+
+int64_t device_decode_bytes(const ImageComponent& v, int64_t n, int64_t h, int64_t w,
+                            int64_t tile) {
+  if (tile == 0 || (h <= tile && w <= tile)) return device_decoder_walk(v, n, h, w);
+  return device_decoder_walk(v, n, std::min(h, tile), std::min(w, tile));
+}
+
 // ---- Text encoders ----
 
 struct TextShape {
@@ -385,6 +578,29 @@ void text_products(ScratchPeak& s, const TextShape& t, int64_t n) {
   s.add(t.type, n, t.D);
   s.add_per_thread(DType::F32, 77, d);
   s.add_per_thread(DType::F32, 77, 77);
+}
+
+// One text encoder's tower on a device (clip_model.cpp run_tower_on_device): the input's upload,
+// h, h2, q, k, v, attn [rows, D], ff [rows, I], and each attention call's scratch (one per window
+// per layer), all held until the output's download.
+int64_t device_text_bytes(const ImageComponent& c, const TextShape& t, int64_t n) {
+  const int64_t rows = 77 * n,
+                layers = count_of(c, "text_model.encoder.layers.", ".mlp.fc1.weight");
+  return 4 * rows * (7 * t.D + t.I) + layers * n * device_attention_bytes(77, 77, t.D / t.heads);
+}
+
+// The weights a device holds: every tensor in its own type (quantized blocks stay quantized),
+// vectors as f32, each buffer in whole 32-bit words. `prefix`: only the tensors under it.
+int64_t device_weight_bytes(const ImageComponent& c, const std::string& prefix = "") {
+  int64_t b = 0;
+  for (const auto& [name, t] : c.tensors) {
+    if (!name.starts_with(prefix)) continue;
+    const int64_t bytes = t.shape.size() == 1
+                              ? t.numel() * 4
+                              : static_cast<int64_t>(dtype_row_bytes(t.type, t.numel()));
+    b += (bytes + 3) / 4 * 4;
+  }
+  return b;
 }
 
 // The f32 copies the loaders make: norms and biases (and the text encoders' position embeddings)
@@ -446,8 +662,8 @@ ImageModelDesc describe_image_model(const std::string& path) {
 }
 
 int64_t unet_activation_bytes(const ImageComponent& unet, int64_t N, int64_t h, int64_t w,
-                              int64_t context_len) {
-  return unet_walk(unet, N, h, w, context_len, nullptr);
+                              int64_t context_len, bool on_device) {
+  return unet_walk(unet, N, h, w, context_len, nullptr, on_device);
 }
 
 int64_t vae_decode_bytes(const ImageComponent& vae, int64_t n, int64_t h, int64_t w, int64_t tile,
@@ -521,6 +737,13 @@ ImagePlan plan_image(const ImageModelDesc& m, const ImagePlanRequest& r) {
   auto decode_stage = [&](int64_t tile, ScratchPeak* s) {
     return held + latent + decode_walk(m.vae, 1, h, w, tile, tile / 4, s);
   };
+  // The device bill's weights and its text and denoise stages (the decode's depends on the tile).
+  const int64_t dev_weights = device_weight_bytes(m.unet) + device_weight_bytes(m.vae) +
+                              device_weight_bytes(m.text_encoder, "text_model.encoder.layers.") +
+                              device_weight_bytes(m.text_encoder_2, "text_model.encoder.layers.");
+  const int64_t dev_text = std::max(device_text_bytes(m.text_encoder, t1, r.windows),
+                                    device_text_bytes(m.text_encoder_2, t2, r.windows));
+  const int64_t dev_denoise = unet_walk(m.unet, N, h, w, Lc, nullptr, /*gpu=*/true);
   int64_t tile = r.vae_tile;
   if (tile < 0) {
     tile = 0;
@@ -531,7 +754,17 @@ ImagePlan plan_image(const ImageModelDesc& m, const ImagePlanRequest& r) {
     };
     // Else the tile that needs least, when tiles need less than the whole image (the plan then
     // says by how much the run misses the budget).
-    int64_t least = total(0);
+    // On a GPU the device bill decides: the decoder's buffers are held to its end.
+    auto dev_total = [&](int64_t t) { return device_decode_bytes(m.vae, 1, h, w, t); };
+    // The stages run one at a time: the decode has what the weights and reserve leave.
+    const int64_t dev_room = r.vram - r.gpu_reserve - dev_weights;
+    if (r.vram > 0 && dev_total(0) > dev_room) {
+      for (int64_t t = (std::max(h, w) + 7) / 8 * 8 - 8; t >= 16; t -= 8) {
+        tile = t;
+        if (dev_total(t) <= dev_room) break;
+      }
+    }
+    int64_t least = total(tile);
     if (least > ram)
       for (int64_t t = (std::max(h, w) + 7) / 8 * 8 - 8; t >= 16; t -= 8) {
         const int64_t need = total(t);
@@ -581,13 +814,48 @@ ImagePlan plan_image(const ImageModelDesc& m, const ImagePlanRequest& r) {
       {.what = "kernel scratch", .bytes = plan.scratch_bytes, .why = cat(threads, " threads")});
   plan.cpu.items.push_back(
       {.what = largest->name + " (largest stage)", .bytes = largest->bytes, .why = largest->why});
-  plan.gpu =
-      "not planned: SDXL runs on the CPU only in eight today (a GPU path would keep the UNet "
-      "resident and load the text encoders and VAE per stage)";
-  if (!plan.fits() && base > ram)
+  if (r.vram > 0) {
+    plan.device_weight_bytes = dev_weights;
+    plan.device_stages = {
+        {"text", dev_text, "the larger text tower's buffers"},
+        {"denoise", dev_denoise, "one UNet forward (deferred frees of the device included)"},
+        {"decode", device_decode_bytes(m.vae, 1, h, w, tile),
+         tile ? cat("the VAE decoder on one tile of ", tile * 8, " px (deferred frees included)")
+              : "the VAE decoder on the whole image (deferred frees included)"}};
+    const auto dl =
+        std::max_element(plan.device_stages.begin(), plan.device_stages.end(),
+                         [](const auto& a, const auto& b) { return a.bytes < b.bytes; });
+    plan.device.device = r.device;
+    plan.device.budget = r.vram;
+    plan.device.items.push_back({.what = "runtime reserve",
+                                 .bytes = std::min(r.gpu_reserve, r.vram),
+                                 .why = "the Vulkan driver's context and staging buffers"});
+    plan.device.items.push_back(
+        {.what = "weights",
+         .bytes = dev_weights,
+         .why = "UNet, VAE and both text encoders' layers, resident in their own types"});
+    plan.device.items.push_back(
+        {.what = dl->name + " (largest stage)", .bytes = dl->bytes, .why = dl->why});
+    plan.gpu = cat(plan.device.fits() ? "fits: " : "does not fit: ", r.device, " needs ",
+                   format_bytes(plan.device.total()), " of ", format_bytes(r.vram), " (weights ",
+                   format_bytes(dev_weights), ", ", dl->name, " ", format_bytes(dl->bytes),
+                   ", reserve ", format_bytes(std::min(r.gpu_reserve, r.vram)), ")");
+    if (!plan.device.fits()) {
+      if (dev_weights + r.gpu_reserve > r.vram)
+        plan.suggestions.push_back(cat("the weights alone need ", format_bytes(dev_weights),
+                                       " of VRAM: a smaller quantization (Q4_K_M), or the CPU "
+                                       "(--device cpu); streaming is not implemented"));
+      if (dl->name == "denoise" && r.guided)
+        plan.suggestions.push_back("no guidance (--cfg-scale 1): one UNet sample per step");
+      plan.suggestions.push_back(cat("a smaller image than ", size, ", or the CPU (--device cpu)"));
+    }
+  } else {
+    plan.gpu = "not planned: the run is on the CPU (plan a GPU with a VRAM budget, --vram)";
+  }
+  if (!plan.cpu.fits() && base > ram)
     plan.suggestions.push_back(cat("the weights alone need ", format_bytes(base),
                                    ": a smaller (quantized) checkpoint, or more RAM"));
-  if (!plan.fits()) {
+  if (!plan.cpu.fits()) {
     if (tile == 0 && decode >= std::max(text, denoise))
       plan.suggestions.push_back("decode the VAE in tiles (--vae-tile)");
     plan.suggestions.push_back(cat("a smaller image than ", size));
@@ -599,8 +867,23 @@ ImagePlan plan_image(const ImageModelDesc& m, const ImagePlanRequest& r) {
   return plan;
 }
 
+int64_t ImagePlan::device_peak() const {
+  int64_t b = device.total();
+  for (const auto& item : device.items)
+    if (item.what == "runtime reserve") b -= item.bytes;
+  return b;
+}
+
+void ImagePlan::check_device_budget() const {
+  if (!on_gpu() || device.fits()) return;
+  std::string options;
+  for (const auto& s : suggestions) options += cat(options.empty() ? "" : "; ", s);
+  fail("[planner] ", model, " at ", request.width, "x", request.height, " on ", device.device, ": ",
+       gpu, ". Options: ", options);
+}
+
 void ImagePlan::check_host_budget() const {
-  if (fits()) return;
+  if (cpu.fits()) return;
   std::string stages_text;
   for (const auto& s : stages)
     stages_text += cat(stages_text.empty() ? "" : ", ", s.name, " ", format_bytes(s.bytes));

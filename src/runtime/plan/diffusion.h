@@ -22,8 +22,17 @@
 //               vae::Model::decode_bytes), whole or in tiles, plus what generate() still holds
 //   scratch     the matmul / attention kernels' per-thread buffers over every product of all
 //               stages (they are kept for the threads' life)
-// Peak = weights + scratch + the largest stage. The GPU is not planned: SDXL runs on the CPU only
-// in eight today, which the plan says.
+// Peak = weights + scratch + the largest stage.
+//
+// With a VRAM budget (request.vram > 0: the pipeline runs on a Vulkan device) the device is billed
+// too (ImagePlan::device): every component's weights resident there (in their own types, vectors
+// as f32, only the text encoders' transformer layers), the runtime reserve, and the largest
+// stage's device memory: the text towers' buffers (held until their output comes back), one
+// UNet forward replayed with the device's deferred frees (unet_walk's gpu Budget, equal to
+// unet::Model::activation_bytes of a device-built UNet), and the VAE decoder replayed the same
+// way (it too submits after every block), whole or per tile (the largest tile that fits the
+// device). The host bill stays the CPU route's (an upper bound there). Nothing is streamed: when
+// the weights and the largest stage do not fit, the plan says so and what would.
 #include <cstdint>
 #include <map>
 #include <string>
@@ -72,6 +81,9 @@ struct ImagePlanRequest {
   int n_threads = 0;      // 0: default_thread_count()
   int64_t vae_tile = -1;  // latent pixels per VAE tile: -1 choose, 0 whole image
   int64_t ram = 0;        // RAM budget; 0: system_ram_budget()
+  int64_t vram = 0;       // > 0: the run is on a GPU with this budget (the device bill)
+  int64_t gpu_reserve = kGpuRuntimeReserve;
+  std::string device = "vulkan:0";
 };
 
 struct ImageStage {
@@ -89,20 +101,29 @@ struct ImagePlan {
   int64_t decode_bytes = 0;        // one VAE decode
   std::vector<Buffer> components;  // each component's weights (file bytes, type, parameters)
   std::vector<ImageStage> stages;
-  DevicePlan cpu;   // weights, scratch and the largest stage: adds up to host_peak()
-  std::string gpu;  // what the plan says about GPUs
+  std::vector<ImageStage> device_stages;  // each stage's device memory (request.vram > 0)
+  int64_t device_weight_bytes = 0;        // the weights resident on the device
+  DevicePlan device;  // reserve, weights and the largest device stage (request.vram > 0)
+  DevicePlan cpu;     // weights, scratch and the largest stage: adds up to host_peak()
+  std::string gpu;    // what the plan says about GPUs
   std::vector<std::string> suggestions;
   int64_t host_peak() const { return cpu.total(); }
-  bool fits() const { return cpu.fits(); }
+  bool on_gpu() const { return request.vram > 0; }
+  // The device memory the run's buffers reach (weights and largest stage, not the reserve).
+  int64_t device_peak() const;
+  bool fits() const { return cpu.fits() && (!on_gpu() || device.fits()); }
   // Throws Error with the numbers and the options when the plan exceeds the RAM budget.
   void check_host_budget() const;
+  // Throws Error with the numbers and the options when the plan exceeds the device budget.
+  void check_device_budget() const;
 };
 
 ImagePlan plan_image(const ImageModelDesc& model, const ImagePlanRequest& request);
 
-// The replays (each mirrors its model's allocation order; see the header comment).
+// The replays (each mirrors its model's allocation order; see the header comment). on_device:
+// the UNet's Vulkan forward (device memory, deferred frees included).
 int64_t unet_activation_bytes(const ImageComponent& unet, int64_t N, int64_t h, int64_t w,
-                              int64_t context_len);
+                              int64_t context_len, bool on_device = false);
 int64_t vae_decode_bytes(const ImageComponent& vae, int64_t n, int64_t h, int64_t w,
                          int64_t tile = 0, int64_t overlap = 0);
 

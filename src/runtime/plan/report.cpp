@@ -221,6 +221,21 @@ nlohmann::json plan_to_json(const ImagePlan& p) {
   nlohmann::json cpu = nlohmann::json::array();
   for (const auto& b : p.cpu.items)
     cpu.push_back({{"what", b.what}, {"bytes", b.bytes}, {"why", b.why}, {"mapped", b.mapped}});
+  nlohmann::json device = nullptr;
+  if (p.on_gpu()) {
+    nlohmann::json items = nlohmann::json::array(), dstages = nlohmann::json::array();
+    for (const auto& b : p.device.items)
+      items.push_back({{"what", b.what}, {"bytes", b.bytes}, {"why", b.why}});
+    for (const auto& s : p.device_stages)
+      dstages.push_back({{"name", s.name}, {"bytes", s.bytes}, {"why", s.why}});
+    device = {{"device", p.device.device},
+              {"budget", p.device.budget},
+              {"weights", p.device_weight_bytes},
+              {"stages", dstages},
+              {"bill", items},
+              {"peak", p.device.total()},
+              {"fits", p.device.fits()}};
+  }
   return {{"model", p.model},
           {"kind", "image"},
           {"width", p.request.width},
@@ -242,6 +257,7 @@ nlohmann::json plan_to_json(const ImagePlan& p) {
           {"ram_budget", p.cpu.budget},
           {"fits", p.fits()},
           {"gpu", p.gpu},
+          {"device", device},
           {"suggestions", p.suggestions}};
 }
 
@@ -271,8 +287,21 @@ std::string render_plan(const ImagePlan& p) {
                   format_size(b.bytes).c_str(), b.why.c_str());
     out += line;
   }
+  if (p.on_gpu()) {
+    out += cat("\n  ", p.device.device, " bill (every component resident; stages one at a time)\n");
+    for (const auto& s : p.device_stages) {
+      std::snprintf(line, sizeof line, "  %-28s %10s  %s\n", ("stage " + s.name).c_str(),
+                    format_size(s.bytes).c_str(), s.why.c_str());
+      out += line;
+    }
+    for (const auto& b : p.device.items) {
+      std::snprintf(line, sizeof line, "  %-28s %10s  %s\n", b.what.c_str(),
+                    format_size(b.bytes).c_str(), b.why.c_str());
+      out += line;
+    }
+  }
   out += cat("\n  RAM peak ", format_size(p.host_peak()), " of ", format_size(p.cpu.budget), ": ",
-             p.fits() ? "fits" : "does NOT fit", "\n  GPU: ", p.gpu, "\n");
+             p.cpu.fits() ? "fits" : "does NOT fit", "\n  GPU: ", p.gpu, "\n");
   for (const auto& s : p.suggestions) out += cat("  - ", s, "\n");
   return out;
 }
