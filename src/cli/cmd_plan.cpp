@@ -12,6 +12,7 @@
 #include "core/memory.h"
 #include "core/thread_pool.h"
 #include "formats/gguf.h"
+#include "runtime/diffusion/image_pipeline.h"
 #include "runtime/plan/diffusion.h"
 #include "runtime/plan/planner.h"
 #include "runtime/plan/report.h"
@@ -92,6 +93,10 @@ int run(int argc, char** argv) {
   int64_t width = 1024, height = 1024, vae_tile = -1;
   double cfg = 5.0;
   int threads = 0;
+  std::string base;
+  p.option("--base", &base, "MODEL",
+           "image models: for a GGUF holding only a UNet, the SDXL file or folder that brings the "
+           "text encoders and VAE");
   p.option("-W,--width", &width, "N", "image models: width in pixels (default 1024)");
   p.option("-H,--height", &height, "N", "image models: height in pixels (default 1024)");
   p.option("--cfg-scale", &cfg, "F",
@@ -129,8 +134,10 @@ int run(int argc, char** argv) {
   const std::string& model = p.positionals()[0];
   std::string text;
   nlohmann::json out;
-  if (std::filesystem::is_directory(model) &&
-      std::filesystem::exists(std::filesystem::path(model) / "model_index.json")) {
+  const bool image_folder =
+      std::filesystem::is_directory(model) &&
+      std::filesystem::exists(std::filesystem::path(model) / "model_index.json");
+  if (image_folder || diffusion::is_sdxl_file(model)) {
     ImagePlanRequest rq;
     rq.width = width;
     rq.height = height;
@@ -143,7 +150,9 @@ int run(int argc, char** argv) {
       rq.vram = budget.vram;
       rq.gpu_reserve = budget.gpu_reserve;
     }
-    const ImagePlan plan = plan_image(describe_image_model(model), rq);
+    // Folders from their headers alone; single files and GGUFs mapped and renamed (nothing read).
+    const ImagePlan plan = plan_image(
+        image_folder ? describe_image_model(model) : diffusion::describe_sdxl(model, base), rq);
     if (json) {
       std::printf("%s\n", plan_to_json(plan).dump(2).c_str());
     } else {

@@ -134,3 +134,24 @@ def test_sdxl_base_device_bill(tmp_path):
     big = plan(root, "-W", 1024, "-H", 1024, "--vram", "8GiB", "--ram", "64GiB")
     assert not big["device"]["fits"] and "does not fit" in big["gpu"]
     assert any("guidance" in s for s in big["suggestions"])
+
+
+def test_single_file_and_gguf_are_planned_like_the_folder(tiny, tmp_path):
+    """A single file of the same weights plans the same stages as the folder (its mapped bytes are
+    the one file's); a GGUF made from it by eight convert plans smaller weights, and with --vram
+    the device bill; imagine on the single file reports the plan eight plan printed."""
+    single = tmp_path / "tiny.safetensors"
+    sdxl_tiny.write_pipeline(tmp_path / "dir", single, "f16")
+    folder = plan(tiny, "-W", 256, "-H", 192)
+    p = plan(single, "-W", 256, "-H", 192)
+    assert [s["bytes"] for s in p["stages"]] == [s["bytes"] for s in folder["stages"]]
+    assert p["weights_mapped"] == single.stat().st_size
+    r = run("convert", single, "-o", tmp_path / "tiny.gguf", "--type", "q8_0")
+    assert r.returncode == 0, r.stderr
+    g = plan(tmp_path / "tiny.gguf", "-W", 256, "-H", 192, "--vram", "1GiB")
+    assert g["weights_mapped"] == (tmp_path / "tiny.gguf").stat().st_size < p["weights_mapped"]
+    assert g["device"] is not None and g["gpu"].startswith("fits")
+    r = run("imagine", "-m", single, "-p", "a cat", "-W", 256, "-H", 192, "--steps", 1, "-t", 2,
+            "-o", tmp_path / "x.png", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["planned_peak"] == p["host_peak"]

@@ -122,6 +122,13 @@ class ImagePipeline {
                                const std::function<void(const StepProgress&)>& progress = {}) = 0;
 };
 
+// An SDXL file `eight plan` can plan: a Stability single file or a GGUF holding an SDXL checkpoint
+// or UNet (read from the tensor names, nothing loaded).
+bool is_sdxl_file(const std::string& path);
+// The planner's view of an SDXL folder, single file or GGUF (shapes, types, configs and mapped
+// bytes; weights mapped, not read). A UNet-only GGUF takes the rest from base_path.
+ImageModelDesc describe_sdxl(const std::string& path, const std::string& base_path = {});
+
 // 8-bit RGB bytes [H, W, 3] of an image [3, H, W] in [-1, 1]: round(clamp((x + 1) / 2, 0, 1) *
 // 255).
 std::vector<uint8_t> to_rgb8(const Tensor& image);

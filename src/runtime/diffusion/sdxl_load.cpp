@@ -188,6 +188,19 @@ NamedTensors read_vae_file(const fs::path& path, int64_t* file_bytes) {
 
 }  // namespace
 
+bool is_sdxl_file(const std::string& path) {
+  const fs::path p(path);
+  if (!fs::is_regular_file(p)) return false;
+  if (is_gguf_file(p))
+    return sdxl::gguf_contents(gguf::File::open(path)) != sdxl::GGUFContents::unknown;
+  if (p.extension() != ".safetensors") return false;
+  return sdxl::is_sdxl_single_file(safetensors::Checkpoint::open(path));
+}
+
+ImageModelDesc describe_sdxl(const std::string& path, const std::string& base_path) {
+  return image_model_desc(read_sdxl_files(path, {}, base_path));
+}
+
 SchedulerConfig single_file_scheduler_config(const std::string& sampler, bool turbo) {
   SchedulerConfig c;
   c.class_name = "EulerDiscreteScheduler";

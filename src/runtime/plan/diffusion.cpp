@@ -806,8 +806,8 @@ ImagePlan plan_image(const ImageModelDesc& m, const ImagePlanRequest& r) {
                             .bytes = plan.copied_bytes,
                             .why = m.heap_bytes() > 0
                                        ? "f32 norms, biases and position embeddings, the UNet's "
-                                         "reordered 3x3 kernels, merged LoRAs and tensors "
-                                         "decoded from a GGUF"
+                                         "reordered 3x3 kernels, and tensors copied at load "
+                                         "(transposed, LoRA-merged or decoded from a GGUF)"
                                        : "f32 norms, biases and position embeddings, the UNet's "
                                          "reordered 3x3 kernels"});
   plan.cpu.items.push_back(
