@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README command 2: install dependencies (Debian packages and the Python test references), build
 # everything with warnings as errors, run every test through CTest, then run each fuzz target for a
-# bounded time (EIGHT_FUZZ_SECONDS, default 30 for each of the seven targets, so the whole run stays
+# bounded time (EIGHT_FUZZ_SECONDS, default 30 for each of the eight targets, so the whole run stays
 # well inside CI's 30 minutes; 0 skips).
 set -euo pipefail
 cd "$(dirname "$0")/.."

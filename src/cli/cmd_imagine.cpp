@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "formats/png.h"
 #include "ops/device.h"
 #include "runtime/diffusion/image_pipeline.h"
+#include "runtime/store/sha256.h"
 #include "runtime/store/store.h"
 
 namespace eight::cli {
@@ -36,14 +38,32 @@ diffusion::LoraSpec parse_lora(const std::string& spec) {
   return l;
 }
 
+// A1111's original model hash, which its PNG Info still reads: the first 8 hex digits of SHA-256
+// over the 64 KiB at offset 1 MiB of the checkpoint file. (Its newer 10-digit hash covers the whole
+// file: seconds on every run for a 7 GB checkpoint, which A1111 caches and eight does not.) ""
+// for folders and files shorter than that.
+std::string a1111_model_hash(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return {};
+  std::ifstream f(path, std::ios::binary);
+  std::string block(0x10000, '\0');
+  f.seekg(0x100000);
+  f.read(block.data(), static_cast<std::streamsize>(block.size()));
+  if (f.gcount() != static_cast<std::streamsize>(block.size())) return {};
+  Sha256 h;
+  h.update(block);
+  return h.hex_digest().substr(0, 8);
+}
+
 // A1111's "parameters" text: the prompt, "Negative prompt: ...", then "Key: value" pairs.
 std::string a1111_parameters(const diffusion::ImageRequest& rq, const diffusion::ImageResult& r,
-                             const diffusion::ImagePipeline& p) {
+                             const diffusion::ImagePipeline& p, const std::string& model_path) {
   std::string s = rq.prompt + "\n";
   if (!rq.negative_prompt.empty()) s += "Negative prompt: " + rq.negative_prompt + "\n";
   s += cat("Steps: ", r.steps, ", Sampler: ", r.sampler, ", CFG scale: ", r.cfg_scale,
            ", Seed: ", r.seed, ", Size: ", rq.width, "x", rq.height);
-  if (!p.model_hash().empty()) s += ", Model hash: " + p.model_hash();
+  if (const std::string hash = a1111_model_hash(model_path); !hash.empty())
+    s += ", Model hash: " + hash;
   s += ", Model: " + p.name();
   for (const auto& l : p.loras()) s += cat(", Lora: ", l.path, ":", l.scale);
   if (rq.init_image.defined()) s += cat(", Denoising strength: ", rq.strength);
@@ -176,7 +196,7 @@ int run(int argc, char** argv) {
   if (!save_latents.empty()) npy::write(save_latents, r.latents);
   const std::vector<uint8_t> rgb = diffusion::to_rgb8(r.image);
   image::write_png(out, rgb, static_cast<int>(rq.width), static_cast<int>(rq.height),
-                   {{"parameters", a1111_parameters(rq, r, *pipe)}});
+                   {{"parameters", a1111_parameters(rq, r, *pipe, lo.path)}});
   if (json) {
     nlohmann::json lora_list = nlohmann::json::array();
     for (const auto& l : pipe->loras()) lora_list.push_back({{"name", l.path}, {"scale", l.scale}});

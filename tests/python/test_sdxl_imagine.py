@@ -162,6 +162,11 @@ def test_single_file_gives_what_the_folder_gives(tiny, tmp_path):
                           "--sampler", "euler")
     assert nmse(b, a) <= 1e-10
     assert psnr_8bit(read_png(png_b)[0], read_png(png_a)[0]) >= 40
+    # A1111's original model hash: sha256 of the 64 KiB at 1 MiB, 8 hex digits.
+    import hashlib
+    blob = (tiny / "tiny.safetensors").read_bytes()[0x100000:0x110000]
+    want = hashlib.sha256(blob).hexdigest()[:8]
+    assert f"Model hash: {want}, Model: tiny.safetensors" in read_png(png_b)[1]["parameters"]
 
 
 def test_separate_vae_file(tiny, tmp_path):

@@ -98,9 +98,8 @@ class ImagePipeline {
   static std::unique_ptr<ImagePipeline> load(const ImageLoadOptions& options);
   virtual ~ImagePipeline() = default;
 
-  virtual std::string name() const = 0;        // the directory or file name
-  virtual Device device() const = 0;           // where the models run
-  virtual std::string model_hash() const = 0;  // A1111's short hash (sha256 of the file, 10 hex)
+  virtual std::string name() const = 0;  // the directory or file name
+  virtual Device device() const = 0;     // where the models run
   // The LoRAs merged in, each named by its file stem, with its scale.
   virtual const std::vector<LoraSpec>& loras() const = 0;
   virtual int64_t latent_channels() const = 0;

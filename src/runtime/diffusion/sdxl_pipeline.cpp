@@ -82,7 +82,6 @@ class SDXLPipeline final : public ImagePipeline {
 
   std::string name() const override { return files_.name; }
   Device device() const override { return device_; }
-  std::string model_hash() const override { return {}; }
   const std::vector<LoraSpec>& loras() const override { return files_.loras; }
   int64_t latent_channels() const override { return unet_->config().in_channels; }
   std::string default_sampler() const override { return default_sampler_; }
