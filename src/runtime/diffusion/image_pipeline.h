@@ -87,7 +87,7 @@ struct ImageResult {
   ImagePlan plan;  // the memory plan the run followed
 };
 
-// Text prompt embeddings (exposed for tests): context [chunks * 77, D1 + D2] and pooled [P].
+// A prompt's embeddings: context [chunks * 77, D1 + D2] and pooled [P].
 struct PromptEmbedding {
   Tensor context, pooled;
 };
@@ -107,11 +107,6 @@ class ImagePipeline {
   virtual int64_t default_steps() const = 0;
   virtual double default_cfg_scale() const = 0;
   virtual int64_t weight_bytes() const = 0;
-
-  // Token windows of the two encoders for one prompt (exposed for tests).
-  virtual std::vector<std::vector<int32_t>> tokenize(const std::string& text,
-                                                     int encoder) const = 0;
-  virtual PromptEmbedding encode_prompt(const std::string& text, ThreadPool& pool) const = 0;
 
   // The memory plan of a txt2img request (threads: the pool's size), from the checkpoint's
   // tensor shapes; generate() checks it before running.

@@ -97,10 +97,6 @@ class SDXLPipeline final : public ImagePipeline {
     return t ? *t : text::CLIPTokenizer::openai();
   }
 
-  std::vector<std::vector<int32_t>> tokenize(const std::string& text, int encoder) const override {
-    return windows(text, encoder, 1);
-  }
-
   // The prompt's token windows: at least `min_windows` of 77 = start, up to 75 tokens, end,
   // pads (A1111's chunks; one window for prompts of at most 75 tokens).
   std::vector<std::vector<int32_t>> windows(const std::string& text, int encoder,
@@ -125,10 +121,6 @@ class SDXLPipeline final : public ImagePipeline {
 
   size_t window_count(const std::string& text) const {
     return std::max(windows(text, 0, 1).size(), windows(text, 1, 1).size());
-  }
-
-  PromptEmbedding encode_prompt(const std::string& text, ThreadPool& pool) const override {
-    return encode(text, window_count(text), pool);
   }
 
   // Both encoders' hidden_states[-2] side by side: context [windows * 77, D1 + D2]; the pooled
