@@ -99,4 +99,9 @@ ModelFile parse(std::shared_ptr<Storage> storage, const std::string& name);
 // copy), so the result must not feed a model.
 ModelFile scan(const std::string& path);
 
+// Writes `m` as a whisper.cpp ggml file: matrices and convolution kernels in `type` (F32 or F16;
+// integer weights times their "<name>_scale" multipliers), positional embeddings, norms and biases
+// F32, the text tokens of the vocabulary. (formats/whisper_ggml_write.cpp)
+void write_ggml(const ModelFile& m, const std::string& path, DType type);
+
 }  // namespace eight::whisper
