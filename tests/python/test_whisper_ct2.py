@@ -182,12 +182,13 @@ def test_corrupt_directories_are_errors(tmp_path):
 
 def test_list_found_and_no_timestamps(tmp_path):
     """A faster-whisper snapshot in the Hugging Face cache is listed by `eight list --found`, and
-    `eight transcribe -m SNAPSHOT --no-timestamps` runs on it in place."""
+    `eight transcribe -m SNAPSHOT --no-timestamps` runs on it in place, taking the language and
+    task its config.json names."""
     cli()
     repo = tmp_path / "hub" / "models--Systran--faster-whisper-tiny"
     snap = repo / "snapshots" / "0123abcd"
     ct2w.write_dir(str(tmp_path / "m"), quantization="float16", n_audio_ctx=1500, n_text_ctx=448,
-                   seed=2)
+                   seed=2, config_extra={"language": "de", "task": "translate"})
     (repo / "blobs").mkdir(parents=True)
     snap.mkdir(parents=True)
     (repo / "refs").mkdir()
@@ -203,8 +204,12 @@ def test_list_found_and_no_timestamps(tmp_path):
     assert [(m["id"], m["format"], m["path"]) for m in found] == [
         ("hf:Systran/faster-whisper-tiny", "ct2", str(snap))]
     write_wav(tmp_path / "a.wav", 1.0, seed=2)
+    out = tmp_path / "out"
     r = subprocess.run([cli(), "transcribe", "-m", str(snap), str(tmp_path / "a.wav"), "-nt",
-                        "--max-tokens", "8", "--beam-size", "1", "-l", "en", "--no-fallback"],
-                       capture_output=True, text=True, env=env)
+                        "--max-tokens", "8", "--beam-size", "1", "--no-fallback", "-f",
+                        "verbose_json", "-o", str(out)], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
     assert "-->" not in r.stdout, r.stdout
+    with open(str(out) + ".verbose.json") as f:  # language and task from the config.json
+        v = json.load(f)
+    assert (v["language"], v["task"]) == ("german", "translate"), v
