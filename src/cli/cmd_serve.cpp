@@ -28,6 +28,10 @@ namespace {
 
 server::HttpServer* g_server = nullptr;
 
+// Marks a rendered chat prompt on its way from render_chat to encode (U+10FFFE, the noncharacter
+// protect_special uses, then bytes no template writes).
+constexpr std::string_view kChatPrompt = "\xf4\x8f\xbf\xbe\x01chat\x01";
+
 void on_signal(int) {
   // httplib's stop() only flips a flag and shuts the socket down: safe enough from a handler.
   if (g_server) g_server->stop();
@@ -77,16 +81,27 @@ struct LLMStack {
   }
   server::LLMTextFunctions functions() {
     server::LLMTextFunctions fns;
+    // A chat prompt carries kChatPrompt in front: its message content was marked by
+    // protect_special and only the template's special tokens may become tokens. A raw
+    // /v1/completions prompt has its special-token text parsed, as llama.cpp does.
     fns.encode = [this](const std::string& prompt) {
-      const bool has_bos = !chat.bos_token.empty() && prompt.rfind(chat.bos_token, 0) == 0;
-      return text.encode(prompt, text.add_bos() && !has_bos, /*parse_special=*/true);
+      const bool is_chat = prompt.rfind(kChatPrompt, 0) == 0;
+      const std::string_view p =
+          is_chat ? std::string_view(prompt).substr(kChatPrompt.size()) : std::string_view(prompt);
+      const bool has_bos = !chat.bos_token.empty() && p.rfind(chat.bos_token, 0) == 0;
+      const bool add_bos = text.add_bos() && !has_bos;
+      return is_chat ? text.tokenizer().encode_chat(p, add_bos)
+                     : text.encode(std::string(p), add_bos, /*parse_special=*/true);
     };
     fns.piece = [this](int32_t id) { return text.piece(id); };
     fns.render_chat = [this](const nlohmann::json& messages) {
       ChatOptions o;
       o.bos_token = chat.bos_token;
       o.eos_token = chat.eos_token;
-      return render_chat(chat.template_src, ChatJson::parse(messages.dump()), o);
+      const ChatJson protected_messages =
+          map_contents(ChatJson::parse(messages.dump()),
+                       [this](std::string_view s) { return text.tokenizer().protect_special(s); });
+      return std::string(kChatPrompt) + render_chat(chat.template_src, protected_messages, o);
     };
     return fns;
   }

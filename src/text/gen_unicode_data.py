@@ -34,13 +34,18 @@ def is_punct(cp):
 
 
 def is_space(cp):
-    return cp in (9, 10, 13, 32) or cat(cp) == "Zs"
+    # Hugging Face tokenizers' BertNormalizer/BertPreTokenizer: Rust's char::is_whitespace (the
+    # White_Space property), so the line and paragraph separators too; U+000B, U+000C and U+0085
+    # are White_Space but are removed earlier as control characters.
+    return cp in (9, 10, 13, 32, 0x2028, 0x2029) or cat(cp) == "Zs"
 
 
 def is_control(cp):
+    # Removed by clean_text: control, format and private-use characters (tokenizers keeps
+    # unassigned code points, transformers' legacy Python tokenizer would drop those too).
     if cp in (9, 10, 13):
         return False
-    return cat(cp) in ("Cc", "Cf")
+    return cat(cp) in ("Cc", "Cf", "Co")
 
 
 folds = []
