@@ -44,8 +44,8 @@ class DecoderEmbedder final : public TextEmbedder {
     check(T >= 1, "[embed] nothing to embed (no tokens)");
     std::vector<nn::KVLayerView> kv;
     for (int64_t il = 0; il < c.n_layer; ++il)
-      kv.push_back({Tensor::empty({T, c.kv_dim()}, DType::F32),
-                    Tensor::empty({T, c.kv_dim()}, DType::F32)});
+      kv.push_back(
+          {Tensor::empty({T, c.kv_dim()}, DType::F32), Tensor::empty({T, c.kv_dim()}, DType::F32)});
     llm::LLMScratch scratch(c, std::min<int64_t>(T, 512));
     std::vector<float> logits(static_cast<size_t>(c.n_vocab));
     std::vector<float> last;
