@@ -157,3 +157,41 @@ def test_server_embeddings_openai(tmp_path):
             client.embeddings.create(model="other", input="a")
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "phi3"])
+def test_decoder_llm_last_token_embedding(tmp_path, arch):
+    """Decoder LLMs embed as llama.cpp's LAST pooling: the final normed hidden state of the last
+    token, L2-normalised; against tests/reference/llm_ref.py (float64) on random F32 weights."""
+    import llm_ref
+    import make_random_llm
+    path = tmp_path / f"{arch}.gguf"
+    make_random_llm.make_model(str(path), arch=arch, qtype="F32", seed=3)
+    texts = ["the first text", "another, longer text to embed here"]
+    got = eight_embed(path, texts, tmp_path)
+    m = llm_ref.GgufModel(str(path))
+    for t, g in zip(texts, got):
+        r = subprocess.run([CLI, "tokenize", "-m", str(path), "--no-parse-special", t],
+                           capture_output=True, timeout=60)
+        ids = [int(x) for x in r.stdout.split()]
+        h = llm_ref.forward(m, ids, hidden=True)[-1]
+        want = h / np.linalg.norm(h)
+        assert float(((g - want) ** 2).sum()) <= 1e-6, arch
+
+
+def test_plan_and_inspect(tmp_path):
+    """`eight plan` bills a BERT GGUF as an encoder (weights, one input's activations, kernel
+    scratch; no KV cache or logits); `eight inspect` reads it."""
+    path, _, _ = make(tmp_path, "F16", 1)
+    r = subprocess.run([CLI, "plan", str(path), "--json", "--ctx", "16", "-t", "2"],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    j = json.loads(r.stdout)
+    import gguf
+    tensor_bytes = sum(int(t.n_bytes) for t in gguf.GGUFReader(str(path)).tensors)
+    assert j["architecture"] == "bert" and j["tokens"] == 16 and j["pooling"] == "mean"
+    assert j["weight_bytes"] == tensor_bytes  # every vector is f32 already: nothing copied
+    assert j["activation_bytes"] == 4 * (6 * 16 * 64 + 16 * 128 + 2 * 16 + 64)
+    assert j["fits"] and j["host_peak_bytes"] >= j["weight_bytes"] + j["activation_bytes"]
+    r = subprocess.run([CLI, "inspect", str(path)], capture_output=True, timeout=60)
+    assert r.returncode == 0 and b"bert.pooling_type" in r.stdout
