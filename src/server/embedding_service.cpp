@@ -27,7 +27,7 @@ std::vector<Route> EmbeddingService::routes() {
 
 namespace {
 
-// One input as token ids: a string is tokenized (special-token text stays text), an array of
+// One input as token ids: a string is tokenized (TextEmbedder::tokenize), an array of
 // integers is taken as ids, checked against the vocabulary.
 std::vector<int32_t> input_ids(const json& v, const std::string& field, const TextEmbedder& m) {
   if (v.is_string()) return m.tokenize(v.get<std::string>());

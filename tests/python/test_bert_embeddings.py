@@ -195,3 +195,15 @@ def test_plan_and_inspect(tmp_path):
     assert j["fits"] and j["host_peak_bytes"] >= j["weight_bytes"] + j["activation_bytes"]
     r = subprocess.run([CLI, "inspect", str(path)], capture_output=True, timeout=60)
     assert r.returncode == 0 and b"bert.pooling_type" in r.stdout
+
+
+def test_special_token_text_parsed_like_hf(tmp_path):
+    """"[SEP]" written in an input is the [SEP] token, as in HF's tokenizer and llama.cpp."""
+    path, W, n_head = make(tmp_path, "F32", 1, seed=5)
+    hf = tokenizers.BertWordPieceTokenizer(str(tmp_path / "vocab.txt"), lowercase=True)
+    text = "a [SEP] fox"
+    got = eight_embed(path, [text], tmp_path)[0]
+    ids = hf.encode(text).ids
+    assert ids.count(3) == 2  # [SEP] inside and at the end
+    want = bert_ref.embed(W, ids, n_head, 1)
+    assert float(((got - want) ** 2).sum()) <= 1e-6

@@ -86,11 +86,9 @@ std::unique_ptr<TextEmbedder> TextEmbedder::load(const std::string& path) {
 }
 
 std::vector<int32_t> TextEmbedder::tokenize(const std::string& text) const {
-  // Raw text: special-token text in it stays text (an embedding input is data, not a prompt).
-  std::vector<int32_t> ids = tokenizer().encode(text, /*add_special=*/true, false);
-  // Decoder models embed at their last token; llama.cpp appends EOS when the model asks for it
-  // (add_eos_token), which encode already did.
-  return ids;
+  // As Hugging Face's tokenizer (sentence-transformers) and llama.cpp's embedding endpoint do:
+  // the model's BOS/EOS ([CLS]/[SEP]) added, special-token text written in the input parsed.
+  return tokenizer().encode(text, /*add_special=*/true, /*parse_special=*/true);
 }
 
 Tensor TextEmbedder::embed(const std::vector<std::string>& texts, ThreadPool& pool) const {

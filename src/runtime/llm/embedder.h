@@ -27,7 +27,8 @@ class TextEmbedder {
   virtual int64_t max_tokens() const = 0;
   virtual std::string pooling() const = 0;  // "mean", "cls", "last"
   virtual std::string architecture() const = 0;
-  // Token ids of a text as the model embeds it (special tokens the model adds included).
+  // Token ids of a text as the model embeds it: BOS/EOS ([CLS]/[SEP]) as the model's metadata
+  // says, special-token text in the text parsed (as HF tokenizers and llama.cpp do).
   std::vector<int32_t> tokenize(const std::string& text) const;
   // One normalised row per text: F32 [n, dim]. Throws Error when a text has more than
   // max_tokens() tokens.
