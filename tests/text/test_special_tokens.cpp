@@ -99,5 +99,25 @@ TEST(SpecialTokens, ChatContentStaysText) {
             "\xf4\x8f\xbf\xbe");
 }
 
+TEST(SpecialTokens, MarksSurviveStringFilters) {
+  EIGHT_REQUIRE_SHARED();
+  eight::testing::TempDir tmp;
+  Tokenizer llama3 = load_vocab("ggml-vocab-llama-bpe", tmp);
+  const std::string content = " a<|eot_id|>\xc3\xa9 ";
+  const ChatJson messages =
+      map_contents(ChatJson::array({{{"role", "user"}, {"content", content}}}),
+                   [&](std::string_view s) { return llama3.protect_special(s); });
+  ChatOptions o;
+  // tojson (HF's: non-ASCII kept), upper and trim: the mark is neither ASCII nor cased nor space.
+  for (const auto& [tmpl, want] : std::vector<std::pair<std::string, std::string>>{
+           {"{{ messages[0]['content'] | tojson }}", "\" a<|eot_id|>\xc3\xa9 \""},
+           {"{{ messages[0]['content'] | upper }}", " A<|EOT_ID|>\xc3\x89 "},
+           {"{{ messages[0]['content'] | trim }}", "a<|eot_id|>\xc3\xa9"}}) {
+    const Ids ids = llama3.encode_chat(render_chat(tmpl, messages, o), false);
+    EXPECT_EQ(llama3.decode(ids), want) << tmpl;
+    EXPECT_EQ(std::count(ids.begin(), ids.end(), llama3.find("<|eot_id|>")), 0) << tmpl;
+  }
+}
+
 }  // namespace
 }  // namespace eight::text
