@@ -64,6 +64,11 @@ int run(int argc, char** argv) {
   p.option("--text", &texts, "TEXT", "a text to embed (repeatable)");
   p.option("-o,--output", &out, "FILE", "also write float32 [n, dim] to a .npy file");
   p.flag("--json", &json, "print [{\"input\", \"type\", \"embedding\"}]");
+  p.epilog(
+      "-m also takes a GGUF text embedding model (architecture bert: bge, all-MiniLM, e5; or a\n"
+      "llama/qwen2/phi3 LLM, embedded by its last token), which embeds --text only, on the CPU.\n\n"
+      "examples:\n  eight embed -m bge-small-en-v1.5-f16.gguf --text \"a cat\" --text \"a dog\"\n"
+      "  eight embed -m clip-vit-base-patch32 --image cat.jpg --text \"a cat\" --json");
   if (auto rc = p.parse(argc, argv)) return *rc;
   check(!images.empty() || !texts.empty(), "give at least one --image FILE or --text TEXT");
   const std::vector<Input> inputs = ordered_inputs(argc, argv, images, texts);
