@@ -14,6 +14,7 @@
 #include "formats/gguf.h"
 #include "formats/whisper_ct2.h"
 #include "runtime/diffusion/image_pipeline.h"
+#include "runtime/plan/bert.h"
 #include "runtime/plan/diffusion.h"
 #include "runtime/plan/planner.h"
 #include "runtime/plan/report.h"
@@ -170,6 +171,25 @@ int run(int argc, char** argv) {
   }
   if (std::filesystem::is_regular_file(model)) {
     const gguf::File file = gguf::File::open(model);
+    if (file.architecture() == "bert") {  // an encoder: weights, one input's activations
+      const BertPlan plan = plan_bert(file, ctx, threads, budget.ram);
+      if (json)
+        std::printf("%s\n", nlohmann::json({{"architecture", "bert"},
+                                            {"model", plan.model},
+                                            {"tokens", plan.tokens},
+                                            {"pooling", plan.pooling},
+                                            {"weight_bytes", plan.weight_bytes},
+                                            {"activation_bytes", plan.activation_bytes},
+                                            {"scratch_bytes", plan.scratch_bytes},
+                                            {"host_peak_bytes", plan.host_peak()},
+                                            {"ram_budget_bytes", plan.cpu.budget},
+                                            {"fits", plan.fits()}})
+                                .dump(2)
+                                .c_str());
+      else
+        std::fputs(render_plan(plan).c_str(), stdout);
+      return plan.fits() ? 0 : 1;
+    }
     const Plan plan = plan_llm(describe_gguf(file), request, budget);
     json ? void(out = plan_to_json(plan)) : void(text = render_plan(plan));
   } else {
