@@ -7,9 +7,10 @@ namespace eight::server {
 LLMBackend::LLMBackend(std::string model_id, Scheduler& scheduler, LLMTextFunctions text)
     : model_id_(std::move(model_id)), scheduler_(scheduler), text_(std::move(text)) {}
 
-std::string LLMBackend::render_chat(const nlohmann::json& messages) const {
+std::string LLMBackend::render_chat(const nlohmann::json& messages,
+                                    const nlohmann::json& tools) const {
   try {
-    return text_.render_chat(messages);
+    return text_.render_chat(messages, tools);
   } catch (const Error& e) {
     // A template that rejects the conversation (raise_exception) is the client's problem.
     throw ApiError(400, "invalid_request_error",

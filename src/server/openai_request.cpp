@@ -3,37 +3,13 @@
 #include <cmath>
 
 #include "server/api_error.h"
+#include "server/json_fields.h"
 
 namespace eight::server {
 
 using nlohmann::json;
 
 namespace {
-
-const char* kind(const json& v) {
-  switch (v.type()) {
-    case json::value_t::null:
-      return "null";
-    case json::value_t::boolean:
-      return "a boolean";
-    case json::value_t::string:
-      return "a string";
-    case json::value_t::array:
-      return "an array";
-    case json::value_t::object:
-      return "an object";
-    case json::value_t::number_float:
-      return "a float";
-    default:
-      return "an integer";
-  }
-}
-
-// The field `key` of `obj` if present and not null.
-const json* field(const json& obj, const char* key) {
-  const auto it = obj.find(key);
-  return it == obj.end() || it->is_null() ? nullptr : &*it;
-}
 
 double number(const json& v, const std::string& name, double lo, double hi) {
   if (!v.is_number()) bad_request(name, cat("'", name, "' must be a number, not ", kind(v)));
@@ -60,16 +36,6 @@ int64_t integer(const json& v, const std::string& name, int64_t lo, int64_t hi) 
   if (x < lo || x > hi)
     bad_request(name, cat("'", name, "' must be between ", lo, " and ", hi, ", got ", x));
   return x;
-}
-
-bool boolean(const json& v, const std::string& name) {
-  if (!v.is_boolean()) bad_request(name, cat("'", name, "' must be a boolean, not ", kind(v)));
-  return v.get<bool>();
-}
-
-std::string string(const json& v, const std::string& name) {
-  if (!v.is_string()) bad_request(name, cat("'", name, "' must be a string, not ", kind(v)));
-  return v.get<std::string>();
 }
 
 // Sampling and output fields shared by chat and completions. `chat_logprobs`: chat uses
@@ -211,7 +177,7 @@ ChatRequest parse_chat_request(const json& b) {
     if (has_tool_calls) {
       if (!m["tool_calls"].is_array())
         bad_request(name + ".tool_calls", cat("'", name, ".tool_calls' must be an array"));
-      out["tool_calls"] = m["tool_calls"];
+      out["tool_calls"] = normalize_tool_calls(m["tool_calls"], name + ".tool_calls");
     }
     if (auto* v = field(m, "name")) out["name"] = string(*v, name + ".name");
     if (role == "tool") {
@@ -224,6 +190,7 @@ ChatRequest parse_chat_request(const json& b) {
     r.messages.push_back(std::move(out));
   }
   r.gen = parse_generation(b, true);
+  r.tools = parse_tool_request(b);
   return r;
 }
 

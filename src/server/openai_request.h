@@ -1,7 +1,7 @@
 #pragma once
 // Parsing and validation of OpenAI-style request bodies into typed requests. Every problem is an
 // ApiError 400 naming the field ("messages[2].role"), so a client learns exactly what to fix.
-// Unknown fields are ignored (clients send many: user, tools, response_format, ...).
+// Unknown fields are ignored (clients send many: user, metadata, ...).
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/llm/sampler.h"
+#include "server/tools.h"
 
 namespace eight::server {
 
@@ -26,6 +27,7 @@ struct ChatRequest {
   std::string model;
   nlohmann::json messages;  // normalized: [{"role", "content": string, ...}] for the template
   GenerationParams gen;
+  ToolRequest tools;
 };
 
 struct CompletionRequest {
