@@ -245,7 +245,7 @@ class Compiler {
     if (!(add_props.is_boolean() && !add_props.get<bool>())) {
       const std::string value =
           add_props.is_boolean() ? use("value") : visit(add_props, path + "/additionalProperties");
-      extra = add("kv", cat(use("string"), " ", ws, " \":\" ", ws, value, " ", ws));
+      extra = add("kv", cat(use("string"), " ", ws, " \":\" ", ws, " ", value, " ", ws));
     }
     // rest(i, first): members i.. in order, optional ones skippable; `first` when no member has
     // been written yet (no comma before the next one).
@@ -386,7 +386,8 @@ std::string json_schema_to_gbnf(const nlohmann::json& schema, std::string_view r
 }
 
 std::string json_object_gbnf(std::string_view root) {
-  Compiler c(json::object(), root);
+  const json empty = json::object();  // the compiler keeps a reference
+  Compiler c(empty, root);
   const std::string obj = c.any_object();
   std::string out = c.run();  // the root rule of an empty schema (any value), then the blocks
   return cat(root, " ::= ", obj, "\n", out.substr(out.find('\n') + 1));
