@@ -5,6 +5,8 @@
 
 #include "server/api_error.h"
 #include "server/json_fields.h"
+#include "text/json_schema.h"
+#include "text/json_schema_parts.h"
 
 namespace eight::server {
 
@@ -164,6 +166,40 @@ json tools_for_template(const ToolRequest& req, bool template_uses_tools, json& 
     messages.insert(messages.begin(), json{{"role", "system"}, {"content", text}});
   }
   return nullptr;
+}
+
+std::string forced_call_gbnf(const ToolRequest& req, ToolFormat format) {
+  // The call object as the family writes it; Llama 3 names the arguments "parameters".
+  const char* args_key = format == ToolFormat::Llama3 ? "parameters" : "arguments";
+  std::string rules, alternatives;
+  for (size_t i = 0; i < req.tools.size(); ++i) {
+    const json& fn = req.tools[i]["function"];
+    const std::string name = fn["name"].get<std::string>();
+    if (req.choice.mode == ToolChoice::Named && name != req.choice.name) continue;
+    const std::string args = cat("args", i);
+    try {
+      rules += text::json_schema_to_gbnf(fn["parameters"], args);
+    } catch (const Error& e) {
+      bad_request(cat("tools[", i, "].function.parameters"),
+                  cat("cannot force a call to '", name, "': ", e.what()));
+    }
+    const std::string head = cat("{\"name\": ", json(name).dump(), ", \"", args_key, "\": ");
+    rules += cat("call", i, " ::= ", text::gbnf_literal(head), " ", args, " \"}\"\n");
+    alternatives += cat(alternatives.empty() ? "" : " | ", "call", i);
+  }
+  std::string root;
+  switch (format) {
+    case ToolFormat::Hermes:
+      root = R"(root ::= "<tool_call>\n" call "\n</tool_call>")";
+      break;
+    case ToolFormat::Mistral:
+      // [TOOL_CALLS] is a control token no grammar emits; the list alone is recognised.
+      root = R"(root ::= "[" call "]")";
+      break;
+    default:
+      root = "root ::= call";
+  }
+  return cat(root, "\ncall ::= ", alternatives, "\n", rules);
 }
 
 std::string new_call_id() {

@@ -43,6 +43,11 @@ nlohmann::json normalize_tool_calls(const nlohmann::json& calls, const std::stri
 nlohmann::json tools_for_template(const ToolRequest& req, bool template_uses_tools,
                                   nlohmann::json& messages);
 
+// GBNF (text/grammar.h) that forces one call in the model's format to a function `req` allows
+// (the named one, or any for required), its arguments valid for the function's `parameters`
+// schema. Throws ApiError 400 naming tools[i].function.parameters when a schema is unsupported.
+std::string forced_call_gbnf(const ToolRequest& req, ToolFormat format);
+
 // A random call id: 9 letters and digits (Mistral's templates reject any other shape).
 std::string new_call_id();
 

@@ -8,6 +8,7 @@
 
 #include "server/api_error.h"
 #include "server/tools.h"
+#include "text/grammar.h"
 #include "text/tool_calls.h"
 
 namespace eight {
@@ -250,6 +251,60 @@ TEST(ToolRequest, ArgumentStringsBecomeObjectsForTemplates) {
   EXPECT_EQ(calls[0]["function"]["arguments"], json({{"a", 1}}));
   EXPECT_EQ(calls[0]["id"], "abcdefghi");
   EXPECT_EQ(server::new_call_id().size(), 9u);
+}
+
+// The forced-call grammar accepts exactly calls in the family's format whose arguments fit the
+// schema, and its sentences parse back into that call.
+TEST(ToolGrammar, ForcesAValidCallPerFormat) {
+  const json weather = {{"type", "function"},
+                        {"function",
+                         {{"name", "get_weather"},
+                          {"parameters",
+                           {{"type", "object"},
+                            {"properties",
+                             {{"city", {{"type", "string"}, {"maxLength", 8}}},
+                              {"unit", {{"enum", {"celsius", "fahrenheit"}}}}}},
+                            {"required", {"city", "unit"}},
+                            {"additionalProperties", false}}}}}};
+  const json other = {{"type", "function"}, {"function", {{"name", "noop"}}}};
+  server::ToolRequest req = server::parse_tool_request(
+      {{"tools", {weather, other}},
+       {"tool_choice", {{"type", "function"}, {"function", {{"name", "get_weather"}}}}}});
+  const std::string args = R"({"city": "Paris", "unit": "celsius"})";
+  const std::vector<std::pair<ToolFormat, std::string>> cases = {
+      {ToolFormat::Hermes,
+       "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": " + args + "}\n</tool_call>"},
+      {ToolFormat::Mistral, "[{\"name\": \"get_weather\", \"arguments\": " + args + "}]"},
+      {ToolFormat::Llama3, "{\"name\": \"get_weather\", \"parameters\": " + args + "}"},
+      {ToolFormat::Generic, "{\"name\": \"get_weather\", \"arguments\": " + args + "}"}};
+  for (const auto& [f, text] : cases) {
+    const auto g = text::Grammar::parse(server::forced_call_gbnf(req, f));
+    EXPECT_TRUE(g->matches(text)) << tool_format_name(f);
+    const ParsedOutput p = parse(f, text);
+    ASSERT_EQ(p.calls.size(), 1u);
+    expect_call(p.calls[0], "get_weather", json::parse(args));
+    std::string wrong = text;
+    wrong.replace(wrong.find("Paris"), 5, "Parisienne");  // longer than maxLength
+    EXPECT_FALSE(g->matches(wrong));
+    EXPECT_FALSE(g->matches(std::string(text).replace(text.find("get_"), 4, "put_")));
+  }
+  // required: any of the tools; noop's parameters default to an empty object.
+  req.choice = {server::ToolChoice::Required, ""};
+  const auto g = text::Grammar::parse(server::forced_call_gbnf(req, ToolFormat::Generic));
+  EXPECT_TRUE(g->matches(R"({"name": "noop", "arguments": {}})"));
+  EXPECT_TRUE(g->matches(R"({"name": "get_weather", "arguments": )" + args + "}"));
+  // A schema the compiler refuses is a 400 naming the tool's parameters.
+  const json bad = {
+      {"type", "function"},
+      {"function",
+       {{"name", "f"}, {"parameters", {{"type", "object"}, {"not", {{"type", "null"}}}}}}}};
+  req = server::parse_tool_request({{"tools", {bad}}, {"tool_choice", "required"}});
+  try {
+    server::forced_call_gbnf(req, ToolFormat::Generic);
+    ADD_FAILURE() << "accepted";
+  } catch (const server::ApiError& e) {
+    EXPECT_EQ(e.param, "tools[0].function.parameters");
+  }
 }
 
 }  // namespace
