@@ -83,12 +83,12 @@ struct LLMStack {
       return text.encode(prompt, text.add_bos() && !has_bos, /*parse_special=*/true);
     };
     fns.piece = [this](int32_t id) { return text.piece(id); };
-    fns.render_chat = [this](const nlohmann::json& messages, const nlohmann::json& tools) {
+    fns.render_chat = [this](const ChatJson& messages, const ChatJson& tools) {
       ChatOptions o;
       o.bos_token = chat.bos_token;
       o.eos_token = chat.eos_token;
-      if (!tools.is_null()) o.tools = ChatJson::parse(tools.dump());
-      return render_chat(chat.template_src, ChatJson::parse(messages.dump()), o);
+      o.tools = tools;
+      return render_chat(chat.template_src, messages, o);
     };
     fns.tool_format = detect_tool_format(chat.template_src, [this](std::string_view t) {
       return text.find_token(std::string(t)) >= 0;

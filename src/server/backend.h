@@ -47,8 +47,8 @@ class TextBackend {
   virtual int64_t context_length() const = 0;
   // The prompt text for chat messages, rendered with the model's chat template (generation
   // prompt added); `tools`: the template's `tools` variable (null: None).
-  virtual std::string render_chat(const nlohmann::json& messages,
-                                  const nlohmann::json& tools) const = 0;
+  virtual std::string render_chat(const nlohmann::ordered_json& messages,
+                                  const nlohmann::ordered_json& tools) const = 0;
   // How the model writes tool calls, and whether its template renders `tools` at all.
   virtual ToolFormat tool_format() const = 0;
   virtual bool template_uses_tools() const = 0;

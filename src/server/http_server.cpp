@@ -81,7 +81,8 @@ struct HttpServer::Impl {
       ChatRequest r = parse_chat_request(parse_body(req.body));
       check_model(r.model);
       TextBackend& b = backend();
-      const json tools = tools_for_template(r.tools, b.template_uses_tools(), r.messages);
+      const nlohmann::ordered_json tools =
+          tools_for_template(r.tools, b.template_uses_tools(), req.body, r.messages);
       const std::string prompt = b.render_chat(r.messages, tools);
       run_generation(res, prompt, r.gen, true, r.tools.active());
     });

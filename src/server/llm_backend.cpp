@@ -7,8 +7,8 @@ namespace eight::server {
 LLMBackend::LLMBackend(std::string model_id, Scheduler& scheduler, LLMTextFunctions text)
     : model_id_(std::move(model_id)), scheduler_(scheduler), text_(std::move(text)) {}
 
-std::string LLMBackend::render_chat(const nlohmann::json& messages,
-                                    const nlohmann::json& tools) const {
+std::string LLMBackend::render_chat(const nlohmann::ordered_json& messages,
+                                    const nlohmann::ordered_json& tools) const {
   try {
     return text_.render_chat(messages, tools);
   } catch (const Error& e) {

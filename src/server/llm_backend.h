@@ -18,7 +18,8 @@ struct LLMTextFunctions {
   // A token's bytes.
   TokenText piece;
   // Chat messages and tools (null: none) → prompt text, generation prompt added.
-  std::function<std::string(const nlohmann::json&, const nlohmann::json&)> render_chat;
+  std::function<std::string(const nlohmann::ordered_json&, const nlohmann::ordered_json&)>
+      render_chat;
   ToolFormat tool_format = ToolFormat::Generic;  // text/tool_calls.h: detect_tool_format
   bool template_uses_tools = false;
 };
@@ -29,8 +30,8 @@ class LLMBackend final : public TextBackend {
 
   std::string model_id() const override { return model_id_; }
   int64_t context_length() const override { return scheduler_.n_ctx(); }
-  std::string render_chat(const nlohmann::json& messages,
-                          const nlohmann::json& tools) const override;
+  std::string render_chat(const nlohmann::ordered_json& messages,
+                          const nlohmann::ordered_json& tools) const override;
   ToolFormat tool_format() const override { return text_.tool_format; }
   bool template_uses_tools() const override { return text_.template_uses_tools; }
   GenerationResult generate(const std::string& prompt, const GenerationParams& params,

@@ -159,7 +159,7 @@ ChatRequest parse_chat_request(const json& b) {
   if (!msgs->is_array())
     bad_request("messages", cat("'messages' must be an array, not ", kind(*msgs)));
   if (msgs->empty()) bad_request("messages", "'messages' must hold at least one message");
-  r.messages = json::array();
+  r.messages = nlohmann::ordered_json::array();
   for (size_t i = 0; i < msgs->size(); ++i) {
     const json& m = (*msgs)[i];
     const std::string name = cat("messages[", i, "]");
@@ -171,7 +171,7 @@ ChatRequest parse_chat_request(const json& b) {
     if (role != "system" && role != "user" && role != "assistant" && role != "tool")
       bad_request(name + ".role", cat("unknown role '", role,
                                       "' (expected system, developer, user, assistant or tool)"));
-    json out = {{"role", role}};
+    nlohmann::ordered_json out = {{"role", role}};
     const bool has_tool_calls = field(m, "tool_calls") != nullptr;
     out["content"] = message_content(m, name, role == "assistant" && has_tool_calls);
     if (has_tool_calls) {

@@ -25,7 +25,8 @@ struct GenerationParams {
 
 struct ChatRequest {
   std::string model;
-  nlohmann::json messages;  // normalized: [{"role", "content": string, ...}] for the template
+  // Normalized for the template: [{"role", "content": string, ...}], keys in the client's order.
+  nlohmann::ordered_json messages;
   GenerationParams gen;
   ToolRequest tools;
 };

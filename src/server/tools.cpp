@@ -121,8 +121,9 @@ ToolRequest parse_tool_request(const json& body) {
   return r;
 }
 
-json normalize_tool_calls(const json& calls, const std::string& name) {
-  json out = json::array();
+nlohmann::ordered_json normalize_tool_calls(const json& calls, const std::string& name) {
+  using ojson = nlohmann::ordered_json;
+  ojson out = ojson::array();
   for (size_t i = 0; i < calls.size(); ++i) {
     const json& c = calls[i];
     const std::string cname = cat(name, "[", i, "]");
@@ -132,27 +133,39 @@ json normalize_tool_calls(const json& calls, const std::string& name) {
       bad_request(cname + ".function", cat("'", cname, ".function' must be an object"));
     const json* n = field(*f, "name");
     if (!n) bad_request(cname + ".function.name", cat("'", cname, ".function.name' is required"));
-    json fn = {{"name", string(*n, cname + ".function.name")}};
-    json args = json::object();
+    ojson fn = {{"name", string(*n, cname + ".function.name")}};
+    ojson args = ojson::object();
     if (const json* a = field(*f, "arguments")) {
-      args = *a;
+      args = ojson(*a);
       // OpenAI sends arguments as a JSON string; templates expect the object (HF's convention).
       if (a->is_string()) {
-        args = json::parse(a->get<std::string>(), nullptr, /*allow_exceptions=*/false);
-        if (args.is_discarded()) args = *a;
+        args = ojson::parse(a->get<std::string>(), nullptr, /*allow_exceptions=*/false);
+        if (args.is_discarded()) args = ojson(*a);
       }
     }
     fn["arguments"] = std::move(args);
-    json one = {{"type", "function"}, {"function", std::move(fn)}};
+    ojson one = {{"type", "function"}, {"function", std::move(fn)}};
     if (const json* id = field(c, "id")) one["id"] = string(*id, cname + ".id");
     out.push_back(std::move(one));
   }
   return out;
 }
 
-json tools_for_template(const ToolRequest& req, bool template_uses_tools, json& messages) {
+nlohmann::ordered_json tools_for_template(const ToolRequest& req, bool template_uses_tools,
+                                          const std::string& body,
+                                          nlohmann::ordered_json& messages) {
+  using ojson = nlohmann::ordered_json;
   if (!req.active()) return nullptr;
-  if (template_uses_tools) return req.tools;
+  if (template_uses_tools) {
+    // parse_tool_request validated these (the body parsed before), so they have this shape.
+    ojson tools = ojson::parse(body)["tools"];
+    for (size_t i = 0; i < tools.size(); ++i) {
+      ojson& fn = tools[i]["function"];
+      if (!fn.contains("parameters") || fn["parameters"].is_null())
+        fn["parameters"] = ojson(req.tools[i]["function"]["parameters"]);
+    }
+    return tools;
+  }
   // The template has no place for tools: describe them, and the Generic format the output is
   // parsed in, in a system message (appended to the client's own system message when present).
   std::string text =
@@ -163,7 +176,7 @@ json tools_for_template(const ToolRequest& req, bool template_uses_tools, json& 
     std::string sys = messages[0]["content"].get<std::string>();
     messages[0]["content"] = sys.empty() ? text : sys + "\n\n" + text;
   } else {
-    messages.insert(messages.begin(), json{{"role", "system"}, {"content", text}});
+    messages.insert(messages.begin(), ojson{{"role", "system"}, {"content", text}});
   }
   return nullptr;
 }

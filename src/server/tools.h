@@ -35,13 +35,15 @@ ToolRequest parse_tool_request(const nlohmann::json& body);
 // An assistant message's tool_calls normalized for chat templates: each {"id", "type",
 // "function": {"name", "arguments"}} with arguments as a JSON object when the client sent the
 // JSON string OpenAI's API uses (templates apply `tojson` / `items` to them).
-nlohmann::json normalize_tool_calls(const nlohmann::json& calls, const std::string& field);
+nlohmann::ordered_json normalize_tool_calls(const nlohmann::json& calls, const std::string& field);
 
-// The tools the template sees for this request (null for none), and, for templates that do not
-// render tools, a system message describing them and the Generic call format, merged into
-// `messages` (in place).
-nlohmann::json tools_for_template(const ToolRequest& req, bool template_uses_tools,
-                                  nlohmann::json& messages);
+// The tools the template sees for this request (null for none): the request's `tools` as the
+// client wrote them (`body`, re-read to keep the key order the model was trained on), with the
+// default empty `parameters` filled in. For templates that do not render tools, null, and a
+// system message describing them and the Generic call format is merged into `messages`.
+nlohmann::ordered_json tools_for_template(const ToolRequest& req, bool template_uses_tools,
+                                          const std::string& body,
+                                          nlohmann::ordered_json& messages);
 
 // GBNF (text/grammar.h) that forces one call in the model's format to a function `req` allows
 // (the named one, or any for required), its arguments valid for the function's `parameters`
