@@ -88,6 +88,8 @@ struct LLMStack {
       o.eos_token = chat.eos_token;
       return render_chat(chat.template_src, ChatJson::parse(messages.dump()), o);
     };
+    fns.grammar_vocab =
+        text::GrammarVocab::from_tokenizer(text.tokenizer(), eog_tokens(llm->file()));
     return fns;
   }
 

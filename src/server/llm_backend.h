@@ -19,6 +19,8 @@ struct LLMTextFunctions {
   TokenText piece;
   // Chat messages → prompt text, generation prompt added.
   std::function<std::string(const nlohmann::json&)> render_chat;
+  // The vocabulary's trie for constrained decoding (response_format).
+  std::shared_ptr<const text::GrammarVocab> grammar_vocab;
 };
 
 class LLMBackend final : public TextBackend {
