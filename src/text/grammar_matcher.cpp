@@ -218,7 +218,7 @@ struct GrammarMatcher::State {
     static constexpr uint32_t kMinCp[5] = {0, 0, 0x80, 0x800, 0x10000};
     const uint32_t lo = std::max(c.bits << (6 * c.left), kMinCp[c.total]);
     const uint32_t hi = std::min((c.bits << (6 * c.left)) | ((1u << (6 * c.left)) - 1), 0x10FFFFu);
-    if (lo > hi) return out;
+    if (lo > hi || (lo >= 0xD800 && hi <= 0xDFFF)) return out;  // none valid (or surrogates)
     if (!may_start(c.set, lo, hi)) return out;
     return c;
   }
