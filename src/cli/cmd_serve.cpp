@@ -94,6 +94,8 @@ struct LLMStack {
       return text.find_token(std::string(t)) >= 0;
     });
     fns.template_uses_tools = template_uses_tools(chat.template_src);
+    fns.grammar_vocab =
+        text::GrammarVocab::from_tokenizer(text.tokenizer(), eog_tokens(llm->file()));
     return fns;
   }
 

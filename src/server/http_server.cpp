@@ -14,6 +14,7 @@
 #include "server/metrics.h"
 #include "server/openai_response.h"
 #include "server/tools.h"
+#include "text/grammar.h"
 
 namespace eight::server {
 
@@ -84,6 +85,13 @@ struct HttpServer::Impl {
       const nlohmann::ordered_json tools =
           tools_for_template(r.tools, b.template_uses_tools(), req.body, r.messages);
       const std::string prompt = b.render_chat(r.messages, tools);
+      if (r.tools.forced()) {
+        if (r.gen.grammar)
+          bad_request("response_format",
+                      "'response_format' cannot be combined with 'tool_choice' required or a "
+                      "named function (the call's format is the constraint)");
+        r.gen.grammar = text::Grammar::parse(forced_call_gbnf(r.tools, b.tool_format()));
+      }
       run_generation(res, prompt, r.gen, true, r.tools.active());
     });
   }

@@ -52,6 +52,12 @@ GenerationResult LLMBackend::generate(const std::string& prompt, const Generatio
   req.max_tokens = params.max_tokens;
   req.stop = params.stop;
   req.top_logprobs = params.top_logprobs;
+  if (params.grammar) {
+    if (!text_.grammar_vocab)
+      bad_request("response_format", "this model does not support response_format");
+    req.grammar = params.grammar;
+    req.grammar_vocab = text_.grammar_vocab;
+  }
 
   auto job = scheduler_.submit(std::move(req));
   if (!job)

@@ -22,6 +22,8 @@ struct LLMTextFunctions {
       render_chat;
   ToolFormat tool_format = ToolFormat::Generic;  // text/tool_calls.h: detect_tool_format
   bool template_uses_tools = false;
+  // The vocabulary's trie for constrained decoding (response_format).
+  std::shared_ptr<const text::GrammarVocab> grammar_vocab;
 };
 
 class LLMBackend final : public TextBackend {

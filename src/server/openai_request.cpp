@@ -38,6 +38,36 @@ int64_t integer(const json& v, const std::string& name, int64_t lo, int64_t hi) 
   return x;
 }
 
+// response_format: {"type": "text"}, {"type": "json_object"} or {"type": "json_schema",
+// "json_schema": {"name", "schema", "strict"}}. A schema the compiler refuses is the client's
+// problem: a 400 naming the field and the schema keyword.
+std::shared_ptr<const text::Grammar> parse_response_format(const json& v) {
+  if (!v.is_object())
+    bad_request("response_format", cat("'response_format' must be an object, not ", kind(v)));
+  const json* t = field(v, "type");
+  if (!t) bad_request("response_format.type", "'response_format.type' is required");
+  const std::string type = string(*t, "response_format.type");
+  if (type == "text") return nullptr;
+  if (type == "json_object") return text::Grammar::json_object();
+  if (type != "json_schema")
+    bad_request("response_format.type", cat("unknown response_format type '", type,
+                                            "' (expected text, json_object or json_schema)"));
+  const json* js = field(v, "json_schema");
+  if (!js || !js->is_object())
+    bad_request("response_format.json_schema",
+                "'response_format.json_schema' must be an object with 'name' and 'schema'");
+  if (auto* n = field(*js, "name")) string(*n, "response_format.json_schema.name");
+  if (auto* s = field(*js, "strict")) boolean(*s, "response_format.json_schema.strict");
+  const json* schema = field(*js, "schema");
+  if (!schema) return text::Grammar::json_object();  // OpenAI: no schema, any JSON object
+  try {
+    return text::Grammar::from_json_schema(*schema);
+  } catch (const Error& e) {
+    bad_request("response_format.json_schema.schema",
+                cat("'response_format.json_schema.schema' is not supported: ", e.what()));
+  }
+}
+
 // Sampling and output fields shared by chat and completions. `chat_logprobs`: chat uses
 // logprobs: bool + top_logprobs: int; completions use logprobs: int.
 GenerationParams parse_generation(const json& b, bool chat_logprobs) {
@@ -105,6 +135,7 @@ GenerationParams parse_generation(const json& b, bool chat_logprobs) {
     if (auto* v = field(b, "logprobs")) g.top_logprobs = int(integer(*v, "logprobs", 0, 5));
     if (auto* v = field(b, "echo")) g.echo = boolean(*v, "echo");
   }
+  if (auto* v = field(b, "response_format")) g.grammar = parse_response_format(*v);
   return g;
 }
 

@@ -3,6 +3,7 @@
 // ApiError 400 naming the field ("messages[2].role"), so a client learns exactly what to fix.
 // Unknown fields are ignored (clients send many: user, metadata, ...).
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,7 @@
 
 #include "runtime/llm/sampler.h"
 #include "server/tools.h"
+#include "text/grammar.h"
 
 namespace eight::server {
 
@@ -21,6 +23,8 @@ struct GenerationParams {
   bool include_usage = false;  // stream_options.include_usage
   int top_logprobs = -1;       // -1: no logprobs; 0..20: logprobs with that many alternatives
   bool echo = false;           // completions: return the prompt too
+  // response_format json_object / json_schema, compiled (null: free text).
+  std::shared_ptr<const text::Grammar> grammar;
 };
 
 struct ChatRequest {

@@ -64,7 +64,10 @@ class GrammarVocab {
   // pieces[i]: the bytes token i adds to the text; text_token[i] false for special tokens.
   GrammarVocab(const std::vector<std::string>& pieces, const std::vector<bool>& text_token,
                std::vector<int32_t> eog);
+  // End-of-generation tokens: the tokenizer's (eog_ids), or the list the caller stops on.
   static std::shared_ptr<const GrammarVocab> from_tokenizer(const Tokenizer& tok);
+  static std::shared_ptr<const GrammarVocab> from_tokenizer(const Tokenizer& tok,
+                                                            std::vector<int32_t> eog);
 
   int32_t size() const { return n_vocab_; }
   const std::string& piece(int32_t id) const { return pieces_[static_cast<size_t>(id)]; }

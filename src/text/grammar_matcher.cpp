@@ -207,14 +207,18 @@ struct GrammarMatcher::State {
       if ((b & 0xC0) != 0x80) return out;
       c.bits = c.bits << 6 | (b & 0x3Fu);
       if (--c.left == 0) {
-        static constexpr uint32_t kMinCp[5] = {0, 0, 0x80, 0x800, 0x10000};
-        if (c.bits < kMinCp[c.total] || c.bits > 0x10FFFF || (c.bits >= 0xD800 && c.bits < 0xE000))
+        static constexpr uint32_t kMinLen[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (c.bits < kMinLen[c.total] || c.bits > 0x10FFFF || (c.bits >= 0xD800 && c.bits < 0xE000))
           return out;
         out.set = advance(c.set, c.bits);
         return out;
       }
     }
-    const uint32_t lo = c.bits << (6 * c.left), hi = lo | ((1u << (6 * c.left)) - 1);
+    // The code points this prefix can still become (overlong forms excluded).
+    static constexpr uint32_t kMinCp[5] = {0, 0, 0x80, 0x800, 0x10000};
+    const uint32_t lo = std::max(c.bits << (6 * c.left), kMinCp[c.total]);
+    const uint32_t hi = std::min((c.bits << (6 * c.left)) | ((1u << (6 * c.left)) - 1), 0x10FFFFu);
+    if (lo > hi || (lo >= 0xD800 && hi <= 0xDFFF)) return out;  // none valid (or surrogates)
     if (!may_start(c.set, lo, hi)) return out;
     return c;
   }

@@ -334,7 +334,8 @@ class Parser {
       if (peek() == '\n') break;
       const uint32_t lo = parse_char();
       uint32_t hi = lo;
-      if (peek() == '-' && pos_ + 1 < src_.size() && src_[pos_ + 1] != ']') {
+      if (peek() == '-' && pos_ + 1 < src_.size() && src_[pos_ + 1] != ']' &&
+          src_[pos_ + 1] != '\n') {
         ++pos_;
         hi = parse_char();
         if (hi < lo) fail_at(pos_, "character range is reversed");

@@ -106,15 +106,22 @@ void check_left_recursion(const GrammarRules& g, const std::vector<int64_t>& rul
 }  // namespace
 
 bool CharClass::may_match(uint32_t lo, uint32_t hi) const {
-  if (negated) {
-    // Fully excluded only when one range covers [lo, hi] (ranges are few; overlap is rare).
+  if (!negated) {
     for (const auto& r : ranges)
-      if (r.first <= lo && r.second >= hi) return false;
-    return true;
+      if (r.first <= hi && r.second >= lo) return true;
+    return false;
   }
-  for (const auto& r : ranges)
-    if (r.first <= hi && r.second >= lo) return true;
-  return false;
+  // Negated: some code point of [lo, hi] is outside the union of the ranges. Sweep the ranges in
+  // order of their start (classes are small; sorting a copy is cheap and memoized by the matcher).
+  auto sorted = ranges;
+  std::sort(sorted.begin(), sorted.end());
+  uint64_t next = lo;  // the first code point not yet known to be excluded
+  for (const auto& r : sorted) {
+    if (r.first > next) break;
+    next = std::max<uint64_t>(next, uint64_t(r.second) + 1);
+    if (next > hi) return false;
+  }
+  return next <= hi;
 }
 
 int utf8_length(uint32_t cp) {

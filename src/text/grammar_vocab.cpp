@@ -69,6 +69,11 @@ bool GrammarVocab::is_eog(int32_t id) const {
 }
 
 std::shared_ptr<const GrammarVocab> GrammarVocab::from_tokenizer(const Tokenizer& tok) {
+  return from_tokenizer(tok, tok.eog_ids());
+}
+
+std::shared_ptr<const GrammarVocab> GrammarVocab::from_tokenizer(const Tokenizer& tok,
+                                                                 std::vector<int32_t> eog) {
   const int32_t n = tok.size();
   std::vector<std::string> pieces(static_cast<size_t>(n));
   std::vector<bool> text(static_cast<size_t>(n));
@@ -79,7 +84,7 @@ std::shared_ptr<const GrammarVocab> GrammarVocab::from_tokenizer(const Tokenizer
     text[static_cast<size_t>(i)] = is_text;
     if (is_text) pieces[static_cast<size_t>(i)] = tok.token_to_piece(i);
   }
-  return std::make_shared<const GrammarVocab>(pieces, text, tok.eog_ids());
+  return std::make_shared<const GrammarVocab>(pieces, text, std::move(eog));
 }
 
 }  // namespace eight::text

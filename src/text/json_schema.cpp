@@ -25,6 +25,17 @@ const std::set<std::string> kAnnotations = {
     "title",    "description", "default",    "examples", "$schema",     "$id",    "$comment",
     "readOnly", "writeOnly",   "deprecated", "$defs",    "definitions", "strict", "name"};
 
+// The keywords each type takes.
+const std::map<std::string, std::set<std::string>> kTypeKeywords = {
+    {"object", {"type", "properties", "required", "additionalProperties"}},
+    {"array", {"type", "items", "prefixItems", "minItems", "maxItems"}},
+    {"string", {"type", "minLength", "maxLength", "pattern", "format"}},
+    {"integer", {"type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}},
+    {"number", {"type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}},
+    {"boolean", {"type"}},
+    {"null", {"type"}},
+};
+
 class Compiler {
  public:
   Compiler(const json& root, std::string_view prefix) : root_(root), p_(prefix) {}
@@ -101,7 +112,7 @@ class Compiler {
     return t.get<std::string>();
   }
 
-  void allow_only(const json& s, const std::string& path, std::set<std::string> allowed) {
+  void allow_only(const json& s, const std::string& path, const std::set<std::string>& allowed) {
     for (const auto& [k, v] : s.items()) {
       if (allowed.count(k) || kAnnotations.count(k)) continue;
       bad(path, cat("'", k, "' is not supported here"));
@@ -193,12 +204,25 @@ class Compiler {
     const json& t = s["type"];
     if (t.is_array()) {
       if (t.empty()) bad(path, "'type' is an empty array");
+      // Each type gets the keywords that apply to it; a keyword no listed type takes is refused.
+      std::set<std::string> used;
       std::string out = "(";
       for (size_t i = 0; i < t.size(); ++i) {
-        json one = s;
-        one["type"] = t[i];
-        out += cat(i ? " | " : " ", typed(one, type_name(t[i], path), path));
+        const std::string type = type_name(t[i], path);
+        const auto kws = kTypeKeywords.find(type);
+        if (kws == kTypeKeywords.end()) bad(path, cat("unknown type '", type, "'"));
+        json one = json::object();
+        for (const auto& [k, v] : s.items())
+          if (kws->second.count(k)) {
+            one[k] = v;
+            used.insert(k);
+          }
+        one["type"] = type;
+        out += cat(i ? " | " : " ", typed(one, type, path));
       }
+      for (const auto& [k, v] : s.items())
+        if (!used.count(k) && !kAnnotations.count(k))
+          bad(path, cat("'", k, "' is not supported here"));
       return out + " )";
     }
     return typed(s, type_name(t, path), path);
@@ -210,14 +234,14 @@ class Compiler {
     if (type == "string") return string(s, path);
     if (type == "integer" || type == "number") return number(s, path, type == "integer");
     if (type == "boolean" || type == "null") {
-      allow_only(s, path, {"type"});
+      allow_only(s, path, kTypeKeywords.at("boolean"));
       return use(type);
     }
     bad(path, cat("unknown type '", type, "'"));
   }
 
   std::string object(const json& s, const std::string& path) {
-    allow_only(s, path, {"type", "properties", "required", "additionalProperties"});
+    allow_only(s, path, kTypeKeywords.at("object"));
     const std::string ws = use("ws");
     std::vector<std::pair<std::string, std::string>> props;  // (key literal + ':', value)
     std::vector<bool> required;
@@ -270,7 +294,7 @@ class Compiler {
   }
 
   std::string array(const json& s, const std::string& path) {
-    allow_only(s, path, {"type", "items", "prefixItems", "minItems", "maxItems"});
+    allow_only(s, path, kTypeKeywords.at("array"));
     const std::string ws = use("ws");
     auto count = [&](const char* kw, int64_t dflt) {
       if (!s.contains(kw)) return dflt;
@@ -301,7 +325,7 @@ class Compiler {
   }
 
   std::string string(const json& s, const std::string& path) {
-    allow_only(s, path, {"type", "minLength", "maxLength", "pattern", "format"});
+    allow_only(s, path, kTypeKeywords.at("string"));
     const std::string q = "\"\\\"\"";
     if (s.contains("format")) {
       if (s.contains("pattern") || s.contains("minLength") || s.contains("maxLength"))
@@ -333,7 +357,7 @@ class Compiler {
   }
 
   std::string number(const json& s, const std::string& path, bool integer) {
-    allow_only(s, path, {"type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"});
+    allow_only(s, path, kTypeKeywords.at("number"));
     std::optional<double> lo, hi;
     bool lo_excl = false, hi_excl = false;
     auto num = [&](const char* kw) {
