@@ -46,7 +46,11 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
 # The vocabularies' BOS and EOS texts (tokenizer.ggml.bos/eos_token_id).
 BOS_EOS = {"qwen2": ("<|endoftext|>", "<|im_end|>"),
            "llama-bpe": ("<|begin_of_text|>", "<|end_of_text|>"), "llama-spm": ("<s>", "</s>")}
-SCHEMAS = {"get_weather": WEATHER, "search": SEARCH}
+# The demo model has a 256-token context: one small tool.
+DEFINE = {"type": "object", "properties": {"word": {"type": "string", "maxLength": 8}},
+          "required": ["word"], "additionalProperties": False}
+DEMO_TOOLS = [{"type": "function", "function": {"name": "define", "parameters": DEFINE}}]
+SCHEMAS = {"get_weather": WEATHER, "search": SEARCH, "define": DEFINE}
 ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
 
 
@@ -87,6 +91,10 @@ def served(request, tmp_path_factory):
     s.stop()
 
 
+def tools_of(family):
+    return DEMO_TOOLS if family == "demo" else TOOLS
+
+
 def model_id(client):
     return client.models.list().data[0].id
 
@@ -107,14 +115,18 @@ def check_call(call, names):
     return call.function.name, args
 
 
-@pytest.mark.parametrize("choice", ["required", "get_weather", "search"])
+@pytest.mark.parametrize("choice", ["required", "first", "last"])
 def test_forced_call_parses_and_validates(served, choice):
     family, _, client = served
-    tool_choice = "required" if choice == "required" else named(choice)
-    names = SCHEMAS.keys() if choice == "required" else [choice]
+    tools = tools_of(family)
+    names = [t["function"]["name"] for t in tools]
+    tool_choice = "required"
+    if choice != "required":
+        names = names[:1] if choice == "first" else names[-1:]
+        tool_choice = named(names[0])
     for seed in (1, 2, 3):
-        r = chat(client, messages=ASK, tools=TOOLS, tool_choice=tool_choice, seed=seed,
-                 max_tokens=120)
+        r = chat(client, messages=ASK, tools=tools, tool_choice=tool_choice, seed=seed,
+                 max_tokens=64 if family == "demo" else 120)
         c = r.choices[0]
         assert c.finish_reason == "tool_calls", (family, c)
         assert c.message.content is None
@@ -142,7 +154,7 @@ def reassemble(stream):
 @pytest.mark.parametrize("choice", ["auto", "required"])
 def test_stream_reassembles_to_the_non_streamed_message(served, choice):
     family, _, client = served
-    kw = dict(messages=ASK, tools=TOOLS, tool_choice=choice, seed=11, max_tokens=60)
+    kw = dict(messages=ASK, tools=tools_of(family), tool_choice=choice, seed=11, max_tokens=60)
     chat(client, **kw)  # the same cached-prefix path for both requests below
     full = chat(client, **kw).choices[0]
     content, calls, finish = reassemble(chat(client, stream=True, **kw))
@@ -156,10 +168,11 @@ def test_stream_reassembles_to_the_non_streamed_message(served, choice):
 
 
 def test_tool_choice_none_renders_no_tools(served):
-    _, _, client = served
+    family, _, client = served
+    tools = tools_of(family)
     plain = chat(client, messages=ASK, max_tokens=4, seed=1)
-    none = chat(client, messages=ASK, tools=TOOLS, tool_choice="none", max_tokens=4, seed=1)
-    with_tools = chat(client, messages=ASK, tools=TOOLS, max_tokens=4, seed=1)
+    none = chat(client, messages=ASK, tools=tools, tool_choice="none", max_tokens=4, seed=1)
+    with_tools = chat(client, messages=ASK, tools=tools, max_tokens=4, seed=1)
     assert none.usage.prompt_tokens == plain.usage.prompt_tokens
     assert with_tools.usage.prompt_tokens > plain.usage.prompt_tokens
     assert none.choices[0].message.tool_calls is None
