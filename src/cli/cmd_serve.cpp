@@ -218,10 +218,11 @@ int run(int argc, char** argv) {
   if (llm)
     std::fprintf(stderr,
                  "eight serve: %s on http://%s:%d (%d slots × %lld tokens, KV %s %s, %d "
-                 "threads)%s\n",
+                 "threads, tool calls: %s)%s\n",
                  llm->alias.c_str(), host.c_str(), http.port(), parallel,
                  static_cast<long long>(llm->plan.request.ctx), dtype_name(llm->kv_type).data(),
                  format_bytes(llm->plan.kv_bytes).c_str(), pool.size(),
+                 tool_format_name(llm->backend.tool_format()),
                  api_key.empty() ? "" : ", API key required");
   else
     std::fprintf(stderr, "eight serve: %s on http://%s:%d (%s only, %d threads)%s\n",
