@@ -42,8 +42,7 @@ struct GrammarRules {
 // in a way that grows the stack without reading input.
 void grammar_finalize(GrammarRules& g);
 
-// UTF-8 encode/decode helpers shared by the parser, the matcher and the schema compiler.
-void utf8_append(std::string& out, uint32_t cp);
+// Bytes of a code point in UTF-8.
 int utf8_length(uint32_t cp);
 
 }  // namespace eight::text

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "core/error.h"
 #include "text/grammar.h"
@@ -80,6 +81,7 @@ struct GrammarMatcher::State {
   // Scratch for closures.
   std::vector<std::pair<int32_t, int32_t>> work;
   std::vector<uint64_t> seen;
+  std::unordered_set<uint64_t> seen_big;
   std::vector<Cursor> walk;
 
   State(std::shared_ptr<const Grammar> gr, std::shared_ptr<const GrammarVocab> v)
@@ -100,17 +102,29 @@ struct GrammarMatcher::State {
     return it->second;
   }
 
+  // Closures are usually a handful of positions (a linear scan is fastest); a rule with many
+  // alternatives switches to a hash set.
+  bool first_visit(uint64_t k) {
+    if (seen.size() < 64) {
+      if (std::find(seen.begin(), seen.end(), k) != seen.end()) return false;
+      seen.push_back(k);
+      if (seen.size() == 64) seen_big.insert(seen.begin(), seen.end());
+      return true;
+    }
+    return seen_big.insert(k).second;
+  }
+
   // Adds to `out` every stack reachable from position `pos` over `parent` without reading input:
   // references expand into their alternatives, finished alternatives return to their parent.
   void closure(int32_t pos0, int32_t parent0, std::vector<int32_t>& out) {
     work.assign(1, {pos0, parent0});
     seen.clear();
+    if (!seen_big.empty()) seen_big.clear();
     while (!work.empty()) {
       auto [pos, parent] = work.back();
       work.pop_back();
       const uint64_t k = uint64_t(static_cast<uint32_t>(pos)) << 32 | static_cast<uint32_t>(parent);
-      if (std::find(seen.begin(), seen.end(), k) != seen.end()) continue;  // ε-loops
-      seen.push_back(k);
+      if (!first_visit(k)) continue;  // ε-loops
       const GrammarElem& e = g->elems[static_cast<size_t>(pos)];
       if (e.kind == GrammarElem::Chars) {
         out.push_back(frame(pos, parent));

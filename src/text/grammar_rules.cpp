@@ -3,7 +3,9 @@
 // without reading a byte). Also the fewest bytes that finish each alternative, which the matcher
 // uses to close bounded outputs in time.
 #include <algorithm>
+#include <functional>
 #include <limits>
+#include <queue>
 
 #include "core/error.h"
 #include "text/grammar_impl.h"
@@ -128,24 +130,6 @@ int utf8_length(uint32_t cp) {
   return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
 }
 
-void utf8_append(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
-
 void grammar_finalize(GrammarRules& g) {
   const size_t n = g.alts.size();
   std::vector<int64_t> rule_min(n, kInf), class_min(g.classes.size());
@@ -154,19 +138,42 @@ void grammar_finalize(GrammarRules& g) {
     return e.kind == GrammarElem::Chars ? class_min[static_cast<size_t>(e.arg)]
                                         : rule_min[static_cast<size_t>(e.arg)];
   };
-  // Fixpoint: each pass can only lower a rule's minimum; at most one pass per rule is needed.
-  for (bool changed = true; changed;) {
-    changed = false;
-    for (size_t r = 0; r < n; ++r)
-      for (int32_t a : g.alts[r]) {
-        int64_t sum = 0;
-        for (int32_t p = a; g.elems[static_cast<size_t>(p)].kind != GrammarElem::End; ++p)
-          sum = std::min(kInf, sum + elem_min(g.elems[static_cast<size_t>(p)]));
-        if (sum < rule_min[r]) {
-          rule_min[r] = sum;
-          changed = true;
+  // Knuth's generalization of Dijkstra: an alternative's length is a sum, never below any of its
+  // parts, so rules can be settled in order of their final minimum (one pass, no fixpoint).
+  struct Alt {
+    int32_t rule;
+    int64_t sum = 0;
+    int32_t pending = 0;  // references to rules not settled yet
+  };
+  std::vector<Alt> alts;
+  std::vector<std::vector<int32_t>> uses(n);  // rule → the alternatives that refer to it
+  using Item = std::pair<int64_t, int32_t>;   // (length, rule)
+  std::priority_queue<Item, std::vector<Item>, std::greater<>> ready;
+  for (size_t r = 0; r < n; ++r)
+    for (int32_t a : g.alts[r]) {
+      Alt alt{static_cast<int32_t>(r)};
+      for (int32_t p = a; g.elems[static_cast<size_t>(p)].kind != GrammarElem::End; ++p) {
+        const GrammarElem& e = g.elems[static_cast<size_t>(p)];
+        if (e.kind == GrammarElem::Chars) {
+          alt.sum = std::min(kInf, alt.sum + class_min[static_cast<size_t>(e.arg)]);
+        } else {
+          ++alt.pending;
+          uses[static_cast<size_t>(e.arg)].push_back(static_cast<int32_t>(alts.size()));
         }
       }
+      if (alt.pending == 0 && alt.sum < kInf) ready.emplace(alt.sum, alt.rule);
+      alts.push_back(alt);
+    }
+  while (!ready.empty()) {
+    const auto [len, r] = ready.top();
+    ready.pop();
+    if (rule_min[static_cast<size_t>(r)] < kInf) continue;  // settled already
+    rule_min[static_cast<size_t>(r)] = len;
+    for (int32_t a : uses[static_cast<size_t>(r)]) {
+      Alt& alt = alts[static_cast<size_t>(a)];
+      alt.sum = std::min(kInf, alt.sum + len);
+      if (--alt.pending == 0 && alt.sum < kInf) ready.emplace(alt.sum, alt.rule);
+    }
   }
   for (size_t r = 0; r < n; ++r)
     check(rule_min[r] < kInf, "[gbnf] rule '", g.names[r],

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "text/grammar_impl.h"
+#include "text/jinja_value.h"
 
 namespace eight::text {
 
@@ -150,7 +150,7 @@ class RegexToGbnf {
     if (cp == '\r') return "\"\\\\r\"";
     if (cp < 0x20) bad_static();
     std::string s;
-    utf8_append(s, cp);
+    jinja::utf8_append(s, cp);
     return gbnf_literal(s);
   }
   [[noreturn]] static void bad_static() {
