@@ -237,6 +237,8 @@ def test_tool_results_round_trip_into_the_template(served):
     ({"tools": [{"type": "function", "function": {
         "name": "f", "parameters": {"type": "object", "not": {}}}}], "tool_choice": "required"},
      "tools[0].function.parameters"),
+    ({"tools": TOOLS, "tool_choice": "required", "response_format": {"type": "json_object"}},
+     "response_format"),
 ])
 def test_malformed_tools_are_400_naming_the_field(served, body, param):
     family, _, client = served
