@@ -260,11 +260,9 @@ std::vector<json> ToolStream::diff(const ParsedOutput& now) {
   // The parser only extends what it returned before (text/tool_calls.h); anything else would
   // be a parser bug, and is dropped rather than sent as a delta that contradicts the past.
   std::vector<json> out;
-  if (now.content.size() > sent_.content.size() &&
-      now.content.compare(0, sent_.content.size(), sent_.content) == 0) {
+  if (!extends(sent_, now)) return out;
+  if (now.content.size() > sent_.content.size())
     out.push_back({{"content", now.content.substr(sent_.content.size())}});
-    sent_.content = now.content;
-  }
   for (size_t i = 0; i < now.calls.size(); ++i) {
     const ParsedToolCall& c = now.calls[i];
     if (i >= sent_.calls.size()) {
@@ -272,15 +270,14 @@ std::vector<json> ToolStream::diff(const ParsedOutput& now) {
       json head = call_json(ids_.back(), {c.name, ""});
       head["index"] = i;
       out.push_back({{"tool_calls", json::array({head})}});
-      sent_.calls.push_back({c.name, ""});
     }
-    std::string& sent = sent_.calls[i].arguments;
-    if (c.arguments.size() > sent.size() && c.arguments.compare(0, sent.size(), sent) == 0) {
-      json frag = {{"index", i}, {"function", {{"arguments", c.arguments.substr(sent.size())}}}};
+    const size_t sent = i < sent_.calls.size() ? sent_.calls[i].arguments.size() : 0;
+    if (c.arguments.size() > sent) {
+      json frag = {{"index", i}, {"function", {{"arguments", c.arguments.substr(sent)}}}};
       out.push_back({{"tool_calls", json::array({frag})}});
-      sent = c.arguments;
     }
   }
+  sent_ = now;
   return out;
 }
 

@@ -391,6 +391,15 @@ bool template_uses_tools(const std::string& tmpl) {
   return contains(tmpl, "tools");
 }
 
+bool extends(const ParsedOutput& a, const ParsedOutput& b) {
+  if (!b.content.starts_with(a.content) || b.calls.size() < a.calls.size()) return false;
+  for (size_t i = 0; i < a.calls.size(); ++i)
+    if (a.calls[i].name != b.calls[i].name ||
+        !b.calls[i].arguments.starts_with(a.calls[i].arguments))
+      return false;
+  return true;
+}
+
 ParsedOutput parse_tool_output(ToolFormat f, std::string_view text, bool final) {
   switch (f) {
     case ToolFormat::Hermes:

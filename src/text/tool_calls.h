@@ -46,6 +46,10 @@ struct ParsedOutput {
   std::vector<ParsedToolCall> calls;
 };
 
+// Whether `later` extends `earlier` (the incremental contract above): content and each call's
+// arguments only grew, calls were only appended.
+bool extends(const ParsedOutput& earlier, const ParsedOutput& later);
+
 // Splits model output into content and tool calls. `final`: the text is the whole output (else
 // a prefix, and undecided text is held back).
 ParsedOutput parse_tool_output(ToolFormat f, std::string_view text, bool final);

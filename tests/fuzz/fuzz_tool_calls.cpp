@@ -9,19 +9,6 @@
 
 #include "text/tool_calls.h"
 
-namespace {
-
-bool extends(const eight::ParsedOutput& a, const eight::ParsedOutput& b) {
-  if (!b.content.starts_with(a.content) || b.calls.size() < a.calls.size()) return false;
-  for (size_t i = 0; i < a.calls.size(); ++i)
-    if (a.calls[i].name != b.calls[i].name ||
-        !b.calls[i].arguments.starts_with(a.calls[i].arguments))
-      return false;
-  return true;
-}
-
-}  // namespace
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const auto format = static_cast<eight::ToolFormat>(data[0] % 4);
@@ -32,7 +19,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   eight::ParsedOutput prev;
   for (size_t n = 0; n <= text.size(); n += step) {
     const eight::ParsedOutput p = eight::parse_tool_output(format, text.substr(0, n), false);
-    if (!extends(prev, p) || !extends(p, whole)) std::abort();
+    if (!eight::extends(prev, p) || !eight::extends(p, whole)) std::abort();
     prev = p;
   }
   return 0;

@@ -25,15 +25,6 @@ void expect_call(const ParsedToolCall& c, const std::string& name, const json& a
   EXPECT_EQ(json::parse(c.arguments), args) << c.arguments;
 }
 
-bool extends(const ParsedOutput& a, const ParsedOutput& b) {
-  if (!b.content.starts_with(a.content) || b.calls.size() < a.calls.size()) return false;
-  for (size_t i = 0; i < a.calls.size(); ++i)
-    if (a.calls[i].name != b.calls[i].name ||
-        !b.calls[i].arguments.starts_with(a.calls[i].arguments))
-      return false;
-  return true;
-}
-
 // Every prefix parse is extended by every longer prefix and by the final parse.
 void expect_incremental(ToolFormat f, const std::string& s) {
   const ParsedOutput whole = parse(f, s);
