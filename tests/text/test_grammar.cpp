@@ -242,3 +242,39 @@ TEST(GrammarMatcher, RejectsWithoutChangingState) {
   m.reset();
   EXPECT_FALSE(m.is_complete());
 }
+
+TEST(GrammarMatcher, ByteVocabularyNeverDeadEnds) {
+  // Every byte a token (as SentencePiece byte fallback gives): random walks through strings with
+  // arbitrary UTF-8 must never reach a state with no allowed token (partial characters included),
+  // and must end as valid JSON within the budget.
+  std::vector<std::string> pieces;
+  for (int b = 0; b < 256; ++b) pieces.push_back(std::string(1, static_cast<char>(b)));
+  pieces.push_back("</s>");
+  std::vector<bool> text(pieces.size(), true);
+  text.back() = false;
+  auto vocab = std::make_shared<const GrammarVocab>(pieces, text, std::vector<int32_t>{256});
+  auto grammar = Grammar::from_json_schema(json::parse(
+      R"({"type": "object", "properties": {"s": {"type": "string"}, "t": {"type": "array",
+          "items": {"type": "string", "pattern": "^[^a-z]{1,3}$"}}}, "required": ["s", "t"]})"));
+  std::mt19937 rng(11);
+  std::vector<uint32_t> mask(GrammarMatcher::mask_words(vocab->size()));
+  for (int trial = 0; trial < 40; ++trial) {
+    GrammarMatcher m(grammar, vocab);
+    std::string out;
+    const int64_t budget = 40 + trial * 3;
+    for (int64_t step = 0; step < budget; ++step) {
+      m.fill_mask(mask, budget - step);
+      std::vector<int32_t> allowed;
+      for (int32_t t = 0; t < vocab->size(); ++t)
+        if ((mask[static_cast<size_t>(t) / 32] >> (t % 32)) & 1) allowed.push_back(t);
+      ASSERT_FALSE(allowed.empty()) << "dead end after '" << out << "'";
+      const int32_t pick = allowed[rng() % allowed.size()];
+      if (pick == 256) break;
+      ASSERT_TRUE(m.accept(pick));
+      out += pieces[static_cast<size_t>(pick)];
+    }
+    ASSERT_TRUE(m.is_complete()) << out;
+    const json v = json::parse(out);
+    EXPECT_TRUE(v["s"].is_string() && v["t"].is_array()) << out;
+  }
+}
