@@ -121,6 +121,30 @@ def test_demo_streamed_json_schema_validates(demo):
     validate(text, EVENT)
 
 
+def test_demo_pydantic_parse(demo):
+    """The openai client's own structured-output helper: a pydantic model's strict schema."""
+    from typing import Literal, Optional
+
+    from pydantic import BaseModel
+
+    class Addr(BaseModel):
+        city: str
+        zip: Optional[str]
+
+    class User(BaseModel):
+        name: str
+        age: int
+        kind: Literal["a", "b"]
+        addr: Addr
+        friends: list[str]
+
+    _, client = demo
+    r = client.beta.chat.completions.parse(
+        model=mid(client), messages=[{"role": "user", "content": "A user."}], response_format=User,
+        max_tokens=200, seed=5)
+    assert isinstance(r.choices[0].message.parsed, User)
+
+
 def test_demo_json_object(demo):
     _, client = demo
     r = client.chat.completions.create(
