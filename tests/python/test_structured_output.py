@@ -54,7 +54,8 @@ SCHEMAS = {"person": PERSON, "event": EVENT, "open": OPEN}
 
 def validate(text: str, schema: dict):
     value = json.loads(text)
-    jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(value)
+    checker = jsonschema.FormatChecker()
+    jsonschema.Draft202012Validator(schema, format_checker=checker).validate(value)
     return value
 
 
@@ -162,8 +163,8 @@ def test_random_model_always_validates(random_model):
 
     def one(args):
         name, seed, stream = args
-        kw = dict(model=mid(client), prompt="x", extra_body={"response_format": fmt(name, SCHEMAS[name])},
-                  max_tokens=160, temperature=1.5, seed=seed)
+        kw = dict(model=mid(client), prompt="x", max_tokens=160, temperature=1.5, seed=seed,
+                  extra_body={"response_format": fmt(name, SCHEMAS[name])})
         if stream:
             text = "".join(c.choices[0].text for c in client.completions.create(stream=True, **kw))
         else:
@@ -171,7 +172,8 @@ def test_random_model_always_validates(random_model):
         return name, text
 
     # The 151k vocabulary costs more per token: fewer requests there (one streamed, one not).
-    jobs = [(n, seed, seed % 2 == 1) for n in SCHEMAS for seed in range(4 if vocab == "byte-vocab" else 2)]
+    seeds = range(4 if vocab == "byte-vocab" else 2)
+    jobs = [(n, seed, seed % 2 == 1) for n in SCHEMAS for seed in seeds]
     with cf.ThreadPoolExecutor(4) as ex:
         for name, text in ex.map(one, jobs):
             validate(text, SCHEMAS[name])
@@ -206,8 +208,9 @@ def test_unsupported_or_malformed_schema_is_400(demo, response_format, field, ne
     for call in (lambda: client.chat.completions.create(
                      model=mid(client), messages=[{"role": "user", "content": "x"}], max_tokens=4,
                      response_format=response_format),
-                 lambda: client.completions.create(model=mid(client), prompt="x", max_tokens=4,
-                                                   extra_body={"response_format": response_format})):
+                 lambda: client.completions.create(
+                     model=mid(client), prompt="x", max_tokens=4,
+                     extra_body={"response_format": response_format})):
         with pytest.raises(openai.BadRequestError) as e:
             call()
         err = e.value.body
