@@ -123,7 +123,7 @@ class Parser {
     skip_space(false);
     if (src_.substr(pos_, 3) != "::=") fail_at(pos_, "expected '::=' after rule name '", name, "'");
     pos_ += 3;
-    skip_space(false);
+    skip_space(true);  // the body may start on the next line
     Alts alts = parse_alternates(false);
     const int32_t id = rule_id(name, start);
     if (defined_[static_cast<size_t>(id)]) fail_at(start, "rule '", name, "' is defined twice");

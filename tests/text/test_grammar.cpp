@@ -53,6 +53,8 @@ tail ::= [!]{0,2} "."
   EXPECT_TRUE(matches("root ::= [^a-z] . \"\\\"\"", "Z\xE2\x82\xAC\""));
   EXPECT_TRUE(matches("root ::= (\n  \"a\"\n  | \"b\"\n)", "b"));
   EXPECT_TRUE(matches("root ::= \"a\"\n  | \"b\"", "b"));
+  // A body that starts on the next line, with comments inside a group (as json.gbnf is written).
+  EXPECT_TRUE(matches("root ::=\n  \"{\" (\n  \"a\" | # one\n  \"b\" # two\n  )? \"}\"", "{b}"));
   EXPECT_TRUE(matches("root ::= x{3}\nx ::= \"ab\"", "ababab"));
   EXPECT_TRUE(matches("root ::= \"a\"{,2} \"b\"", "aab"));
   EXPECT_FALSE(matches("root ::= \"a\"{,2} \"b\"", "aaab"));
