@@ -239,6 +239,11 @@ def test_cli_run_json_schema_and_grammar(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "line 2, column 9: unterminated character class" in r.stderr, \
         r.stderr
+    r = subprocess.run([CLI, "chat", "-m", model, "-p", "A person, please.", "-n", "200",
+                        "--seed", "2", "--json-schema", str(schema)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    validate(r.stdout.strip(), PERSON)
     for cmd in ("run", "chat"):
         h = subprocess.run([CLI, cmd, "--help"], capture_output=True, text=True).stdout
         assert "--grammar" in h and "--json-schema" in h
