@@ -81,6 +81,8 @@ TEST(Gbnf, ErrorsNameLineAndColumn) {
   EXPECT_NE(error_of("root ::= *").find("follows nothing"), std::string::npos);
   EXPECT_NE(error_of("root ::= \"a\"\nroot ::= \"b\"").find("defined twice"), std::string::npos);
   EXPECT_NE(error_of("").find("no rules"), std::string::npos);
+  EXPECT_NE(error_of("root ::= " + std::string(100000, '(')).find("nested deeper"),
+            std::string::npos);
 }
 
 TEST(JsonSchema, ObjectsArraysAndEnums) {
@@ -163,6 +165,8 @@ TEST(JsonSchema, UnsupportedKeywordsAreNamed) {
   EXPECT_NE(err(json{{"type", "string"}, {"pattern", "(?=a)"}}).find("lookaround"),
             std::string::npos);
   EXPECT_NE(err(json{{"type", "wat"}}).find("unknown type"), std::string::npos);
+  EXPECT_NE(err(json{{"type", "string"}, {"pattern", std::string(100000, '(')}}).find("deeper"),
+            std::string::npos);
 }
 
 namespace {
