@@ -122,6 +122,12 @@ TEST(JsonSchema, RefsAnyOfFormatsPatternsAndNumbers) {
     "$ref": "#/$defs/node"})");
   EXPECT_TRUE(schema_matches(s, R"({"next": {"next": null, "v": -4}, "v": 1})"));
   EXPECT_FALSE(schema_matches(s, R"({"next": {"v": -4}, "v": 1})"));
+  const json defs = json::parse(
+      R"({"definitions": {"n": {"type": "integer", "exclusiveMinimum": 5}}, "type": "array",
+          "items": {"$ref": "#/definitions/n"}, "minItems": 2})");
+  EXPECT_TRUE(schema_matches(defs, "[6, 700]"));
+  EXPECT_FALSE(schema_matches(defs, "[5, 7]"));
+  EXPECT_FALSE(schema_matches(defs, "[6]"));
   EXPECT_TRUE(schema_matches(json{{"type", "string"}, {"format", "date"}}, "\"2024-02-28\""));
   EXPECT_FALSE(schema_matches(json{{"type", "string"}, {"format", "date"}}, "\"2024-02-30\""));
   EXPECT_TRUE(schema_matches(json{{"type", "string"}, {"format", "date-time"}},
