@@ -11,7 +11,7 @@ namespace eight::text {
 
 struct CharClass {
   bool negated = false;
-  std::vector<std::pair<uint32_t, uint32_t>> ranges;  // inclusive code point ranges
+  std::vector<std::pair<uint32_t, uint32_t>> ranges;  // inclusive, sorted by start
 
   bool matches(uint32_t cp) const {
     bool in = false;

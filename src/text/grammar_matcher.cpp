@@ -20,7 +20,7 @@ namespace eight::text {
 namespace {
 
 constexpr int32_t kAccept = 0;  // the frame id of the empty stack: the text is complete
-constexpr int32_t kDead = -1;   // the empty set id is also kept; kDead marks "no state"
+constexpr int32_t kDead = 0;    // the id of the empty set (interned first): no way to go on
 constexpr int32_t kMaxDepth = 20000;
 constexpr size_t kMaskCacheEntries = 128;
 
@@ -88,6 +88,7 @@ struct GrammarMatcher::State {
       : grammar(std::move(gr)), vocab(std::move(v)), g(&grammar->rules()) {
     frames.push_back({-1, -1, 0, 0});  // kAccept
     std::vector<int32_t> out;
+    intern_set(out);  // kDead
     for (int32_t a : g->alts[static_cast<size_t>(g->root)]) closure(a, kAccept, out);
     start = cur = {intern_set(out), 0, 0, 0};
   }
@@ -163,7 +164,7 @@ struct GrammarMatcher::State {
     return id;
   }
 
-  bool dead(int32_t set) const { return set < 0 || sets[static_cast<size_t>(set)].frames.empty(); }
+  static bool dead(int32_t set) { return set == kDead; }
 
   int32_t advance(int32_t set, uint32_t cp) {
     if (cp < 128) {
@@ -237,7 +238,7 @@ struct GrammarMatcher::State {
     return c;
   }
 
-  bool ok(const Cursor& c) const { return !dead(c.set); }
+  static bool ok(const Cursor& c) { return !dead(c.set); }
   int64_t min_bytes(const Cursor& c) const { return sets[static_cast<size_t>(c.set)].min + c.left; }
   bool complete(const Cursor& c) const {
     return c.left == 0 && sets[static_cast<size_t>(c.set)].complete;

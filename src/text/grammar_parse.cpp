@@ -17,6 +17,8 @@ namespace {
 constexpr int64_t kMaxRepeat = 10000;
 // The compiled grammar may hold at most this many elements (a guard against absurd input).
 constexpr size_t kMaxElems = 4'000'000;
+// Groups nest by recursion; deeper nesting than this is refused rather than overflowing the stack.
+constexpr int kMaxNesting = 256;
 
 using Seq = std::vector<GrammarElem>;
 using Alts = std::vector<Seq>;
@@ -123,7 +125,7 @@ class Parser {
     skip_space(false);
     if (src_.substr(pos_, 3) != "::=") fail_at(pos_, "expected '::=' after rule name '", name, "'");
     pos_ += 3;
-    skip_space(false);
+    skip_space(true);  // the body may start on the next line
     Alts alts = parse_alternates(false);
     const int32_t id = rule_id(name, start);
     if (defined_[static_cast<size_t>(id)]) fail_at(start, "rule '", name, "' is defined twice");
@@ -174,9 +176,11 @@ class Parser {
         ++pos_;
         seq.push_back(chars(CharClass{true, {}}));
       } else if (c == '(') {
+        if (++depth_ > kMaxNesting) fail_at(pos_, "groups nested deeper than ", kMaxNesting);
         ++pos_;
         skip_space(true);
         Alts inner = parse_alternates(true);
+        --depth_;
         skip_space(true);
         if (peek() != ')') fail_at(pos_, "expected ')'");
         ++pos_;
@@ -349,6 +353,7 @@ class Parser {
 
   std::string_view src_;
   size_t pos_ = 0;
+  int depth_ = 0;
   std::vector<Alts> rules_;
   std::vector<std::string> names_;
   std::vector<bool> defined_;

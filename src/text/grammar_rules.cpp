@@ -113,12 +113,10 @@ bool CharClass::may_match(uint32_t lo, uint32_t hi) const {
       if (r.first <= hi && r.second >= lo) return true;
     return false;
   }
-  // Negated: some code point of [lo, hi] is outside the union of the ranges. Sweep the ranges in
-  // order of their start (classes are small; sorting a copy is cheap and memoized by the matcher).
-  auto sorted = ranges;
-  std::sort(sorted.begin(), sorted.end());
+  // Negated: some code point of [lo, hi] is outside the union of the ranges (sorted by
+  // grammar_finalize): sweep them in order of their start.
   uint64_t next = lo;  // the first code point not yet known to be excluded
-  for (const auto& r : sorted) {
+  for (const auto& r : ranges) {
     if (r.first > next) break;
     next = std::max<uint64_t>(next, uint64_t(r.second) + 1);
     if (next > hi) return false;
@@ -131,6 +129,7 @@ int utf8_length(uint32_t cp) {
 }
 
 void grammar_finalize(GrammarRules& g) {
+  for (CharClass& c : g.classes) std::sort(c.ranges.begin(), c.ranges.end());
   const size_t n = g.alts.size();
   std::vector<int64_t> rule_min(n, kInf), class_min(g.classes.size());
   for (size_t c = 0; c < g.classes.size(); ++c) class_min[c] = class_min_bytes(g.classes[c]);

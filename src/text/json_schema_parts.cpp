@@ -228,6 +228,7 @@ class RegexToGbnf {
   std::string atom() {
     const char c = peek();
     if (c == '(') {
+      if (++depth_ > 256) bad("groups nested deeper than 256");
       ++pos_;
       if (peek() == '?') {
         if (re_.substr(pos_, 2) != "?:") bad("lookaround and named groups are not supported");
@@ -236,6 +237,7 @@ class RegexToGbnf {
       std::string inner = alternation();
       if (peek() != ')') bad("missing )");
       ++pos_;
+      --depth_;
       return inner;
     }
     if (c == '[') return char_class();
@@ -305,6 +307,7 @@ class RegexToGbnf {
 
   std::string_view re_, char_rule_, path_;
   size_t pos_ = 0;
+  int depth_ = 0;
 };
 
 }  // namespace

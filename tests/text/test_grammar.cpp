@@ -53,6 +53,8 @@ tail ::= [!]{0,2} "."
   EXPECT_TRUE(matches("root ::= [^a-z] . \"\\\"\"", "Z\xE2\x82\xAC\""));
   EXPECT_TRUE(matches("root ::= (\n  \"a\"\n  | \"b\"\n)", "b"));
   EXPECT_TRUE(matches("root ::= \"a\"\n  | \"b\"", "b"));
+  // A body that starts on the next line, with comments inside a group (as json.gbnf is written).
+  EXPECT_TRUE(matches("root ::=\n  \"{\" (\n  \"a\" | # one\n  \"b\" # two\n  )? \"}\"", "{b}"));
   EXPECT_TRUE(matches("root ::= x{3}\nx ::= \"ab\"", "ababab"));
   EXPECT_TRUE(matches("root ::= \"a\"{,2} \"b\"", "aab"));
   EXPECT_FALSE(matches("root ::= \"a\"{,2} \"b\"", "aaab"));
@@ -79,6 +81,8 @@ TEST(Gbnf, ErrorsNameLineAndColumn) {
   EXPECT_NE(error_of("root ::= *").find("follows nothing"), std::string::npos);
   EXPECT_NE(error_of("root ::= \"a\"\nroot ::= \"b\"").find("defined twice"), std::string::npos);
   EXPECT_NE(error_of("").find("no rules"), std::string::npos);
+  EXPECT_NE(error_of("root ::= " + std::string(100000, '(')).find("nested deeper"),
+            std::string::npos);
 }
 
 TEST(JsonSchema, ObjectsArraysAndEnums) {
@@ -118,6 +122,12 @@ TEST(JsonSchema, RefsAnyOfFormatsPatternsAndNumbers) {
     "$ref": "#/$defs/node"})");
   EXPECT_TRUE(schema_matches(s, R"({"next": {"next": null, "v": -4}, "v": 1})"));
   EXPECT_FALSE(schema_matches(s, R"({"next": {"v": -4}, "v": 1})"));
+  const json defs = json::parse(
+      R"({"definitions": {"n": {"type": "integer", "exclusiveMinimum": 5}}, "type": "array",
+          "items": {"$ref": "#/definitions/n"}, "minItems": 2})");
+  EXPECT_TRUE(schema_matches(defs, "[6, 700]"));
+  EXPECT_FALSE(schema_matches(defs, "[5, 7]"));
+  EXPECT_FALSE(schema_matches(defs, "[6]"));
   EXPECT_TRUE(schema_matches(json{{"type", "string"}, {"format", "date"}}, "\"2024-02-28\""));
   EXPECT_FALSE(schema_matches(json{{"type", "string"}, {"format", "date"}}, "\"2024-02-30\""));
   EXPECT_TRUE(schema_matches(json{{"type", "string"}, {"format", "date-time"}},
@@ -161,6 +171,8 @@ TEST(JsonSchema, UnsupportedKeywordsAreNamed) {
   EXPECT_NE(err(json{{"type", "string"}, {"pattern", "(?=a)"}}).find("lookaround"),
             std::string::npos);
   EXPECT_NE(err(json{{"type", "wat"}}).find("unknown type"), std::string::npos);
+  EXPECT_NE(err(json{{"type", "string"}, {"pattern", std::string(100000, '(')}}).find("deeper"),
+            std::string::npos);
 }
 
 namespace {
@@ -241,4 +253,40 @@ TEST(GrammarMatcher, RejectsWithoutChangingState) {
   EXPECT_TRUE(m.can_continue());
   m.reset();
   EXPECT_FALSE(m.is_complete());
+}
+
+TEST(GrammarMatcher, ByteVocabularyNeverDeadEnds) {
+  // Every byte a token (as SentencePiece byte fallback gives): random walks through strings with
+  // arbitrary UTF-8 must never reach a state with no allowed token (partial characters included),
+  // and must end as valid JSON within the budget.
+  std::vector<std::string> pieces;
+  for (int b = 0; b < 256; ++b) pieces.push_back(std::string(1, static_cast<char>(b)));
+  pieces.push_back("</s>");
+  std::vector<bool> text(pieces.size(), true);
+  text.back() = false;
+  auto vocab = std::make_shared<const GrammarVocab>(pieces, text, std::vector<int32_t>{256});
+  auto grammar = Grammar::from_json_schema(json::parse(
+      R"({"type": "object", "properties": {"s": {"type": "string"}, "t": {"type": "array",
+          "items": {"type": "string", "pattern": "^[^a-z]{1,3}$"}}}, "required": ["s", "t"]})"));
+  std::mt19937 rng(11);
+  std::vector<uint32_t> mask(GrammarMatcher::mask_words(vocab->size()));
+  for (int trial = 0; trial < 40; ++trial) {
+    GrammarMatcher m(grammar, vocab);
+    std::string out;
+    const int64_t budget = 40 + trial * 3;
+    for (int64_t step = 0; step < budget; ++step) {
+      m.fill_mask(mask, budget - step);
+      std::vector<int32_t> allowed;
+      for (int32_t t = 0; t < vocab->size(); ++t)
+        if ((mask[static_cast<size_t>(t) / 32] >> (t % 32)) & 1) allowed.push_back(t);
+      ASSERT_FALSE(allowed.empty()) << "dead end after '" << out << "'";
+      const int32_t pick = allowed[rng() % allowed.size()];
+      if (pick == 256) break;
+      ASSERT_TRUE(m.accept(pick));
+      out += pieces[static_cast<size_t>(pick)];
+    }
+    ASSERT_TRUE(m.is_complete()) << out;
+    const json v = json::parse(out);
+    EXPECT_TRUE(v["s"].is_string() && v["t"].is_array()) << out;
+  }
 }
