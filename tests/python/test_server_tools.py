@@ -241,9 +241,7 @@ def test_tool_results_round_trip_into_the_template(served):
      "response_format"),
 ])
 def test_malformed_tools_are_400_naming_the_field(served, body, param):
-    family, _, client = served
-    if family != "hermes":
-        pytest.skip("validation does not depend on the model")
+    _, _, client = served
     with pytest.raises(openai.BadRequestError) as e:
         client.chat.completions.create(model=model_id(client), messages=ASK, max_tokens=1,
                                        **{k: v for k, v in body.items() if k != "tools"},
