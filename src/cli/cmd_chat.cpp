@@ -90,6 +90,7 @@ int run(int argc, char** argv) {
               "Chat with an LLM using its chat template (/reset, /exit; Ctrl-C stops an answer).");
   ModelArgs model;
   SamplingArgs sampling;
+  GrammarArgs grammar;
   std::string system, question;
   int64_t n = 512;
   bool context_shift = false;
@@ -98,6 +99,7 @@ int run(int argc, char** argv) {
   p.option("-p,--prompt", &question, "TEXT", "answer this one question and exit");
   p.option("-n,--max-tokens", &n, "N", "tokens per answer at most (default 512)");
   sampling.add_to(p);
+  grammar.add_to(p);
   p.flag("--context-shift", &context_shift,
          "when the conversation outgrows the context, drop the oldest turns after the system "
          "prompt");
@@ -114,6 +116,7 @@ int run(int argc, char** argv) {
             .tmpl = tmpl,
             .params = {.max_tokens = n, .sampling = sampling.params(), .eog_tokens = tok.eog_ids()},
             .context_shift = context_shift};
+  grammar.apply(chat.params, tok);  // every answer follows it
   if (!system.empty()) {
     chat.messages.push_back({{"role", "system"}, {"content", system}});
     chat.n_system = 1;

@@ -16,6 +16,7 @@ int run(int argc, char** argv) {
               "Complete a prompt with an LLM, streaming the text to stdout (no chat template).");
   ModelArgs model;
   SamplingArgs sampling;
+  GrammarArgs grammar;
   std::string prompt;
   std::vector<std::string> stops;
   int64_t n = 256;
@@ -25,6 +26,7 @@ int run(int argc, char** argv) {
   p.option("-n,--max-tokens", &n, "N",
            "tokens to generate at most; -1 = until the context is full");
   sampling.add_to(p);
+  grammar.add_to(p);
   p.option("--stop", &stops, "TEXT", "stop when this text appears (repeatable; not printed)");
   p.flag("--context-shift", &context_shift,
          "when the context is full, drop the oldest tokens after the prompt's first and go on");
@@ -50,6 +52,7 @@ int run(int argc, char** argv) {
                     .eog_tokens = tok.eog_ids(),
                     .context_shift = context_shift,
                     .keep = tok.add_bos() && !no_bos ? 1 : 0};
+  grammar.apply(gp, tok);
   install_interrupt_handler();
   auto sink = [&](std::string_view s) {
     if (!json) {

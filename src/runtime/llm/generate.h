@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -13,6 +14,7 @@
 
 #include "runtime/llm/sampler.h"
 #include "runtime/llm/session.h"
+#include "text/grammar.h"
 
 namespace eight {
 
@@ -23,6 +25,10 @@ struct GenerateParams {
   std::vector<int32_t> eog_tokens = {};  // end-of-generation token ids
   bool context_shift = false;
   int64_t keep = 0;  // tokens at the start a context shift never drops
+  // Constrained decoding: every token is one the grammar allows, and the output is a whole
+  // sentence of it when generation ends within max_tokens (both set, or neither).
+  std::shared_ptr<const text::Grammar> grammar = nullptr;
+  std::shared_ptr<const text::GrammarVocab> grammar_vocab = nullptr;
 };
 
 struct GenerateResult {
