@@ -10,10 +10,17 @@ and the prompt of whisper/tokenizer.py (sot_sequence), over the model math of wh
   1.0 s, and a timestamp is forced when the timestamps' summed probability beats every text
   token's; then the argmax; stop at <|endoftext|> or after n_text_ctx // 2 tokens.
 """
+import argparse
+import json
+import os
+import sys
+import wave
+
 import numpy as np
 
-import whisper_mel_ref
-import whisper_ref
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import whisper_mel_ref  # noqa: E402
+import whisper_ref  # noqa: E402
 
 MAX_INITIAL_TIMESTAMP = 1.0
 TIME_PRECISION = 0.02
@@ -75,11 +82,22 @@ def apply_rules(logits, sampled, sp, suppress, blank, timestamps):
         logits[:ts0] = -np.inf
 
 
+def window_mel(samples, n_mels, n_frames):
+    """The first window's log-mel as whisper/transcribe.py builds it: the mel of the samples with
+    30 s of silence after them (so the floor at max - 8 comes from the speech), cut to the
+    speech's frames, then zero-padded to n_frames in the log-mel domain (pad_or_trim). The
+    zeros differ from the mel of silence; whisper.cpp pads the samples instead."""
+    filters = whisper_mel_ref.mel_filters(n_mels)
+    x = np.concatenate([np.asarray(samples, dtype=np.float64),
+                        np.zeros(n_frames * whisper_mel_ref.HOP)])
+    mel = whisper_mel_ref.log_mel_spectrogram(x, filters, n_frames=0)
+    content = min(n_frames, mel.shape[1] - n_frames)
+    return np.pad(mel[:, :content], ((0, 0), (0, n_frames - content)))
+
+
 def encode_audio(hp, t, samples):
     """The encoder output of the first 30 s window of 16 kHz mono samples."""
-    filters = whisper_mel_ref.mel_filters(hp["n_mels"])
-    mel = whisper_mel_ref.log_mel_spectrogram(samples, filters, n_frames=2 * hp["n_audio_ctx"])
-    return whisper_ref.encoder(hp, t, mel)
+    return whisper_ref.encoder(hp, t, window_mel(samples, hp["n_mels"], 2 * hp["n_audio_ctx"]))
 
 
 def greedy(hp, t, xa, sp, suppress, blank, timestamps=True):
@@ -97,15 +115,45 @@ def greedy(hp, t, xa, sp, suppress, blank, timestamps=True):
     return sampled
 
 
-def transcribe(hp, t, config, tokenizer, samples, language="en", timestamps=True):
-    """(text, sampled tokens) of a clip shorter than 30 s. The suppressed ids come from the
-    model directory's config.json (suppress_ids, suppress_ids_begin, as CTranslate2's converter
-    copies them from the Hugging Face generation config) plus the task/control specials."""
+def read_wav(path):
+    """16-bit PCM mono 16 kHz samples as libsndfile hands them over (x / 32768)."""
+    with wave.open(path) as w:
+        assert (w.getnchannels(), w.getframerate(), w.getsampwidth()) == (1, 16000, 2), path
+        return np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float64) / 32768
+
+
+def transcribe(model_dir, wav, language="en", modes=(True, False)):
+    """{"timestamps" / "no_timestamps": {"text", "tokens"}} for a 16 kHz mono clip shorter than
+    30 s and a CTranslate2 Whisper directory. The suppressed ids come from its config.json
+    (suppress_ids, suppress_ids_begin: CTranslate2's converter copies them from the Hugging Face
+    generation config) plus the task/control specials; text from its tokenizer.json."""
+    import ct2_whisper_ref
+    import tokenizers
+    hp, t, config = ct2_whisper_ref.load(model_dir)
+    tokenizer = tokenizers.Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
     sp = Specials(tokenizer, language)
     suppress = sorted(set(config.get("suppress_ids", [])) | {
         sp.translate, sp.transcribe, sp.sot, sp.prev, sp.solm, sp.no_speech})
     blank = config.get("suppress_ids_begin") or [tokenizer.token_to_id("Ġ"), sp.eot]
-    xa = encode_audio(hp, t, samples)
-    tokens = greedy(hp, t, xa, sp, suppress, blank, timestamps)
-    text = tokenizer.decode([x for x in tokens if x < sp.eot])
-    return text, tokens
+    xa = encode_audio(hp, t, read_wav(wav))
+    out = {}
+    for timestamps in modes:
+        tokens = greedy(hp, t, xa, sp, suppress, blank, timestamps)
+        text = tokenizer.decode([x for x in tokens if x < sp.eot])
+        out["timestamps" if timestamps else "no_timestamps"] = {"text": text, "tokens": tokens}
+    return out
+
+
+def main():
+    # A command so tests can run it with one BLAS thread: the decoder's small matrix products
+    # run ~4x slower with OpenBLAS threads spinning on a busy machine.
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("model_dir")
+    ap.add_argument("wav")
+    ap.add_argument("--language", default="en")
+    a = ap.parse_args()
+    print(json.dumps(transcribe(a.model_dir, a.wav, a.language)))
+
+
+if __name__ == "__main__":
+    main()
