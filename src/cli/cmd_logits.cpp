@@ -14,18 +14,13 @@
 #include "formats/audio.h"
 #include "formats/mel.h"
 #include "formats/npy.h"
+#include "formats/whisper_ct2.h"
 #include "models/whisper/whisper.h"
 #include "ops/device.h"
 #include "text/tokenizer.h"
 
 namespace eight::cli {
 namespace {
-
-bool is_whisper_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  uint32_t magic = 0;
-  return f.read(reinterpret_cast<char*>(&magic), 4) && magic == whisper::kGgmlMagic;
-}
 
 // Logits of a Whisper decoder forced through `tokens` over one 30 s window of `audio_path`.
 std::vector<float> whisper_logits(const std::string& path, const std::string& audio_path,
@@ -70,7 +65,7 @@ int run(int argc, char** argv) {
   std::vector<int32_t> tokens;
   std::vector<float> logits;
   int64_t T = 0, V = 0;
-  if (is_whisper_file(path)) {
+  if (whisper::is_whisper_model(path)) {
     check(!tokens_arg.empty(), "a Whisper model takes token ids (--tokens IDS), not a prompt");
     tokens = parse_token_list(tokens_arg);
     check(!tokens.empty(), "the token list is empty");

@@ -125,7 +125,8 @@ int run(int argc, char** argv) {
   std::string whisper_path;
   int whisper_beam = 5;
   p.option("--whisper", &whisper_path, "MODEL",
-           "also serve a Whisper model (whisper.cpp ggml-*.bin) on /v1/audio/transcriptions and "
+           "also serve a Whisper model (whisper.cpp ggml-*.bin or a CTranslate2 directory) on "
+           "/v1/audio/transcriptions and "
            "/v1/audio/translations; without -m only speech is served");
   int whisper_max_tokens = 0;
   std::string clip_model;
