@@ -56,9 +56,9 @@ SENTENCES = {
 REFERENCE_CLIP = "berlin"  # the float64 decode is slow: one clip, both prompt modes
 
 # Bounds, measured 2026-12-07 (greedy, eight at 2 threads; table in docs/transcription.md):
-# eight and the float64 reference make the same few mistakes on espeak-ng's voice (WER 0.05-0.10
-# against the text: "call the pack" for "call her back" at 44.1 kHz); whisper.cpp 1.8 on the same
-# weights: 0.10. The bound leaves one more wrong word per clip (20 words).
+# eight and the float64 reference make the same few mistakes on espeak-ng's voice (WER 0-0.09
+# against the text: "call the pack" for "call her back" at 44.1 kHz); whisper.cpp 1.9 on the same
+# weights: 0-0.09. The bound leaves one more wrong word per clip (22 and 25 words).
 TEXT_WER = 0.15
 # 16 kHz mono is the reference's own input: the same words, up to one word flipped by float32
 # rounding at a near-tie. 44.1 kHz stereo goes through eight's resampler (not sox's), so its mel
