@@ -275,16 +275,19 @@ def test_transcript(model_dir, clips, reference, name, rate, timestamps, quantiz
 
 
 def test_server_transcribes_stereo_44k(model_dir, clips):
-    """/v1/audio/transcriptions with the server's default decoding (beam search, fallback)."""
+    """/v1/audio/transcriptions with the server's default decoding (beam search, fallback) and
+    no language given: the model's config.json names none, so it is detected."""
     import openai
     server = SpeechServer("--whisper", model_dir, threads=2)
     try:
         client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0,
                                timeout=300)
         with open(clips["paris"]["44k"], "rb") as f:
-            text = client.audio.transcriptions.create(model="whisper-1", file=f, language="en").text
+            r = client.audio.transcriptions.create(model="whisper-1", file=f,
+                                                   response_format="verbose_json")
     finally:
         server.stop()
-    err = wer(text, SENTENCES["paris"])
-    print(f"server: WER {err:.3f} {text!r}")
-    assert err <= TEXT_WER, f"WER {err:.3f} > {TEXT_WER}: {text!r}"
+    err = wer(r.text, SENTENCES["paris"])
+    print(f"server ({r.language}): WER {err:.3f} {r.text!r}")
+    assert r.language == "english"
+    assert err <= TEXT_WER, f"WER {err:.3f} > {TEXT_WER}: {r.text!r}"
