@@ -163,7 +163,11 @@ int run(int argc, char** argv) {
   if (!whisper_path.empty()) {
     // A file path, or a name in the model store.
     const std::string path = resolve_model_path(whisper_path);
-    std::string id = std::filesystem::path(path).stem().string();
+    // The id: a file's stem ("ggml-base"), a directory's name ("faster-whisper-base.en").
+    std::filesystem::path fp = std::filesystem::path(path).lexically_normal();
+    if (fp.filename().empty()) fp = fp.parent_path();
+    const std::string id =
+        std::filesystem::is_directory(fp) ? fp.filename().string() : fp.stem().string();
     speech = std::make_unique<server::WhisperService>(
         whisper::Model::load(path, ops::choose_device(model.device)), pool,
         server::WhisperServiceOptions{.model_id = id,

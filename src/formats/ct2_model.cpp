@@ -46,6 +46,8 @@ class Cursor {
     check(s.back() == '\0', "[ct2] ", m_.path, ": ", what, " at offset ", pos_ - len,
           " does not end in NUL");
     s.pop_back();
+    check(s.find('\0') == std::string::npos, "[ct2] ", m_.path, ": ", what, " at offset ",
+          pos_ - len, " has a NUL inside");
     return s;
   }
   void skip(uint64_t n, const std::string& what) {

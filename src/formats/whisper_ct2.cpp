@@ -410,9 +410,7 @@ ModelFile ct2_to_model_file(const ct2::ModelBin& bin, const std::string& config_
   hp.n_text_head = heads(bin, "decoder/num_heads", hp.n_text_state);
   hp.n_audio_layer = count_layers(bin, "encoder");
   hp.n_text_layer = count_layers(bin, "decoder");
-  m.special = special_tokens_for(hp.n_vocab);
   set_weight_type(bin, m);
-  m.mel_filters = slaney_mel_filters(hp.n_mels);
   if (!preprocessor_json.empty()) {
     const json p = parse_json(preprocessor_json, m.path + "/preprocessor_config.json");
     if (p.contains("feature_size") && p["feature_size"].is_number_integer())
@@ -452,6 +450,10 @@ ModelFile ct2_to_model_file(const ct2::ModelBin& bin, const std::string& config_
   for (int i = 0; i < hp.n_text_layer; ++i)
     map.block("decoder.blocks." + std::to_string(i), "decoder/layer_" + std::to_string(i), n, true);
   map.norm("decoder.ln", "decoder/layer_norm");
+  // After the weights, so a malformed file's tensors are all checked first (the fuzz target's
+  // small seeds have no Whisper vocabulary).
+  m.special = special_tokens_for(hp.n_vocab);
+  m.mel_filters = slaney_mel_filters(hp.n_mels);
 
   read_config(config_json, m);
   read_vocabulary(vocabulary, vocabulary_is_json, tokenizer_json, m);

@@ -142,11 +142,13 @@ def ct2_variables(t, n_state, n_audio_layer, n_text_layer, n_head):
     for i in range(n_text_layer):
         layer(f"decoder/layer_{i}", f"decoder.blocks.{i}", True)
     norm("decoder/layer_norm", "decoder.ln")
-    # The scalars CTranslate2 writes for a Whisper decoder (spec revision 3).
+    # The scalars CTranslate2 (4.x) writes for a Whisper decoder (spec revision 3).
     v["encoder/num_heads"] = np.int16(n_head)
     v["decoder/num_heads"] = np.int16(n_head)
     v["decoder/activation"] = np.int8(3)
     v["decoder/alibi"] = np.int8(0)
+    v["decoder/alibi_use_positive_positions"] = np.int8(0)
+    v["decoder/scale_alibi"] = np.int8(0)
     v["decoder/alignment_heads"] = np.int16(1)
     v["decoder/alignment_layer"] = np.int16(-1)
     v["decoder/pre_norm"] = np.int8(1)
@@ -290,18 +292,22 @@ def effective(stored, v, t):
 
 def write_dir(path, quantization="float16", n_vocab=51865, n_audio_ctx=50, n_state=64, n_head=2,
               n_audio_layer=2, n_text_ctx=64, n_text_layer=2, n_mels=80, seed=0,
-              vocab_format="json", preprocessor=False, config_extra=None, version=6):
-    """Writes the directory; returns (hparams dict for whisper_ref, effective float64 tensors)."""
+              vocab_format="json", preprocessor=False, config_extra=None, version=6, mutate=None):
+    """Writes the directory; returns (hparams dict for whisper_ref, effective float64 tensors).
+    mutate(stored, aliases), when given, edits the variables before model.bin is written."""
     assert quantization in QUANTIZATIONS
     rng = np.random.default_rng(seed)
     t = random_weights(rng, n_vocab, n_audio_ctx, n_state, n_audio_layer, n_text_ctx, n_text_layer,
                        n_mels)
     v, quantizable = ct2_variables(t, n_state, n_audio_layer, n_text_layer, n_head)
     stored = quantize(v, quantizable, quantization)
+    aliases = [("decoder/projection/weight", "decoder/embeddings/weight")]
+    eff = effective(stored, v, t)
+    if mutate:
+        mutate(stored, aliases)
     os.makedirs(path, exist_ok=True)
     with open(os.path.join(path, "model.bin"), "wb") as f:
-        f.write(model_bin(stored, [("decoder/projection/weight", "decoder/embeddings/weight")],
-                          version=version))
+        f.write(model_bin(stored, aliases, version=version))
     toks, eot = vocabulary(n_vocab)
     n_lang = n_vocab - 1501 - 6 - (eot + 2)
     config = {"alignment_heads": [[n_text_layer - 1, h] for h in range(n_head)],
@@ -323,4 +329,4 @@ def write_dir(path, quantization="float16", n_vocab=51865, n_audio_ctx=50, n_sta
     hp = dict(n_vocab=n_vocab, n_audio_ctx=n_audio_ctx, n_audio_state=n_state,
               n_audio_head=n_head, n_audio_layer=n_audio_layer, n_text_ctx=n_text_ctx,
               n_text_state=n_state, n_text_head=n_head, n_text_layer=n_text_layer, n_mels=n_mels)
-    return hp, effective(stored, v, t)
+    return hp, eff
