@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 
+import numpy as np
 import pytest
 
 import model_cache
@@ -167,6 +168,21 @@ def test_wer_normalises_as_espeak_speaks():
     assert wer("the cat sat", "The cat sat.") == 0
     assert wer("the bat sat on", "the cat sat") == pytest.approx(2 / 3)
     assert wer("", "two words") == 1
+
+
+@pytest.mark.parametrize("quantization,version", [("float32", 3), ("float16", 6), ("bfloat16", 6),
+                                                  ("int8_float16", 6), ("int16", 6)])
+def test_reference_reads_every_ct2_type(tmp_path, quantization, version):
+    """The reference's model.bin reader against make_random_ct2_whisper.py's writer (whose bytes
+    tests/python/test_whisper_ct2.py holds to CTranslate2's own): every tensor back under
+    OpenAI's name, quantized ones divided by their scales."""
+    import ct2_whisper_ref
+    import make_random_ct2_whisper as writer
+    hp, want = writer.write_dir(str(tmp_path), quantization=quantization, version=version)
+    got_hp, got, _ = ct2_whisper_ref.load(str(tmp_path))
+    assert got_hp == {k: hp[k] for k in got_hp} and set(got) == set(want)
+    for name, w in want.items():
+        assert np.array_equal(got[name], w), name
 
 
 # --- speech -------------------------------------------------------------------------------------
