@@ -307,8 +307,9 @@ std::string byte_level_decode(const std::string& token) {
     uint32_t cp = 0;
     size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : 0;
     if (len == 1) cp = c;
-    if (len == 2 && i + 1 < token.size()) cp = ((c & 0x1fu) << 6) | (token[i + 1] & 0x3fu);
-    if (len == 0 || (len == 2 && i + 1 >= token.size()) || cp >= 512 || table[cp] < 0) return token;
+    const bool continued = len == 2 && i + 1 < token.size() && (token[i + 1] & 0xc0) == 0x80;
+    if (continued) cp = ((c & 0x1fu) << 6) | (token[i + 1] & 0x3fu);
+    if (len == 0 || (len == 2 && !continued) || cp >= 512 || table[cp] < 0) return token;
     out.push_back(static_cast<char>(table[cp]));
     i += len;
   }

@@ -213,3 +213,27 @@ def test_list_found_and_no_timestamps(tmp_path):
     with open(str(out) + ".verbose.json") as f:  # language and task from the config.json
         v = json.load(f)
     assert (v["language"], v["task"]) == ("german", "translate"), v
+
+
+def test_vulkan_encoder(tmp_path):
+    """With a GPU the encoder's blocks run there: float CT2 weights (row slices of the fused
+    matrices) upload and agree with the CPU; integer weights stay on the CPU (identical)."""
+    r = subprocess.run([cli(), "devices", "--json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    dev = next((f"vulkan:{d['index']}" for d in json.loads(r.stdout)["devices"]
+                if "llvmpipe" in d["name"]), None)
+    if dev is None:
+        pytest.skip("SKIPPED: no lavapipe (llvmpipe) Vulkan device; install mesa-vulkan-drivers")
+    write_wav(tmp_path / "a.wav", 0.5, seed=4)
+    for q, bound in [("float16", 1e-8), ("int8_float16", 0.0)]:
+        d = tmp_path / q
+        hp, _ = ct2w.write_dir(str(d), quantization=q, seed=4)
+        got = {}
+        for device in ("cpu", dev):
+            out = tmp_path / f"{q}-{device[:3]}.npy"
+            r = subprocess.run([cli(), "logits", "-m", str(d), "--audio", str(tmp_path / "a.wav"),
+                                "--tokens", "50258,50259,400", "--device", device, "-o", str(out),
+                                "-t", "2"], capture_output=True, text=True)
+            assert r.returncode == 0, r.stderr
+            got[device] = np.load(out).astype(np.float64)
+        assert whisper_ref.nmse(got[dev], got["cpu"]) <= bound, q
