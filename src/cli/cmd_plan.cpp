@@ -12,6 +12,7 @@
 #include "core/memory.h"
 #include "core/thread_pool.h"
 #include "formats/gguf.h"
+#include "formats/whisper_ct2.h"
 #include "runtime/diffusion/image_pipeline.h"
 #include "runtime/plan/diffusion.h"
 #include "runtime/plan/planner.h"
@@ -31,7 +32,8 @@ bool is_whisper_file(const std::string& path) {
 // self caches, against the RAM budget (the CPU runs it).
 int plan_whisper(const std::string& path, int beams, const DeviceBudget& budget, bool json) {
   check(beams >= 1 && beams <= 64, "--beams must be between 1 and 64 (got ", beams, ")");
-  const whisper::ModelFile f = whisper::load(path);
+  const whisper::ModelFile f =
+      whisper::is_ct2_dir(path) ? whisper::load_ct2(path) : whisper::load(path);
   const WhisperMemory m =
       plan_whisper_file(path, beams, f.hparams.n_text_ctx, default_thread_count());
   const bool fits = budget.ram <= 0 || m.total() <= budget.ram;
@@ -72,8 +74,9 @@ int plan_whisper(const std::string& path, int beams, const DeviceBudget& budget,
 int run(int argc, char** argv) {
   ArgParser p("plan", "MODEL",
               "Plan memory for a model before loading it: which layers and buffers go on the GPU "
-              "and the CPU, the largest context that fits, and a verdict. MODEL is a GGUF file or "
-              "a catalog name with an optional quant (eight models lists them).");
+              "and the CPU, the largest context that fits, and a verdict. MODEL is a GGUF file, "
+              "a whisper.cpp file or CTranslate2 Whisper directory, or a catalog name with an "
+              "optional quant (eight models lists them).");
   std::string vram = "8GiB", ram, kv_type = "f16", reserve;
   int64_t ctx = 0, parallel = 1, ubatch = 512, batch = 2048;
   bool json = false, no_fa = false, cpu = false;
@@ -160,7 +163,8 @@ int run(int argc, char** argv) {
     }
     return plan.fits() ? 0 : 1;
   }
-  if (std::filesystem::is_regular_file(model) && is_whisper_file(model)) {
+  if ((std::filesystem::is_regular_file(model) && is_whisper_file(model)) ||
+      whisper::is_ct2_dir(model)) {
     if (budget.ram <= 0) budget.ram = system_ram_budget();
     return plan_whisper(model, beams, budget, json);
   }

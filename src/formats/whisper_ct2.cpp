@@ -1,5 +1,6 @@
 #include "formats/whisper_ct2.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -98,6 +99,11 @@ class Mapper {
     check(m_.tensors.emplace(name, t).second, "[whisper] ", bin_.path, ": '", name, "' twice");
     m_.tensor_names.push_back(name);
     m_.tensor_bytes += static_cast<int64_t>(t.nbytes());
+    // Not a view into the file: copied for alignment, repacked (int8) or converted.
+    if (std::find(bin_.parts.begin(), bin_.parts.end(), t.storage()) == bin_.parts.end()) {
+      ++m_.copied_tensors;
+      m_.copied_bytes += static_cast<int64_t>(t.nbytes());
+    }
   }
   // A float vector/matrix as stored (norms, biases, positional encodings).
   void plain(const std::string& name, const std::string& var) {

@@ -237,3 +237,20 @@ def test_vulkan_encoder(tmp_path):
             assert r.returncode == 0, r.stderr
             got[device] = np.load(out).astype(np.float64)
         assert whisper_ref.nmse(got[dev], got["cpu"]) <= bound, q
+
+
+def test_plan_bills_copies(tmp_path):
+    """`eight plan DIR`: an int8 directory's repacked matrices are billed as copies beside the
+    mapping; a float32 one (4-byte names keep no alignment either) too, but fewer."""
+    cli()
+    plans = {}
+    for q in ("float32", "int8"):
+        ct2w.write_dir(str(tmp_path / q), quantization=q, seed=6)
+        r = subprocess.run([cli(), "plan", str(tmp_path / q), "--json"], capture_output=True,
+                           text=True)
+        assert r.returncode == 0, r.stderr
+        plans[q] = json.loads(r.stdout)
+        assert plans[q]["architecture"] == "whisper" and plans[q]["fits"]
+    size = os.path.getsize(tmp_path / "int8" / "model.bin")
+    assert plans["int8"]["misaligned_copies"] >= size * 0.9  # every int8 matrix is repacked
+    assert plans["float32"]["misaligned_copies"] < plans["float32"]["weights"]
