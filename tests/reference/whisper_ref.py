@@ -102,11 +102,15 @@ def conv1d(x, w, b, stride):
     return y + b.reshape(-1, 1)
 
 
-def attention(t, p, x, xa, n_head, causal):
-    """MultiHeadAttention.forward / qkv_attention: x [T, n] queries, xa [S, n] keys/values."""
+def key_value(t, p, xa):
+    return xa @ t[p + ".key.weight"].T, xa @ t[p + ".value.weight"].T + t[p + ".value.bias"]
+
+
+def attention(t, p, x, xa, n_head, causal, kv=None):
+    """MultiHeadAttention.forward / qkv_attention: x [T, n] queries, xa [S, n] keys/values (or
+    kv, their projections from key_value, when the caller keeps them across calls)."""
     q = x @ t[p + ".query.weight"].T + t[p + ".query.bias"]
-    k = xa @ t[p + ".key.weight"].T
-    v = xa @ t[p + ".value.weight"].T + t[p + ".value.bias"]
+    k, v = kv if kv is not None else key_value(t, p, xa)
     T, n = q.shape
     d = n // n_head
     scale = d ** -0.25
@@ -141,8 +145,14 @@ def encoder(hp, t, mel):
     return layer_norm(x, t["encoder.ln_post.weight"], t["encoder.ln_post.bias"])
 
 
-def decoder(hp, t, tokens, xa):
-    """Logits [T, n_vocab] after each token (positions 0 .. T-1)."""
+def cross_key_values(hp, t, xa):
+    """Each decoder layer's cross-attention keys and values: computed once per audio window."""
+    return [key_value(t, f"decoder.blocks.{i}.cross_attn", xa) for i in range(hp["n_text_layer"])]
+
+
+def decoder(hp, t, tokens, xa, cross=None, last_only=False):
+    """Logits [T, n_vocab] after each token (positions 0 .. T-1); only the last row with
+    last_only. cross: cross_key_values(hp, t, xa), to skip recomputing them."""
     emb = t["decoder.token_embedding.weight"]
     x = emb[np.asarray(tokens)] + t["decoder.positional_embedding"][:len(tokens)]
     for i in range(hp["n_text_layer"]):
@@ -150,9 +160,10 @@ def decoder(hp, t, tokens, xa):
         h = layer_norm(x, t[p + ".attn_ln.weight"], t[p + ".attn_ln.bias"])
         x = x + attention(t, p + ".attn", h, h, hp["n_text_head"], True)
         h = layer_norm(x, t[p + ".cross_attn_ln.weight"], t[p + ".cross_attn_ln.bias"])
-        x = x + attention(t, p + ".cross_attn", h, xa, hp["n_text_head"], False)
+        x = x + attention(t, p + ".cross_attn", h, xa, hp["n_text_head"], False,
+                          cross[i] if cross is not None else None)
         x = x + mlp(t, p, layer_norm(x, t[p + ".mlp_ln.weight"], t[p + ".mlp_ln.bias"]))
-    x = layer_norm(x, t["decoder.ln.weight"], t["decoder.ln.bias"])
+    x = layer_norm(x[-1:] if last_only else x, t["decoder.ln.weight"], t["decoder.ln.bias"])
     return x @ emb.T
 
 
