@@ -29,7 +29,8 @@ nn::KVLayerView self_cache(const StateData& s, int64_t l, int seq) {
 }
 
 // The softmax of one (layer, head)'s cross-attention scores for every row of q, written to
-// out [R, n_audio_ctx]: word timestamps read these (OpenAI's hooks on cross_attn's qk).
+// out [R, n_audio_ctx]: word timestamps read these (OpenAI's hooks on cross_attn's qk). ck: the
+// head's keys [n_audio_ctx, d].
 void capture_head(const Tensor& q, const Tensor& ck, int64_t head, int64_t d, float scale,
                   const Tensor& out) {
   const int64_t R = out.size(0), T = ck.size(0);
@@ -39,8 +40,7 @@ void capture_head(const Tensor& q, const Tensor& ck, int64_t head, int64_t d, fl
     auto* p = static_cast<float*>(out.row(r));
     float mx = -std::numeric_limits<float>::infinity();
     for (int64_t j = 0; j < T; ++j) {
-      const auto* kr = static_cast<const char*>(ck.row(j)) + dtype_row_bytes(ck.dtype(), head * d);
-      dequantize_row(ck.dtype(), kr, krow.data(), d);
+      dequantize_row(ck.dtype(), ck.row(j), krow.data(), d);
       double dot = 0;
       for (int64_t i = 0; i < d; ++i) dot += static_cast<double>(qr[i]) * krow[i];
       p[j] = static_cast<float>(dot) * scale;
@@ -134,9 +134,9 @@ void run_decoder(const Model& model, StateData& s, std::span<const int> seqs,
     add_rows(pools.serial, x, h);                          // x = x + attn(attn_ln(x))
     layer_norm_rows(pools.serial, x, h, L.cross_attn_ln);  // h = cross_attn_ln(x)
     nn::linear(q, h, L.cross_query, pools.for_linear(L.cross_query));
-    const Tensor ck = s.cross_k.select(0, l), cv = s.cross_v.select(0, l);  // [n_audio_ctx, D]
-    const int64_t T = ck.size(0);
-    ops::attention(q.reshape({R, H, d}), ck.reshape({T, H, d}), cv.reshape({T, H, d}),
+    const Tensor ck = s.cross_k.select(0, l), cv = s.cross_v.select(0, l);  // [H, n_audio_ctx, d]
+    const int64_t T = ck.size(1);
+    ops::attention(q.reshape({R, H, d}), ck.permute({1, 0, 2}), cv.permute({1, 0, 2}),
                    attn.reshape({R, H, d}), pools.for_bytes(2 * static_cast<int64_t>(ck.nbytes())),
                    {.scale = scale, .causal = false});
     if (capture)
@@ -150,7 +150,7 @@ void run_decoder(const Model& model, StateData& s, std::span<const int> seqs,
           capture->weights.resize(capture->heads.size());
         Tensor& out = capture->weights[i];
         if (!out.defined() || out.shape() != Dims{R, T}) out = Tensor::empty({R, T}, DType::F32);
-        capture_head(q, ck, chead, d, scale, out);
+        capture_head(q, ck.select(0, chead), chead, d, scale, out);
       }
     nn::linear(h, attn, L.cross_out, pools.for_linear(L.cross_out));
     add_rows(pools.serial, x, h);                   // x = x + cross_attn(cross_attn_ln(x), xa)

@@ -89,7 +89,9 @@ struct StateData {
   int64_t bytes = 0;
   EncoderBuffers enc;
   DecoderBuffers dec;
-  Tensor cross_k, cross_v;  // [n_text_layer, n_audio_ctx, D] F16
+  // [n_text_layer, n_text_head, n_audio_ctx, D / n_text_head] F16: head-major, so a decode
+  // step's cross-attention streams each head's keys as one contiguous block.
+  Tensor cross_k, cross_v;
   Tensor self_k, self_v;    // [n_text_layer, max_sequences, max_tokens, D] F16
   std::vector<int> length;  // tokens cached per sequence
   bool encoded = false;

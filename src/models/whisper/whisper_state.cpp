@@ -43,8 +43,9 @@ void carve(const HParams& hp, int max_seq, int max_tok, int n_threads, StateData
   e.big = c.take({ctx, std::max<int64_t>(4 * D, 6 * hp.n_mels)}, DType::F32);
   e.scores = c.take({n_threads, std::min<int64_t>(kScoreRows, ctx), ctx}, DType::F32);
   e.vt = c.take({D, ctx}, DType::F32);
-  s.cross_k = c.take({L, ctx, dt}, DType::F16);
-  s.cross_v = c.take({L, ctx, dt}, DType::F16);
+  const int64_t H = hp.n_text_head;
+  s.cross_k = c.take({L, H, ctx, dt / H}, DType::F16);
+  s.cross_v = c.take({L, H, ctx, dt / H}, DType::F16);
   s.self_k = c.take({L, max_seq, max_tok, dt}, DType::F16);
   s.self_v = c.take({L, max_seq, max_tok, dt}, DType::F16);
   const int64_t rows = std::max(max_tok, max_seq);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "backend/cpu/isa/dot.h"
 #include "backend/cpu/isa/simd.h"
 #include "backend/cpu/isa/unpack.h"
 #include "backend/cpu/scratch.h"
@@ -48,19 +49,7 @@ void dequantize_row_f32(DType t, const void* src, float* out, int64_t k) {
 }
 
 float dot_f32(const float* a, const float* b, int64_t k) {
-  constexpr int W = kVecWidth;
-  VecF s0 = VecF::zero(), s1 = VecF::zero(), s2 = VecF::zero(), s3 = VecF::zero();
-  int64_t i = 0;
-  for (; i + 4 * W <= k; i += 4 * W) {
-    s0 = fma(VecF::load(a + i), VecF::load(b + i), s0);
-    s1 = fma(VecF::load(a + i + W), VecF::load(b + i + W), s1);
-    s2 = fma(VecF::load(a + i + 2 * W), VecF::load(b + i + 2 * W), s2);
-    s3 = fma(VecF::load(a + i + 3 * W), VecF::load(b + i + 3 * W), s3);
-  }
-  for (; i + W <= k; i += W) s0 = fma(VecF::load(a + i), VecF::load(b + i), s0);
-  float s = reduce_add((s0 + s1) + (s2 + s3));
-  for (; i < k; ++i) s += a[i] * b[i];
-  return s;
+  return dot_row(a, b, k);
 }
 
 float sum_f32(const float* x, int64_t n) {
@@ -93,6 +82,12 @@ void matmul_rows(const MatmulProblem& p, ThreadPool& pool) {
     float* buf = static_cast<float*>(thread_scratch(0, p.k * sizeof(float)));
     for (int64_t j = j0; j < j1; ++j) {
       const void* src = static_cast<const char*>(p.w) + j * p.ldw;
+      if (p.w_type == DType::F16) {  // read in place: no pass through the row buffer
+        for (int64_t i = 0; i < p.m; ++i)
+          p.y[i * p.ldy + j] = dot_row(p.x + i * p.ldx, static_cast<const uint16_t*>(src), p.k) +
+                               (p.bias ? p.bias[j] : 0.f);
+        continue;
+      }
       const float* row = buf;
       if (p.w_type == DType::F32)
         row = static_cast<const float*>(src);
