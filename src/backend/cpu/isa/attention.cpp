@@ -163,8 +163,10 @@ void attention(const AttentionProblem& p, ThreadPool& pool) {
   const int64_t group = p.n_head / p.n_kv_head;
   const size_t head_bytes = p.head_stride();
   const AttendFn reg = pick_kernel(p);
+  // Head-major task order: consecutive tasks (a beam search step's queries) read the same head's
+  // keys and values, which then come from the core's L2 instead of memory.
   pool.parallel_for(p.tq * p.n_head, [&](int64_t task, int) {
-    const int64_t t = task / p.n_head, h = task % p.n_head, kh = h / group;
+    const int64_t h = task / p.tq, t = task % p.tq, kh = h / group;
     const int64_t pos = p.pos0 + t;
     int64_t j0 = 0, j1 = p.tk;  // visible keys [j0, j1)
     if (p.causal) j1 = std::min(j1, pos + 1);

@@ -76,25 +76,48 @@ constexpr int64_t kMinRowsPerClaim = 8;  // weight rows per claim of the guided 
 // so the decode buffer is small and the same for every k.
 constexpr int64_t kPackCols = 256;
 
-// Few x rows: stream each weight row once, dot it with every x row.
+// y[i][j] (i < m) = x rows · one weight row, kDotRows x rows at a time.
+template <class T>
+void dot_weight_row(const MatmulProblem& p, const T* w, int64_t j) {
+  float out[kDotRows];
+  for (int64_t i0 = 0; i0 < p.m; i0 += kDotRows) {
+    const float* x = p.x + i0 * p.ldx;
+    const int64_t r = std::min<int64_t>(kDotRows, p.m - i0);
+    switch (r) {
+      case 1:
+        dot_rows<1>(x, p.ldx, w, p.k, out);
+        break;
+      case 2:
+        dot_rows<2>(x, p.ldx, w, p.k, out);
+        break;
+      case 3:
+        dot_rows<3>(x, p.ldx, w, p.k, out);
+        break;
+      case 4:
+        dot_rows<4>(x, p.ldx, w, p.k, out);
+        break;
+      default:
+        break;
+    }
+    for (int64_t i = 0; i < r; ++i) p.y[(i0 + i) * p.ldy + j] = out[i] + (p.bias ? p.bias[j] : 0.f);
+  }
+}
+
+// Few x rows: stream each weight row once, dot it with every x row. F32 and F16 rows are read in
+// place; other types are expanded into a row buffer first.
 void matmul_rows(const MatmulProblem& p, ThreadPool& pool) {
   pool.parallel_chunks(p.n, kMinRowsPerClaim, [&](int64_t j0, int64_t j1, int) {
     float* buf = static_cast<float*>(thread_scratch(0, p.k * sizeof(float)));
     for (int64_t j = j0; j < j1; ++j) {
       const void* src = static_cast<const char*>(p.w) + j * p.ldw;
-      if (p.w_type == DType::F16) {  // read in place: no pass through the row buffer
-        for (int64_t i = 0; i < p.m; ++i)
-          p.y[i * p.ldy + j] = dot_row(p.x + i * p.ldx, static_cast<const uint16_t*>(src), p.k) +
-                               (p.bias ? p.bias[j] : 0.f);
-        continue;
-      }
-      const float* row = buf;
-      if (p.w_type == DType::F32)
-        row = static_cast<const float*>(src);
-      else
+      if (p.w_type == DType::F16) {
+        dot_weight_row(p, static_cast<const uint16_t*>(src), j);
+      } else if (p.w_type == DType::F32) {
+        dot_weight_row(p, static_cast<const float*>(src), j);
+      } else {
         dequantize_row_f32(p.w_type, src, buf, p.k);
-      for (int64_t i = 0; i < p.m; ++i)
-        p.y[i * p.ldy + j] = dot_f32(p.x + i * p.ldx, row, p.k) + (p.bias ? p.bias[j] : 0.f);
+        dot_weight_row(p, static_cast<const float*>(buf), j);
+      }
     }
   });
 }
@@ -182,7 +205,10 @@ void matmul_panels(const MatmulProblem& p, ThreadPool& pool) {
 }  // namespace
 
 void matmul_float(const MatmulProblem& p, ThreadPool& pool) {
-  if (p.m <= 3)
+  // Float weights: up to 8 rows (a beam search step, a few streams) each weight row is expanded
+  // once and dotted with every x row; packing panels would cost more than the products.
+  const bool float_w = p.w_type == DType::F16 || p.w_type == DType::F32 || p.w_type == DType::BF16;
+  if (p.m <= 3 || (float_w && p.m <= 8))
     matmul_rows(p, pool);
   else
     matmul_panels(p, pool);
