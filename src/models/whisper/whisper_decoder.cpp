@@ -10,6 +10,7 @@
 // allocates except the optional cross-attention capture.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "backend/cpu/quant.h"
@@ -76,9 +77,10 @@ struct Pools {
 
 void run_decoder(const Model& model, StateData& s, std::span<const int> seqs,
                  std::span<const int32_t> tokens, bool one_sequence, float* logits_out,
-                 CrossAttentionCapture* capture) {
+                 CrossAttentionCapture* capture, const std::span<const int>* logit_rows) {
   check(s.encoded, "[whisper] decode before encode: no audio window has been encoded");
-  check(logits_out != nullptr, "[whisper] decode: logits_out is null");
+  check(logits_out != nullptr || (logit_rows && logit_rows->empty()),
+        "[whisper] decode: logits_out is null");
   const HParams& hp = model.hparams();
   const Model::Weights& w = model.weights();
   const int64_t D = hp.n_text_state, H = hp.n_text_head, d = D / H, V = hp.n_vocab;
@@ -164,8 +166,16 @@ void run_decoder(const Model& model, StateData& s, std::span<const int> seqs,
     add_rows(pools.serial, x, h);  // x = x + mlp(mlp_ln(x))
   }
   layer_norm_rows(pools.serial, x, h, w.ln);  // ln(x)
-  ops::matmul(h, w.tok_emb, s.logits_view(logits_out, R, V),
-              pools.for_bytes(static_cast<int64_t>(w.tok_emb.nbytes())));  // · token_embeddingᵀ
+  Tensor out = h;  // the rows whose logits are wanted: every row, or those listed gathered in q
+  if (logit_rows) {
+    const int64_t n = static_cast<int64_t>(logit_rows->size());
+    out = s.dec.q.slice(0, 0, n);  // n may exceed R (a row listed twice)
+    for (int64_t i = 0; i < n; ++i)
+      std::memcpy(out.row(i), h.row((*logit_rows)[i]), static_cast<size_t>(D) * sizeof(float));
+  }
+  if (out.size(0) > 0)
+    ops::matmul(out, w.tok_emb, s.logits_view(logits_out, out.size(0), V),
+                pools.for_bytes(static_cast<int64_t>(w.tok_emb.nbytes())));  // · token_embeddingᵀ
 
   if (one_sequence)
     s.length[seqs[0]] += static_cast<int>(R);

@@ -124,8 +124,9 @@ void gelu_row(float* x, int64_t n);
 // The encoder and decoder passes (whisper_encoder.cpp, whisper_decoder.cpp).
 void run_encoder(const Model& model, StateData& s, const Tensor& mel);
 void compute_cross_kv(const Model& model, StateData& s);
+// logit_rows: the rows whose logits are written (nullptr: every row).
 void run_decoder(const Model& model, StateData& s, std::span<const int> seqs,
                  std::span<const int32_t> tokens, bool one_sequence, float* logits_out,
-                 CrossAttentionCapture* capture);
+                 CrossAttentionCapture* capture, const std::span<const int>* logit_rows = nullptr);
 
 }  // namespace eight::whisper

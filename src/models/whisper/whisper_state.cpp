@@ -133,6 +133,22 @@ void WhisperState::decode(int seq, std::span<const int32_t> tokens, float* logit
   run_decoder(*model_, s, one, tokens, true, logits_out, capture);
 }
 
+void WhisperState::decode_rows(int seq, std::span<const int32_t> tokens, std::span<const int> rows,
+                               float* logits_out) {
+  Impl& s = *impl_;
+  check(seq >= 0 && seq < s.max_sequences, "[whisper] decode: sequence ", seq, " is outside [0, ",
+        s.max_sequences, ")");
+  check(static_cast<int64_t>(rows.size()) <= s.dec.q.size(0),
+        "[whisper] decode_rows: ", rows.size(), " rows exceed the state's ", s.dec.q.size(0),
+        " rows of scratch");
+  for (const int r : rows)
+    check(r >= 0 && static_cast<size_t>(r) < tokens.size(), "[whisper] decode_rows: row ", r,
+          " is outside the ", tokens.size(), " tokens");
+  if (tokens.empty()) return;
+  const int one[1] = {seq};
+  run_decoder(*model_, s, one, tokens, true, logits_out, nullptr, &rows);
+}
+
 void WhisperState::decode_batch(std::span<const int> seqs, std::span<const int32_t> tokens,
                                 float* logits_out) {
   Impl& s = *impl_;
