@@ -76,29 +76,21 @@ constexpr int64_t kMinRowsPerClaim = 8;  // weight rows per claim of the guided 
 // so the decode buffer is small and the same for every k.
 constexpr int64_t kPackCols = 256;
 
+// dot_rows<R> for R = 1..4, indexed by R - 1.
+template <class T>
+using DotRowsFn = void (*)(const float*, int64_t, const T*, int64_t, float*);
+template <class T>
+constexpr DotRowsFn<T> kDotRowsFns[4] = {dot_rows<1, T>, dot_rows<2, T>, dot_rows<3, T>,
+                                         dot_rows<4, T>};
+
 // y[i][j] (i < m) = x rows · one weight row, kDotRows x rows at a time.
 template <class T>
 void dot_weight_row(const MatmulProblem& p, const T* w, int64_t j) {
+  static_assert(kDotRows <= 4);
   float out[kDotRows];
   for (int64_t i0 = 0; i0 < p.m; i0 += kDotRows) {
-    const float* x = p.x + i0 * p.ldx;
     const int64_t r = std::min<int64_t>(kDotRows, p.m - i0);
-    switch (r) {
-      case 1:
-        dot_rows<1>(x, p.ldx, w, p.k, out);
-        break;
-      case 2:
-        dot_rows<2>(x, p.ldx, w, p.k, out);
-        break;
-      case 3:
-        dot_rows<3>(x, p.ldx, w, p.k, out);
-        break;
-      case 4:
-        dot_rows<4>(x, p.ldx, w, p.k, out);
-        break;
-      default:
-        break;
-    }
+    kDotRowsFns<T>[r - 1](p.x + i0 * p.ldx, p.ldx, w, p.k, out);
     for (int64_t i = 0; i < r; ++i) p.y[(i0 + i) * p.ldy + j] = out[i] + (p.bias ? p.bias[j] : 0.f);
   }
 }
