@@ -31,10 +31,12 @@ struct Chat {
     ChatOptions o;
     o.bos_token = tmpl.bos_token;
     o.eos_token = tmpl.eos_token;
-    const std::string prompt = render_chat(tmpl.template_src, messages, o);
+    const ChatJson protected_messages =
+        map_contents(messages, [this](std::string_view s) { return tok.protect_special(s); });
+    const std::string prompt = render_chat(tmpl.template_src, protected_messages, o);
     // Templates usually write BOS themselves; add it only when they do not.
     const bool has_bos = !tmpl.bos_token.empty() && prompt.rfind(tmpl.bos_token, 0) == 0;
-    return tok.encode(prompt, /*add_special=*/!has_bos, /*parse_special=*/true);
+    return tok.encode_chat(prompt, /*add_special=*/!has_bos);
   }
 
   // Runs one user turn; the answer streams to stdout and joins the history.

@@ -1,6 +1,7 @@
 // `eight logits -m MODEL -p PROMPT -o OUT.npy`: the logits after every prompt position, as float32
 // [n_tokens, n_vocab], for comparisons with reference implementations. BOS is added as the
-// model's metadata says and special-token text is not parsed (or pass ids with --tokens).
+// model's metadata says and special-token text is parsed as llama.cpp does (--no-parse-special:
+// as plain text), or pass ids with --tokens.
 // With a whisper.cpp model: `eight logits -m WHISPER.bin --audio FILE --tokens IDS -o OUT.npy`,
 // the decoder's logits after each forced token with the whole file (padded to 30 s) as the audio.
 #include <cstdint>
@@ -14,18 +15,13 @@
 #include "formats/audio.h"
 #include "formats/mel.h"
 #include "formats/npy.h"
+#include "formats/whisper_ct2.h"
 #include "models/whisper/whisper.h"
 #include "ops/device.h"
 #include "text/tokenizer.h"
 
 namespace eight::cli {
 namespace {
-
-bool is_whisper_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  uint32_t magic = 0;
-  return f.read(reinterpret_cast<char*>(&magic), 4) && magic == whisper::kGgmlMagic;
-}
 
 // Logits of a Whisper decoder forced through `tokens` over one 30 s window of `audio_path`.
 std::vector<float> whisper_logits(const std::string& path, const std::string& audio_path,
@@ -54,13 +50,15 @@ int run(int argc, char** argv) {
               "Write the logits of every prompt position as a float32 [n_tokens, n_vocab] .npy.");
   ModelArgs model;
   std::string prompt, tokens_arg, out, audio_path;
-  bool json = false, no_bos = false;
+  bool json = false, no_bos = false, no_special = false;
   model.add_to(p);
   p.option("-p,--prompt", &prompt, "TEXT", "prompt text (tokenized with the model's tokenizer)");
   p.option("--tokens", &tokens_arg, "IDS", "token ids instead of a prompt: \"1,450,4996\"");
   p.option("-o,--output", &out, "FILE", "output .npy file (required)");
   p.option("--audio", &audio_path, "FILE", "with a Whisper model: the audio (padded to 30 s)");
   p.flag("--no-bos", &no_bos, "do not add BOS even when the model's metadata asks for it");
+  p.flag("--no-parse-special", &no_special,
+         "tokenize special-token text (\"<|user|>\") as plain text instead of as tokens");
   p.flag("--json", &json, "print {\"tokens\": [...], \"shape\": [T, V], \"output\": FILE}");
   if (auto rc = p.parse(argc, argv)) return *rc;
   check(!out.empty(), "an output file is required (-o OUT.npy)");
@@ -70,7 +68,7 @@ int run(int argc, char** argv) {
   std::vector<int32_t> tokens;
   std::vector<float> logits;
   int64_t T = 0, V = 0;
-  if (is_whisper_file(path)) {
+  if (whisper::is_whisper_model(path)) {
     check(!tokens_arg.empty(), "a Whisper model takes token ids (--tokens IDS), not a prompt");
     tokens = parse_token_list(tokens_arg);
     check(!tokens.empty(), "the token list is empty");
@@ -83,7 +81,7 @@ int run(int argc, char** argv) {
       tokens = parse_token_list(tokens_arg);
     } else {
       const auto tok = text::Tokenizer::from_gguf(gguf::File::open(path));
-      tokens = tok.encode(prompt, /*add_special=*/!no_bos, /*parse_special=*/false);
+      tokens = tok.encode(prompt, /*add_special=*/!no_bos, /*parse_special=*/!no_special);
     }
     check(!tokens.empty(), "the prompt has no tokens");
     // The context only needs the prompt (unless asked for more, which must still hold it).
