@@ -36,14 +36,19 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& 
         dtype_name(kt), " block size");
   check(q.stride(2) == 1 && q.stride(1) == d && out.stride(2) == 1 && out.stride(1) == d,
         "[attention] heads of q and out must be contiguous");
-  check(k.stride(2) == 1 && k.stride(1) == d && v.stride(2) == 1 && v.stride(1) == d,
-        "[attention] heads of k and v must be contiguous");
+  // Heads may lie anywhere (a head-major cache viewed [tk, n_kv, d]) but must be contiguous rows
+  // of d, at the same head stride in k and v; quantized caches keep heads side by side.
+  const bool side_by_side = k.stride(1) == d && v.stride(1) == d;
+  check(k.stride(2) == 1 && v.stride(2) == 1 && k.stride(1) == v.stride(1) &&
+            (side_by_side || kt != DType::Q8_0),
+        "[attention] heads of k and v must be contiguous (side by side for q8_0)");
   check(params.pos0 >= 0 && params.window >= 0, "[attention] pos0 ", params.pos0, " and window ",
         params.window, " must be >= 0");
   if (tq == 0 || n_head == 0) return;
   const float scale = params.scale != 0 ? params.scale : 1.f / std::sqrt(static_cast<float>(d));
   if (op_device("attention", {{"q", &q}, {"k", &k}, {"v", &v}, {"out", &out}}).kind ==
       DeviceKind::Vulkan) {
+    check(side_by_side, "[attention] the Vulkan kernels read k and v heads side by side");
     vulkan::attention({.tq = tq,
                        .tk = tk,
                        .n_head = n_head,
@@ -76,6 +81,7 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& 
                                 .v = v.raw(),
                                 .ldk = k.stride_bytes(0),
                                 .ldv = v.stride_bytes(0),
+                                .kv_head_bytes = k.stride_bytes(1),
                                 .out = out.data<float>(),
                                 .ldo = out.stride(0),
                                 .scale = scale,

@@ -4,6 +4,7 @@
 // position and an optional sliding window.
 //
 //   // q: [Tq, n_head, d] f32; k, v: [Tk, n_kv_head, d] f32, f16 or q8_0; out: [Tq, n_head, d]
+//   // (f32/f16 k and v may be head-major caches [n_kv_head, Tk, d] viewed as .permute({1, 0, 2}))
 //   ops::attention(q, k_cache.slice(0, 0, n_past + T), v_cache..., out, pool,
 //                  {.pos0 = n_past});
 //

@@ -345,6 +345,32 @@ TEST(Attention, OpChecksAndThreadCountIndependence) {
   }
 }
 
+// A head-major cache [heads, tk, d] viewed as [tk, heads, d] (Whisper's cross-attention K/V): the
+// same numbers as the side-by-side layout, through the decode and the tiled kernels, for head
+// sizes of one, two, four and eight AVX-512 vectors (register kernels) and 48 (the generic one).
+TEST(Attention, HeadMajorCacheEqualsSideBySide) {
+  ThreadPool pool(2);
+  for (DType kt : {DType::F32, DType::F16})
+    for (int64_t d : {16, 32, 48, 64, 128})
+      for (int64_t tq : {1, 3, 40}) {
+        const int64_t tk = 150, heads = 4;
+        const Tensor q = kv_tensor(DType::F32, tq, heads, d);
+        const Tensor k = kv_tensor(kt, tk, heads, d), v = kv_tensor(kt, tk, heads, d);
+        const Tensor kh = k.permute({1, 0, 2}).contiguous(), vh = v.permute({1, 0, 2}).contiguous();
+        Tensor o1 = Tensor::empty({tq, heads, d}, DType::F32);
+        Tensor o2 = Tensor::empty({tq, heads, d}, DType::F32);
+        ops::attention(q, k, v, o1, pool, {.causal = false});
+        ops::attention(q, kh.permute({1, 0, 2}), vh.permute({1, 0, 2}), o2, pool,
+                       {.causal = false});
+        EXPECT_EQ(0, std::memcmp(o1.raw(), o2.raw(), o1.nbytes()))
+            << dtype_name(kt) << " d=" << d << " tq=" << tq;
+      }
+  const Tensor q = kv_tensor(DType::F32, 1, 2, 32), k = kv_tensor(DType::Q8_0, 10, 2, 32);
+  const Tensor kh = k.permute({1, 0, 2}).contiguous().permute({1, 0, 2});
+  Tensor o = Tensor::empty({1, 2, 32}, DType::F32);
+  EXPECT_THROW(ops::attention(q, kh, kh, o, pool), Error);  // q8_0 heads must sit side by side
+}
+
 TEST(Ops, FrontEndsWalkRowsAndBroadcast) {
   Tensor x = Tensor::empty({3, 5}, DType::F32), b = Tensor::empty({5}, DType::F32);
   const auto xv = random_floats(15), bv = random_floats(5);

@@ -248,6 +248,36 @@ TEST_F(WhisperRandom, DecodeStepsMakeNoTrackedAllocation) {
   EXPECT_EQ(after.heap_peak, before.heap_current);
 }
 
+TEST_F(WhisperRandom, DecodeRowsKeepsTheListedRowsOfDecode) {
+  const int32_t toks[6] = {50258, 50259, 50359, 400, 11, 1029};
+  const int64_t V = cfg_.n_vocab;
+  whisper::WhisperState st(model_, 2, 8, pool_);
+  st.encode(mel_);
+  std::vector<float> all(static_cast<size_t>(6 * V)), some(static_cast<size_t>(3 * V));
+  st.decode(0, toks, all.data());
+  const int rows[3] = {5, 0, 5};  // any order, repeats allowed
+  st.decode_rows(1, toks, rows, some.data());
+  EXPECT_EQ(st.seq_length(1), 6);
+  for (int i = 0; i < 3; ++i) {
+    const std::vector<float> want(all.begin() + rows[i] * V, all.begin() + (rows[i] + 1) * V);
+    const std::vector<float> got(some.begin() + i * V, some.begin() + (i + 1) * V);
+    EXPECT_LT(nmse(got, want), 1e-10) << "row " << rows[i];  // other kernels, same math
+  }
+  // The caches match, so the next step agrees too; no rows at all is allowed.
+  std::vector<float> a(static_cast<size_t>(V)), b(static_cast<size_t>(V));
+  st.decode(0, std::span(toks + 3, 1), a.data());
+  st.decode(1, std::span(toks + 3, 1), b.data());
+  EXPECT_EQ(a, b);
+  st.decode_rows(0, std::span(toks, 1), {}, nullptr);
+  EXPECT_EQ(st.seq_length(0), 8);
+  const int bad[1] = {1};
+  EXPECT_THROW(st.decode_rows(1, std::span(toks, 1), bad, some.data()), Error);
+  EXPECT_EQ(st.seq_length(1), 7);
+  const int twice[2] = {0, 0};  // more rows than tokens (a one-token prompt's last and sot rows)
+  st.decode_rows(1, std::span(toks + 4, 1), twice, some.data());
+  EXPECT_TRUE(std::equal(some.begin(), some.begin() + V, some.begin() + V));
+}
+
 TEST_F(WhisperRandom, MisuseGivesErrors) {
   whisper::WhisperState st(model_, 2, 4, pool_);
   std::vector<float> logits(static_cast<size_t>(8 * cfg_.n_vocab));

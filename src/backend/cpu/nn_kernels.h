@@ -21,7 +21,9 @@ enum class RopeStyle { Norm, Neox };  // Norm: pairs (2i, 2i+1); Neox: pairs (i,
 // Causal (optionally sliding-window) attention with grouped-query heads.
 // q: [tq, n_head, d] f32 (row t at q + t * ldq, head h at + h * d).
 // k, v: [tk, n_kv_head, d] of kv_type (F32, F16 or Q8_0); row t at k + t * ldk bytes, head h at
-// + h * dtype_row_bytes(kv_type, d). out: [tq, n_head, d] f32 at out + t * ldo.
+// + h * kv_head_bytes (0: dtype_row_bytes(kv_type, d), heads side by side; a head-major cache,
+// whose heads are each one contiguous block that the prefetchers follow, sets it to tk rows).
+// out: [tq, n_head, d] f32 at out + t * ldo.
 // Query t sits at absolute position pos0 + t and sees keys j <= pos0 + t (causal) and, with
 // window > 0, j > pos0 + t - window.
 struct AttentionProblem {
@@ -32,12 +34,14 @@ struct AttentionProblem {
   const void* k = nullptr;
   const void* v = nullptr;
   size_t ldk = 0, ldv = 0;
+  size_t kv_head_bytes = 0;
   float* out = nullptr;
   int64_t ldo = 0;
   float scale = 1;
   bool causal = true;
   int64_t pos0 = 0;
   int64_t window = 0;
+  size_t head_stride() const { return kv_head_bytes ? kv_head_bytes : dtype_row_bytes(kv_type, d); }
 };
 
 struct NNKernels {

@@ -90,7 +90,7 @@ void rope_reference(const float* x, float* y, const float* cos, const float* sin
 }
 
 void attention_reference(const AttentionProblem& p) {
-  const size_t head_bytes = dtype_row_bytes(p.kv_type, p.d);
+  const size_t head_bytes = p.head_stride();
   // Scratch: k row, v row [d] f32; scores [tk] and accumulator [d] f64.
   HostBuffer buf(static_cast<size_t>(2 * p.d) * sizeof(float) +
                  static_cast<size_t>(p.tk + p.d) * sizeof(double));

@@ -77,6 +77,12 @@ class WhisperState {
   // Throws Error when seq is out of range or the sequence would exceed max_tokens.
   void decode(int seq, std::span<const int32_t> tokens, float* logits_out,
               CrossAttentionCapture* capture = nullptr);
+  // As decode(), but writes only the logits after the appended tokens listed in `rows` (indices
+  // into `tokens`, any order) to logits_out: F32 [rows.size(), n_vocab]. A prompt needs one or two
+  // rows, and the vocabulary product (n_vocab x n_text_state per row) is most of a long prompt's
+  // work. Throws Error for a row outside tokens.
+  void decode_rows(int seq, std::span<const int32_t> tokens, std::span<const int> rows,
+                   float* logits_out);
   // One step for several sequences at once (one token each, batched through the weights):
   // logits_out F32 [seqs.size(), n_vocab].
   void decode_batch(std::span<const int> seqs, std::span<const int32_t> tokens, float* logits_out);

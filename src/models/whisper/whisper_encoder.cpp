@@ -287,17 +287,20 @@ void run_encoder(const Model& model, StateData& s, const Tensor& mel) {
 
 void compute_cross_kv(const Model& model, StateData& s) {
   const HParams& hp = model.hparams();
-  const int64_t D = hp.n_text_state, T = hp.n_audio_ctx;
-  // key/value(xa) of every decoder layer, through f32 rows of the (now free) qkv buffer.
+  const int64_t D = hp.n_text_state, T = hp.n_audio_ctx, H = hp.n_text_head, d = D / H;
+  // key/value(xa) of every decoder layer, through f32 rows of the (now free) qkv buffer, stored
+  // head-major.
   for_row_chunks(s, T, row_chunk(s, T), [&](int64_t r0, int64_t r1, ThreadPool& sp) {
     const Tensor xa = s.enc.x.slice(0, r0, r1), tmp = s.enc.qkv.slice(0, r0, r1).slice(1, 0, D);
     for (int64_t l = 0; l < hp.n_text_layer; ++l) {
       const Model::Layer& L = model.weights().dec[l];
       for (int which = 0; which < 2; ++which) {
         nn::linear(tmp, xa, which == 0 ? L.cross_key : L.cross_value, sp);
-        const Tensor dst = (which == 0 ? s.cross_k : s.cross_v).select(0, l);  // [T, D] F16
+        const Tensor dst = (which == 0 ? s.cross_k : s.cross_v).select(0, l);  // [H, T, d] F16
         for (int64_t r = r0; r < r1; ++r)
-          quantize_row(DType::F16, static_cast<const float*>(tmp.row(r - r0)), dst.row(r), D);
+          for (int64_t h = 0; h < H; ++h)
+            quantize_row(DType::F16, static_cast<const float*>(tmp.row(r - r0)) + h * d,
+                         dst.select(0, h).row(r), d);
       }
     }
   });

@@ -90,7 +90,9 @@ struct StateData {
   int64_t bytes = 0;
   EncoderBuffers enc;
   DecoderBuffers dec;
-  Tensor cross_k, cross_v;  // [n_text_layer, n_audio_ctx, D] F16
+  // [n_text_layer, n_text_head, n_audio_ctx, D / n_text_head] F16: head-major, so a decode
+  // step's cross-attention streams each head's keys as one contiguous block.
+  Tensor cross_k, cross_v;
   Tensor self_k, self_v;    // [n_text_layer, max_sequences, max_tokens, D] F16
   std::vector<int> length;  // tokens cached per sequence
   bool encoded = false;
@@ -123,8 +125,9 @@ void gelu_row(float* x, int64_t n);
 // The encoder and decoder passes (whisper_encoder.cpp, whisper_decoder.cpp).
 void run_encoder(const Model& model, StateData& s, const Tensor& mel);
 void compute_cross_kv(const Model& model, StateData& s);
+// logit_rows: the rows whose logits are written (nullptr: every row).
 void run_decoder(const Model& model, StateData& s, std::span<const int> seqs,
                  std::span<const int32_t> tokens, bool one_sequence, float* logits_out,
-                 CrossAttentionCapture* capture);
+                 CrossAttentionCapture* capture, const std::span<const int>* logit_rows = nullptr);
 
 }  // namespace eight::whisper

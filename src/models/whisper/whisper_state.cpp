@@ -43,8 +43,9 @@ void carve(const HParams& hp, int max_seq, int max_tok, int n_threads, StateData
   e.big = c.take({ctx, std::max<int64_t>(4 * D, 6 * hp.n_mels)}, DType::F32);
   e.scores = c.take({n_threads, std::min<int64_t>(kScoreRows, ctx), ctx}, DType::F32);
   e.vt = c.take({D, ctx}, DType::F32);
-  s.cross_k = c.take({L, ctx, dt}, DType::F16);
-  s.cross_v = c.take({L, ctx, dt}, DType::F16);
+  const int64_t H = hp.n_text_head;
+  s.cross_k = c.take({L, H, ctx, dt / H}, DType::F16);
+  s.cross_v = c.take({L, H, ctx, dt / H}, DType::F16);
   s.self_k = c.take({L, max_seq, max_tok, dt}, DType::F16);
   s.self_v = c.take({L, max_seq, max_tok, dt}, DType::F16);
   const int64_t rows = std::max(max_tok, max_seq);
@@ -130,6 +131,22 @@ void WhisperState::decode(int seq, std::span<const int32_t> tokens, float* logit
   if (tokens.empty()) return;
   const int one[1] = {seq};
   run_decoder(*model_, s, one, tokens, true, logits_out, capture);
+}
+
+void WhisperState::decode_rows(int seq, std::span<const int32_t> tokens, std::span<const int> rows,
+                               float* logits_out) {
+  Impl& s = *impl_;
+  check(seq >= 0 && seq < s.max_sequences, "[whisper] decode: sequence ", seq, " is outside [0, ",
+        s.max_sequences, ")");
+  check(static_cast<int64_t>(rows.size()) <= s.dec.q.size(0),
+        "[whisper] decode_rows: ", rows.size(), " rows exceed the state's ", s.dec.q.size(0),
+        " rows of scratch");
+  for (const int r : rows)
+    check(r >= 0 && static_cast<size_t>(r) < tokens.size(), "[whisper] decode_rows: row ", r,
+          " is outside the ", tokens.size(), " tokens");
+  if (tokens.empty()) return;
+  const int one[1] = {seq};
+  run_decoder(*model_, s, one, tokens, true, logits_out, nullptr, &rows);
 }
 
 void WhisperState::decode_batch(std::span<const int> seqs, std::span<const int32_t> tokens,

@@ -87,13 +87,14 @@ WhisperBenchResult bench_whisper(const WhisperBenchParams& p) {
   std::vector<float> logits(static_cast<size_t>(std::max<int64_t>(n_prompt, p.beams) * V));
   state.decode(0, prompt, logits.data());
   int32_t tok = 0;
-  const double t0 = now_s();
+  const double t0 = now_s(), c0 = cpu_s();
   for (int64_t i = 0; i < r.n_gen; ++i) {
     const float* row = logits.data() + (i == 0 ? (n_prompt - 1) * V : 0);
     tok = static_cast<int32_t>(std::max_element(row, row + sp.eot) - row);  // text tokens only
     state.decode(0, std::span(&tok, 1), logits.data());
   }
   r.decode_tokens_per_s = static_cast<double>(r.n_gen) / (now_s() - t0);
+  r.decode_cpu_ms_per_token = 1e3 * (cpu_s() - c0) / static_cast<double>(r.n_gen);
 
   // Beams: every sequence starts from the prompt's cache, then steps together.
   std::vector<int> seqs(static_cast<size_t>(p.beams));
@@ -125,6 +126,7 @@ std::string format_whisper_bench(const WhisperBenchResult& r, bool json) {
                               {"encode_cpu_median_s", r.encode_cpu_median_s},
                               {"n_gen", r.n_gen},
                               {"decode_tokens_per_s", r.decode_tokens_per_s},
+                              {"decode_cpu_ms_per_token", r.decode_cpu_ms_per_token},
                               {"beams", r.beams},
                               {"batch_decode_tokens_per_s", r.batch_decode_tokens_per_s},
                               {"weight_bytes", r.weight_bytes},
@@ -138,13 +140,14 @@ std::string format_whisper_bench(const WhisperBenchResult& r, bool json) {
       "model: %s (%s, audio state %d, %d encoder layers, %d heads, %d decoder layers)\n"
       "threads: %d, load average before: %.2f\n"
       "encode (one 30 s window): median %.3f s, best %.3f s over %d runs (CPU time %.3f s)\n"
-      "decode: %.1f tokens/s (1 sequence), %.1f tokens/s (%d sequences batched), "
-      "%lld tokens each\n"
+      "decode: %.1f tokens/s (1 sequence, CPU time %.2f ms/token), %.1f tokens/s (%d sequences "
+      "batched), %lld tokens each\n"
       "memory: weights %.1f MiB, state %.1f MiB\n",
       r.model.c_str(), r.weight_type.c_str(), r.n_audio_state, r.n_audio_layer, r.n_audio_head,
       r.n_text_layer, r.n_threads, r.load_average, r.encode_median_s, r.encode_min_s, r.reps,
-      r.encode_cpu_median_s, r.decode_tokens_per_s, r.batch_decode_tokens_per_s, r.beams,
-      static_cast<long long>(r.n_gen), r.weight_bytes / 1048576.0, r.state_bytes / 1048576.0);
+      r.encode_cpu_median_s, r.decode_tokens_per_s, r.decode_cpu_ms_per_token,
+      r.batch_decode_tokens_per_s, r.beams, static_cast<long long>(r.n_gen),
+      r.weight_bytes / 1048576.0, r.state_bytes / 1048576.0);
   return buf;
 }
 

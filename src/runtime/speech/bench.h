@@ -24,6 +24,9 @@ struct WhisperBenchResult {
   double encode_median_s = 0, encode_min_s = 0;
   double encode_cpu_median_s = 0;  // process CPU time per encode (all threads, spinning included)
   double decode_tokens_per_s = 0;  // one sequence, one token per step
+  // Process CPU time per token of that loop (all threads, spinning included): steadier than the
+  // rate on a loaded machine, where the rate measures the scheduler as much as the code.
+  double decode_cpu_ms_per_token = 0;
   double batch_decode_tokens_per_s = 0;  // `beams` sequences per step, all tokens counted
   double load_average = 0;               // 1-minute load average before the runs (/proc/loadavg)
   int64_t weight_bytes = 0, state_bytes = 0;

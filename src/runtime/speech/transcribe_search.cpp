@@ -91,22 +91,32 @@ void reorder_sequences(DecoderModel& model, std::span<const int> src, int spare)
   }
 }
 
+void DecoderModel::decode_rows(int seq, std::span<const int32_t> tokens, std::span<const int> rows,
+                               float* logits) {
+  const int nv = n_vocab();
+  Tensor buf = Tensor::empty({kPromptChunk, nv}, DType::F32);
+  const int n = static_cast<int>(tokens.size());
+  for (int begin = 0; begin < n; begin += kPromptChunk) {
+    const int len = std::min(kPromptChunk, n - begin);
+    decode(seq, tokens.subspan(begin, len), buf.data<float>(), nullptr);
+    for (size_t i = 0; i < rows.size(); ++i)
+      if (rows[i] >= begin && rows[i] < begin + len)
+        std::memcpy(logits + i * nv, buf.data<float>() + static_cast<size_t>(rows[i] - begin) * nv,
+                    sizeof(float) * nv);
+  }
+}
+
 void decode_prompt(DecoderModel& model, int seq, std::span<const int32_t> tokens,
                    float* last_logits, int keep_index, float* keep_logits) {
   check(!tokens.empty(), "[whisper decode] empty prompt");
   const int nv = model.n_vocab();
-  Tensor buf = Tensor::empty({kPromptChunk, nv}, DType::F32);
-  float* logits = buf.data<float>();
   const int n = static_cast<int>(tokens.size());
-  for (int begin = 0; begin < n; begin += kPromptChunk) {
-    const int len = std::min(kPromptChunk, n - begin);
-    model.decode(seq, tokens.subspan(begin, len), logits, nullptr);
-    if (keep_logits && keep_index >= begin && keep_index < begin + len)
-      std::memcpy(keep_logits, logits + static_cast<size_t>(keep_index - begin) * nv,
-                  sizeof(float) * nv);
-    if (begin + len == n)
-      std::memcpy(last_logits, logits + static_cast<size_t>(len - 1) * nv, sizeof(float) * nv);
-  }
+  const bool keep = keep_logits && keep_index >= 0 && keep_index < n;
+  const int rows[2] = {n - 1, keep_index};
+  Tensor buf = Tensor::empty({2, nv}, DType::F32);
+  model.decode_rows(seq, tokens, std::span<const int>(rows, keep ? 2 : 1), buf.data<float>());
+  std::memcpy(last_logits, buf.data<float>(), sizeof(float) * nv);
+  if (keep) std::memcpy(keep_logits, buf.data<float>() + nv, sizeof(float) * nv);
 }
 
 SearchResult decode_window(DecoderModel& model, const LogitRules& rules,

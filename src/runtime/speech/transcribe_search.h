@@ -28,6 +28,11 @@ class DecoderModel {
                       CrossAttentionCapture* capture) = 0;
   virtual void decode_batch(std::span<const int> seqs, std::span<const int32_t> tokens,
                             float* logits) = 0;
+  // decode() keeping only the logits after the listed rows of `tokens`: [rows.size(), n_vocab]
+  // (WhisperState::decode_rows skips the others' vocabulary products). This default runs decode()
+  // 32 tokens at a time through a buffer.
+  virtual void decode_rows(int seq, std::span<const int32_t> tokens, std::span<const int> rows,
+                           float* logits);
   virtual void truncate(int seq, int n) = 0;
   virtual void copy_sequence(int src, int dst) = 0;
 };
@@ -63,7 +68,7 @@ SearchResult decode_window(DecoderModel& model, const LogitRules& rules,
 // the spare slot `spare` for cycles. Exposed for tests.
 void reorder_sequences(DecoderModel& model, std::span<const int> src, int spare);
 
-// Runs `tokens` through sequence `seq` in chunks, leaving only the logits after the last token in
+// Runs `tokens` through sequence `seq`, leaving only the logits after the last token in
 // `last_logits` (and after token `keep_index`, when >= 0, in keep_logits).
 void decode_prompt(DecoderModel& model, int seq, std::span<const int32_t> tokens,
                    float* last_logits, int keep_index = -1, float* keep_logits = nullptr);

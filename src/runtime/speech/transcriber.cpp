@@ -27,6 +27,10 @@ class StateModel final : public DecoderModel {
                     float* logits) override {
     s_.decode_batch(seqs, tokens, logits);
   }
+  void decode_rows(int seq, std::span<const int32_t> tokens, std::span<const int> rows,
+                   float* logits) override {
+    s_.decode_rows(seq, tokens, rows, logits);
+  }
   void truncate(int seq, int n) override { s_.truncate(seq, n); }
   void copy_sequence(int src, int dst) override { s_.copy_sequence(src, dst); }
 

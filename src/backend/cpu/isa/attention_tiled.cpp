@@ -91,7 +91,7 @@ int64_t round_up(int64_t x, int64_t m) {
 
 void attention_tiled(const AttentionProblem& p, ThreadPool& pool) {
   const int64_t group = p.n_head / p.n_kv_head, d = p.d, dp = round_up(d, W);
-  const size_t head_bytes = dtype_row_bytes(p.kv_type, d);
+  const size_t head_bytes = p.head_stride();
   const int64_t q_blocks = (p.tq + kBQ - 1) / kBQ;
   // f32 heads of a whole number of vectors are read where they are (rows of ld floats).
   const bool k_in_place = p.kv_type == DType::F32;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "backend/cpu/isa/dot.h"
 #include "backend/cpu/isa/simd.h"
 #include "backend/cpu/isa/unpack.h"
 #include "backend/cpu/scratch.h"
@@ -48,19 +49,7 @@ void dequantize_row_f32(DType t, const void* src, float* out, int64_t k) {
 }
 
 float dot_f32(const float* a, const float* b, int64_t k) {
-  constexpr int W = kVecWidth;
-  VecF s0 = VecF::zero(), s1 = VecF::zero(), s2 = VecF::zero(), s3 = VecF::zero();
-  int64_t i = 0;
-  for (; i + 4 * W <= k; i += 4 * W) {
-    s0 = fma(VecF::load(a + i), VecF::load(b + i), s0);
-    s1 = fma(VecF::load(a + i + W), VecF::load(b + i + W), s1);
-    s2 = fma(VecF::load(a + i + 2 * W), VecF::load(b + i + 2 * W), s2);
-    s3 = fma(VecF::load(a + i + 3 * W), VecF::load(b + i + 3 * W), s3);
-  }
-  for (; i + W <= k; i += W) s0 = fma(VecF::load(a + i), VecF::load(b + i), s0);
-  float s = reduce_add((s0 + s1) + (s2 + s3));
-  for (; i < k; ++i) s += a[i] * b[i];
-  return s;
+  return dot_row(a, b, k);
 }
 
 float sum_f32(const float* x, int64_t n) {
@@ -87,19 +76,40 @@ constexpr int64_t kMinRowsPerClaim = 8;  // weight rows per claim of the guided 
 // so the decode buffer is small and the same for every k.
 constexpr int64_t kPackCols = 256;
 
-// Few x rows: stream each weight row once, dot it with every x row.
+// dot_rows<R> for R = 1..4, indexed by R - 1.
+template <class T>
+using DotRowsFn = void (*)(const float*, int64_t, const T*, int64_t, float*);
+template <class T>
+constexpr DotRowsFn<T> kDotRowsFns[4] = {dot_rows<1, T>, dot_rows<2, T>, dot_rows<3, T>,
+                                         dot_rows<4, T>};
+
+// y[i][j] (i < m) = x rows · one weight row, kDotRows x rows at a time.
+template <class T>
+void dot_weight_row(const MatmulProblem& p, const T* w, int64_t j) {
+  static_assert(kDotRows <= 4);
+  float out[kDotRows];
+  for (int64_t i0 = 0; i0 < p.m; i0 += kDotRows) {
+    const int64_t r = std::min<int64_t>(kDotRows, p.m - i0);
+    kDotRowsFns<T>[r - 1](p.x + i0 * p.ldx, p.ldx, w, p.k, out);
+    for (int64_t i = 0; i < r; ++i) p.y[(i0 + i) * p.ldy + j] = out[i] + (p.bias ? p.bias[j] : 0.f);
+  }
+}
+
+// Few x rows: stream each weight row once, dot it with every x row. F32 and F16 rows are read in
+// place; other types are expanded into a row buffer first.
 void matmul_rows(const MatmulProblem& p, ThreadPool& pool) {
   pool.parallel_chunks(p.n, kMinRowsPerClaim, [&](int64_t j0, int64_t j1, int) {
     float* buf = static_cast<float*>(thread_scratch(0, p.k * sizeof(float)));
     for (int64_t j = j0; j < j1; ++j) {
       const void* src = static_cast<const char*>(p.w) + j * p.ldw;
-      const float* row = buf;
-      if (p.w_type == DType::F32)
-        row = static_cast<const float*>(src);
-      else
+      if (p.w_type == DType::F16) {
+        dot_weight_row(p, static_cast<const uint16_t*>(src), j);
+      } else if (p.w_type == DType::F32) {
+        dot_weight_row(p, static_cast<const float*>(src), j);
+      } else {
         dequantize_row_f32(p.w_type, src, buf, p.k);
-      for (int64_t i = 0; i < p.m; ++i)
-        p.y[i * p.ldy + j] = dot_f32(p.x + i * p.ldx, row, p.k) + (p.bias ? p.bias[j] : 0.f);
+        dot_weight_row(p, static_cast<const float*>(buf), j);
+      }
     }
   });
 }
@@ -187,7 +197,10 @@ void matmul_panels(const MatmulProblem& p, ThreadPool& pool) {
 }  // namespace
 
 void matmul_float(const MatmulProblem& p, ThreadPool& pool) {
-  if (p.m <= 3)
+  // Float weights: up to 8 rows (a beam search step, a few streams) each weight row is expanded
+  // once and dotted with every x row; packing panels would cost more than the products.
+  const bool float_w = p.w_type == DType::F16 || p.w_type == DType::F32 || p.w_type == DType::BF16;
+  if (p.m <= 3 || (float_w && p.m <= 8))
     matmul_rows(p, pool);
   else
     matmul_panels(p, pool);
