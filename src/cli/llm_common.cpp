@@ -89,10 +89,10 @@ void GrammarArgs::apply(GenerateParams& params, const text::Tokenizer& tok) cons
     if (!grammar_file.empty()) {
       params.grammar = text::Grammar::parse(body);
     } else {
-      nlohmann::json schema;
+      nlohmann::ordered_json schema;
       try {
-        schema = nlohmann::json::parse(body);
-      } catch (const nlohmann::json::parse_error& e) {
+        schema = nlohmann::ordered_json::parse(body);
+      } catch (const nlohmann::ordered_json::parse_error& e) {
         fail("not valid JSON: ", e.what());
       }
       params.grammar = text::Grammar::from_json_schema(schema);

@@ -9,19 +9,22 @@
 
 namespace eight::server {
 
-inline const char* kind(const nlohmann::json& v) {
+// Templates so that both nlohmann::json and ordered_json (the chat and completion bodies, whose
+// schemas keep their key order) read the same way.
+template <class Json>
+const char* kind(const Json& v) {
   switch (v.type()) {
-    case nlohmann::json::value_t::null:
+    case nlohmann::detail::value_t::null:
       return "null";
-    case nlohmann::json::value_t::boolean:
+    case nlohmann::detail::value_t::boolean:
       return "a boolean";
-    case nlohmann::json::value_t::string:
+    case nlohmann::detail::value_t::string:
       return "a string";
-    case nlohmann::json::value_t::array:
+    case nlohmann::detail::value_t::array:
       return "an array";
-    case nlohmann::json::value_t::object:
+    case nlohmann::detail::value_t::object:
       return "an object";
-    case nlohmann::json::value_t::number_float:
+    case nlohmann::detail::value_t::number_float:
       return "a float";
     default:
       return "an integer";
@@ -29,19 +32,22 @@ inline const char* kind(const nlohmann::json& v) {
 }
 
 // The field `key` of `obj` if present and not null.
-inline const nlohmann::json* field(const nlohmann::json& obj, const char* key) {
+template <class Json>
+const Json* field(const Json& obj, const char* key) {
   const auto it = obj.find(key);
   return it == obj.end() || it->is_null() ? nullptr : &*it;
 }
 
-inline std::string string(const nlohmann::json& v, const std::string& name) {
+template <class Json>
+std::string string(const Json& v, const std::string& name) {
   if (!v.is_string()) bad_request(name, cat("'", name, "' must be a string, not ", kind(v)));
-  return v.get<std::string>();
+  return v.template get<std::string>();
 }
 
-inline bool boolean(const nlohmann::json& v, const std::string& name) {
+template <class Json>
+bool boolean(const Json& v, const std::string& name) {
   if (!v.is_boolean()) bad_request(name, cat("'", name, "' must be a boolean, not ", kind(v)));
-  return v.get<bool>();
+  return v.template get<bool>();
 }
 
 }  // namespace eight::server

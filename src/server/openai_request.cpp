@@ -7,7 +7,8 @@
 
 namespace eight::server {
 
-using nlohmann::json;
+// Ordered: a response_format schema keeps its property order, which the grammar then follows.
+using json = nlohmann::ordered_json;
 
 namespace {
 

@@ -42,8 +42,8 @@ struct CompletionRequest {
 };
 
 // Parses a request body as JSON (400 on malformed JSON or invalid UTF-8).
-nlohmann::json parse_body(const std::string& body);
-ChatRequest parse_chat_request(const nlohmann::json& body);
-CompletionRequest parse_completion_request(const nlohmann::json& body);
+nlohmann::ordered_json parse_body(const std::string& body);
+ChatRequest parse_chat_request(const nlohmann::ordered_json& body);
+CompletionRequest parse_completion_request(const nlohmann::ordered_json& body);
 
 }  // namespace eight::server

@@ -11,6 +11,9 @@
 namespace eight::server {
 
 using nlohmann::json;
+// The request side is ordered: tools and their parameter schemas keep the client's key order (the
+// template renders them, and a forced call's arguments follow the schema's property order).
+using ojson = nlohmann::ordered_json;
 
 namespace {
 
@@ -22,27 +25,27 @@ bool valid_function_name(const std::string& s) {
   return true;
 }
 
-json parse_tool(const json& t, const std::string& name) {
+ojson parse_tool(const ojson& t, const std::string& name) {
   if (!t.is_object()) bad_request(name, cat("'", name, "' must be an object, not ", kind(t)));
-  const json* type = field(t, "type");
+  const ojson* type = field(t, "type");
   if (!type) bad_request(name + ".type", cat("'", name, ".type' is required"));
   if (string(*type, name + ".type") != "function")
     bad_request(name + ".type", cat("'", name, ".type' must be 'function', got ", type->dump()));
   const std::string fname = name + ".function";
-  const json* f = field(t, "function");
+  const ojson* f = field(t, "function");
   if (!f) bad_request(fname, cat("'", fname, "' is required"));
   if (!f->is_object()) bad_request(fname, cat("'", fname, "' must be an object, not ", kind(*f)));
-  const json* n = field(*f, "name");
+  const ojson* n = field(*f, "name");
   if (!n) bad_request(fname + ".name", cat("'", fname, ".name' is required"));
   const std::string fn = string(*n, fname + ".name");
   if (!valid_function_name(fn))
     bad_request(
         fname + ".name",
         cat("'", fname, ".name' must be 1 to 64 letters, digits, '_' or '-', got ", n->dump()));
-  json out = {{"name", fn}};
-  if (const json* d = field(*f, "description"))
+  ojson out = {{"name", fn}};
+  if (const ojson* d = field(*f, "description"))
     out["description"] = string(*d, fname + ".description");
-  if (const json* p = field(*f, "parameters")) {
+  if (const ojson* p = field(*f, "parameters")) {
     if (!p->is_object())
       bad_request(fname + ".parameters",
                   cat("'", fname, ".parameters' must be a JSON schema object, not ", kind(*p)));
@@ -51,11 +54,11 @@ json parse_tool(const json& t, const std::string& name) {
     // OpenAI: omitting parameters defines a function with an empty parameter list.
     out["parameters"] = {{"type", "object"}, {"properties", json::object()}};
   }
-  if (const json* s = field(*f, "strict")) out["strict"] = boolean(*s, fname + ".strict");
+  if (const ojson* s = field(*f, "strict")) out["strict"] = boolean(*s, fname + ".strict");
   return {{"type", "function"}, {"function", out}};
 }
 
-ToolChoice parse_choice(const json& c, const json& tools) {
+ToolChoice parse_choice(const ojson& c, const ojson& tools) {
   ToolChoice choice;
   if (c.is_string()) {
     const std::string s = c.get<std::string>();
@@ -71,14 +74,14 @@ ToolChoice parse_choice(const json& c, const json& tools) {
                       "function, got ",
                       c.dump()));
   } else if (c.is_object()) {
-    const json* type = field(c, "type");
+    const ojson* type = field(c, "type");
     if (!type || !type->is_string() || type->get<std::string>() != "function")
       bad_request("tool_choice.type", "'tool_choice.type' must be 'function'");
-    const json* f = field(c, "function");
+    const ojson* f = field(c, "function");
     if (!f || !f->is_object())
       bad_request("tool_choice.function",
                   "'tool_choice.function' must be an object with the function's name");
-    const json* n = field(*f, "name");
+    const ojson* n = field(*f, "name");
     if (!n) bad_request("tool_choice.function.name", "'tool_choice.function.name' is required");
     choice.mode = ToolChoice::Named;
     choice.name = string(*n, "tool_choice.function.name");
@@ -89,7 +92,7 @@ ToolChoice parse_choice(const json& c, const json& tools) {
     bad_request("tool_choice", "'tool_choice' requires 'tools'");
   if (choice.mode == ToolChoice::Named) {
     bool found = false;
-    for (const json& t : tools) found = found || t["function"]["name"] == choice.name;
+    for (const ojson& t : tools) found = found || t["function"]["name"] == choice.name;
     if (!found)
       bad_request("tool_choice.function.name", cat("'tool_choice' names the function '",
                                                    choice.name, "', which is not in 'tools'"));
@@ -99,16 +102,16 @@ ToolChoice parse_choice(const json& c, const json& tools) {
 
 }  // namespace
 
-ToolRequest parse_tool_request(const json& body) {
+ToolRequest parse_tool_request(const ojson& body) {
   ToolRequest r;
-  if (const json* t = field(body, "tools")) {
+  if (const ojson* t = field(body, "tools")) {
     if (!t->is_array()) bad_request("tools", cat("'tools' must be an array, not ", kind(*t)));
     if (t->size() > 128)
       bad_request("tools", cat("'tools' may hold at most 128 functions, got ", t->size()));
     r.tools = json::array();
     for (size_t i = 0; i < t->size(); ++i) {
-      json tool = parse_tool((*t)[i], cat("tools[", i, "]"));
-      for (const json& prev : r.tools)
+      ojson tool = parse_tool((*t)[i], cat("tools[", i, "]"));
+      for (const ojson& prev : r.tools)
         if (prev["function"]["name"] == tool["function"]["name"])
           bad_request(
               cat("tools[", i, "].function.name"),
@@ -117,25 +120,24 @@ ToolRequest parse_tool_request(const json& body) {
     }
     if (r.tools.empty()) r.tools = nullptr;  // as if absent (OpenAI rejects [], clients send it)
   }
-  if (const json* c = field(body, "tool_choice")) r.choice = parse_choice(*c, r.tools);
+  if (const ojson* c = field(body, "tool_choice")) r.choice = parse_choice(*c, r.tools);
   return r;
 }
 
-nlohmann::ordered_json normalize_tool_calls(const json& calls, const std::string& name) {
-  using ojson = nlohmann::ordered_json;
+ojson normalize_tool_calls(const ojson& calls, const std::string& name) {
   ojson out = ojson::array();
   for (size_t i = 0; i < calls.size(); ++i) {
-    const json& c = calls[i];
+    const ojson& c = calls[i];
     const std::string cname = cat(name, "[", i, "]");
     if (!c.is_object()) bad_request(cname, cat("'", cname, "' must be an object, not ", kind(c)));
-    const json* f = field(c, "function");
+    const ojson* f = field(c, "function");
     if (!f || !f->is_object())
       bad_request(cname + ".function", cat("'", cname, ".function' must be an object"));
-    const json* n = field(*f, "name");
+    const ojson* n = field(*f, "name");
     if (!n) bad_request(cname + ".function.name", cat("'", cname, ".function.name' is required"));
     ojson fn = {{"name", string(*n, cname + ".function.name")}};
     ojson args = ojson::object();
-    if (const json* a = field(*f, "arguments")) {
+    if (const ojson* a = field(*f, "arguments")) {
       args = ojson(*a);
       // OpenAI sends arguments as a JSON string; templates expect the object (HF's convention).
       if (a->is_string()) {
@@ -145,7 +147,7 @@ nlohmann::ordered_json normalize_tool_calls(const json& calls, const std::string
     }
     fn["arguments"] = std::move(args);
     ojson one = {{"type", "function"}, {"function", std::move(fn)}};
-    if (const json* id = field(c, "id")) one["id"] = string(*id, cname + ".id");
+    if (const ojson* id = field(c, "id")) one["id"] = string(*id, cname + ".id");
     out.push_back(std::move(one));
   }
   return out;
@@ -154,7 +156,6 @@ nlohmann::ordered_json normalize_tool_calls(const json& calls, const std::string
 nlohmann::ordered_json tools_for_template(const ToolRequest& req, bool template_uses_tools,
                                           const std::string& body,
                                           nlohmann::ordered_json& messages) {
-  using ojson = nlohmann::ordered_json;
   if (!req.active()) return nullptr;
   if (template_uses_tools) {
     // parse_tool_request validated these (the body parsed before), so they have this shape.
@@ -171,7 +172,7 @@ nlohmann::ordered_json tools_for_template(const ToolRequest& req, bool template_
   std::string text =
       "You can call these functions. To call one, answer with only a JSON object "
       "{\"name\": <function name>, \"arguments\": <arguments object>} and nothing else.\n";
-  for (const json& t : req.tools) text += t["function"].dump() + "\n";
+  for (const ojson& t : req.tools) text += t["function"].dump() + "\n";
   if (!messages.empty() && messages[0]["role"] == "system") {
     std::string sys = messages[0]["content"].get<std::string>();
     messages[0]["content"] = sys.empty() ? text : sys + "\n\n" + text;
@@ -186,7 +187,7 @@ std::string forced_call_gbnf(const ToolRequest& req, ToolFormat format) {
   const char* args_key = format == ToolFormat::Llama3 ? "parameters" : "arguments";
   std::string rules, alternatives;
   for (size_t i = 0; i < req.tools.size(); ++i) {
-    const json& fn = req.tools[i]["function"];
+    const ojson& fn = req.tools[i]["function"];
     const std::string name = fn["name"].get<std::string>();
     if (req.choice.mode == ToolChoice::Named && name != req.choice.name) continue;
     const std::string args = cat("args", i);
@@ -196,7 +197,7 @@ std::string forced_call_gbnf(const ToolRequest& req, ToolFormat format) {
       bad_request(cat("tools[", i, "].function.parameters"),
                   cat("cannot force a call to '", name, "': ", e.what()));
     }
-    const std::string head = cat("{\"name\": ", json(name).dump(), ", \"", args_key, "\": ");
+    const std::string head = cat("{\"name\": ", ojson(name).dump(), ", \"", args_key, "\": ");
     rules += cat("call", i, " ::= ", text::gbnf_literal(head), " ", args, " \"}\"\n");
     alternatives += cat(alternatives.empty() ? "" : " | ", "call", i);
   }

@@ -19,7 +19,7 @@ struct ToolChoice {
 };
 
 struct ToolRequest {
-  nlohmann::json tools;  // null, or the validated array as OpenAI sends it
+  nlohmann::ordered_json tools;  // null, or the validated array as OpenAI sends it
   ToolChoice choice;
   // Whether calls are parsed from the output (tools given and choice is not none).
   bool active() const { return !tools.is_null() && choice.mode != ToolChoice::None; }
@@ -30,12 +30,13 @@ struct ToolRequest {
 };
 
 // Reads `tools` and `tool_choice` from a chat request body (400 naming the field when malformed).
-ToolRequest parse_tool_request(const nlohmann::json& body);
+ToolRequest parse_tool_request(const nlohmann::ordered_json& body);
 
 // An assistant message's tool_calls normalized for chat templates: each {"id", "type",
 // "function": {"name", "arguments"}} with arguments as a JSON object when the client sent the
 // JSON string OpenAI's API uses (templates apply `tojson` / `items` to them).
-nlohmann::ordered_json normalize_tool_calls(const nlohmann::json& calls, const std::string& field);
+nlohmann::ordered_json normalize_tool_calls(const nlohmann::ordered_json& calls,
+                                            const std::string& field);
 
 // The tools the template sees for this request (null for none): the request's `tools` as the
 // client wrote them (`body`, re-read to keep the key order the model was trained on), with the

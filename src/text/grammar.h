@@ -40,7 +40,7 @@ class Grammar {
                                               std::string_view root = "root");
   // Compiles a JSON schema (see json_schema.h) and parses the result. Throws Error naming the
   // schema path and keyword for anything unsupported or malformed.
-  static std::shared_ptr<const Grammar> from_json_schema(const nlohmann::json& schema);
+  static std::shared_ptr<const Grammar> from_json_schema(const nlohmann::ordered_json& schema);
   // Any JSON object (OpenAI's response_format {"type": "json_object"}).
   static std::shared_ptr<const Grammar> json_object();
 

@@ -18,7 +18,8 @@ namespace eight::text {
 
 namespace {
 
-using nlohmann::json;
+// Ordered: properties are generated in the schema's order, as a model would write them.
+using json = nlohmann::ordered_json;
 
 // Keywords that only describe a schema and never constrain the text.
 const std::set<std::string> kAnnotations = {
@@ -405,7 +406,7 @@ class Compiler {
 
 }  // namespace
 
-std::string json_schema_to_gbnf(const nlohmann::json& schema, std::string_view root) {
+std::string json_schema_to_gbnf(const nlohmann::ordered_json& schema, std::string_view root) {
   return Compiler(schema, root).run();
 }
 
@@ -417,7 +418,7 @@ std::string json_object_gbnf(std::string_view root) {
   return cat(root, " ::= ", obj, "\n", out.substr(out.find('\n') + 1));
 }
 
-std::shared_ptr<const Grammar> Grammar::from_json_schema(const nlohmann::json& schema) {
+std::shared_ptr<const Grammar> Grammar::from_json_schema(const nlohmann::ordered_json& schema) {
   return parse(json_schema_to_gbnf(schema));
 }
 

@@ -19,7 +19,8 @@ namespace eight::text {
 
 // Rules are named `<root>` and `<root>-...`, so several schemas can live in one grammar (a tool
 // call per function: `root ::= call-a | call-b` after compiling each with its own root name).
-std::string json_schema_to_gbnf(const nlohmann::json& schema, std::string_view root = "root");
+std::string json_schema_to_gbnf(const nlohmann::ordered_json& schema,
+                                std::string_view root = "root");
 // Any JSON object (response_format json_object), its rules named the same way.
 std::string json_object_gbnf(std::string_view root = "root");
 

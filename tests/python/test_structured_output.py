@@ -56,6 +56,11 @@ def validate(text: str, schema: dict):
     value = json.loads(text)
     checker = jsonschema.FormatChecker()
     jsonschema.Draft202012Validator(schema, format_checker=checker).validate(value)
+    if schema.get("additionalProperties") is False:
+        # Properties come in the schema's order (as OpenAI's structured outputs write them), not
+        # sorted: PERSON's order name, age, role, tags, active is not alphabetical.
+        order = list(schema["properties"])
+        assert list(value) == sorted(value, key=order.index), (list(value), order)
     return value
 
 
