@@ -131,5 +131,10 @@ Tensor interpolate_positions(const Tensor& table, int64_t grid_in, int64_t h_out
 Tensor forward_text(const Model::Impl& m, const std::vector<std::vector<int32_t>>& ids,
                     ThreadPool& pool);
 Tensor forward_vision(const Model::Impl& m, const Tensor& pixels, ThreadPool& pool);
+// The vision tower's hidden state after its first n_layers encoder layers (transformers'
+// hidden_states[n_layers]; 0 is the pre_layrnorm output): f32 [n * (1 + patches), hidden], each
+// image's class token first. pixels: f32 [n, 3, H, W].
+Tensor vision_hidden_states(const Model::Impl& m, const Tensor& pixels, int64_t n_layers,
+                            ThreadPool& pool);
 
 }  // namespace eight::clip

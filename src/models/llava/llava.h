@@ -1,0 +1,59 @@
+#pragma once
+// LLaVA-NeXT (LLaVA 1.6) vision side: the CLIP vision tower read at vision_feature_layer, the
+// 2-layer GELU projector into the LLM's embedding space, and transformers' pack_image_features
+// (the squashed whole image's features first, then the anyres tiles' features stitched into one
+// grid, the black padding cut away per the original image size, an image_newline embedding after
+// every row). Loads a Hugging Face LLaVA-NeXT directory (LlavaNextForConditionalGeneration).
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+#include "formats/image.h"
+#include "formats/image_anyres.h"
+
+namespace eight::llava {
+
+struct VisionConfig {
+  int feature_layer = -2;          // vision_feature_layer (transformers' hidden_states index)
+  int text_hidden = 0;             // text_config.hidden_size: the projector's output width
+  int image_size = 336;            // vision_config.image_size: the tile size
+  int patch_size = 14;             // vision_config.patch_size
+  int image_token_index = 32000;   // the placeholder id the HF processor expands
+  image::AnyresConfig preprocess;  // the tile preprocessing and image_grid_pinpoints
+};
+
+// Rows and columns of the stitched tile-feature grid kept after spatial unpadding
+// (transformers' unpad_image): [row0, row1) x [col0, col1) of a rows x cols grid.
+struct UnpadBox {
+  int row0 = 0, row1 = 0, col0 = 0, col1 = 0;
+};
+UnpadBox unpad_box(int grid_rows, int grid_cols, int image_height, int image_width);
+
+class VisionEncoder {
+ public:
+  // dir: a Hugging Face LLaVA-NeXT directory (config.json, model*.safetensors,
+  // preprocessor_config.json optional). Throws Error naming what is missing or malformed.
+  static std::shared_ptr<const VisionEncoder> load(const std::string& dir);
+
+  const VisionConfig& config() const;
+  int64_t weight_bytes() const;  // vision tower + projector + newline
+  // The number of embeddings an image of this size becomes (the image tokens in the prompt).
+  int64_t count_tokens(int image_height, int image_width) const;
+  // The LLM input embeddings for one image: f32 [count_tokens(h, w), text_hidden].
+  Tensor encode(const image::Image& image, ThreadPool& pool) const;
+  // The same from preprocessed tiles (preprocess_anyres of an image of that size).
+  Tensor encode_pixels(const image::AnyresPixels& px, int image_height, int image_width,
+                       ThreadPool& pool) const;
+
+  ~VisionEncoder();
+  struct Impl;
+
+ private:
+  explicit VisionEncoder(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace eight::llava
