@@ -1,6 +1,9 @@
 // `eight logits -m MODEL -p PROMPT -o OUT.npy`: the logits after every prompt position, as float32
 // [n_tokens, n_vocab], for comparisons with reference implementations. BOS is added as the
 // model's metadata says and special-token text is not parsed (or pass ids with --tokens).
+// With --image and --mmproj (a vision LLM such as LLaVA 1.6): one row per position of the whole
+// sequence as the model sees it, the image's positions included; the image goes where the
+// prompt holds "<image>" (with --tokens: the image token id), else before the text.
 // With a whisper.cpp model: `eight logits -m WHISPER.bin --audio FILE --tokens IDS -o OUT.npy`,
 // the decoder's logits after each forced token with the whole file (padded to 30 s) as the audio.
 #include <cstdint>
@@ -14,8 +17,10 @@
 #include "formats/audio.h"
 #include "formats/mel.h"
 #include "formats/npy.h"
+#include "models/llava/llava.h"
 #include "models/whisper/whisper.h"
 #include "ops/device.h"
+#include "runtime/llm/multimodal.h"
 #include "text/tokenizer.h"
 
 namespace eight::cli {
@@ -53,15 +58,23 @@ int run(int argc, char** argv) {
   ArgParser p("logits", "-m MODEL (-p PROMPT | --tokens IDS) [--audio FILE] -o OUT.npy",
               "Write the logits of every prompt position as a float32 [n_tokens, n_vocab] .npy.");
   ModelArgs model;
-  std::string prompt, tokens_arg, out, audio_path;
+  std::string prompt, tokens_arg, out, audio_path, image_path, mmproj;
   bool json = false, no_bos = false;
   model.add_to(p);
   p.option("-p,--prompt", &prompt, "TEXT", "prompt text (tokenized with the model's tokenizer)");
   p.option("--tokens", &tokens_arg, "IDS", "token ids instead of a prompt: \"1,450,4996\"");
   p.option("-o,--output", &out, "FILE", "output .npy file (required)");
   p.option("--audio", &audio_path, "FILE", "with a Whisper model: the audio (padded to 30 s)");
+  p.option("--image", &image_path, "FILE",
+           "an image for a vision LLM (needs --mmproj): placed at \"<image>\" in the prompt (with "
+           "--tokens: at the image token id), else before the text");
+  p.option("--mmproj", &mmproj, "PATH",
+           "the vision encoder for --image: a Hugging Face LLaVA-NeXT directory (its vision "
+           "tower and projector)");
   p.flag("--no-bos", &no_bos, "do not add BOS even when the model's metadata asks for it");
-  p.flag("--json", &json, "print {\"tokens\": [...], \"shape\": [T, V], \"output\": FILE}");
+  p.flag("--json", &json,
+         "print {\"tokens\": [...], \"shape\": [T, V], \"output\": FILE} (image positions "
+         "are -1 in tokens)");
   if (auto rc = p.parse(argc, argv)) return *rc;
   check(!out.empty(), "an output file is required (-o OUT.npy)");
   check(prompt.empty() != tokens_arg.empty(), "give exactly one of -p PROMPT and --tokens IDS");
@@ -78,8 +91,25 @@ int run(int argc, char** argv) {
     T = static_cast<int64_t>(tokens.size());
   } else {
     check(audio_path.empty(), "--audio needs a Whisper model");
+    check(image_path.empty() == mmproj.empty(), "--image and --mmproj go together");
     SessionOptions so = model.session_options();
-    if (!tokens_arg.empty()) {
+    std::vector<float> embeddings;
+    if (!image_path.empty()) {
+      const auto enc = llava::VisionEncoder::load(mmproj);
+      ThreadPool pool(model.threads > 0 ? model.threads : default_thread_count());
+      const Tensor features[] = {enc->encode(image::load(image_path), pool)};
+      const int64_t n_embd = llm::LLM::load(path)->config().n_embd;
+      MultimodalPrompt mp;
+      if (!tokens_arg.empty()) {
+        mp = splice_images(parse_token_list(tokens_arg), enc->config().image_token_index, -1,
+                           features, n_embd);
+      } else {
+        const auto tok = text::Tokenizer::from_gguf(gguf::File::open(path));
+        mp = build_multimodal_prompt(tok, prompt, !no_bos && tok.add_bos(), features, n_embd);
+      }
+      tokens = std::move(mp.tokens);
+      embeddings = std::move(mp.embeddings);
+    } else if (!tokens_arg.empty()) {
       tokens = parse_token_list(tokens_arg);
     } else {
       const auto tok = text::Tokenizer::from_gguf(gguf::File::open(path));
@@ -91,9 +121,12 @@ int run(int argc, char** argv) {
     auto session = LLMSession::open(path, so);
     T = static_cast<int64_t>(tokens.size());
     V = session->n_vocab();
-    for (int32_t t : tokens) check(t < V, "token id ", t, " is outside the vocabulary of ", V);
+    for (int32_t t : tokens)
+      check(t < V && (t >= 0 || (t == llm::kEmbeddingToken && !embeddings.empty())), "token id ", t,
+            " is outside the vocabulary of ", V);
     logits.resize(static_cast<size_t>(T * V));
-    session->eval_all_logits(tokens, logits.data());
+    session->eval_all_logits(tokens, logits.data(),
+                             embeddings.empty() ? nullptr : embeddings.data());
   }
   npy::write_f32(out, logits.data(), {T, V});
   if (json) {

@@ -19,9 +19,16 @@ What it writes:
 - features_*.npy: the packed image features (get_image_features: vision tower hidden state -2
   without CLS, the 2-layer GELU projector, pack_image_features' spatial unpad with image_newline,
   base tile first) for each image, float32 [n_image_tokens, 64]; counts in preprocess.json.
+- tiny-llm-f32.gguf: the same model's text side in llama.cpp's LLM GGUF layout (llama
+  architecture, q/k rows permuted for interleaved rotary pairs as convert_hf_to_gguf.py does), F32;
+  no tokenizer (the tests pass token ids).
+- logits.json + logits_*.npy: full-sequence logits float32 [T, 160] of
+  LlavaNextForConditionalGeneration for token ids with the image token (150) expanded to the
+  image's feature count, and greedy continuations (generate, do_sample=False).
 """
 import json
 import pathlib
+import sys
 
 import numpy as np
 import torch
@@ -30,6 +37,11 @@ from transformers import (CLIPVisionConfig, LlamaConfig, LlavaNextConfig,
                           LlavaNextForConditionalGeneration, LlavaNextImageProcessorPil)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+try:
+    import gguf
+except ImportError:  # the torch environment may lack gguf-py: borrow the test venv's (pure Python)
+    sys.path += [str(p) for p in (ROOT / ".venv").glob("lib/python3*/site-packages")]
+    import gguf
 DATA = ROOT / "tests" / "data" / "llava"
 TILE = 42
 PINPOINTS = [[42, 84], [84, 42], [84, 84], [126, 42], [42, 126]]
@@ -79,6 +91,58 @@ def tiny_model():
     return model
 
 
+def permute(w, n_head):
+    """HF's rotate-half q/k rows -> GGUF's interleaved pairs (llama.cpp's convert permutation)."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2) \
+        .reshape(w.shape)
+
+
+def write_llm_gguf(model, path):
+    tc = model.config.text_config
+    sd = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
+    lm = "model.language_model." if "model.language_model.embed_tokens.weight" in sd \
+        else "language_model.model."
+    head = "lm_head.weight" if "lm_head.weight" in sd else "language_model.lm_head.weight"
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_name("tiny-llava-next-text")
+    w.add_context_length(tc.max_position_embeddings)
+    w.add_embedding_length(tc.hidden_size)
+    w.add_block_count(tc.num_hidden_layers)
+    w.add_feed_forward_length(tc.intermediate_size)
+    w.add_head_count(tc.num_attention_heads)
+    w.add_head_count_kv(tc.num_key_value_heads)
+    w.add_layer_norm_rms_eps(tc.rms_norm_eps)
+    w.add_rope_freq_base(10000.0)
+    w.add_rope_dimension_count(tc.hidden_size // tc.num_attention_heads)
+    w.add_file_type(gguf.LlamaFileType.ALL_F32)
+    w.add_tensor("token_embd.weight", sd[lm + "embed_tokens.weight"])
+    w.add_tensor("output_norm.weight", sd[lm + "norm.weight"])
+    w.add_tensor("output.weight", sd[head])
+    for i in range(tc.num_hidden_layers):
+        p = f"{lm}layers.{i}."
+        w.add_tensor(f"blk.{i}.attn_norm.weight", sd[p + "input_layernorm.weight"])
+        w.add_tensor(f"blk.{i}.attn_q.weight",
+                     permute(sd[p + "self_attn.q_proj.weight"], tc.num_attention_heads))
+        w.add_tensor(f"blk.{i}.attn_k.weight",
+                     permute(sd[p + "self_attn.k_proj.weight"], tc.num_key_value_heads))
+        w.add_tensor(f"blk.{i}.attn_v.weight", sd[p + "self_attn.v_proj.weight"])
+        w.add_tensor(f"blk.{i}.attn_output.weight", sd[p + "self_attn.o_proj.weight"])
+        w.add_tensor(f"blk.{i}.ffn_norm.weight", sd[p + "post_attention_layernorm.weight"])
+        w.add_tensor(f"blk.{i}.ffn_gate.weight", sd[p + "mlp.gate_proj.weight"])
+        w.add_tensor(f"blk.{i}.ffn_up.weight", sd[p + "mlp.up_proj.weight"])
+        w.add_tensor(f"blk.{i}.ffn_down.weight", sd[p + "mlp.down_proj.weight"])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+# (image, token ids with one 150 where the image goes): image in the middle, image first.
+LOGIT_CASES = [("img_wide.png", [1, 17, 33, 150, 45, 9, 101]),
+               ("img_tall.png", [1, 150, 60, 61, 7]),
+               ("img_panorama.png", [1, 5, 150, 140, 3, 77, 12])]
+
+
 def main():
     DATA.mkdir(parents=True, exist_ok=True)
     (DATA / "preprocessor_config.json").write_text(json.dumps(PREPROCESS, indent=1) + "\n")
@@ -110,6 +174,30 @@ def main():
                                "features": f"features_{stem}.npy", "n_image_tokens": int(f.shape[0])})
         print(name, pixels.shape, f.shape)
     (DATA / "preprocess.json").write_text(json.dumps(meta, indent=1) + "\n")
+
+    write_llm_gguf(model, DATA / "tiny-llm-f32.gguf")
+    cases = []
+    for name, ids in LOGIT_CASES:
+        im = Image.open(DATA / name)
+        out = proc(im, return_tensors="pt")
+        n_img = next(c["n_image_tokens"] for c in meta["images"] if c["file"] == name)
+        i = ids.index(150)
+        full = ids[:i] + [150] * n_img + ids[i + 1:]
+        input_ids = torch.tensor([full])
+        with torch.no_grad():
+            logits = model(input_ids=input_ids, pixel_values=out["pixel_values"],
+                           image_sizes=out["image_sizes"]).logits[0].float().numpy()
+            gen = model.generate(input_ids=input_ids, pixel_values=out["pixel_values"],
+                                 image_sizes=out["image_sizes"], max_new_tokens=6,
+                                 do_sample=False, pad_token_id=0, eos_token_id=None)
+        stem = name[:-4]
+        np.save(DATA / f"logits_{stem}.npy", logits.astype(np.float32))
+        cases.append({"image": name, "tokens": ids, "n_positions": len(full),
+                      "logits": f"logits_{stem}.npy",
+                      "greedy": gen[0, len(full):].tolist()})
+        print(name, logits.shape, cases[-1]["greedy"])
+    (DATA / "logits.json").write_text(json.dumps({"image_token_index": 150, "cases": cases},
+                                                 indent=1) + "\n")
 
 
 if __name__ == "__main__":

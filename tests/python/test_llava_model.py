@@ -1,0 +1,85 @@
+"""LLaVA-NeXT end to end against transformers: the tiny random-weight LlavaNextForConditionalGeneration
+of tests/data/llava/ (tools/reference/make_llava_fixtures.py), its text side as an F32 llama GGUF and
+its vision side from the Hugging Face directory (`--mmproj DIR`), through `eight logits --image`.
+
+Pass conditions: one logits row per position of the whole sequence (image positions included, -1
+in the JSON tokens), NMSE <= 1e-4 over the whole sequence and at the last position, and the greedy
+continuation (argmax, fed back) equal to transformers' generate(do_sample=False)."""
+import json
+import os
+import pathlib
+import subprocess
+
+import numpy as np
+import pytest
+
+SOURCE = pathlib.Path(os.environ.get("EIGHT_SOURCE_DIR", pathlib.Path(__file__).parents[2]))
+CLI = os.environ.get("EIGHT_CLI", str(SOURCE / "build" / "bin" / "eight"))
+DATA = SOURCE / "tests" / "data" / "llava"
+CASES = json.loads((DATA / "logits.json").read_text())["cases"]
+
+
+def need_cli():
+    if not os.path.exists(CLI):
+        pytest.skip(f"SKIPPED: {CLI} is not built")
+
+
+def logits(tmp_path, image, tokens):
+    out = tmp_path / "logits.npy"
+    cmd = [CLI, "logits", "-m", str(DATA / "tiny-llm-f32.gguf"), "--mmproj", str(DATA / "tiny"),
+           "--image", str(DATA / image), "--tokens", ",".join(map(str, tokens)), "-o", str(out),
+           "--json", "-t", "2"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    info = json.loads([line for line in r.stdout.splitlines() if line.startswith("{")][-1])
+    return np.load(out).astype(np.float64), info
+
+
+def nmse(a, b):
+    return float(((a - b) ** 2).sum() / (b ** 2).sum())
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["image"] for c in CASES])
+def test_logits_and_greedy(tmp_path, case):
+    need_cli()
+    want = np.load(DATA / case["logits"]).astype(np.float64)
+    got, info = logits(tmp_path, case["image"], case["tokens"])
+    assert got.shape == want.shape == (case["n_positions"], 160)
+    n_img = case["n_positions"] - (len(case["tokens"]) - 1)
+    assert info["tokens"].count(-1) == n_img
+    i = case["tokens"].index(150)
+    assert info["tokens"][i:i + n_img] == [-1] * n_img  # the image sits where the marker was
+    e_all, e_last = nmse(got, want), nmse(got[-1], want[-1])
+    print(f"{case['image']}: {n_img} image tokens, NMSE all {e_all:.2e}, last {e_last:.2e}")
+    assert e_all <= 1e-4 and e_last <= 1e-4
+    tokens = list(case["tokens"])
+    greedy = []
+    for _ in case["greedy"]:
+        nxt = int(got[-1].argmax())
+        greedy.append(nxt)
+        tokens.append(nxt)
+        got, _ = logits(tmp_path, case["image"], tokens)
+    assert greedy == case["greedy"]
+
+
+def test_image_without_marker_goes_first(tmp_path):
+    """No image token in the ids: the image follows BOS... here there is no BOS in the ids, so it
+    goes first; the row count still covers every position."""
+    need_cli()
+    got, info = logits(tmp_path, "img_small.png", [17, 33])
+    assert info["tokens"][-2:] == [17, 33] and info["tokens"][:-2] == [-1] * (len(got) - 2)
+
+
+def test_bad_inputs(tmp_path):
+    need_cli()
+    base = [CLI, "logits", "-m", str(DATA / "tiny-llm-f32.gguf"), "-o", str(tmp_path / "o.npy")]
+    r = subprocess.run(base + ["--tokens", "1,2", "--image", str(DATA / "img_small.png")],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "--mmproj" in r.stderr
+    r = subprocess.run(base + ["--tokens", "1,150,150", "--image", str(DATA / "img_small.png"),
+                               "--mmproj", str(DATA / "tiny")], capture_output=True, text=True)
+    assert r.returncode != 0 and "image places" in r.stderr
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    r = subprocess.run(base + ["--tokens", "1,150", "--image", str(tmp_path / "bad.png"),
+                               "--mmproj", str(DATA / "tiny")], capture_output=True, text=True)
+    assert r.returncode != 0 and "bad.png" in r.stderr
