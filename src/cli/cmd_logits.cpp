@@ -6,9 +6,11 @@
 // prompt holds "<image>" (with --tokens: the image token id), else before the text.
 // With a whisper.cpp model: `eight logits -m WHISPER.bin --audio FILE --tokens IDS -o OUT.npy`,
 // the decoder's logits after each forced token with the whole file (padded to 30 s) as the audio.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -67,10 +69,11 @@ int run(int argc, char** argv) {
   p.option("--audio", &audio_path, "FILE", "with a Whisper model: the audio (padded to 30 s)");
   p.option("--image", &image_path, "FILE",
            "an image for a vision LLM (needs --mmproj): placed at \"<image>\" in the prompt (with "
-           "--tokens: at the image token id), else before the text");
+           "--tokens: at the id -1, or the HF directory's image_token_index), else before the "
+           "text");
   p.option("--mmproj", &mmproj, "PATH",
-           "the vision encoder for --image: a Hugging Face LLaVA-NeXT directory (its vision "
-           "tower and projector)");
+           "the vision encoder for --image: llama.cpp's mmproj GGUF (LLaVA 1.6) or a Hugging Face "
+           "LLaVA-NeXT directory");
   p.flag("--no-bos", &no_bos, "do not add BOS even when the model's metadata asks for it");
   p.flag("--json", &json,
          "print {\"tokens\": [...], \"shape\": [T, V], \"output\": FILE} (image positions "
@@ -101,8 +104,17 @@ int run(int argc, char** argv) {
       const int64_t n_embd = llm::LLM::load(path)->config().n_embd;
       MultimodalPrompt mp;
       if (!tokens_arg.empty()) {
-        mp = splice_images(parse_token_list(tokens_arg), enc->config().image_token_index, -1,
-                           features, n_embd);
+        // -1 marks the image's place (as the JSON output shows image positions); a HF
+        // directory's image_token_index does too.
+        std::vector<int32_t> ids;
+        std::string list = tokens_arg;
+        std::replace(list.begin(), list.end(), ',', ' ');
+        std::istringstream items(list);
+        for (std::string item; items >> item;)
+          ids.push_back(item == "-1" ? llm::kEmbeddingToken : parse_token_list(item)[0]);
+        const bool minus_one = std::find(ids.begin(), ids.end(), llm::kEmbeddingToken) != ids.end();
+        mp = splice_images(ids, minus_one ? llm::kEmbeddingToken : enc->config().image_token_index,
+                           -1, features, n_embd);
       } else {
         const auto tok = text::Tokenizer::from_gguf(gguf::File::open(path));
         mp = build_multimodal_prompt(tok, prompt, !no_bos && tok.add_bos(), features, n_embd);

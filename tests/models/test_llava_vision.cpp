@@ -26,9 +26,18 @@ nlohmann::json read_json(const std::string& path) {
   return nlohmann::json::parse(s.str());
 }
 
-TEST(LlavaVision, MatchesTransformersPackedFeatures) {
-  const auto enc = llava::VisionEncoder::load(kData + "tiny");
-  EXPECT_EQ(enc->config().feature_layer, -2);
+// The HF directory and llama.cpp's mmproj layouts (current: every layer plus feature_layer;
+// legacy: the last layer dropped) hold the same weights; the mmproj's patch conv is F16.
+class LlavaVision : public ::testing::TestWithParam<const char*> {};
+INSTANTIATE_TEST_SUITE_P(Layouts, LlavaVision,
+                         ::testing::Values("tiny", "tiny-mmproj-f32.gguf",
+                                           "tiny-mmproj-legacy.gguf"));
+
+TEST_P(LlavaVision, MatchesTransformersPackedFeatures) {
+  const auto enc = llava::VisionEncoder::load(kData + GetParam());
+  // Legacy files stored only the layers up to the one read: the last stored layer (-1).
+  EXPECT_EQ(enc->config().feature_layer,
+            std::string(GetParam()).ends_with("legacy.gguf") ? -1 : -2);
   EXPECT_EQ(enc->config().text_hidden, 64);
   ThreadPool pool(2);
   const auto meta = read_json(kData + "preprocess.json");
@@ -54,7 +63,7 @@ TEST(LlavaVision, MatchesTransformersPackedFeatures) {
   }
 }
 
-TEST(LlavaVision, UnpadBox) {
+TEST(LlavaUnpad, UnpadBox) {
   // llava-v1.6 at 336 px: a 1000x500 (w x h) image on the 672x672 pinpoint is a 48x48 grid;
   // the image covers 48 x 24 of it, centred: rows 12..36.
   auto b = llava::unpad_box(48, 48, 500, 1000);
@@ -70,7 +79,7 @@ TEST(LlavaVision, UnpadBox) {
   EXPECT_EQ(b.col1, 32);
 }
 
-TEST(LlavaVision, RefusesDirectoryWithoutConfig) {
+TEST(LlavaLoad, RefusesDirectoryWithoutConfig) {
   EXPECT_THROW(llava::VisionEncoder::load(kData + "no-such-dir"), Error);
 }
 

@@ -22,6 +22,12 @@ What it writes:
 - tiny-llm-f32.gguf: the same model's text side in llama.cpp's LLM GGUF layout (llama
   architecture, q/k rows permuted for interleaved rotary pairs as convert_hf_to_gguf.py does), F32;
   no tokenizer (the tests pass token ids).
+- tiny-mmproj-f32.gguf / tiny-mmproj-legacy.gguf: the vision side as llama.cpp's mmproj GGUF
+  (convert_image_encoder_to_gguf.py's layout: arch "clip", v.* tower tensors with fc1 named
+  ffn_down, post_ln dropped, conv weight F16, mm.0/mm.2 projector, model.image_newline,
+  clip.vision.image_grid_pinpoints flattened, mm_patch_merge_type spatial_unpad). The current one
+  keeps every layer and writes clip.vision.feature_layer; the legacy one (as the older llava-1.6
+  files) drops the last layer and has no feature_layer key.
 - logits.json + logits_*.npy: full-sequence logits float32 [T, 160] of
   LlavaNextForConditionalGeneration for token ids with the image token (150) expanded to the
   image's feature count, and greedy continuations (generate, do_sample=False).
@@ -137,6 +143,66 @@ def write_llm_gguf(model, path):
     w.close()
 
 
+def hf_to_clip_gguf(name):
+    """CLIPVisionModel state-dict name -> llama.cpp's mmproj tensor name."""
+    name = "v." + name
+    for a, b in [("encoder.layers", "blk"), ("embeddings.", ""), ("_proj", ""),
+                 ("self_attn.", "attn_"), ("layer_norm", "ln"), ("layernorm", "ln"),
+                 ("mlp.fc1", "ffn_down"), ("mlp.fc2", "ffn_up"), ("embedding", "embd"),
+                 ("layrnorm", "ln")]:
+        name = name.replace(a, b)
+    return name
+
+
+def write_mmproj(model, path, legacy):
+    cfg = model.config
+    vc = cfg.vision_config
+    w = gguf.GGUFWriter(str(path), "clip")
+    w.add_bool("clip.has_text_encoder", False)
+    w.add_bool("clip.has_vision_encoder", True)
+    w.add_bool("clip.has_llava_projector", True)
+    w.add_file_type(0)
+    w.add_name("tiny-llava-next")
+    w.add_description("image encoder for LLaVA")
+    w.add_string("clip.projector_type", "mlp")
+    n_layers = vc.num_hidden_layers - 1 if legacy else vc.num_hidden_layers
+    w.add_uint32("clip.vision.image_size", vc.image_size)
+    w.add_uint32("clip.vision.patch_size", vc.patch_size)
+    w.add_uint32("clip.vision.embedding_length", vc.hidden_size)
+    w.add_uint32("clip.vision.feed_forward_length", vc.intermediate_size)
+    w.add_uint32("clip.vision.projection_dim", vc.projection_dim)
+    w.add_uint32("clip.vision.attention.head_count", vc.num_attention_heads)
+    w.add_float32("clip.vision.attention.layer_norm_epsilon", vc.layer_norm_eps)
+    w.add_uint32("clip.vision.block_count", n_layers)
+    w.add_array("clip.vision.image_grid_pinpoints", [v for p in PINPOINTS for v in p])
+    w.add_string("clip.vision.image_aspect_ratio", "anyres")
+    w.add_string("clip.vision.mm_patch_merge_type", "spatial_unpad")
+    if not legacy:
+        w.add_array("clip.vision.feature_layer", [vc.num_hidden_layers + cfg.vision_feature_layer + 1])
+    w.add_array("clip.vision.image_mean", MEAN.tolist())
+    w.add_array("clip.vision.image_std", STD.tolist())
+    w.add_bool("clip.use_gelu", vc.hidden_act == "gelu")
+    sd = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
+    pre = "model." if "model.image_newline" in sd else ""
+    w.add_tensor("mm.0.weight", sd[pre + "multi_modal_projector.linear_1.weight"])
+    w.add_tensor("mm.0.bias", sd[pre + "multi_modal_projector.linear_1.bias"])
+    w.add_tensor("mm.2.weight", sd[pre + "multi_modal_projector.linear_2.weight"])
+    w.add_tensor("mm.2.bias", sd[pre + "multi_modal_projector.linear_2.bias"])
+    w.add_tensor("model.image_newline", sd[pre + "image_newline"])
+    for name, t in model.model.vision_tower.state_dict().items():
+        name = name.removeprefix("vision_model.")
+        if name.startswith("post_layernorm") or name.endswith("position_ids"):
+            continue
+        if legacy and name.startswith(f"encoder.layers.{vc.num_hidden_layers - 1}."):
+            continue
+        data = t.detach().float().numpy()
+        w.add_tensor(hf_to_clip_gguf(name), data.astype(np.float16) if data.ndim == 4 else data)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 # (image, token ids with one 150 where the image goes): image in the middle, image first.
 LOGIT_CASES = [("img_wide.png", [1, 17, 33, 150, 45, 9, 101]),
                ("img_tall.png", [1, 150, 60, 61, 7]),
@@ -176,6 +242,8 @@ def main():
     (DATA / "preprocess.json").write_text(json.dumps(meta, indent=1) + "\n")
 
     write_llm_gguf(model, DATA / "tiny-llm-f32.gguf")
+    write_mmproj(model, DATA / "tiny-mmproj-f32.gguf", legacy=False)
+    write_mmproj(model, DATA / "tiny-mmproj-legacy.gguf", legacy=True)
     cases = []
     for name, ids in LOGIT_CASES:
         im = Image.open(DATA / name)

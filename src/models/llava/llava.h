@@ -3,7 +3,8 @@
 // 2-layer GELU projector into the LLM's embedding space, and transformers' pack_image_features
 // (the squashed whole image's features first, then the anyres tiles' features stitched into one
 // grid, the black padding cut away per the original image size, an image_newline embedding after
-// every row). Loads a Hugging Face LLaVA-NeXT directory (LlavaNextForConditionalGeneration).
+// every row). Loads a Hugging Face LLaVA-NeXT directory (LlavaNextForConditionalGeneration) or
+// llama.cpp's mmproj GGUF.
 #include <array>
 #include <memory>
 #include <string>
@@ -34,9 +35,10 @@ UnpadBox unpad_box(int grid_rows, int grid_cols, int image_height, int image_wid
 
 class VisionEncoder {
  public:
-  // dir: a Hugging Face LLaVA-NeXT directory (config.json, model*.safetensors,
-  // preprocessor_config.json optional). Throws Error naming what is missing or malformed.
-  static std::shared_ptr<const VisionEncoder> load(const std::string& dir);
+  // path: a Hugging Face LLaVA-NeXT directory (config.json, model*.safetensors,
+  // preprocessor_config.json optional) or llama.cpp's mmproj GGUF of a LLaVA 1.6 model. Throws
+  // Error naming what is missing or malformed.
+  static std::shared_ptr<const VisionEncoder> load(const std::string& path);
 
   const VisionConfig& config() const;
   int64_t weight_bytes() const;  // vision tower + projector + newline

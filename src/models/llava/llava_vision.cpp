@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "formats/gguf.h"
 #include "formats/safetensors.h"
 #include "models/clip/clip_internal.h"
 #include "models/llava/llava.h"
@@ -84,7 +85,27 @@ UnpadBox unpad_box(int rows, int cols, int image_height, int image_width) {
   return b;
 }
 
-std::shared_ptr<const VisionEncoder> VisionEncoder::load(const std::string& dir) {
+namespace {
+
+// The projector (two linears around GELU) and the newline row, checked against the config.
+void bind_projector(VisionEncoder::Impl& m, const clip::NamedTensors& w, const std::string& l1,
+                    const std::string& l2, const std::string& newline) {
+  const VisionConfig& c = m.config;
+  for (const auto& [h, wd] : c.preprocess.pinpoints)
+    check(h % c.image_size == 0 && wd % c.image_size == 0, "[llava] pinpoint ", h, "x", wd,
+          " is not a multiple of the tile size ", c.image_size);
+  check(c.text_hidden > 0 && c.text_hidden <= (1 << 16), "[llava] projector width ", c.text_hidden);
+  const int64_t V = m.clip->config.vision.hidden, T = c.text_hidden;
+  m.linear1 = clip::load_linear(w, l1, T, V);
+  m.linear2 = clip::load_linear(w, l2, T, T);
+  m.newline = clip::to_f32(clip::need_tensor(w, newline, {T}));
+  m.weight_bytes = m.clip->weight_bytes +
+                   static_cast<int64_t>(m.linear1.weight.nbytes() + m.linear2.weight.nbytes()) +
+                   3 * T * static_cast<int64_t>(sizeof(float));
+}
+
+std::unique_ptr<VisionEncoder::Impl> load_hf(const std::string& dir) {
+  using Impl = VisionEncoder::Impl;
   const std::filesystem::path d(dir);
   json j;
   try {
@@ -139,9 +160,6 @@ std::shared_ptr<const VisionEncoder> VisionEncoder::load(const std::string& dir)
     c.preprocess.pinpoints.push_back({e[0].get<int>(), e[1].get<int>()});
   }
   image::check_pinpoints(c.preprocess.pinpoints, "llava config.json");
-  for (const auto& [h, w] : c.preprocess.pinpoints)
-    check(h % c.image_size == 0 && w % c.image_size == 0, "[llava] pinpoint ", h, "x", w,
-          " is not a multiple of the tile size ", c.image_size);
 
   // Weights: the vision tower through clip's builder, then the projector and the newline.
   const safetensors::Checkpoint ckpt = safetensors::Checkpoint::open(dir);
@@ -151,14 +169,65 @@ std::shared_ptr<const VisionEncoder> VisionEncoder::load(const std::string& dir)
     if (!canon.empty() && !canon.ends_with("position_ids")) w.emplace(canon, ckpt.tensor(n));
   }
   impl->clip = clip::build_model(cc, w, std::nullopt, d.filename().string());
-  const int64_t V = cc.vision.hidden, T = c.text_hidden;
-  impl->linear1 = clip::load_linear(w, "multi_modal_projector.linear_1", T, V);
-  impl->linear2 = clip::load_linear(w, "multi_modal_projector.linear_2", T, T);
-  impl->newline = clip::to_f32(clip::need_tensor(w, "image_newline", {T}));
-  impl->weight_bytes =
-      impl->clip->weight_bytes +
-      static_cast<int64_t>(impl->linear1.weight.nbytes() + impl->linear2.weight.nbytes()) +
-      3 * T * static_cast<int64_t>(sizeof(float));
+  bind_projector(*impl, w, "multi_modal_projector.linear_1", "multi_modal_projector.linear_2",
+                 "image_newline");
+  return impl;
+}
+
+// llama.cpp's mmproj GGUF (convert_image_encoder_to_gguf.py): the tower as clip reads it, the
+// projector as mm.0 / mm.2, model.image_newline, the anyres settings under clip.vision.*. Files
+// with clip.vision.feature_layer read the tower's hidden state there; older LLaVA 1.6 files have
+// no such key and dropped the layers after the one LLaVA reads, so every stored layer runs.
+std::unique_ptr<VisionEncoder::Impl> load_mmproj(const std::string& path) {
+  auto impl = std::make_unique<VisionEncoder::Impl>();
+  VisionConfig& c = impl->config;
+  const gguf::File f = gguf::File::open(path);
+  check(f.architecture() == "clip" && f.get_bool("clip.has_llava_projector", false), "[llava] ",
+        path, " is not an mmproj GGUF (general.architecture 'clip' with a LLaVA projector)");
+  const std::string proj = f.get_string("clip.projector_type", "mlp");
+  check(proj == "mlp", "[llava] ", path, ": projector_type '", proj, "' is not supported (mlp)");
+  const std::string merge = f.get_string("clip.vision.mm_patch_merge_type", "flat");
+  check(merge == "spatial_unpad", "[llava] ", path, ": mm_patch_merge_type '", merge,
+        "' is not supported (LLaVA 1.6's spatial_unpad)");
+  const gguf::Value* pins = f.find("clip.vision.image_grid_pinpoints");
+  check(pins != nullptr && pins->size() % 2 == 0 && pins->size() >= 2, "[llava] ", path,
+        " has no clip.vision.image_grid_pinpoints (pairs)");
+  const std::vector<int64_t> flat = pins->as_i64s();
+  for (size_t i = 0; i + 1 < flat.size() && i < 256; i += 2) {
+    check(flat[i] > 0 && flat[i] <= 8192 && flat[i + 1] > 0 && flat[i + 1] <= 8192, "[llava] ",
+          path, ": pinpoint ", flat[i], "x", flat[i + 1], " is outside 1..8192");
+    c.preprocess.pinpoints.push_back({static_cast<int>(flat[i]), static_cast<int>(flat[i + 1])});
+  }
+  image::check_pinpoints(c.preprocess.pinpoints, path);
+  impl->clip = clip::load_gguf(path);
+  const clip::Config& cc = impl->clip->config;
+  c.image_size = cc.image_size;
+  c.patch_size = cc.patch_size;
+  c.preprocess.base = cc.preprocess;
+  const int64_t L = static_cast<int64_t>(impl->clip->vision.tower.layers.size());
+  impl->n_layers = L;
+  if (const gguf::Value* fl = f.find("clip.vision.feature_layer")) {
+    const std::vector<int64_t> layers = fl->as_i64s();
+    check(layers.size() == 1 && layers[0] >= 0 && layers[0] <= L, "[llava] ", path,
+          ": clip.vision.feature_layer ", fl->str(), " is not one layer of ", L);
+    impl->n_layers = layers[0];
+  }
+  c.feature_layer = static_cast<int>(impl->n_layers - L - 1);  // as transformers counts it
+  clip::NamedTensors w;
+  for (const char* n :
+       {"mm.0.weight", "mm.0.bias", "mm.2.weight", "mm.2.bias", "model.image_newline"})
+    if (f.find_tensor(n)) w.emplace(n, f.tensor(n));
+  check(w.count("mm.0.weight") && w.count("mm.2.weight"), "[llava] ", path,
+        " lacks the projector tensors mm.0.weight / mm.2.weight");
+  c.text_hidden = static_cast<int>(w.at("mm.2.weight").size(0));
+  bind_projector(*impl, w, "mm.0", "mm.2", "model.image_newline");
+  return impl;
+}
+
+}  // namespace
+
+std::shared_ptr<const VisionEncoder> VisionEncoder::load(const std::string& path) {
+  auto impl = std::filesystem::is_directory(path) ? load_hf(path) : load_mmproj(path);
   return std::shared_ptr<const VisionEncoder>(new VisionEncoder(std::move(impl)));
 }
 
