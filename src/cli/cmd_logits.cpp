@@ -3,7 +3,7 @@
 // model's metadata says and special-token text is not parsed (or pass ids with --tokens).
 // With --image and --mmproj (a vision LLM such as LLaVA 1.6): one row per position of the whole
 // sequence as the model sees it, the image's positions included; the image goes where the
-// prompt holds "<image>" (with --tokens: the image token id), else before the text.
+// prompt holds "<image>" (with --tokens: where the id -1 is), else before the text.
 // With a whisper.cpp model: `eight logits -m WHISPER.bin --audio FILE --tokens IDS -o OUT.npy`,
 // the decoder's logits after each forced token with the whole file (padded to 30 s) as the audio.
 #include <algorithm>
@@ -19,7 +19,6 @@
 #include "formats/audio.h"
 #include "formats/mel.h"
 #include "formats/npy.h"
-#include "models/llava/llava.h"
 #include "models/whisper/whisper.h"
 #include "ops/device.h"
 #include "runtime/llm/multimodal.h"
@@ -60,20 +59,16 @@ int run(int argc, char** argv) {
   ArgParser p("logits", "-m MODEL (-p PROMPT | --tokens IDS) [--audio FILE] -o OUT.npy",
               "Write the logits of every prompt position as a float32 [n_tokens, n_vocab] .npy.");
   ModelArgs model;
-  std::string prompt, tokens_arg, out, audio_path, image_path, mmproj;
+  std::string prompt, tokens_arg, out, audio_path;
+  VisionArgs vision;
   bool json = false, no_bos = false;
   model.add_to(p);
   p.option("-p,--prompt", &prompt, "TEXT", "prompt text (tokenized with the model's tokenizer)");
-  p.option("--tokens", &tokens_arg, "IDS", "token ids instead of a prompt: \"1,450,4996\"");
+  p.option("--tokens", &tokens_arg, "IDS",
+           "token ids instead of a prompt: \"1,450,4996\" (with --image, -1 marks its place)");
   p.option("-o,--output", &out, "FILE", "output .npy file (required)");
   p.option("--audio", &audio_path, "FILE", "with a Whisper model: the audio (padded to 30 s)");
-  p.option("--image", &image_path, "FILE",
-           "an image for a vision LLM (needs --mmproj): placed at \"<image>\" in the prompt (with "
-           "--tokens: at the id -1, or the HF directory's image_token_index), else before the "
-           "text");
-  p.option("--mmproj", &mmproj, "PATH",
-           "the vision encoder for --image: llama.cpp's mmproj GGUF (LLaVA 1.6) or a Hugging Face "
-           "LLaVA-NeXT directory");
+  vision.add_to(p);
   p.flag("--no-bos", &no_bos, "do not add BOS even when the model's metadata asks for it");
   p.flag("--json", &json,
          "print {\"tokens\": [...], \"shape\": [T, V], \"output\": FILE} (image positions "
@@ -94,30 +89,26 @@ int run(int argc, char** argv) {
     T = static_cast<int64_t>(tokens.size());
   } else {
     check(audio_path.empty(), "--audio needs a Whisper model");
-    check(image_path.empty() == mmproj.empty(), "--image and --mmproj go together");
+    check(vision.any() || vision.mmproj.empty(), "--mmproj needs an --image");
     SessionOptions so = model.session_options();
     std::vector<float> embeddings;
-    if (!image_path.empty()) {
-      const auto enc = llava::VisionEncoder::load(mmproj);
-      ThreadPool pool(model.threads > 0 ? model.threads : default_thread_count());
-      const Tensor features[] = {enc->encode(image::load(image_path), pool)};
+    if (vision.any()) {
       const int64_t n_embd = llm::LLM::load(path)->config().n_embd;
+      const Tensor features[] = {vision.encode(vision.image, n_embd, model.threads)};
       MultimodalPrompt mp;
       if (!tokens_arg.empty()) {
-        // -1 marks the image's place (as the JSON output shows image positions); a HF
-        // directory's image_token_index does too.
+        // -1 marks the image's place (as the JSON output shows image positions).
         std::vector<int32_t> ids;
         std::string list = tokens_arg;
         std::replace(list.begin(), list.end(), ',', ' ');
         std::istringstream items(list);
         for (std::string item; items >> item;)
           ids.push_back(item == "-1" ? llm::kEmbeddingToken : parse_token_list(item)[0]);
-        const bool minus_one = std::find(ids.begin(), ids.end(), llm::kEmbeddingToken) != ids.end();
-        mp = splice_images(ids, minus_one ? llm::kEmbeddingToken : enc->config().image_token_index,
-                           -1, features, n_embd);
+        mp = splice_images(ids, llm::kEmbeddingToken, -1, features, n_embd);
       } else {
         const auto tok = text::Tokenizer::from_gguf(gguf::File::open(path));
-        mp = build_multimodal_prompt(tok, prompt, !no_bos && tok.add_bos(), features, n_embd);
+        mp =
+            build_multimodal_prompt(tok, prompt, !no_bos && tok.add_bos(), false, features, n_embd);
       }
       tokens = std::move(mp.tokens);
       embeddings = std::move(mp.embeddings);

@@ -1,5 +1,8 @@
 #include "cli/llm_common.h"
 
+#include "formats/image.h"
+#include "models/llava/llava.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -163,6 +166,24 @@ std::vector<int32_t> parse_token_list(const std::string& text) {
   }
   check(!out.empty(), "no token ids in '", text, "'");
   return out;
+}
+
+void VisionArgs::add_to(ArgParser& p) {
+  p.option("--image", &image, "FILE",
+           "an image for a vision LLM (needs --mmproj): placed where the prompt holds the "
+           "literal \"<image>\", else before the text");
+  p.option("--mmproj", &mmproj, "PATH",
+           "the vision encoder for --image: llama.cpp's mmproj GGUF (LLaVA 1.6) or a Hugging "
+           "Face LLaVA-NeXT directory");
+}
+
+Tensor VisionArgs::encode(const std::string& path, int64_t n_embd, int threads) const {
+  check(!mmproj.empty(), "an image needs the model's vision encoder: --mmproj FILE");
+  if (!encoder_) encoder_ = llava::VisionEncoder::load(mmproj);
+  check(encoder_->config().text_hidden == n_embd, "[vision] ", mmproj, " projects images to ",
+        encoder_->config().text_hidden, " dims, the LLM takes ", n_embd,
+        " (not this model's projector)");
+  return encoder_->encode(image::load(path), global_thread_pool(threads));
 }
 
 }  // namespace eight::cli

@@ -46,17 +46,16 @@ def nmse(a, b):
 @pytest.mark.parametrize("mmproj", MMPROJS)
 @pytest.mark.parametrize("case", CASES, ids=[c["image"] for c in CASES])
 def test_logits_and_greedy(tmp_path, case, mmproj):
-    """The HF directory (marker: its image_token_index 150) and llama.cpp's mmproj GGUFs
-    (marker: -1; the mmproj's patch conv is F16 as llama.cpp writes it)."""
+    """The HF directory and llama.cpp's mmproj GGUFs (whose patch conv is F16 as llama.cpp
+    writes it); -1 in --tokens marks the image's place."""
     need_cli()
     want = np.load(DATA / case["logits"]).astype(np.float64)
-    marker = 150 if mmproj == "tiny" else -1
-    ids = [marker if t == 150 else t for t in case["tokens"]]
+    ids = [-1 if t == 300 else t for t in case["tokens"]]
     got, info = logits(tmp_path, case["image"], ids, mmproj)
-    assert got.shape == want.shape == (case["n_positions"], 160)
+    assert got.shape == want.shape == (case["n_positions"], 320)
     n_img = case["n_positions"] - (len(case["tokens"]) - 1)
     assert info["tokens"].count(-1) == n_img
-    i = case["tokens"].index(150)
+    i = ids.index(-1)
     assert info["tokens"][i:i + n_img] == [-1] * n_img  # the image sits where the marker was
     e_all, e_last = nmse(got, want), nmse(got[-1], want[-1])
     print(f"{case['image']}: {n_img} image tokens, NMSE all {e_all:.2e}, last {e_last:.2e}")
@@ -87,10 +86,29 @@ def test_bad_inputs(tmp_path):
     r = subprocess.run(base + ["--tokens", "1,2", "--image", str(DATA / "img_small.png")],
                        capture_output=True, text=True)
     assert r.returncode != 0 and "--mmproj" in r.stderr
-    r = subprocess.run(base + ["--tokens", "1,150,150", "--image", str(DATA / "img_small.png"),
+    r = subprocess.run(base + ["--tokens", "1,-1,-1", "--image", str(DATA / "img_small.png"),
                                "--mmproj", str(DATA / "tiny")], capture_output=True, text=True)
     assert r.returncode != 0 and "image places" in r.stderr
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
-    r = subprocess.run(base + ["--tokens", "1,150", "--image", str(tmp_path / "bad.png"),
+    r = subprocess.run(base + ["--tokens", "1,-1", "--image", str(tmp_path / "bad.png"),
                                "--mmproj", str(DATA / "tiny")], capture_output=True, text=True)
     assert r.returncode != 0 and "bad.png" in r.stderr
+
+
+def test_run_prompt_with_image_marker(tmp_path):
+    """`eight run -p "ab<image>cd" --image` through the GGUF pair: the literal <image> is the
+    image's place (BOS, "a", "b", the image, "c", "d"), and greedy sampling gives transformers'
+    tokens for the same sequence."""
+    need_cli()
+    case = json.loads((DATA / "logits.json").read_text())["run"]
+    cmd = [CLI, "run", "-m", str(DATA / "tiny-llm-f32.gguf"), "--mmproj",
+           str(DATA / "tiny-mmproj-f32.gguf"), "--image", str(DATA / case["image"]), "-p",
+           case["prompt"], "--temp", "0", "-n", str(len(case["greedy"])), "--json", "-t", "2"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    prompt = out["prompt_tokens"]
+    i = case["tokens"].index(300)
+    n_img = len(prompt) - (len(case["tokens"]) - 1)
+    assert prompt == case["tokens"][:i] + [-1] * n_img + case["tokens"][i + 1:]
+    assert out["tokens"] == case["greedy"]

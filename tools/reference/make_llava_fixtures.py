@@ -21,7 +21,8 @@ What it writes:
   base tile first) for each image, float32 [n_image_tokens, 64]; counts in preprocess.json.
 - tiny-llm-f32.gguf: the same model's text side in llama.cpp's LLM GGUF layout (llama
   architecture, q/k rows permuted for interleaved rotary pairs as convert_hf_to_gguf.py does), F32;
-  no tokenizer (the tests pass token ids).
+  a GPT-2 byte-level tokenizer (tests/reference/make_random_llm.py's byte_vocab: id = byte value,
+  BOS 317).
 - tiny-mmproj-f32.gguf / tiny-mmproj-legacy.gguf: the vision side as llama.cpp's mmproj GGUF
   (convert_image_encoder_to_gguf.py's layout: arch "clip", v.* tower tensors with fc1 named
   ffn_down, post_ln dropped, conv weight F16, mm.0/mm.2 projector, model.image_newline,
@@ -30,7 +31,8 @@ What it writes:
   files) drops the last layer and has no feature_layer key.
 - logits.json + logits_*.npy: full-sequence logits float32 [T, 160] of
   LlavaNextForConditionalGeneration for token ids with the image token (150) expanded to the
-  image's feature count, and greedy continuations (generate, do_sample=False).
+  image's feature count, and greedy continuations (generate, do_sample=False); "run": the greedy
+  continuation of the prompt "ab<image>cd" as that tokenizer and eight's splice give it.
 """
 import json
 import pathlib
@@ -78,10 +80,10 @@ def tiny_model():
                               num_attention_heads=4, image_size=TILE, patch_size=14,
                               hidden_act="quick_gelu", layer_norm_eps=1e-5, projection_dim=32)
     text = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                       num_attention_heads=4, num_key_value_heads=2, vocab_size=160,
+                       num_attention_heads=4, num_key_value_heads=2, vocab_size=320,
                        max_position_embeddings=512, rms_norm_eps=1e-5, rope_theta=10000.0,
                        bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=False)
-    cfg = LlavaNextConfig(vision_config=vision, text_config=text, image_token_index=150,
+    cfg = LlavaNextConfig(vision_config=vision, text_config=text, image_token_index=300,
                           image_grid_pinpoints=PINPOINTS, vision_feature_layer=-2,
                           vision_feature_select_strategy="default", projector_hidden_act="gelu",
                           tie_word_embeddings=False)
@@ -121,6 +123,19 @@ def write_llm_gguf(model, path):
     w.add_rope_freq_base(10000.0)
     w.add_rope_dimension_count(tc.hidden_size // tc.num_attention_heads)
     w.add_file_type(gguf.LlamaFileType.ALL_F32)
+    # GPT-2 byte-level vocabulary (id = byte value), 5 merges, fillers, 3 specials: 320 tokens.
+    sys.path.insert(0, str(ROOT / "tests" / "reference"))
+    from make_random_llm import byte_vocab
+    tokens, types, merges = byte_vocab(extra=tc.vocab_size - 256 - 5 - 3)
+    assert len(tokens) == tc.vocab_size
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("gpt-2")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    w.add_bos_token_id(len(tokens) - 3)
+    w.add_eos_token_id(len(tokens) - 1)
+    w.add_add_bos_token(True)
     w.add_tensor("token_embd.weight", sd[lm + "embed_tokens.weight"])
     w.add_tensor("output_norm.weight", sd[lm + "norm.weight"])
     w.add_tensor("output.weight", sd[head])
@@ -204,9 +219,11 @@ def write_mmproj(model, path, legacy):
 
 
 # (image, token ids with one 150 where the image goes): image in the middle, image first.
-LOGIT_CASES = [("img_wide.png", [1, 17, 33, 150, 45, 9, 101]),
-               ("img_tall.png", [1, 150, 60, 61, 7]),
-               ("img_panorama.png", [1, 5, 150, 140, 3, 77, 12])]
+LOGIT_CASES = [("img_wide.png", [1, 17, 33, 300, 45, 9, 101]),
+               ("img_tall.png", [1, 300, 60, 61, 7]),
+               ("img_panorama.png", [1, 5, 300, 140, 3, 77, 12])]
+# `eight run -p "ab<image>cd"` with the GGUF's byte-level tokenizer: BOS, the bytes, the image.
+RUN_CASE = ("img_square.png", "ab<image>cd", [317, 97, 98, 300, 99, 100])
 
 
 def main():
@@ -249,8 +266,8 @@ def main():
         im = Image.open(DATA / name)
         out = proc(im, return_tensors="pt")
         n_img = next(c["n_image_tokens"] for c in meta["images"] if c["file"] == name)
-        i = ids.index(150)
-        full = ids[:i] + [150] * n_img + ids[i + 1:]
+        i = ids.index(300)
+        full = ids[:i] + [300] * n_img + ids[i + 1:]
         input_ids = torch.tensor([full])
         with torch.no_grad():
             logits = model(input_ids=input_ids, pixel_values=out["pixel_values"],
@@ -264,8 +281,19 @@ def main():
                       "logits": f"logits_{stem}.npy",
                       "greedy": gen[0, len(full):].tolist()})
         print(name, logits.shape, cases[-1]["greedy"])
-    (DATA / "logits.json").write_text(json.dumps({"image_token_index": 150, "cases": cases},
-                                                 indent=1) + "\n")
+    name, prompt, ids = RUN_CASE
+    out = proc(Image.open(DATA / name), return_tensors="pt")
+    n_img = next(c["n_image_tokens"] for c in meta["images"] if c["file"] == name)
+    i = ids.index(300)
+    full = torch.tensor([ids[:i] + [300] * n_img + ids[i + 1:]])
+    with torch.no_grad():
+        gen = model.generate(input_ids=full, pixel_values=out["pixel_values"],
+                             image_sizes=out["image_sizes"], max_new_tokens=6, do_sample=False,
+                             pad_token_id=0, eos_token_id=None)
+    run = {"image": name, "prompt": prompt, "tokens": ids, "greedy": gen[0, full.shape[1]:].tolist()}
+    print("run", run)
+    (DATA / "logits.json").write_text(json.dumps({"image_token_index": 300, "cases": cases,
+                                                  "run": run}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -44,8 +44,8 @@ MultimodalPrompt splice_images(std::span<const int32_t> ids, int32_t marker, int
 }
 
 MultimodalPrompt build_multimodal_prompt(const text::Tokenizer& tok, const std::string& prompt,
-                                         bool add_bos, std::span<const Tensor> images,
-                                         int64_t n_embd) {
+                                         bool add_bos, bool parse_special,
+                                         std::span<const Tensor> images, int64_t n_embd) {
   // Pieces between markers tokenized on their own; a marker becomes kEmbeddingToken (never a
   // real id), which splice_images then expands.
   std::vector<int32_t> ids;
@@ -57,7 +57,7 @@ MultimodalPrompt build_multimodal_prompt(const text::Tokenizer& tok, const std::
     const std::string_view piece = std::string_view(prompt).substr(
         pos, at == std::string::npos ? std::string::npos : at - pos);
     if (!piece.empty()) {
-      const auto t = tok.encode(piece, /*add_special=*/false, /*parse_special=*/false);
+      const auto t = tok.encode(piece, /*add_special=*/false, parse_special);
       ids.insert(ids.end(), t.begin(), t.end());
     }
     if (at == std::string::npos) break;

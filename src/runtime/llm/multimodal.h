@@ -30,8 +30,9 @@ MultimodalPrompt splice_images(std::span<const int32_t> ids, int32_t marker, int
 
 // Tokenizes `prompt` piece by piece around each literal "<image>" (BOS once, at the start, when
 // add_bos) and splices the images in (see splice_images for a prompt without one).
+// parse_special: special-token text in the pieces becomes those tokens.
 MultimodalPrompt build_multimodal_prompt(const text::Tokenizer& tok, const std::string& prompt,
-                                         bool add_bos, std::span<const Tensor> images,
-                                         int64_t n_embd);
+                                         bool add_bos, bool parse_special,
+                                         std::span<const Tensor> images, int64_t n_embd);
 
 }  // namespace eight
