@@ -112,3 +112,18 @@ def test_run_prompt_with_image_marker(tmp_path):
     n_img = len(prompt) - (len(case["tokens"]) - 1)
     assert prompt == case["tokens"][:i] + [-1] * n_img + case["tokens"][i + 1:]
     assert out["tokens"] == case["greedy"]
+
+
+def test_chat_image_commands(tmp_path):
+    """`eight chat --image` answers with the image in the first turn; `/image PATH` attaches one
+    to the next turn (a missing file is reported and the chat goes on)."""
+    need_cli()
+    base = [CLI, "chat", "-m", str(DATA / "tiny-llm-f32.gguf"), "--mmproj",
+            str(DATA / "tiny-mmproj-f32.gguf"), "--temp", "0", "-n", "3", "-t", "2"]
+    r = subprocess.run(base + ["--image", str(DATA / "img_wide.png"), "-p", "hi"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    script = f"hello\n/image {tmp_path / 'nope.png'}\n/image {DATA / 'img_tall.png'}\nwhat\n"
+    r = subprocess.run(base, input=script, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "nope.png" in r.stderr and "attached to your next message: 45 tokens" in r.stderr
