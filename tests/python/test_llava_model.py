@@ -121,9 +121,9 @@ def test_chat_image_commands(tmp_path):
     base = [CLI, "chat", "-m", str(DATA / "tiny-llm-f32.gguf"), "--mmproj",
             str(DATA / "tiny-mmproj-f32.gguf"), "--temp", "0", "-n", "3", "-t", "2"]
     r = subprocess.run(base + ["--image", str(DATA / "img_wide.png"), "-p", "hi"],
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, errors="replace", timeout=120)
     assert r.returncode == 0, r.stderr
     script = f"hello\n/image {tmp_path / 'nope.png'}\n/image {DATA / 'img_tall.png'}\nwhat\n"
-    r = subprocess.run(base, input=script, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(base, input=script, capture_output=True, text=True, errors="replace", timeout=120)
     assert r.returncode == 0, r.stderr
     assert "nope.png" in r.stderr and "attached to your next message: 45 tokens" in r.stderr
