@@ -127,3 +127,27 @@ def test_chat_image_commands(tmp_path):
     r = subprocess.run(base, input=script, capture_output=True, text=True, errors="replace", timeout=120)
     assert r.returncode == 0, r.stderr
     assert "nope.png" in r.stderr and "attached to your next message: 45 tokens" in r.stderr
+
+
+@pytest.mark.parametrize("qtype", ["f32", "f16"])
+def test_convert_writes_the_pair(tmp_path, qtype):
+    """`eight convert DIR` on the Hugging Face directory writes llama.cpp's pair (LLM GGUF +
+    mmproj-*.gguf); the same weights through it give transformers' logits (NMSE <= 1e-4, F16
+    included)."""
+    need_cli()
+    out = tmp_path / "tiny.gguf"
+    r = subprocess.run([CLI, "convert", str(DATA / "tiny"), "-o", str(out), "--type", qtype],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "mmproj-tiny.gguf").exists()
+    case = CASES[0]
+    ids = [-1 if t == 300 else t for t in case["tokens"]]
+    res = tmp_path / "l.npy"
+    r = subprocess.run([CLI, "logits", "-m", str(out), "--mmproj", str(tmp_path / "mmproj-tiny.gguf"),
+                        "--image", str(DATA / case["image"]), "--tokens", ",".join(map(str, ids)),
+                        "-o", str(res), "-t", "2"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    got, want = np.load(res).astype(np.float64), np.load(DATA / case["logits"]).astype(np.float64)
+    err = nmse(got, want)
+    print(f"convert --type {qtype}: NMSE {err:.2e}")
+    assert got.shape == want.shape and err <= 1e-4
