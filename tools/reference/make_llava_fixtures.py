@@ -125,17 +125,10 @@ def write_llm_gguf(model, path):
     w.add_file_type(gguf.LlamaFileType.ALL_F32)
     # GPT-2 byte-level vocabulary (id = byte value), 5 merges, fillers, 3 specials: 320 tokens.
     sys.path.insert(0, str(ROOT / "tests" / "reference"))
-    from make_random_llm import byte_vocab
+    from make_random_llm import add_byte_tokenizer, byte_vocab
     tokens, types, merges = byte_vocab(extra=tc.vocab_size - 256 - 5 - 3)
     assert len(tokens) == tc.vocab_size
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("gpt-2")
-    w.add_token_list(tokens)
-    w.add_token_types(types)
-    w.add_token_merges(merges)
-    w.add_bos_token_id(len(tokens) - 3)
-    w.add_eos_token_id(len(tokens) - 1)
-    w.add_add_bos_token(True)
+    add_byte_tokenizer(w, tokens, types, merges)
     w.add_tensor("token_embd.weight", sd[lm + "embed_tokens.weight"])
     w.add_tensor("output_norm.weight", sd[lm + "norm.weight"])
     w.add_tensor("output.weight", sd[head])
