@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "formats/gguf.h"
 #include "models/clip/clip.h"
 #include "ops/activation.h"
 #include "text/clip_tokenizer.h"
@@ -83,6 +84,9 @@ std::unique_ptr<Model::Impl> build_model(Config config, const NamedTensors& weig
 // Loaders for each kind of input (clip_load.cpp, clip_gguf.cpp).
 std::unique_ptr<Model::Impl> load_hf_directory(const std::string& dir);
 std::unique_ptr<Model::Impl> load_gguf(const std::string& path);
+// The same from an opened file (its tensors stay views of the file's storage); `path` names it
+// in errors and becomes the model's name.
+std::unique_ptr<Model::Impl> load_gguf(const gguf::File& f, const std::string& path);
 
 // Binding named weights (clip_load.cpp): each checks presence, shape and type and names the tensor
 // in its error. Norms and biases are made f32; matrices stay in their file type.

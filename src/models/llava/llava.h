@@ -12,6 +12,7 @@
 
 #include "core/tensor.h"
 #include "core/thread_pool.h"
+#include "formats/gguf.h"
 #include "formats/image.h"
 #include "formats/image_anyres.h"
 
@@ -39,6 +40,9 @@ class VisionEncoder {
   // preprocessor_config.json optional) or llama.cpp's mmproj GGUF of a LLaVA 1.6 model. Throws
   // Error naming what is missing or malformed.
   static std::shared_ptr<const VisionEncoder> load(const std::string& path);
+  // An mmproj GGUF already parsed (from memory, for the fuzzer); `name` for messages.
+  static std::shared_ptr<const VisionEncoder> from_mmproj(const gguf::File& file,
+                                                          const std::string& name);
 
   const VisionConfig& config() const;
   int64_t weight_bytes() const;  // vision tower + projector + newline

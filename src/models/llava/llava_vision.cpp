@@ -178,10 +178,9 @@ std::unique_ptr<VisionEncoder::Impl> load_hf(const std::string& dir) {
 // projector as mm.0 / mm.2, model.image_newline, the anyres settings under clip.vision.*. Files
 // with clip.vision.feature_layer read the tower's hidden state there; older LLaVA 1.6 files have
 // no such key and dropped the layers after the one LLaVA reads, so every stored layer runs.
-std::unique_ptr<VisionEncoder::Impl> load_mmproj(const std::string& path) {
+std::unique_ptr<VisionEncoder::Impl> load_mmproj(const gguf::File& f, const std::string& path) {
   auto impl = std::make_unique<VisionEncoder::Impl>();
   VisionConfig& c = impl->config;
-  const gguf::File f = gguf::File::open(path);
   check(f.architecture() == "clip" && f.get_bool("clip.has_llava_projector", false), "[llava] ",
         path, " is not an mmproj GGUF (general.architecture 'clip' with a LLaVA projector)");
   const std::string proj = f.get_string("clip.projector_type", "mlp");
@@ -199,7 +198,7 @@ std::unique_ptr<VisionEncoder::Impl> load_mmproj(const std::string& path) {
     c.preprocess.pinpoints.push_back({static_cast<int>(flat[i]), static_cast<int>(flat[i + 1])});
   }
   image::check_pinpoints(c.preprocess.pinpoints, path);
-  impl->clip = clip::load_gguf(path);
+  impl->clip = clip::load_gguf(f, path);
   const clip::Config& cc = impl->clip->config;
   c.image_size = cc.image_size;
   c.patch_size = cc.patch_size;
@@ -227,8 +226,14 @@ std::unique_ptr<VisionEncoder::Impl> load_mmproj(const std::string& path) {
 }  // namespace
 
 std::shared_ptr<const VisionEncoder> VisionEncoder::load(const std::string& path) {
-  auto impl = std::filesystem::is_directory(path) ? load_hf(path) : load_mmproj(path);
+  auto impl = std::filesystem::is_directory(path) ? load_hf(path)
+                                                  : load_mmproj(gguf::File::open(path), path);
   return std::shared_ptr<const VisionEncoder>(new VisionEncoder(std::move(impl)));
+}
+
+std::shared_ptr<const VisionEncoder> VisionEncoder::from_mmproj(const gguf::File& file,
+                                                                const std::string& name) {
+  return std::shared_ptr<const VisionEncoder>(new VisionEncoder(load_mmproj(file, name)));
 }
 
 VisionEncoder::VisionEncoder(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
