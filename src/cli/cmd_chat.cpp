@@ -133,7 +133,9 @@ int run(int argc, char** argv) {
   check(n > 0, "--max-tokens must be positive, got ", n);
 
   const std::string path = model.resolve(/*allow_default=*/true);
-  auto session = LLMSession::open(path, model.session_options());
+  SessionOptions so = model.session_options();
+  vision.plan(so);
+  auto session = LLMSession::open(path, so);
   const gguf::File& f = session->model().file();
   const auto tok = text::Tokenizer::from_gguf(f);
   const ModelChat tmpl = model_chat(f);

@@ -91,6 +91,7 @@ int run(int argc, char** argv) {
     check(audio_path.empty(), "--audio needs a Whisper model");
     check(vision.any() || vision.mmproj.empty(), "--mmproj needs an --image");
     SessionOptions so = model.session_options();
+    vision.plan(so);
     std::vector<float> embeddings;
     if (vision.any()) {
       const int64_t n_embd = llm::LLM::load(path)->config().n_embd;

@@ -42,7 +42,9 @@ int run(int argc, char** argv) {
   check(!prompt.empty(), "a prompt is required (-p PROMPT)");
   check(n >= -1, "--max-tokens must be ≥ -1, got ", n);
 
-  auto session = LLMSession::open(model.resolve(false), model.session_options());
+  SessionOptions so = model.session_options();
+  vision.plan(so);
+  auto session = LLMSession::open(model.resolve(false), so);
   const gguf::File& f = session->model().file();
   const auto tok = text::Tokenizer::from_gguf(f);
   std::vector<int32_t> tokens;

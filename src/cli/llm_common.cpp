@@ -2,6 +2,7 @@
 
 #include "formats/image.h"
 #include "models/llava/llava.h"
+#include "runtime/llm/multimodal.h"
 
 #include <unistd.h>
 
@@ -175,6 +176,12 @@ void VisionArgs::add_to(ArgParser& p) {
   p.option("--mmproj", &mmproj, "PATH",
            "the vision encoder for --image: llama.cpp's mmproj GGUF (LLaVA 1.6) or a Hugging "
            "Face LLaVA-NeXT directory");
+}
+
+void VisionArgs::plan(SessionOptions& so) const {
+  if (mmproj.empty()) return;
+  if (!encoder_) encoder_ = llava::VisionEncoder::load(mmproj);
+  so.extras.push_back(vision_component(*encoder_));
 }
 
 Tensor VisionArgs::encode(const std::string& path, int64_t n_embd, int threads) const {

@@ -54,6 +54,8 @@ struct VisionArgs {
   // Decodes and encodes an image into LLM input rows f32 [n, n_embd] (Error when the encoder's
   // width differs from the LLM's n_embd, or --mmproj is missing).
   Tensor encode(const std::string& path, int64_t n_embd, int threads) const;
+  // Loads the encoder (when --mmproj is given) and adds its bill to the session's plan.
+  void plan(SessionOptions& so) const;
 
  private:
   mutable std::shared_ptr<const llava::VisionEncoder> encoder_;

@@ -39,6 +39,9 @@ TEST_P(LlavaVision, MatchesTransformersPackedFeatures) {
   EXPECT_EQ(enc->config().feature_layer,
             std::string(GetParam()).ends_with("legacy.gguf") ? -1 : -2);
   EXPECT_EQ(enc->config().text_hidden, 64);
+  // The 84x84 pinpoint: 2x2 tiles + the whole image, 9 + 6 * (6 + 1) embeddings.
+  EXPECT_EQ(enc->max_tiles(), 5);
+  EXPECT_EQ(enc->max_tokens(), 51);
   ThreadPool pool(2);
   const auto meta = read_json(kData + "preprocess.json");
   ASSERT_GE(meta["images"].size(), 4u);

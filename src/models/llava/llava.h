@@ -15,6 +15,7 @@
 #include "formats/gguf.h"
 #include "formats/image.h"
 #include "formats/image_anyres.h"
+#include "models/clip/clip.h"
 
 namespace eight::llava {
 
@@ -45,6 +46,11 @@ class VisionEncoder {
                                                           const std::string& name);
 
   const VisionConfig& config() const;
+  const clip::Config& tower_config() const;  // the CLIP vision tower's
+  // The most embeddings one image can become (the largest pinpoint, nothing unpadded), and the
+  // most tiles (whole image included) it is cut into.
+  int64_t max_tokens() const;
+  int64_t max_tiles() const;
   int64_t weight_bytes() const;  // vision tower + projector + newline
   // The number of embeddings an image of this size becomes (the image tokens in the prompt).
   int64_t count_tokens(int image_height, int image_width) const;

@@ -241,6 +241,24 @@ VisionEncoder::~VisionEncoder() = default;
 const VisionConfig& VisionEncoder::config() const {
   return impl_->config;
 }
+const clip::Config& VisionEncoder::tower_config() const {
+  return impl_->clip->config;
+}
+
+int64_t VisionEncoder::max_tokens() const {
+  int64_t n = 0;
+  for (const auto& [h, w] : impl_->config.preprocess.pinpoints) n = std::max(n, count_tokens(h, w));
+  return n;
+}
+
+int64_t VisionEncoder::max_tiles() const {
+  int64_t n = 0;
+  const int s = impl_->config.image_size;
+  for (const auto& [h, w] : impl_->config.preprocess.pinpoints)
+    n = std::max(n, 1 + int64_t{h / s} * (w / s));
+  return n;
+}
+
 int64_t VisionEncoder::weight_bytes() const {
   return impl_->weight_bytes;
 }

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "models/llm/llm.h"
+#include "runtime/plan/clip.h"
 
 namespace eight {
 
@@ -65,6 +66,15 @@ MultimodalPrompt build_multimodal_prompt(const text::Tokenizer& tok, const std::
     pos = at + marker.size();
   }
   return splice_images(ids, llm::kEmbeddingToken, add_bos ? tok.bos() : -1, images, n_embd);
+}
+
+ExtraComponent vision_component(const llava::VisionEncoder& enc) {
+  const int64_t rows = enc.max_tokens() * enc.config().text_hidden * int64_t{sizeof(float)};
+  return {
+      .id = "mmproj",
+      .role = "vision encoder",
+      .bytes = enc.weight_bytes(),
+      .work_bytes = clip_vision_activation_bytes(enc.tower_config(), enc.max_tiles()) + 2 * rows};
 }
 
 }  // namespace eight

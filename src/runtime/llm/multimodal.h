@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "models/llava/llava.h"
+#include "runtime/plan/planner.h"
 #include "text/tokenizer.h"
 
 namespace eight {
@@ -34,5 +36,10 @@ MultimodalPrompt splice_images(std::span<const int32_t> ids, int32_t marker, int
 MultimodalPrompt build_multimodal_prompt(const text::Tokenizer& tok, const std::string& prompt,
                                          bool add_bos, bool parse_special,
                                          std::span<const Tensor> images, int64_t n_embd);
+
+// What the planner bills for a vision encoder: its weights, and as work the activations of the
+// vision tower over one image's tiles plus the image's rows (features and the prompt-aligned
+// copy the LLM reads) at the encoder's largest token count.
+ExtraComponent vision_component(const llava::VisionEncoder& encoder);
 
 }  // namespace eight

@@ -34,6 +34,8 @@ struct SessionOptions {
   // eight's own allocations there are capped at vram minus vulkan::kDeviceReserveBytes, so a run
   // planned for 8 GiB never holds more than 8 GiB on a larger card.
   int64_t vram = 0;
+  // Parts the run holds beside the LLM (LLaVA's vision encoder): billed in the plan with it.
+  std::vector<ExtraComponent> extras = {};
 };
 
 // The GPU a run plans for: its index (none: the CPU only) and the budget the planner plans
