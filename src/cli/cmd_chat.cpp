@@ -57,7 +57,8 @@ struct Chat {
 
   // Runs one user turn; the answer streams to stdout and joins the history.
   void turn(const std::string& user) {
-    if (pending.defined()) {
+    const bool with_image = pending.defined();
+    if (with_image) {
       images.push_back(std::move(pending));
       pending = Tensor();
       messages.push_back({{"role", "user"}, {"content", std::string(kImageMarker) + "\n" + user}});
@@ -71,7 +72,7 @@ struct Chat {
     while (static_cast<int64_t>(prompt.size()) + reserve > session.n_ctx()) {
       if (!context_shift || messages.size() <= n_system + 1) {
         messages.erase(messages.end() - 1);
-        if (messages.size() < images.size()) images.clear();  // the refused turn's image too
+        if (with_image) images.pop_back();  // the refused turn's image goes with it
         std::fprintf(stderr,
                      "[the conversation (%zu tokens) no longer fits the context of %lld tokens: "
                      "/reset, or restart with --context-shift or a larger --ctx]\n",
