@@ -40,7 +40,10 @@ struct Chat {
     const std::string prompt = render_chat(tmpl.template_src, messages, o);
     // Templates usually write BOS themselves; add it only when they do not.
     const bool has_bos = !tmpl.bos_token.empty() && prompt.rfind(tmpl.bos_token, 0) == 0;
-    if (images.empty()) return tok.encode(prompt, /*add_special=*/!has_bos, /*parse_special=*/true);
+    if (images.empty()) {
+      params.prompt_embeddings = nullptr;
+      return tok.encode(prompt, /*add_special=*/!has_bos, /*parse_special=*/true);
+    }
     // Turns dropped by a context shift took their (oldest) images with them.
     size_t markers = 0;
     for (size_t at = prompt.find(kImageMarker); at != std::string::npos;
