@@ -43,6 +43,13 @@ std::string ModelArgs::resolve(bool allow_default) const {
     check(allow_default, "a model is required (-m MODEL)");
     return default_model_path();
   }
+  // A Hugging Face directory is not an LLM file eight runs directly (yet): say how to get one.
+  check(!std::filesystem::is_directory(model), "-m ", model,
+        " is a directory; LLMs run from GGUF files (for a Hugging Face LLaVA-NeXT directory: eight "
+        "convert ",
+        model,
+        " -o llava.gguf writes llava.gguf and mmproj-llava.gguf, then -m llava.gguf "
+        "--mmproj mmproj-llava.gguf)");
   return resolve_model_path(model);
 }
 
