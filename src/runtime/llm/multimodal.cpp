@@ -44,28 +44,40 @@ MultimodalPrompt splice_images(std::span<const int32_t> ids, int32_t marker, int
   return p;
 }
 
-MultimodalPrompt build_multimodal_prompt(const text::Tokenizer& tok, const std::string& prompt,
-                                         bool add_bos, bool parse_special,
-                                         std::span<const Tensor> images, int64_t n_embd) {
+MultimodalPrompt build_multimodal_prompt(
+    const std::function<std::vector<int32_t>(const std::string& piece, bool first)>& encode,
+    const std::string& prompt, int32_t bos, std::span<const Tensor> images, int64_t n_embd) {
   // Pieces between markers tokenized on their own; a marker becomes kEmbeddingToken (never a
   // real id), which splice_images then expands.
   std::vector<int32_t> ids;
-  if (add_bos && tok.bos() >= 0) ids.push_back(tok.bos());
-  size_t pos = 0;
   const std::string marker = kImageMarker;
-  while (true) {
+  for (size_t pos = 0, n = 0;; ++n) {
     const size_t at = prompt.find(marker, pos);
-    const std::string_view piece = std::string_view(prompt).substr(
-        pos, at == std::string::npos ? std::string::npos : at - pos);
-    if (!piece.empty()) {
-      const auto t = tok.encode(piece, /*add_special=*/false, parse_special);
-      ids.insert(ids.end(), t.begin(), t.end());
-    }
+    const auto t =
+        encode(prompt.substr(pos, at == std::string::npos ? std::string::npos : at - pos), n == 0);
+    ids.insert(ids.end(), t.begin(), t.end());
     if (at == std::string::npos) break;
     ids.push_back(llm::kEmbeddingToken);
     pos = at + marker.size();
   }
-  return splice_images(ids, llm::kEmbeddingToken, add_bos ? tok.bos() : -1, images, n_embd);
+  return splice_images(ids, llm::kEmbeddingToken, bos, images, n_embd);
+}
+
+MultimodalPrompt build_multimodal_prompt(const text::Tokenizer& tok, const std::string& prompt,
+                                         bool add_bos, bool parse_special,
+                                         std::span<const Tensor> images, int64_t n_embd) {
+  const bool bos = add_bos && tok.bos() >= 0;
+  return build_multimodal_prompt(
+      [&](const std::string& piece, bool first) {
+        std::vector<int32_t> t;
+        if (first && bos) t.push_back(tok.bos());
+        if (!piece.empty()) {
+          const auto e = tok.encode(piece, /*add_special=*/false, parse_special);
+          t.insert(t.end(), e.begin(), e.end());
+        }
+        return t;
+      },
+      prompt, bos ? tok.bos() : -1, images, n_embd);
 }
 
 ExtraComponent vision_component(const llava::VisionEncoder& enc) {

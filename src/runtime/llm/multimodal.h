@@ -4,6 +4,7 @@
 // where the prompt holds the literal text "<image>" (no special-token parsing needed); a prompt
 // without one gets its images before the text (after BOS), as LLaVA's processors do.
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -32,6 +33,13 @@ MultimodalPrompt splice_images(std::span<const int32_t> ids, int32_t marker, int
 
 // Tokenizes `prompt` piece by piece around each literal "<image>" (BOS once, at the start, when
 // add_bos) and splices the images in (see splice_images for a prompt without one).
+// The same with the caller's tokenization: encode(piece, first) gives a piece's ids (`first`:
+// the text before the first marker, where BOS belongs; pieces may be empty). `bos`: the id a
+// marker-less prompt's images follow when it starts with it (-1: none).
+MultimodalPrompt build_multimodal_prompt(
+    const std::function<std::vector<int32_t>(const std::string& piece, bool first)>& encode,
+    const std::string& prompt, int32_t bos, std::span<const Tensor> images, int64_t n_embd);
+
 // parse_special: special-token text in the pieces becomes those tokens.
 MultimodalPrompt build_multimodal_prompt(const text::Tokenizer& tok, const std::string& prompt,
                                          bool add_bos, bool parse_special,
