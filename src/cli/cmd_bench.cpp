@@ -14,6 +14,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "formats/whisper_ct2.h"
 #include "ops/kernel_bench.h"
 #include "runtime/diffusion/bench.h"
 #include "runtime/llm/bench.h"
@@ -75,13 +76,6 @@ std::vector<int> parse_streams(const std::string& text) {
     at = comma + 1;
   }
   return out;
-}
-
-// whisper.cpp's ggml files start with the magic "ggml" (GGUF files with "GGUF").
-bool is_whisper_model(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  uint32_t magic = 0;
-  return f.read(reinterpret_cast<char*>(&magic), 4) && magic == 0x67676d6cu;
 }
 
 // An SDXL checkpoint: a diffusers folder with unet/, or a .safetensors single file.
@@ -174,7 +168,7 @@ int run(int argc, char** argv) {
     std::fputs(diffusion::format_sdxl_bench(diffusion::bench_sdxl(d), json).c_str(), stdout);
     return 0;
   }
-  if (!model.empty() && is_whisper_model(resolve_model_path(model))) {
+  if (!model.empty() && whisper::is_whisper_model(resolve_model_path(model))) {
     const auto r = bench_whisper({.model = resolve_model_path(model),
                                   .reps = reps,
                                   .n_gen = n_gen,

@@ -37,12 +37,14 @@ struct Chat {
     ChatOptions o;
     o.bos_token = tmpl.bos_token;
     o.eos_token = tmpl.eos_token;
-    const std::string prompt = render_chat(tmpl.template_src, messages, o);
+    const ChatJson protected_messages =
+        map_contents(messages, [this](std::string_view s) { return tok.protect_special(s); });
+    const std::string prompt = render_chat(tmpl.template_src, protected_messages, o);
     // Templates usually write BOS themselves; add it only when they do not.
     const bool has_bos = !tmpl.bos_token.empty() && prompt.rfind(tmpl.bos_token, 0) == 0;
     if (images.empty()) {
       params.prompt_embeddings = nullptr;
-      return tok.encode(prompt, /*add_special=*/!has_bos, /*parse_special=*/true);
+      return tok.encode_chat(prompt, /*add_special=*/!has_bos);
     }
     // Turns dropped by a context shift took their (oldest) images with them.
     size_t markers = 0;
@@ -51,8 +53,12 @@ struct Chat {
       ++markers;
     if (markers < images.size())
       images.erase(images.begin(), images.end() - static_cast<long>(markers));
-    MultimodalPrompt mp = build_multimodal_prompt(tok, prompt, !has_bos && tok.add_bos(), true,
-                                                  images, session.config().n_embd);
+    // Pieces between images tokenized as chat text (template specials parsed, content not).
+    MultimodalPrompt mp = build_multimodal_prompt(
+        [&](const std::string& piece, bool first) {
+          return tok.encode_chat(piece, /*add_special=*/first && !has_bos);
+        },
+        prompt, !has_bos && tok.add_bos() ? tok.bos() : -1, images, session.config().n_embd);
     embeddings = std::move(mp.embeddings);
     params.prompt_embeddings = embeddings.data();
     return mp.tokens;

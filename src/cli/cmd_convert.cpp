@@ -1,5 +1,6 @@
 // `eight convert`: a Hugging Face checkpoint directory (today: CLIP) or an SDXL single file into
-// one GGUF file, with the weight matrices in the type asked for. (`eight convert-tokenizer`
+// one GGUF file, with the weight matrices in the type asked for; a CTranslate2 (faster-whisper)
+// Whisper directory into whisper.cpp's ggml file. (`eight convert-tokenizer`
 // converts a tokenizer.json alone; `eight quantize` re-types an existing GGUF.)
 #include <cstdio>
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include "cli/args.h"
 #include "core/dtype.h"
 #include "core/error.h"
+#include "formats/whisper_ct2.h"
 #include "models/clip/clip_convert.h"
 #include "models/llava/llava_convert.h"
 #include "models/sdxl/sdxl_convert.h"
@@ -60,18 +62,35 @@ int convert_sdxl(const std::string& model, const std::string& out, const std::st
   return 0;
 }
 
+// A CTranslate2 Whisper directory into a whisper.cpp ggml file (f32 or f16 matrices).
+int convert_whisper_ct2(const std::string& model, const std::string& out, std::string type) {
+  const whisper::ModelFile m = whisper::load_ct2(model);
+  if (type.empty()) type = m.weight_type == DType::F32 ? "f32" : "f16";
+  const auto dtype = dtype_from_name(type);
+  if (!dtype || (*dtype != DType::F32 && *dtype != DType::F16)) {
+    std::fprintf(stderr, "eight convert: whisper.cpp output is f32 or f16, not '%s'\n",
+                 type.c_str());
+    return 2;
+  }
+  whisper::write_ggml(m, out, *dtype);
+  std::printf("%s: whisper.cpp ggml, %s, from %s (%s weights)\n", out.c_str(), type.c_str(),
+              model.c_str(), std::string(dtype_name(m.weight_type)).c_str());
+  return 0;
+}
+
 int run(int argc, char** argv) {
   ArgParser p("convert", "[-m] CHECKPOINT -o OUT.gguf [--type TYPE]",
               "Convert a Hugging Face checkpoint directory (CLIP) or an SDXL single file into "
-              "one GGUF file.");
+              "one GGUF file, or a CTranslate2 Whisper directory into a whisper.cpp ggml file.");
   std::string model, out, type;
   int threads = 0;
   p.option("-m,--model", &model, "PATH",
            "checkpoint directory (config.json, *.safetensors, ...) or SDXL .safetensors file");
-  p.option("-o,--output", &out, "FILE", "the GGUF file to write");
+  p.option("-o,--output", &out, "FILE", "the GGUF (Whisper: ggml) file to write");
   p.option("--type", &type, "TYPE",
            "type of the weight matrices: f32, f16, bf16, q8_0, q4_0, q5_0, q4_k, q5_k, q6_k, ... "
-           "(default f16; SDXL: also q4_k_m, q5_k_m, default q4_k_m)");
+           "(default f16; SDXL: also q4_k_m, q5_k_m, default q4_k_m; Whisper: f32 or f16, default "
+           "f32 for a float32 directory, else f16)");
   p.option("-t,--threads", &threads, "N", "threads (default: all cores)");
   p.epilog(
       "Supported today: CLIP (model_type \"clip\") and LLaVA-NeXT (\"llava_next\": writes OUT and\n"
@@ -81,7 +100,10 @@ int run(int argc, char** argv) {
       "SDXL single files become a whole-checkpoint GGUF in stable-diffusion.cpp's layout: UNet\n"
       "linear weights TYPE (q4_k_m/q5_k_m: to_v and ff.net.2 in Q6_K), text encoders Q8_0,\n"
       "convolutions, VAE and embeddings F16, norms and biases F32.\n"
+      "A CTranslate2 (faster-whisper) Whisper directory (model.bin, config.json, vocabulary)\n"
+      "becomes a whisper.cpp ggml file; int8/int16 weights are dequantized into it.\n"
       "Example: eight convert -m clip-vit-large-patch14 -o clip-l14-q8_0.gguf --type q8_0\n"
+      "         eight convert faster-whisper-base -o ggml-base.bin\n"
       "         eight convert sd_xl_base_1.0.safetensors -o sdxl-q4_k_m.gguf --type q4_k_m");
   p.positional_count(0, 1);
   if (auto rc = p.parse(argc, argv)) return *rc;
@@ -90,6 +112,7 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "eight convert: -m DIR and -o FILE are required (see --help)\n");
     return 2;
   }
+  if (whisper::is_ct2_dir(model)) return convert_whisper_ct2(model, out, type);
   if (!std::filesystem::is_directory(model))
     return convert_sdxl(model, out, type.empty() ? "q4_k_m" : type, threads);
   if (type.empty()) type = "f16";
@@ -120,7 +143,7 @@ int run(int argc, char** argv) {
 }
 
 const Registration reg({.name = "convert",
-                        .summary = "convert a checkpoint (CLIP, SDXL) to GGUF",
+                        .summary = "convert a checkpoint (CLIP, SDXL) to GGUF, CT2 Whisper to ggml",
                         .run = run,
                         .order = 615});
 

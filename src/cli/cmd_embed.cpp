@@ -1,13 +1,18 @@
-// `eight embed -m CLIP (--image FILE | --text TEXT)... [--json] [-o OUT.npy]`: normalized CLIP
-// embeddings, in the order the inputs were given.
+// `eight embed -m MODEL (--image FILE | --text TEXT)... [--json] [-o OUT.npy]`: normalized
+// embeddings, in the order the inputs were given: CLIP (images and texts in one space), or text
+// only from a GGUF embedding model (BERT: bge, all-MiniLM, ...) or a decoder LLM (last token).
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
 #include "cli/clip_common.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "formats/npy.h"
+#include "runtime/llm/embedder.h"
 
 namespace eight::cli {
 namespace {
@@ -34,10 +39,22 @@ std::vector<Input> ordered_inputs(int argc, char** argv, const std::vector<std::
   return out;
 }
 
+// A GGUF whose architecture TextEmbedder handles (bert or a decoder LLM), not CLIP.
+bool is_text_embedding_gguf(const std::string& path) {
+  if (!std::filesystem::is_regular_file(path)) return false;
+  char magic[4] = {};
+  std::ifstream(path, std::ios::binary).read(magic, 4);
+  return std::memcmp(magic, "GGUF", 4) == 0 && TextEmbedder::handles(path);
+}
+
+void print_embeddings(const std::vector<Input>& inputs, const Tensor& all, bool json,
+                      const std::string& out);
+
 int run(int argc, char** argv) {
-  ArgParser p("embed", "-m CLIP (--image FILE | --text TEXT)...",
-              "Normalized CLIP embeddings of images and texts (one shared space: the dot product "
-              "of two is their cosine similarity).");
+  ArgParser p("embed", "-m MODEL (--image FILE | --text TEXT)...",
+              "Normalized embeddings: CLIP images and texts (one shared space: the dot product "
+              "of two is their cosine similarity), or texts with a GGUF embedding model (bert: "
+              "pooled as its bert.pooling_type says) or a decoder LLM (last-token pooling).");
   ClipArgs clip_args;
   std::vector<std::string> images, texts;
   std::string out;
@@ -47,10 +64,24 @@ int run(int argc, char** argv) {
   p.option("--text", &texts, "TEXT", "a text to embed (repeatable)");
   p.option("-o,--output", &out, "FILE", "also write float32 [n, dim] to a .npy file");
   p.flag("--json", &json, "print [{\"input\", \"type\", \"embedding\"}]");
+  p.epilog(
+      "-m also takes a GGUF text embedding model (architecture bert: bge, all-MiniLM, e5; or a\n"
+      "llama/qwen2/phi3 LLM, embedded by its last token), which embeds --text only, on the CPU.\n\n"
+      "examples:\n  eight embed -m bge-small-en-v1.5-f16.gguf --text \"a cat\" --text \"a dog\"\n"
+      "  eight embed -m clip-vit-base-patch32 --image cat.jpg --text \"a cat\" --json");
   if (auto rc = p.parse(argc, argv)) return *rc;
   check(!images.empty() || !texts.empty(), "give at least one --image FILE or --text TEXT");
   const std::vector<Input> inputs = ordered_inputs(argc, argv, images, texts);
   check(inputs.size() == images.size() + texts.size(), "[embed] lost track of the inputs");
+
+  if (const std::string path = clip_args.resolve(); is_text_embedding_gguf(path)) {
+    check(images.empty(), "[embed] ", path, " embeds text only (--image needs a CLIP model)");
+    const auto embedder = TextEmbedder::load(path);
+    log_info("[embed] ", embedder->architecture(), ", ", embedder->dim(), "-d, ",
+             embedder->pooling(), " pooling, normalized");
+    print_embeddings(inputs, embedder->embed(texts, clip_args.pool()), json, out);
+    return 0;
+  }
 
   const auto model = clip_args.load();
   ThreadPool& pool = clip_args.pool();
@@ -76,6 +107,13 @@ int run(int argc, char** argv) {
     std::memcpy(all.data<float>() + static_cast<int64_t>(i) * d, src.data<const float>() + r * d,
                 static_cast<size_t>(d) * sizeof(float));
   }
+  print_embeddings(inputs, all, json, out);
+  return 0;
+}
+
+void print_embeddings(const std::vector<Input>& inputs, const Tensor& all, bool json,
+                      const std::string& out) {
+  const int64_t d = all.size(1);
   if (!out.empty()) npy::write(out, all);
   if (json) {
     nlohmann::json arr = nlohmann::json::array();
@@ -84,7 +122,7 @@ int run(int argc, char** argv) {
                      {"type", inputs[i].image ? "image" : "text"},
                      {"embedding", row_json(all, static_cast<int64_t>(i))}});
     std::printf("%s\n", arr.dump().c_str());
-    return 0;
+    return;
   }
   for (size_t i = 0; i < inputs.size(); ++i) {
     const float* r = all.data<const float>() + static_cast<int64_t>(i) * d;
@@ -109,11 +147,12 @@ int run(int argc, char** argv) {
   if (!out.empty())
     std::printf("wrote %s: float32 [%zu, %lld]\n", out.c_str(), inputs.size(),
                 static_cast<long long>(d));
-  return 0;
 }
 
-const Registration reg(
-    {.name = "embed", .summary = "CLIP embeddings of images and texts", .run = run, .order = 51});
+const Registration reg({.name = "embed",
+                        .summary = "embeddings of texts (BERT/LLM GGUF) or images and texts (CLIP)",
+                        .run = run,
+                        .order = 51});
 
 }  // namespace
 }  // namespace eight::cli

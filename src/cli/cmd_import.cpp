@@ -34,6 +34,8 @@ int run(int argc, char** argv) {
     check(find_foreign_model(arg, &m), "no '", arg, "' in the Hugging Face cache (",
           hf_hub_cache_dir(), ") or the Ollama store (", ollama_models_dir(),
           "); see 'eight list --found'");
+    check(m.format != "ct2", "'", arg,
+          "' is a CTranslate2 Whisper directory, used in place: ", "eight transcribe -m ", m.path);
     e = store.import_file(m.path, name.empty() ? m.name : name, /*allow_reference=*/true, arg);
   } else {
     check(std::filesystem::exists(arg, ec), "no file '", arg, "'");

@@ -36,7 +36,8 @@ int run(int argc, char** argv) {
   bool json = false, found = false;
   p.flag("--found", &found,
          "also list GGUF files in the Hugging Face cache and the Ollama store (import them with "
-         "'eight import ID')");
+         "'eight import ID'), and CTranslate2 Whisper directories (faster-whisper's; use them in "
+         "place: eight transcribe -m PATH)");
   p.flag("--json", &json, "print JSON");
   p.positional_count(0, 0);
   if (auto rc = p.parse(argc, argv)) return *rc;

@@ -1,6 +1,7 @@
 // `eight logits -m MODEL -p PROMPT -o OUT.npy`: the logits after every prompt position, as float32
 // [n_tokens, n_vocab], for comparisons with reference implementations. BOS is added as the
-// model's metadata says and special-token text is not parsed (or pass ids with --tokens).
+// model's metadata says and special-token text is parsed as llama.cpp does (--no-parse-special:
+// as plain text), or pass ids with --tokens.
 // With --image and --mmproj (a vision LLM such as LLaVA 1.6): one row per position of the whole
 // sequence as the model sees it, the image's positions included; the image goes where the
 // prompt holds "<image>" (with --tokens: where the id -1 is), else before the text.
@@ -19,6 +20,7 @@
 #include "formats/audio.h"
 #include "formats/mel.h"
 #include "formats/npy.h"
+#include "formats/whisper_ct2.h"
 #include "models/whisper/whisper.h"
 #include "ops/device.h"
 #include "runtime/llm/multimodal.h"
@@ -26,12 +28,6 @@
 
 namespace eight::cli {
 namespace {
-
-bool is_whisper_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  uint32_t magic = 0;
-  return f.read(reinterpret_cast<char*>(&magic), 4) && magic == whisper::kGgmlMagic;
-}
 
 // Logits of a Whisper decoder forced through `tokens` over one 30 s window of `audio_path`.
 std::vector<float> whisper_logits(const std::string& path, const std::string& audio_path,
@@ -61,7 +57,7 @@ int run(int argc, char** argv) {
   ModelArgs model;
   std::string prompt, tokens_arg, out, audio_path;
   VisionArgs vision;
-  bool json = false, no_bos = false;
+  bool json = false, no_bos = false, no_special = false;
   model.add_to(p);
   p.option("-p,--prompt", &prompt, "TEXT", "prompt text (tokenized with the model's tokenizer)");
   p.option("--tokens", &tokens_arg, "IDS",
@@ -70,6 +66,8 @@ int run(int argc, char** argv) {
   p.option("--audio", &audio_path, "FILE", "with a Whisper model: the audio (padded to 30 s)");
   vision.add_to(p);
   p.flag("--no-bos", &no_bos, "do not add BOS even when the model's metadata asks for it");
+  p.flag("--no-parse-special", &no_special,
+         "tokenize special-token text (\"<|user|>\") as plain text instead of as tokens");
   p.flag("--json", &json,
          "print {\"tokens\": [...], \"shape\": [T, V], \"output\": FILE} (image positions "
          "are -1 in tokens)");
@@ -81,7 +79,7 @@ int run(int argc, char** argv) {
   std::vector<int32_t> tokens;
   std::vector<float> logits;
   int64_t T = 0, V = 0;
-  if (is_whisper_file(path)) {
+  if (whisper::is_whisper_model(path)) {
     check(!tokens_arg.empty(), "a Whisper model takes token ids (--tokens IDS), not a prompt");
     tokens = parse_token_list(tokens_arg);
     check(!tokens.empty(), "the token list is empty");
@@ -108,8 +106,8 @@ int run(int argc, char** argv) {
         mp = splice_images(ids, llm::kEmbeddingToken, -1, features, n_embd);
       } else {
         const auto tok = text::Tokenizer::from_gguf(gguf::File::open(path));
-        mp =
-            build_multimodal_prompt(tok, prompt, !no_bos && tok.add_bos(), false, features, n_embd);
+        mp = build_multimodal_prompt(tok, prompt, !no_bos && tok.add_bos(), !no_special, features,
+                                     n_embd);
       }
       tokens = std::move(mp.tokens);
       embeddings = std::move(mp.embeddings);
@@ -117,7 +115,7 @@ int run(int argc, char** argv) {
       tokens = parse_token_list(tokens_arg);
     } else {
       const auto tok = text::Tokenizer::from_gguf(gguf::File::open(path));
-      tokens = tok.encode(prompt, /*add_special=*/!no_bos, /*parse_special=*/false);
+      tokens = tok.encode(prompt, /*add_special=*/!no_bos, /*parse_special=*/!no_special);
     }
     check(!tokens.empty(), "the prompt has no tokens");
     // The context only needs the prompt (unless asked for more, which must still hold it).

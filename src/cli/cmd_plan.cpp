@@ -12,7 +12,9 @@
 #include "core/memory.h"
 #include "core/thread_pool.h"
 #include "formats/gguf.h"
+#include "formats/whisper_ct2.h"
 #include "runtime/diffusion/image_pipeline.h"
+#include "runtime/plan/bert.h"
 #include "runtime/plan/diffusion.h"
 #include "runtime/plan/planner.h"
 #include "runtime/plan/report.h"
@@ -31,7 +33,8 @@ bool is_whisper_file(const std::string& path) {
 // self caches, against the RAM budget (the CPU runs it).
 int plan_whisper(const std::string& path, int beams, const DeviceBudget& budget, bool json) {
   check(beams >= 1 && beams <= 64, "--beams must be between 1 and 64 (got ", beams, ")");
-  const whisper::ModelFile f = whisper::load(path);
+  const whisper::ModelFile f =
+      whisper::is_ct2_dir(path) ? whisper::load_ct2(path) : whisper::load(path);
   const WhisperMemory m =
       plan_whisper_file(path, beams, f.hparams.n_text_ctx, default_thread_count());
   const bool fits = budget.ram <= 0 || m.total() <= budget.ram;
@@ -72,8 +75,9 @@ int plan_whisper(const std::string& path, int beams, const DeviceBudget& budget,
 int run(int argc, char** argv) {
   ArgParser p("plan", "MODEL",
               "Plan memory for a model before loading it: which layers and buffers go on the GPU "
-              "and the CPU, the largest context that fits, and a verdict. MODEL is a GGUF file or "
-              "a catalog name with an optional quant (eight models lists them).");
+              "and the CPU, the largest context that fits, and a verdict. MODEL is a GGUF file, "
+              "a whisper.cpp file or CTranslate2 Whisper directory, or a catalog name with an "
+              "optional quant (eight models lists them).");
   std::string vram = "8GiB", ram, kv_type = "f16", reserve;
   int64_t ctx = 0, parallel = 1, ubatch = 512, batch = 2048;
   bool json = false, no_fa = false, cpu = false;
@@ -160,12 +164,32 @@ int run(int argc, char** argv) {
     }
     return plan.fits() ? 0 : 1;
   }
-  if (std::filesystem::is_regular_file(model) && is_whisper_file(model)) {
+  if ((std::filesystem::is_regular_file(model) && is_whisper_file(model)) ||
+      whisper::is_ct2_dir(model)) {
     if (budget.ram <= 0) budget.ram = system_ram_budget();
     return plan_whisper(model, beams, budget, json);
   }
   if (std::filesystem::is_regular_file(model)) {
     const gguf::File file = gguf::File::open(model);
+    if (file.architecture() == "bert") {  // an encoder: weights, one input's activations
+      const BertPlan plan = plan_bert(file, ctx, threads, budget.ram);
+      if (json)
+        std::printf("%s\n", nlohmann::json({{"architecture", "bert"},
+                                            {"model", plan.model},
+                                            {"tokens", plan.tokens},
+                                            {"pooling", plan.pooling},
+                                            {"weight_bytes", plan.weight_bytes},
+                                            {"activation_bytes", plan.activation_bytes},
+                                            {"scratch_bytes", plan.scratch_bytes},
+                                            {"host_peak_bytes", plan.host_peak()},
+                                            {"ram_budget_bytes", plan.cpu.budget},
+                                            {"fits", plan.fits()}})
+                                .dump(2)
+                                .c_str());
+      else
+        std::fputs(render_plan(plan).c_str(), stdout);
+      return plan.fits() ? 0 : 1;
+    }
     const Plan plan = plan_llm(describe_gguf(file), request, budget);
     json ? void(out = plan_to_json(plan)) : void(text = render_plan(plan));
   } else {

@@ -23,7 +23,7 @@ int run(int argc, char** argv) {
   std::string prompt;
   std::vector<std::string> stops;
   int64_t n = 256;
-  bool json = false, context_shift = false, no_bos = false, special = false;
+  bool json = false, context_shift = false, no_bos = false, special = true, no_special = false;
   model.add_to(p);
   p.option("-p,--prompt", &prompt, "TEXT", "the prompt (required)");
   p.option("-n,--max-tokens", &n, "N",
@@ -34,12 +34,16 @@ int run(int argc, char** argv) {
   p.flag("--context-shift", &context_shift,
          "when the context is full, drop the oldest tokens after the prompt's first and go on");
   p.flag("--no-bos", &no_bos, "do not add BOS even when the model's metadata asks for it");
-  p.flag("--special", &special, "parse special-token text in the prompt (\"<|im_start|>\")");
+  p.flag(
+      "--special", &special,
+      "parse special-token text in the prompt (\"<|im_start|>\") as llama.cpp does (the default)");
+  p.flag("--no-parse-special", &no_special, "tokenize special-token text as plain text");
   p.flag("--json", &json,
          "print one JSON object at the end: text, tokens, prompt_tokens (image positions -1), "
          "timings (no streaming)");
   if (auto rc = p.parse(argc, argv)) return *rc;
   check(!prompt.empty(), "a prompt is required (-p PROMPT)");
+  special = !no_special;
   check(n >= -1, "--max-tokens must be ≥ -1, got ", n);
 
   SessionOptions so = model.session_options();

@@ -3,7 +3,9 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <thread>
 
@@ -19,6 +21,7 @@
 #include "runtime/plan/planner.h"
 #include "runtime/store/store.h"
 #include "server/clip_service.h"
+#include "server/embedding_service.h"
 #include "server/http_server.h"
 #include "server/image_service.h"
 #include "server/llm_backend.h"
@@ -29,6 +32,10 @@ namespace eight::cli {
 namespace {
 
 server::HttpServer* g_server = nullptr;
+
+// Marks a rendered chat prompt on its way from render_chat to encode (U+10FFFE, the noncharacter
+// protect_special uses, then bytes no template writes).
+constexpr std::string_view kChatPrompt = "\xf4\x8f\xbf\xbe\x01chat\x01";
 
 void on_signal(int) {
   // httplib's stop() only flips a flag and shuts the socket down: safe enough from a handler.
@@ -87,20 +94,32 @@ struct LLMStack {
   }
   server::LLMTextFunctions functions() {
     server::LLMTextFunctions fns;
+    // A chat prompt carries kChatPrompt in front: its message content was marked by
+    // protect_special and only the template's special tokens may become tokens. A raw
+    // /v1/completions prompt has its special-token text parsed, as llama.cpp does.
     fns.encode = [this](const std::string& prompt) {
-      const bool has_bos = !chat.bos_token.empty() && prompt.rfind(chat.bos_token, 0) == 0;
-      return text.encode(prompt, text.add_bos() && !has_bos, /*parse_special=*/true);
+      const bool is_chat = prompt.rfind(kChatPrompt, 0) == 0;
+      const std::string_view p =
+          is_chat ? std::string_view(prompt).substr(kChatPrompt.size()) : std::string_view(prompt);
+      const bool has_bos = !chat.bos_token.empty() && p.rfind(chat.bos_token, 0) == 0;
+      const bool add_bos = text.add_bos() && !has_bos;
+      return is_chat ? text.tokenizer().encode_chat(p, add_bos)
+                     : text.encode(std::string(p), add_bos, /*parse_special=*/true);
     };
     fns.piece = [this](int32_t id) { return text.piece(id); };
     fns.vision = vision;
+    // Images come only in chat requests: the text after one is chat text too.
     fns.encode_piece = [this](const std::string& piece) {
-      return text.encode(piece, /*add_bos=*/false, /*parse_special=*/true);
+      return text.tokenizer().encode_chat(piece, /*add_special=*/false);
     };
     fns.render_chat = [this](const nlohmann::json& messages) {
       ChatOptions o;
       o.bos_token = chat.bos_token;
       o.eos_token = chat.eos_token;
-      return render_chat(chat.template_src, ChatJson::parse(messages.dump()), o);
+      const ChatJson protected_messages =
+          map_contents(ChatJson::parse(messages.dump()),
+                       [this](std::string_view s) { return text.tokenizer().protect_special(s); });
+      return std::string(kChatPrompt) + render_chat(chat.template_src, protected_messages, o);
     };
     return fns;
   }
@@ -144,13 +163,18 @@ int run(int argc, char** argv) {
   std::string whisper_path;
   int whisper_beam = 5;
   p.option("--whisper", &whisper_path, "MODEL",
-           "also serve a Whisper model (whisper.cpp ggml-*.bin) on /v1/audio/transcriptions and "
+           "also serve a Whisper model (whisper.cpp ggml-*.bin or a CTranslate2 directory) on "
+           "/v1/audio/transcriptions and "
            "/v1/audio/translations; without -m only speech is served");
   int whisper_max_tokens = 0;
   std::string clip_model;
   p.option("--clip", &clip_model, "CLIP",
            "also serve a CLIP model (folder, GGUF or store name) on /v1/embeddings (text), "
            "/v1/images/embeddings and /v1/classify; without -m only those are served");
+  std::string embedding_model;
+  p.option("--embedding", &embedding_model, "MODEL",
+           "also serve a GGUF text embedding model (bert: bge, all-MiniLM, ...; or a decoder LLM, "
+           "last-token pooling) on /v1/embeddings; a bert GGUF given as -m is served this way");
   std::string image_model;
   int image_queue = 4;
   p.option("--image-model", &image_model, "MODEL",
@@ -172,16 +196,32 @@ int run(int argc, char** argv) {
   if (api_key.empty())
     if (const char* env = std::getenv("EIGHT_API_KEY")) api_key = env;
 
-  // The text model: -m, or the bundled default unless only --whisper was asked for.
+  // A BERT GGUF as -m has no text generation: it is the embedding model.
+  if (!model.model.empty() && embedding_model.empty()) {
+    const std::string path = resolve_model_path(model.model);
+    char magic[4] = {};
+    if (std::filesystem::is_regular_file(path))
+      std::ifstream(path, std::ios::binary).read(magic, 4);
+    if (std::memcmp(magic, "GGUF", 4) == 0 && gguf::File::open(path).architecture() == "bert") {
+      embedding_model = path;
+      model.model.clear();
+    }
+  }
+  // The text model: -m, or the bundled default unless only other services were asked for.
   std::unique_ptr<LLMStack> llm;
-  if (!model.model.empty() || (whisper_path.empty() && clip_model.empty() && image_model.empty()))
+  if (!model.model.empty() || (whisper_path.empty() && clip_model.empty() && image_model.empty() &&
+                               embedding_model.empty()))
     llm = std::make_unique<LLMStack>(model, parallel, queue, alias, mmproj);
   std::unique_ptr<server::WhisperService> speech;
   ThreadPool& pool = global_thread_pool(model.session_options().n_threads);
   if (!whisper_path.empty()) {
     // A file path, or a name in the model store.
     const std::string path = resolve_model_path(whisper_path);
-    std::string id = std::filesystem::path(path).stem().string();
+    // The id: a file's stem ("ggml-base"), a directory's name ("faster-whisper-base.en").
+    std::filesystem::path fp = std::filesystem::path(path).lexically_normal();
+    if (fp.filename().empty()) fp = fp.parent_path();
+    const std::string id =
+        std::filesystem::is_directory(fp) ? fp.filename().string() : fp.stem().string();
     speech = std::make_unique<server::WhisperService>(
         whisper::Model::load(path, ops::choose_device(model.device)), pool,
         server::WhisperServiceOptions{.model_id = id,
@@ -201,6 +241,19 @@ int run(int argc, char** argv) {
     services.push_back(vision.get());
     // Images arrive base64-encoded in JSON (4/3 of their size).
     if (!p.given("--max-body")) max_body = std::max<int64_t>(max_body, int64_t{32} << 20);
+  }
+  std::unique_ptr<server::EmbeddingService> text_embeddings;
+  if (!embedding_model.empty()) {
+    check(!vision, "--embedding and --clip both serve /v1/embeddings: give one of them");
+    const std::string path = resolve_model_path(embedding_model);
+    text_embeddings = std::make_unique<server::EmbeddingService>(
+        TextEmbedder::load(path),
+        server::EmbeddingServiceOptions{
+            .model_id =
+                !alias.empty() && !llm ? alias : std::filesystem::path(path).stem().string(),
+            .n_threads = model.session_options().n_threads,
+            .max_inputs = 256});
+    services.push_back(text_embeddings.get());
   }
   std::unique_ptr<server::ImageService> images;
   if (!image_model.empty()) {
@@ -237,16 +290,20 @@ int run(int argc, char** argv) {
   else
     std::fprintf(stderr, "eight serve: %s on http://%s:%d (%s only, %d threads)%s\n",
                  services[0]->model_ids()[0].c_str(), host.c_str(), http.port(),
-                 speech   ? "speech"
-                 : vision ? "vision"
-                          : "images",
+                 speech            ? "speech"
+                 : vision          ? "vision"
+                 : text_embeddings ? "embeddings"
+                                   : "images",
                  pool.size(), api_key.empty() ? "" : ", API key required");
   if (vision && (llm || speech))
     std::fprintf(stderr,
                  "eight serve: vision model %s on /v1/embeddings, /v1/images/embeddings, "
                  "/v1/classify\n",
                  vision->model_ids()[0].c_str());
-  if (images && (llm || speech || vision))
+  if (text_embeddings && (llm || speech))
+    std::fprintf(stderr, "eight serve: embedding model %s on /v1/embeddings\n",
+                 text_embeddings->model_ids()[0].c_str());
+  if (images && (llm || speech || vision || text_embeddings))
     std::fprintf(stderr,
                  "eight serve: image model %s on /v1/images/generations, /sdapi/v1/txt2img\n",
                  images->model_ids()[0].c_str());

@@ -18,10 +18,12 @@ int run(int argc, char** argv) {
   ArgParser p("tokenize", "-m FILE [TEXT | -]",
               "Tokenize a text with a model's tokenizer and print the ids on one line.");
   std::string model, batch;
-  bool no_bos = false, special = false, json = false;
+  bool no_bos = false, special = true, no_special = false, json = false;
   p.option("-m,--model", &model, "FILE", "GGUF model (or vocabulary-only GGUF)");
   p.flag("--no-bos", &no_bos, "do not add BOS/EOS even when the model asks for them");
-  p.flag("--special", &special, "parse special tokens written in the text (e.g. <|im_end|>)");
+  p.flag("--special", &special,
+         "parse special-token text (e.g. <|im_end|>) as llama.cpp does (the default)");
+  p.flag("--no-parse-special", &no_special, "tokenize special-token text as plain text");
   p.flag("--json", &json, "print {\"ids\": [...], \"pieces\": [...]} instead");
   p.option("--batch", &batch, "FILE",
            "tokenize each string of a JSON array; print one JSON line per string with its ids "
@@ -30,6 +32,7 @@ int run(int argc, char** argv) {
   p.epilog("TEXT '-' or no TEXT reads standard input (bytes as they are, no newline stripped).");
   if (auto rc = p.parse(argc, argv)) return *rc;
   check(!model.empty(), "[tokenize] -m FILE is required");
+  special = !no_special;
   if (!batch.empty()) {
     auto tok = text::Tokenizer::from_gguf(gguf::File::open(model));
     std::ifstream in(batch, std::ios::binary);

@@ -1,4 +1,5 @@
-// `eight transcribe`: speech to text with a whisper.cpp model file, OpenAI's algorithm.
+// `eight transcribe`: speech to text with a whisper.cpp model file or a CTranslate2
+// (faster-whisper) directory, OpenAI's algorithm.
 #include <unistd.h>
 
 #include <chrono>
@@ -55,19 +56,27 @@ class Progress {
 int run(int argc, char** argv) {
   ArgParser p("transcribe", "-m MODEL AUDIO...",
               "Transcribe (or translate to English) speech with a Whisper model (whisper.cpp "
-              "ggml-*.bin).");
-  std::string model_path, language = "auto", formats, basename, prompt;
+              "ggml-*.bin, or a CTranslate2/faster-whisper directory).");
+  std::string model_path, language, formats, basename, prompt;
   bool translate = false, words = false, vad = false, no_fallback = false, json = false;
-  bool quiet = false;
+  bool quiet = false, no_timestamps = false;
   int beam_size = 5, best_of = 5, threads = 0, max_tokens = 0;
   double temperature = 0.0;
-  p.option("-m,--model", &model_path, "MODEL", "whisper.cpp model file (ggml-*.bin)");
+  p.option("-m,--model", &model_path, "MODEL",
+           "whisper.cpp model file (ggml-*.bin) or CTranslate2 directory (model.bin, config.json)");
   std::string device = "auto";
   p.option("--device", &device, "DEV",
            "where the encoder's layers run: auto (default: the best GPU, else the CPU), cpu, "
            "vulkan or vulkan:N (see eight devices)");
-  p.option("--language,-l", &language, "CODE", "spoken language: auto (detect, default), en, ...");
-  p.flag("--translate", &translate, "translate to English instead of transcribing");
+  p.option("--language,-l", &language, "CODE",
+           "spoken language: auto (detect; the default unless a CT2 directory's config.json names "
+           "a language), en, ...");
+  p.flag("--translate", &translate,
+         "translate to English instead of transcribing (also when a CT2 config.json says task "
+         "\"translate\")");
+  p.flag("--no-timestamps,-nt", &no_timestamps,
+         "decode without timestamp tokens (<|notimestamps|> in the prompt, whisper.cpp's -nt): "
+         "one segment per 30 s window, printed as text only");
   p.option("--output-format,-f", &formats, "LIST",
            "files to write: txt,srt,vtt,json,verbose_json (comma-separated)");
   p.option("-o,--output", &basename, "BASENAME",
@@ -91,7 +100,8 @@ int run(int argc, char** argv) {
       "example:\n  eight transcribe -m ggml-base.en.bin talk.wav -f srt,json --word-timestamps");
   p.positional_count(1, -1);
   if (auto rc = p.parse(argc, argv)) return *rc;
-  check(!model_path.empty(), "-m MODEL is required (a whisper.cpp ggml-*.bin file)");
+  check(!model_path.empty(),
+        "-m MODEL is required (a whisper.cpp ggml-*.bin file or a CTranslate2 directory)");
   model_path = resolve_model_path(model_path);  // a file, or a name in the model store
   check(temperature >= 0 && temperature <= 1, "--temperature must be in [0, 1], got ", temperature);
   std::vector<whisper::TranscriptFormat> outputs;
@@ -101,8 +111,8 @@ int run(int argc, char** argv) {
     check(std::filesystem::is_regular_file(a), "audio file '", a, "' does not exist");
 
   whisper::TranscribeOptions o;
-  o.language = language;
   o.translate = translate;
+  o.without_timestamps = no_timestamps;
   o.beam_size = beam_size;
   o.best_of = best_of;
   o.word_timestamps = words;
@@ -117,6 +127,10 @@ int run(int argc, char** argv) {
   }
 
   auto model = whisper::Model::load(model_path, ops::choose_device(device));
+  // A CT2 directory's config.json may name the language and task; flags given win.
+  const whisper::ModelFile& mf = model->file();
+  o.language = !language.empty() ? language : (mf.language.empty() ? "auto" : mf.language);
+  if (mf.task == "translate") o.translate = translate = true;
   ThreadPool& pool = global_thread_pool(threads);
   whisper::Transcriber transcriber(model, pool);
   whisper::validate_transcribe_options(o, model->special());
@@ -131,6 +145,11 @@ int run(int argc, char** argv) {
     whisper::TranscribeCallbacks cb;
     cb.on_segment = [&](const whisper::Segment& s) {
       if (quiet || json || s.text.empty()) return;
+      if (no_timestamps) {  // whisper.cpp's -nt prints the text alone
+        std::printf("%s\n", s.text.c_str());
+        std::fflush(stdout);
+        return;
+      }
       std::printf("[%s --> %s] %s\n", whisper::format_timestamp(s.start).c_str(),
                   whisper::format_timestamp(s.end).c_str(), s.text.c_str());
       std::fflush(stdout);

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/storage.h"
@@ -73,6 +74,11 @@ struct ModelFile {
   int copied_tensors = 0;    // tensors whose data was misaligned in the file and so were copied
   int64_t copied_bytes = 0;  // their data
   int64_t tensor_bytes = 0;  // the data of every tensor in the file
+  // A CTranslate2 directory (formats/whisper_ct2.h) also sets these from its config.json:
+  std::string format = "ggml";                       // "ggml" or "ct2"
+  std::vector<std::pair<int, int>> alignment_heads;  // (decoder layer, head); empty: defaults
+  std::vector<int32_t> suppress_ids, suppress_ids_begin;
+  std::string language, task;  // defaults for transcription ("" when the config names none)
 
   bool has(const std::string& name) const { return tensors.count(name) != 0; }
   // Throws Error naming the tensor when absent.
@@ -92,5 +98,10 @@ ModelFile parse(std::shared_ptr<Storage> storage, const std::string& name);
 // copied. Misaligned tensors stay views (copied_tensors / copied_bytes say what load() would
 // copy), so the result must not feed a model.
 ModelFile scan(const std::string& path);
+
+// Writes `m` as a whisper.cpp ggml file: matrices and convolution kernels in `type` (F32 or F16;
+// integer weights times their "<name>_scale" multipliers), positional embeddings, norms and biases
+// F32, the text tokens of the vocabulary. (formats/whisper_ggml_write.cpp)
+void write_ggml(const ModelFile& m, const std::string& path, DType type);
 
 }  // namespace eight::whisper

@@ -8,9 +8,46 @@
 namespace eight::nn {
 
 void linear(const Tensor& y, const Tensor& x, const Linear& l, ThreadPool& pool) {
+  if (l.scale.defined()) {  // the bias comes after the scale
+    ops::matmul(x, l.weight, y, pool);
+    scale_columns(y, l.scale);
+    if (!l.bias.defined()) return;
+    const int64_t n = y.size(-1);
+    const float* b = l.bias.data<float>();
+    for (int64_t t = 0; t < y.numel() / n; ++t) {
+      auto* row = static_cast<float*>(y.row(t));
+      for (int64_t j = 0; j < n; ++j) row[j] += b[j];
+    }
+    return;
+  }
   const ops::MatmulParams params{.bias = l.bias.defined() ? &l.bias : nullptr};
   Tensor out = y;
   ops::matmul(x, l.weight, out, pool, params);
+}
+
+void scale_columns(const Tensor& y, const Tensor& scale) {
+  const int64_t n = y.size(-1);
+  check(y.dtype() == DType::F32 && y.dim() == 2 && y.stride(1) == 1 &&
+            scale.dtype() == DType::F32 && scale.numel() == n && scale.is_contiguous(),
+        "[linear] scale ", ShapeText(scale.shape()), " does not fit output ", ShapeText(y.shape()));
+  const float* s = scale.data<float>();
+  for (int64_t t = 0; t < y.size(0); ++t) {
+    auto* row = static_cast<float*>(y.row(t));
+    for (int64_t j = 0; j < n; ++j) row[j] *= s[j];
+  }
+}
+
+void scale_rows(const Tensor& y, const Tensor& scale, const int32_t* tokens, int64_t T) {
+  check(y.dtype() == DType::F32 && y.dim() == 2 && y.size(0) >= T && y.stride(1) == 1 &&
+            scale.dtype() == DType::F32 && scale.is_contiguous(),
+        "[embedding] scale ", ShapeText(scale.shape()), " does not fit ", ShapeText(y.shape()));
+  for (int64_t t = 0; t < T; ++t) {
+    check(tokens[t] >= 0 && tokens[t] < scale.numel(), "[embedding] token id ", tokens[t],
+          " is outside the scale's ", scale.numel(), " rows");
+    const float s = scale.data<float>()[tokens[t]];
+    auto* row = static_cast<float*>(y.row(t));
+    for (int64_t j = 0; j < y.size(1); ++j) row[j] *= s;
+  }
 }
 
 void embedding(const Tensor& y, const Tensor& table, const int32_t* tokens, int64_t T) {

@@ -21,7 +21,7 @@ struct LLMTextFunctions {
   // Chat messages → prompt text, generation prompt added.
   std::function<std::string(const nlohmann::json&)> render_chat;
   // A vision LLM's image encoder (LLaVA's mmproj), or null for a model that cannot see, and the
-  // ids of prompt text after an image (no BOS; special-token text parsed).
+  // ids of chat prompt text after an image (no BOS; as encode treats chat prompts).
   std::shared_ptr<const llava::VisionEncoder> vision = nullptr;
   std::function<std::vector<int32_t>(const std::string&)> encode_piece = nullptr;
 };

@@ -135,6 +135,8 @@ ServiceResponse WhisperService::handle(const ServiceRequest& req, bool translate
         bad_request("language", "unsupported language '" + lang +
                                     "' (use an ISO-639-1 code the model knows, such as en)");
       o.language = lang;
+    } else if (!model_->file().language.empty()) {
+      o.language = model_->file().language;  // a CT2 directory's config.json names it
     }
   }
   if (const FormPart* t = field(req, "temperature")) {

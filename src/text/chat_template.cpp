@@ -32,6 +32,25 @@ std::string render_chat(const std::string& template_src, const ChatJson& message
   return it->second.render(ctx);
 }
 
+ChatJson map_contents(const ChatJson& messages,
+                      const std::function<std::string(std::string_view)>& f) {
+  ChatJson out = messages;
+  if (!out.is_array()) return out;
+  for (auto& m : out) {
+    if (!m.is_object() || !m.contains("content")) continue;
+    ChatJson& c = m["content"];
+    if (c.is_string()) {
+      c = f(c.get_ref<const std::string&>());
+    } else if (c.is_array()) {
+      for (auto& part : c)
+        if (part.is_object() && part.value("type", "") == "text" && part.contains("text") &&
+            part["text"].is_string())
+          part["text"] = f(part["text"].get_ref<const std::string&>());
+    }
+  }
+  return out;
+}
+
 namespace {
 
 // Our own minimal templates that produce each family's documented prompt format.

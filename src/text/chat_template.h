@@ -2,7 +2,9 @@
 // Chat prompts: runs a model's Jinja chat template the way Hugging Face's apply_chat_template
 // does (same globals: messages, tools, documents, add_generation_prompt, bos_token, eos_token,
 // raise_exception, strftime_now), with per-family defaults for models that ship no template.
+#include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -27,6 +29,12 @@ struct ChatOptions {
 // through). Throws Error "[jinja] line N: ..." for template errors.
 std::string render_chat(const std::string& template_src, const ChatJson& messages,
                         const ChatOptions& opts);
+
+// messages with every content string (and the text of every {"type": "text"} content part)
+// replaced by f(text): Tokenizer::protect_special, so that message text never becomes a special
+// token.
+ChatJson map_contents(const ChatJson& messages,
+                      const std::function<std::string(std::string_view)>& f);
 
 // Families with a built-in default template.
 const std::vector<std::string>& chat_families();

@@ -1,9 +1,31 @@
 #!/usr/bin/env python3
 """Generates unicode_data.cpp: the Unicode facts BERT's WordPiece pre-tokenization needs
 (lowercase + accent stripping after NFD, punctuation, whitespace and control classes), from
-Python's unicodedata. Run: python3 src/text/gen_unicode_data.py > src/text/unicode_data.cpp"""
+Python's unicodedata. Run: python3 src/text/gen_unicode_data.py > src/text/unicode_data.cpp
+
+Hugging Face tokenizers (BertNormalizer, BertPreTokenizer) classify characters with Unicode 8.0
+tables (the Rust unicode_categories crate): punctuation, control/format characters and nonspacing
+marks assigned later are ordinary letters to it (U+2E44 and U+061D are not split off, U+08E2 and
+U+0898 are kept). To give the same tokens, those classes are limited to the code points Unicode
+8.0 had assigned, which Perl's Unicode::UCD (prop_invlist "In=8.0") lists."""
+import subprocess
 import sys
 import unicodedata
+
+
+def assigned_in_8_0():
+    out = subprocess.run(["perl", "-MUnicode::UCD=prop_invlist", "-e",
+                          'print join(",", prop_invlist("In=8.0"))'],
+                         capture_output=True, text=True, check=True).stdout
+    edges = [int(x) for x in out.split(",")]
+    flags = bytearray(0x110000)
+    for i in range(0, len(edges), 2):
+        end = edges[i + 1] if i + 1 < len(edges) else 0x110000
+        flags[edges[i]:end] = b"\x01" * (end - edges[i])
+    return flags
+
+
+OLD = assigned_in_8_0()
 
 MAX = 0x110000
 
@@ -26,21 +48,31 @@ def cat(cp):
     return unicodedata.category(chr(cp))
 
 
+def old_cat(cp):
+    """The category as HF's tables see it: "Cn" for code points Unicode 8.0 did not assign."""
+    return cat(cp) if OLD[cp] else "Cn"
+
+
 def is_punct(cp):
     # BERT: ASCII symbol ranges count as punctuation too
     if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
         return True
-    return cat(cp).startswith("P")
+    return old_cat(cp).startswith("P")
 
 
 def is_space(cp):
-    return cp in (9, 10, 13, 32) or cat(cp) == "Zs"
+    # Hugging Face tokenizers' BertNormalizer/BertPreTokenizer: Rust's char::is_whitespace (the
+    # White_Space property), so the line and paragraph separators too; U+000B, U+000C and U+0085
+    # are White_Space but are removed earlier as control characters.
+    return cp in (9, 10, 13, 32, 0x2028, 0x2029) or cat(cp) == "Zs"
 
 
 def is_control(cp):
+    # Removed by clean_text: control, format and private-use characters (tokenizers keeps
+    # unassigned code points, transformers' legacy Python tokenizer would drop those too).
     if cp in (9, 10, 13):
         return False
-    return cat(cp) in ("Cc", "Cf")
+    return old_cat(cp) in ("Cc", "Cf", "Co")
 
 
 folds = []
@@ -48,7 +80,7 @@ for cp in range(MAX):
     if 0xD800 <= cp <= 0xDFFF or 0xAC00 <= cp <= 0xD7A3:
         continue  # surrogates; Hangul syllables decompose by formula in unicode_data.h's user
     c = chr(cp)
-    d = "".join(ch for ch in unicodedata.normalize("NFD", c) if unicodedata.category(ch) != "Mn")
+    d = "".join(ch for ch in unicodedata.normalize("NFD", c) if old_cat(ord(ch)) != "Mn")
     d = d.lower()
     if d != c and len(d) <= 3:
         folds.append((cp, [ord(x) for x in d] + [0] * (3 - len(d))))

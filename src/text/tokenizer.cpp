@@ -105,13 +105,7 @@ Tokenizer Tokenizer::from_gguf(const gguf::File& f) {
       im->eog.push_back(id);
   }
 
-  for (size_t i = 0; i < n; ++i)
-    if ((im->types[i] == TokenType::Control || im->types[i] == TokenType::UserDefined) &&
-        !im->tokens[i].empty())
-      im->special_tokens.push_back(static_cast<int32_t>(i));
-  std::stable_sort(im->special_tokens.begin(), im->special_tokens.end(), [&](int32_t a, int32_t b) {
-    return im->tokens[a].size() > im->tokens[b].size();
-  });
+  im->init_special(f.get_string("general.name", ""));
 
   if (im->kind == TokenizerKind::BPE) {
     const auto* m = f.find("tokenizer.ggml.merges");
@@ -137,71 +131,6 @@ Tokenizer Tokenizer::from_gguf(const gguf::File& f) {
     im->init_spm();
   }
   return Tokenizer(std::move(im));
-}
-
-std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special,
-                                       bool parse_special) const {
-  const Impl& im = *impl_;
-  // Split the text into raw fragments and special tokens (longest token first, left to right).
-  struct Fragment {
-    int32_t token;  // -1 for raw text
-    std::string_view text;
-  };
-  std::vector<Fragment> frags;
-  if (!text.empty()) frags.push_back({-1, text});
-  for (int32_t id : im.special_tokens) {
-    if (!parse_special && im.types[id] == TokenType::Control) continue;
-    const std::string& st = im.tokens[id];
-    std::vector<Fragment> next;
-    next.reserve(frags.size());
-    for (const auto& fr : frags) {
-      if (fr.token >= 0 || fr.text.size() < st.size()) {
-        next.push_back(fr);
-        continue;
-      }
-      size_t pos = 0;
-      for (;;) {
-        size_t at = fr.text.find(st, pos);
-        if (at == std::string_view::npos) break;
-        if (at > pos) next.push_back({-1, fr.text.substr(pos, at - pos)});
-        next.push_back({id, {}});
-        pos = at + st.size();
-      }
-      if (pos < fr.text.size()) next.push_back({-1, fr.text.substr(pos)});
-    }
-    frags.swap(next);
-  }
-
-  std::vector<int32_t> out;
-  if (add_special && im.add_bos && im.bos >= 0) out.push_back(im.bos);
-  bool prev_special = true;
-  for (const auto& fr : frags) {
-    if (fr.token >= 0) {
-      out.push_back(fr.token);
-      prev_special = true;
-      continue;
-    }
-    switch (im.kind) {
-      case TokenizerKind::SPM:
-        if (im.add_space_prefix && prev_special) {
-          std::string t = " ";
-          t += fr.text;
-          im.encode_spm(t, out);
-        } else {
-          im.encode_spm(fr.text, out);
-        }
-        break;
-      case TokenizerKind::BPE:
-        im.encode_bpe(fr.text, out);
-        break;
-      case TokenizerKind::WPM:
-        im.encode_wpm(fr.text, out);
-        break;
-    }
-    prev_special = false;
-  }
-  if (add_special && im.add_eos && im.eos >= 0) out.push_back(im.eos);
-  return out;
 }
 
 std::string Tokenizer::token_to_piece(int32_t id, bool render_special) const {

@@ -43,9 +43,19 @@ class Tokenizer {
   ~Tokenizer();
 
   // add_special: BOS/EOS (and BERT's [CLS]/[SEP]) as the model's add_*_token keys say.
-  // parse_special: control tokens written in the text (e.g. "<|im_end|>") become their ids;
-  // otherwise they are tokenized as plain text. User-defined tokens always match (as llama.cpp).
+  // parse_special: control and unknown tokens written in the text (e.g. "<|im_end|>") become
+  // their ids, as llama.cpp's tokenizer does (longest token first); otherwise they, and any
+  // token that is BOS/EOS/end-of-generation, are tokenized as plain text. Other user-defined
+  // tokens always match (as llama.cpp). Models named Phi-3 drop whitespace after their special
+  // tokens, as llama.cpp does.
   std::vector<int32_t> encode(std::string_view text, bool add_special, bool parse_special) const;
+
+  // Chat prompts: only the template may write special tokens. protect_special() marks the
+  // special-token text in a message's content (call it before the template runs: the marks
+  // survive string filters such as trim); encode_chat() tokenizes the rendered prompt with the
+  // template's special tokens parsed, marked text as plain text, and the marks removed.
+  std::string protect_special(std::string_view content) const;
+  std::vector<int32_t> encode_chat(std::string_view rendered, bool add_special) const;
   // Concatenated token bytes. Control tokens are rendered only when render_special.
   std::string decode(const std::vector<int32_t>& ids, bool render_special = false) const;
   // The bytes one token contributes when decoding (may be part of a UTF-8 character).

@@ -48,8 +48,25 @@ struct Tokenizer::Impl {
   bool add_bos = false, add_eos = false;
   bool add_space_prefix = true;  // SPM: "▁" before the text
   std::vector<int32_t> eog;
-  // Control and user-defined tokens, longest first, for splitting them out of the text.
+  // Control, unknown and user-defined tokens, longest first, for splitting them out of the text
+  // (llama.cpp's tokenizer_st_partition).
   std::vector<int32_t> special_tokens;
+  // Split out only when special-token text is parsed: control and unknown tokens, and any token
+  // that is BOS, EOS, ends generation or has the text of one (Phi-3's user-defined "</s>").
+  std::vector<bool> gated;
+  // Whitespace a special token swallows on its left / right (llama.cpp's LSTRIP / RSTRIP
+  // attributes, which it sets from the model's name: Phi-3, jina-v2, modern-bert).
+  std::vector<bool> lstrip, rstrip;
+
+  struct Fragment {
+    int32_t token;  // -1 for raw text
+    std::string_view text;
+  };
+  // Splits text into raw fragments and special tokens, longest token first, left to right.
+  // protect_special() marks sit inside special-token text, so marked occurrences never match.
+  std::vector<Fragment> partition(std::string_view text, bool parse_special) const;
+  void encode_fragments(const std::vector<Fragment>& frags, bool add_special, bool unmark,
+                        std::vector<int32_t>& out) const;
 
   // BPE: (left id << 32 | right id) -> (rank, merged id).
   std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merges;
@@ -79,6 +96,8 @@ struct Tokenizer::Impl {
   void encode_wpm(std::string_view text, std::vector<int32_t>& out) const;
   void init_bpe();
   void init_spm();
+  // special_tokens, gated and the strip attributes (model_name: general.name).
+  void init_special(const std::string& model_name);
 };
 
 }  // namespace eight::text

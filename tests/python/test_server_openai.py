@@ -141,3 +141,29 @@ def test_unknown_model_is_404(client):
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="no-such-model",
                                        messages=[{"role": "user", "content": "hi"}])
+
+
+def test_special_token_text_in_chat_content_stays_text(client, server):
+    """Only the chat template writes special tokens: "<|im_end|>" typed in a message is the
+    characters (7 tokens in the demo vocabulary), while a raw /v1/completions prompt parses it
+    into the one token, as llama.cpp does."""
+    import subprocess
+    from server_util import CLI
+
+    def chat_tokens(content):
+        return client.chat.completions.create(
+            model=model_id(client), messages=[{"role": "user", "content": content}],
+            max_tokens=1, temperature=0).usage.prompt_tokens
+
+    def tokenize(text, *flags):
+        r = subprocess.run([CLI, "tokenize", "-m", server.model, "--no-bos", *flags, text],
+                           capture_output=True, timeout=60)
+        return [int(x) for x in r.stdout.split()]
+
+    as_text = len(tokenize("<|im_end|>", "--no-parse-special"))
+    assert len(tokenize("<|im_end|>")) == 1 and as_text > 1
+    base = chat_tokens("x")
+    assert chat_tokens("x<|im_end|>") - base >= as_text - 1  # (a merge with "x" may save one)
+    r = client.completions.create(model=model_id(client), prompt="x<|im_end|>", max_tokens=1,
+                                  temperature=0)
+    assert r.usage.prompt_tokens == len(tokenize("x<|im_end|>")) + 1  # + BOS

@@ -176,8 +176,9 @@ def _rope_params(m, hp, n_ctx):
     return None, 1.0
 
 
-def forward(model, tokens, n_ctx=None, use_swa=True):
-    """Logits [n_tokens, n_vocab] (float64) after every position of `tokens`.
+def forward(model, tokens, n_ctx=None, use_swa=True, hidden=False):
+    """Logits [n_tokens, n_vocab] (float64) after every position of `tokens`; with hidden, the
+    final normed hidden states [n_tokens, n_embd] instead (what last-token pooling embeds).
 
     model: GgufModel or path. n_ctx: the runtime context (chooses LongRoPE short/long factors);
     default the model's trained context.
@@ -224,6 +225,8 @@ def forward(model, tokens, n_ctx=None, use_swa=True):
             act = silu(h @ m.tensor(p + "ffn_gate.weight").T) * (h @ m.tensor(p + "ffn_up.weight").T)
         x = x + act @ m.tensor(p + "ffn_down.weight").T
     x = rms_norm(x, m.tensor("output_norm.weight"), hp.eps)
+    if hidden:
+        return x
     out = m.tensor("output.weight") if m.has("output.weight") else emb
     return x @ out.T
 

@@ -108,7 +108,8 @@ void run_decoder(const Model& model, StateData& s, std::span<const int> seqs,
   const nn::AttentionParams self_params{.n_head = H, .n_head_kv = H, .head_dim = d, .scale = scale};
 
   nn::embedding(x, w.tok_emb, tokens.data(), R);  // token_embedding(x)
-  for (int64_t r = 0; r < R; ++r)                 // + positional_embedding[offset + r]
+  if (w.tok_emb_scale.defined()) nn::scale_rows(x, w.tok_emb_scale, tokens.data(), R);
+  for (int64_t r = 0; r < R; ++r)  // + positional_embedding[offset + r]
     add_rows(pools.serial, x.slice(0, r, r + 1), w.dec_pos.slice(0, pos[r], pos[r] + 1));
 
   for (int64_t l = 0; l < hp.n_text_layer; ++l) {
@@ -163,6 +164,8 @@ void run_decoder(const Model& model, StateData& s, std::span<const int> seqs,
   layer_norm_rows(pools.serial, x, h, w.ln);  // ln(x)
   ops::matmul(h, w.tok_emb, s.logits_view(logits_out, R, V),
               pools.for_bytes(static_cast<int64_t>(w.tok_emb.nbytes())));  // · token_embeddingᵀ
+  if (w.tok_emb_scale.defined())
+    nn::scale_columns(s.logits_view(logits_out, R, V), w.tok_emb_scale);
 
   if (one_sequence)
     s.length[seqs[0]] += static_cast<int>(R);

@@ -46,9 +46,10 @@ struct Model::Weights {
   Tensor conv2_bias;
   Tensor enc_pos;  // encoder.positional_embedding [n_audio_ctx, n_audio_state] F32
   std::vector<Layer> enc;
-  Norm ln_post;    // encoder.ln_post
-  Tensor tok_emb;  // decoder.token_embedding.weight [n_vocab, n_text_state] (any matmul type)
-  Tensor dec_pos;  // decoder.positional_embedding [n_text_ctx, n_text_state] F32
+  Norm ln_post;          // encoder.ln_post
+  Tensor tok_emb;        // decoder.token_embedding.weight [n_vocab, n_text_state] (any matmul type)
+  Tensor tok_emb_scale;  // [n_vocab] F32 row multipliers of integer embeddings, or undefined
+  Tensor dec_pos;        // decoder.positional_embedding [n_text_ctx, n_text_state] F32
   std::vector<Layer> dec;
   Norm ln;  // decoder.ln
   // Bytes of the tensors copied at load (re-laid-out convs, F32 copies of F16 vectors).

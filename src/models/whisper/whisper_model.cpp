@@ -8,6 +8,7 @@
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/quant.h"
 #include "core/error.h"
+#include "formats/whisper_ct2.h"
 #include "models/registry.h"
 #include "models/whisper/whisper_internal.h"
 
@@ -88,8 +89,9 @@ class Binder {
     return {vec(prefix + ".weight", n), vec(prefix + ".bias", n)};
   }
   nn::Linear linear(const std::string& prefix, int64_t out, int64_t in, bool bias = true) {
-    nn::Linear l{.weight = mat(prefix + ".weight", out, in), .bias = {}};
+    nn::Linear l{.weight = mat(prefix + ".weight", out, in), .bias = {}, .scale = {}};
     if (bias) l.bias = vec(prefix + ".bias", out);
+    if (f_.has(prefix + ".weight_scale")) l.scale = vec(prefix + ".weight_scale", out);
     return l;
   }
 
@@ -121,7 +123,7 @@ class Binder {
 }  // namespace
 
 std::shared_ptr<const Model> Model::load(const std::string& path, Device encoder_device) {
-  return from_file(whisper::load(path), encoder_device);
+  return from_file(is_ct2_dir(path) ? load_ct2(path) : whisper::load(path), encoder_device);
 }
 
 std::shared_ptr<const Model> Model::from_file(ModelFile file, Device encoder_device) {
@@ -144,10 +146,15 @@ std::shared_ptr<const Model> Model::from_file(ModelFile file, Device encoder_dev
     w->enc.push_back(b.block("encoder.blocks." + std::to_string(i), na, false));
   w->ln_post = b.norm("encoder.ln_post", na);
   w->tok_emb = b.mat("decoder.token_embedding.weight", hp.n_vocab, nt);
+  if (m->file_.has("decoder.token_embedding.weight_scale"))
+    w->tok_emb_scale = b.vec("decoder.token_embedding.weight_scale", hp.n_vocab);
   w->dec_pos = b.f32("decoder.positional_embedding", {hp.n_text_ctx, nt});
   for (int i = 0; i < hp.n_text_layer; ++i)
     w->dec.push_back(b.block("decoder.blocks." + std::to_string(i), nt, true));
   w->ln = b.norm("decoder.ln", nt);
+  // The GPU encoder blocks have no per-feature multipliers, which integer weights need.
+  if (encoder_device.kind != DeviceKind::CPU && !w->enc.empty() && w->enc[0].query.scale.defined())
+    encoder_device = Device::cpu();
   if (encoder_device.kind != DeviceKind::CPU) place_encoder_blocks(*w, encoder_device);
   m->weights_ = std::move(w);
   return m;

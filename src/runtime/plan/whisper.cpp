@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "formats/whisper_ct2.h"
 
 namespace eight {
 
@@ -36,6 +37,22 @@ WhisperMemory plan_whisper_memory(const whisper::HParams& hp, DType weight_type,
 
 WhisperMemory plan_whisper_file(const std::string& path, int hypotheses, int max_tokens,
                                 int n_threads) {
+  if (whisper::is_ct2_dir(path)) {
+    // A CTranslate2 directory is read (its tensors are not laid out as the ggml formula's, and
+    // int8 matrices are repacked): the mapping stays counted, plus every tensor that is not a
+    // view into it (copied for alignment, repacked or converted).
+    const whisper::ModelFile f = whisper::load_ct2(path);
+    WhisperMemory m =
+        plan_whisper_memory(f.hparams, f.weight_type, hypotheses, max_tokens, n_threads);
+    int64_t file = 0;
+    for (const auto& p : whisper::ct2_model_files(path))
+      file += static_cast<int64_t>(std::filesystem::file_size(p));
+    m.misaligned_copies = f.copied_bytes;
+    // Mapped bytes beyond the weights' own (names, headers; an int8 file's bytes are fewer than
+    // its repacked weights, whose copies are billed above).
+    m.file_overhead = std::max<int64_t>(0, file - m.weights);
+    return m;
+  }
   // The loader's own header walk (mapped, nothing copied) so the plan and the loader cannot
   // disagree about sizes or alignment.
   const whisper::ModelFile f = whisper::scan(path);

@@ -49,7 +49,9 @@ TranscribeResult Transcriber::run(std::span<const float> samples, const Transcri
   WhisperState state(model_, n_seq, model_->hparams().n_text_ctx, pool_);
   StateModel sm(state);
   return transcribe_samples(sm, tokenizer_, model_->file().mel_filters, samples, o, cb,
-                            alignment_heads(model_->hparams()));
+                            model_->file().alignment_heads.empty()
+                                ? alignment_heads(model_->hparams())
+                                : model_->file().alignment_heads);  // a CT2 config's heads
 }
 
 }  // namespace eight::whisper

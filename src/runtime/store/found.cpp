@@ -98,6 +98,36 @@ void scan_hf_snapshot(const std::string& repo_id, const fs::path& repo_dir, cons
   }
 }
 
+// A CTranslate2 Whisper model (faster-whisper's Systran/faster-whisper-* snapshots): a directory
+// with config.json and a model.bin whose header names WhisperSpec (u32 version >= 2, then the
+// spec name as u16 length + bytes). Used in place, as a directory.
+void scan_hf_ct2_whisper(const std::string& repo_id, const fs::path& repo_dir, const fs::path& snap,
+                         const std::string& main_rev, std::vector<FoundModel>* out) {
+  std::error_code ec;
+  const fs::path bin = snap / "model.bin";
+  if (!fs::exists(snap / "config.json", ec) || !fs::exists(bin, ec)) return;
+  const std::string real = canonical_or_empty(bin.string());
+  const std::string blobs = canonical_or_empty((repo_dir / "blobs").string());
+  if (real.empty() || !(is_inside(real, blobs) || is_inside(real, canonical_or_empty(snap))))
+    return;
+  char head[4 + 2 + 11] = {};
+  std::ifstream in(real, std::ios::binary);
+  if (!in.read(head, sizeof head) || std::string(head + 6, 11) != "WhisperSpec") return;
+  struct stat st;
+  if (::stat(real.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
+  FoundModel m;
+  m.tool = "huggingface";
+  m.path = snap.string();
+  m.size = static_cast<uint64_t>(st.st_size);
+  m.format = "ct2";
+  const std::string rev = snap.filename().string();
+  m.id = "hf:" + repo_id + (rev == main_rev ? "" : "@" + rev);
+  m.name = sanitize_model_name(repo_id.substr(repo_id.find('/') + 1));
+  const std::string blob_name = fs::path(real).filename().string();
+  if (is_sha256_hex(blob_name)) m.digest = blob_name;
+  out->push_back(std::move(m));
+}
+
 }  // namespace
 
 std::string hf_hub_cache_dir() {
@@ -132,7 +162,10 @@ std::vector<FoundModel> find_hf_cache_models(const std::string& hub_dir) {
     const fs::path snaps = repo.path() / "snapshots";
     if (!fs::is_directory(snaps, ec2)) continue;
     for (const auto& snap : fs::directory_iterator(snaps, ec2))
-      if (snap.is_directory()) scan_hf_snapshot(repo_id, repo.path(), snap.path(), main_rev, &out);
+      if (snap.is_directory()) {
+        scan_hf_snapshot(repo_id, repo.path(), snap.path(), main_rev, &out);
+        scan_hf_ct2_whisper(repo_id, repo.path(), snap.path(), main_rev, &out);
+      }
   }
   std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.id < b.id; });
   return out;

@@ -6,6 +6,10 @@
 //     models--OWNER--REPO/blobs/<etag>                  the bytes (etag = sha256 for LFS files)
 //     models--OWNER--REPO/refs/<branch>                 a commit hash
 //     models--OWNER--REPO/snapshots/<commit>/<path>     relative symlinks to ../../blobs/<etag>
+//   a snapshot holding config.json and a WhisperSpec model.bin is a CTranslate2 (faster-whisper)
+//   Whisper directory: found as format "ct2", id "hf:OWNER/REPO", path the snapshot directory,
+//   which `eight transcribe -m` / `eight serve --whisper` read in place (`eight import` takes
+//   single files only).
 //   Ollama ($OLLAMA_MODELS, else ~/.ollama/models):
 //     manifests/<registry>/<namespace>/<model>/<tag>    JSON, layers[] with mediaType
 //                                                       application/vnd.ollama.image.model and
@@ -25,7 +29,7 @@ struct FoundModel {
   std::string path;  // the file to read (resolved, inside the cache)
   uint64_t size = 0;
   std::string digest;  // sha256 hex when the cache names the blob by it, else ""
-  std::string format;  // "gguf", "ggml", "safetensors"
+  std::string format;  // "gguf", "ggml", "safetensors", "ct2" (a directory)
 };
 
 std::string hf_hub_cache_dir();
