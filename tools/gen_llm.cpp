@@ -14,6 +14,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -54,7 +56,8 @@ void usage() {
   std::printf(
       "usage: gen_llm --out FILE [--preset NAME | --arch A --layers N --embd N --heads N\n"
       "               --kv-heads N --ffn N --ctx N --vocab-size N] [--type MIX] [--seed N]\n"
-      "               [--vocab FILE.gguf] [--tied] [--pure] [-t N]\n\n"
+      "               [--vocab FILE.gguf] [--chat-template FILE.jinja] [--tied] [--pure]\n"
+      "               [-t N]\n\n"
       "presets: ");
   for (const auto& p : kPresets) std::printf("%s ", p.name);
   std::printf("\narchs: llama phi3 qwen2\nmixes: %s\n", quant_mix_names().c_str());
@@ -193,7 +196,7 @@ int parse_int(const char* flag, const char* v) {
 
 int run(int argc, char** argv) {
   Shape s;
-  std::string out, mix_name = "F16", vocab_path;
+  std::string out, mix_name = "F16", vocab_path, template_path;
   uint64_t seed = 42;
   bool tied = false, pure = false;
   int threads = 0;
@@ -225,6 +228,8 @@ int run(int argc, char** argv) {
       mix_name = v;
     else if (a == "--vocab")
       vocab_path = v;
+    else if (a == "--chat-template")
+      template_path = v;
     else if (a == "--seed")
       seed = static_cast<uint64_t>(parse_int("--seed", v));
     else if (a == "-t" || a == "--threads")
@@ -273,6 +278,13 @@ int run(int argc, char** argv) {
   } else {
     s.vocab = std::max(s.vocab, 259);  // at least the specials and the byte tokens
     builtin_vocab(s.vocab, w);
+  }
+  if (!template_path.empty()) {  // a family's template over a vocabulary that lacks it
+    std::ifstream in(template_path, std::ios::binary);
+    check(in.good(), "[gen_llm] cannot open '", template_path, "'");
+    std::ostringstream text;
+    text << in.rdbuf();
+    w.set("tokenizer.chat_template", gguf::Value::string(text.str()));
   }
   w.set(p + "vocab_size", gguf::Value::u32(s.vocab));
   w.set(p + "context_length", gguf::Value::u32(s.ctx));

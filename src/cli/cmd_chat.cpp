@@ -127,6 +127,7 @@ int run(int argc, char** argv) {
   ModelArgs model;
   SamplingArgs sampling;
   VisionArgs vision;
+  GrammarArgs grammar;
   std::string system, question;
   int64_t n = 512;
   bool context_shift = false;
@@ -136,6 +137,7 @@ int run(int argc, char** argv) {
   p.option("-n,--max-tokens", &n, "N", "tokens per answer at most (default 512)");
   sampling.add_to(p);
   vision.add_to(p);
+  grammar.add_to(p);
   p.flag("--context-shift", &context_shift,
          "when the conversation outgrows the context, drop the oldest turns after the system "
          "prompt");
@@ -154,6 +156,7 @@ int run(int argc, char** argv) {
             .tmpl = tmpl,
             .params = {.max_tokens = n, .sampling = sampling.params(), .eog_tokens = tok.eog_ids()},
             .context_shift = context_shift};
+  grammar.apply(chat.params, tok);  // every answer follows it
   if (!system.empty()) {
     chat.messages.push_back({{"role", "system"}, {"content", system}});
     chat.n_system = 1;

@@ -20,6 +20,7 @@ int run(int argc, char** argv) {
   ModelArgs model;
   SamplingArgs sampling;
   VisionArgs vision;
+  GrammarArgs grammar;
   std::string prompt;
   std::vector<std::string> stops;
   int64_t n = 256;
@@ -30,6 +31,7 @@ int run(int argc, char** argv) {
            "tokens to generate at most; -1 = until the context is full");
   sampling.add_to(p);
   vision.add_to(p);
+  grammar.add_to(p);
   p.option("--stop", &stops, "TEXT", "stop when this text appears (repeatable; not printed)");
   p.flag("--context-shift", &context_shift,
          "when the context is full, drop the oldest tokens after the prompt's first and go on");
@@ -71,6 +73,7 @@ int run(int argc, char** argv) {
                     .context_shift = context_shift,
                     .keep = tok.add_bos() && !no_bos ? 1 : 0,
                     .prompt_embeddings = embeddings.empty() ? nullptr : embeddings.data()};
+  grammar.apply(gp, tok);
   install_interrupt_handler();
   auto sink = [&](std::string_view s) {
     if (!json) {

@@ -27,6 +27,7 @@
 #include "server/llm_backend.h"
 #include "server/whisper_service.h"
 #include "text/chat_template.h"
+#include "text/tool_calls.h"
 
 namespace eight::cli {
 namespace {
@@ -112,15 +113,21 @@ struct LLMStack {
     fns.encode_piece = [this](const std::string& piece) {
       return text.tokenizer().encode_chat(piece, /*add_special=*/false);
     };
-    fns.render_chat = [this](const nlohmann::json& messages) {
+    fns.render_chat = [this](const ChatJson& messages, const ChatJson& tools) {
       ChatOptions o;
       o.bos_token = chat.bos_token;
       o.eos_token = chat.eos_token;
-      const ChatJson protected_messages =
-          map_contents(ChatJson::parse(messages.dump()),
-                       [this](std::string_view s) { return text.tokenizer().protect_special(s); });
+      o.tools = tools;
+      const ChatJson protected_messages = map_contents(
+          messages, [this](std::string_view s) { return text.tokenizer().protect_special(s); });
       return std::string(kChatPrompt) + render_chat(chat.template_src, protected_messages, o);
     };
+    fns.tool_format = detect_tool_format(chat.template_src, [this](std::string_view t) {
+      return text.find_token(std::string(t)) >= 0;
+    });
+    fns.template_uses_tools = template_uses_tools(chat.template_src);
+    fns.grammar_vocab =
+        text::GrammarVocab::from_tokenizer(text.tokenizer(), eog_tokens(llm->file()));
     return fns;
   }
 
@@ -282,10 +289,11 @@ int run(int argc, char** argv) {
   if (llm)
     std::fprintf(stderr,
                  "eight serve: %s on http://%s:%d (%d slots × %lld tokens, KV %s %s, %d "
-                 "threads)%s\n",
+                 "threads, tool calls: %s)%s\n",
                  llm->alias.c_str(), host.c_str(), http.port(), parallel,
                  static_cast<long long>(llm->plan.request.ctx), dtype_name(llm->kv_type).data(),
                  format_bytes(llm->plan.kv_bytes).c_str(), pool.size(),
+                 tool_format_name(llm->backend.tool_format()),
                  api_key.empty() ? "" : ", API key required");
   else
     std::fprintf(stderr, "eight serve: %s on http://%s:%d (%s only, %d threads)%s\n",

@@ -10,6 +10,8 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/error.h"
@@ -77,6 +79,39 @@ void SamplingArgs::add_to(ArgParser& p) {
   p.option("--frequency-penalty", &frequency_penalty, "X", "subtract X per occurrence (0)");
   p.option("--repeat-last-n", &repeat_last_n, "N", "window of the penalties (64)");
   p.option("--seed", &seed, "N", "random seed for reproducible output (default: from the clock)");
+}
+
+void GrammarArgs::add_to(ArgParser& p) {
+  p.option("--grammar", &grammar_file, "FILE",
+           "constrain the output to a GBNF grammar (llama.cpp's format; the rule 'root' starts)");
+  p.option("--json-schema", &json_schema_file, "FILE",
+           "constrain the output to JSON valid under this JSON schema (see docs/llm.md)");
+}
+
+void GrammarArgs::apply(GenerateParams& params, const text::Tokenizer& tok) const {
+  if (grammar_file.empty() && json_schema_file.empty()) return;
+  check(grammar_file.empty() || json_schema_file.empty(),
+        "--grammar and --json-schema cannot be used together");
+  const std::string& path = grammar_file.empty() ? json_schema_file : grammar_file;
+  std::ifstream in(path, std::ios::binary);
+  check(in.good(), "cannot read '", path, "'");
+  const std::string body((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  try {
+    if (!grammar_file.empty()) {
+      params.grammar = text::Grammar::parse(body);
+    } else {
+      nlohmann::json schema;
+      try {
+        schema = nlohmann::json::parse(body);
+      } catch (const nlohmann::json::parse_error& e) {
+        fail("not valid JSON: ", e.what());
+      }
+      params.grammar = text::Grammar::from_json_schema(schema);
+    }
+  } catch (const Error& e) {
+    fail(path, ": ", e.what());
+  }
+  params.grammar_vocab = text::GrammarVocab::from_tokenizer(tok);
 }
 
 SamplerParams SamplingArgs::params() const {

@@ -61,6 +61,14 @@ struct VisionArgs {
   mutable std::shared_ptr<const llava::VisionEncoder> encoder_;
 };
 
+// Constrained decoding: --grammar FILE (GBNF) or --json-schema FILE.
+struct GrammarArgs {
+  std::string grammar_file, json_schema_file;
+  void add_to(ArgParser& p);
+  // Reads and compiles the file given (errors name it) into params; nothing when neither is set.
+  void apply(GenerateParams& params, const text::Tokenizer& tok) const;
+};
+
 // The bundled demo model: $EIGHT_DEFAULT_MODEL, else models/*.gguf next to the source tree the
 // binary was built from, else in the current directory. Error when none is found.
 std::string default_model_path();

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "server/openai_request.h"
+#include "text/tool_calls.h"
 
 namespace eight::server {
 
@@ -44,9 +45,13 @@ class TextBackend {
   virtual ~TextBackend() = default;
   virtual std::string model_id() const = 0;
   virtual int64_t context_length() const = 0;
-  // The prompt text for chat messages, rendered with the model's chat template
-  // (generation prompt added).
-  virtual std::string render_chat(const nlohmann::json& messages) const = 0;
+  // The prompt text for chat messages, rendered with the model's chat template (generation
+  // prompt added); `tools`: the template's `tools` variable (null: None).
+  virtual std::string render_chat(const nlohmann::ordered_json& messages,
+                                  const nlohmann::ordered_json& tools) const = 0;
+  // How the model writes tool calls, and whether its template renders `tools` at all.
+  virtual ToolFormat tool_format() const = 0;
+  virtual bool template_uses_tools() const = 0;
   // Generates a completion of `prompt`. on_token is called for every token as it is produced (on
   // the calling thread); returning false cancels the request (the client went away) and frees its
   // slot. Throws ApiError: 400 when the prompt does not fit the context (with the token counts),

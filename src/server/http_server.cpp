@@ -13,6 +13,8 @@
 #include "server/api_error.h"
 #include "server/metrics.h"
 #include "server/openai_response.h"
+#include "server/tools.h"
+#include "text/grammar.h"
 
 namespace eight::server {
 
@@ -79,8 +81,18 @@ struct HttpServer::Impl {
     guarded(res, [&] {
       ChatRequest r = parse_chat_request(parse_body(req.body));
       check_model(r.model);
-      const std::string prompt = backend().render_chat(r.messages);
-      run_generation(res, prompt, r.gen, true);
+      TextBackend& b = backend();
+      const nlohmann::ordered_json tools =
+          tools_for_template(r.tools, b.template_uses_tools(), req.body, r.messages);
+      const std::string prompt = b.render_chat(r.messages, tools);
+      if (r.tools.forced()) {
+        if (r.gen.grammar)
+          bad_request("response_format",
+                      "'response_format' cannot be combined with 'tool_choice' required or a "
+                      "named function (the call's format is the constraint)");
+        r.gen.grammar = text::Grammar::parse(forced_call_gbnf(r.tools, b.tool_format()));
+      }
+      run_generation(res, prompt, r.gen, true, r.tools.active());
     });
   }
 
@@ -92,15 +104,18 @@ struct HttpServer::Impl {
     });
   }
 
+  // `tools`: chat output is parsed for tool calls in the model's format.
   void run_generation(httplib::Response& res, const std::string& prompt,
-                      const GenerationParams& gen, bool chat) {
+                      const GenerationParams& gen, bool chat, bool tools = false) {
     ResponseShape shape{.chat = chat,
                         .id = new_id(chat ? "chatcmpl-" : "cmpl-"),
                         .model = backend().model_id(),
                         .created = static_cast<int64_t>(std::time(nullptr)),
                         .echo_prompt = gen.echo ? prompt : std::string(),
                         .top_logprobs = gen.top_logprobs,
-                        .include_usage = gen.include_usage};
+                        .include_usage = gen.include_usage,
+                        .tools = tools,
+                        .tool_format = backend().tool_format()};
     if (!gen.stream) {
       const auto t0 = std::chrono::steady_clock::now();
       GenerationResult out =
@@ -119,14 +134,24 @@ struct HttpServer::Impl {
           };
           bool open = write(sse(first_chunk(shape)));
           const auto t0 = std::chrono::steady_clock::now();
+          // With tools, the text goes through the call parser: deltas carry only what is
+          // certain to be content or a call (no per-token logprobs then).
+          ToolStream calls(shape.tool_format);
+          auto send_deltas = [&](const std::vector<json>& deltas) {
+            for (const json& d : deltas) open = open && write(sse(delta_chunk(shape, d)));
+          };
           try {
             GenerationResult out = text->generate(prompt, gen, [&](const TokenEvent& t) {
-              open = open && write(sse(token_chunk(shape, t)));
+              if (shape.tools)
+                send_deltas(calls.feed(t.text));
+              else
+                open = open && write(sse(token_chunk(shape, t)));
               return open;
             });
             metrics.record_generation(out, seconds_since(t0));
+            if (shape.tools) send_deltas(calls.finish());
             if (open) {
-              write(sse(final_chunk(shape, out)));
+              write(sse(final_chunk(shape, out, calls.has_calls())));
               if (shape.include_usage) write(sse(usage_chunk(shape, out)));
               write("data: [DONE]\n\n");
             } else {

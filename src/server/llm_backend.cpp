@@ -10,9 +10,10 @@ namespace eight::server {
 LLMBackend::LLMBackend(std::string model_id, Scheduler& scheduler, LLMTextFunctions text)
     : model_id_(std::move(model_id)), scheduler_(scheduler), text_(std::move(text)) {}
 
-std::string LLMBackend::render_chat(const nlohmann::json& messages) const {
+std::string LLMBackend::render_chat(const nlohmann::ordered_json& messages,
+                                    const nlohmann::ordered_json& tools) const {
   try {
-    return text_.render_chat(messages);
+    return text_.render_chat(messages, tools);
   } catch (const Error& e) {
     // A template that rejects the conversation (raise_exception) is the client's problem.
     throw ApiError(400, "invalid_request_error",
@@ -92,6 +93,12 @@ GenerationResult LLMBackend::generate(const std::string& prompt, const Generatio
   req.max_tokens = params.max_tokens;
   req.stop = params.stop;
   req.top_logprobs = params.top_logprobs;
+  if (params.grammar) {
+    if (!text_.grammar_vocab)
+      bad_request("response_format", "this model does not support response_format");
+    req.grammar = params.grammar;
+    req.grammar_vocab = text_.grammar_vocab;
+  }
 
   auto job = scheduler_.submit(std::move(req));
   if (!job)

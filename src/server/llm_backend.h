@@ -18,8 +18,13 @@ struct LLMTextFunctions {
   std::function<std::vector<int32_t>(const std::string&)> encode;
   // A token's bytes.
   TokenText piece;
-  // Chat messages → prompt text, generation prompt added.
-  std::function<std::string(const nlohmann::json&)> render_chat;
+  // Chat messages and tools (null: none) → prompt text, generation prompt added.
+  std::function<std::string(const nlohmann::ordered_json&, const nlohmann::ordered_json&)>
+      render_chat;
+  ToolFormat tool_format = ToolFormat::Generic;  // text/tool_calls.h: detect_tool_format
+  bool template_uses_tools = false;
+  // The vocabulary's trie for constrained decoding (response_format).
+  std::shared_ptr<const text::GrammarVocab> grammar_vocab;
   // A vision LLM's image encoder (LLaVA's mmproj), or null for a model that cannot see, and the
   // ids of chat prompt text after an image (no BOS; as encode treats chat prompts).
   std::shared_ptr<const llava::VisionEncoder> vision = nullptr;
@@ -32,7 +37,10 @@ class LLMBackend final : public TextBackend {
 
   std::string model_id() const override { return model_id_; }
   int64_t context_length() const override { return scheduler_.n_ctx(); }
-  std::string render_chat(const nlohmann::json& messages) const override;
+  std::string render_chat(const nlohmann::ordered_json& messages,
+                          const nlohmann::ordered_json& tools) const override;
+  ToolFormat tool_format() const override { return text_.tool_format; }
+  bool template_uses_tools() const override { return text_.template_uses_tools; }
   GenerationResult generate(const std::string& prompt, const GenerationParams& params,
                             const std::function<bool(const TokenEvent&)>& on_token) override;
   BackendStats stats() const override;

@@ -5,37 +5,13 @@
 #include <cmath>
 
 #include "server/api_error.h"
+#include "server/json_fields.h"
 
 namespace eight::server {
 
 using nlohmann::json;
 
 namespace {
-
-const char* kind(const json& v) {
-  switch (v.type()) {
-    case json::value_t::null:
-      return "null";
-    case json::value_t::boolean:
-      return "a boolean";
-    case json::value_t::string:
-      return "a string";
-    case json::value_t::array:
-      return "an array";
-    case json::value_t::object:
-      return "an object";
-    case json::value_t::number_float:
-      return "a float";
-    default:
-      return "an integer";
-  }
-}
-
-// The field `key` of `obj` if present and not null.
-const json* field(const json& obj, const char* key) {
-  const auto it = obj.find(key);
-  return it == obj.end() || it->is_null() ? nullptr : &*it;
-}
 
 double number(const json& v, const std::string& name, double lo, double hi) {
   if (!v.is_number()) bad_request(name, cat("'", name, "' must be a number, not ", kind(v)));
@@ -64,14 +40,34 @@ int64_t integer(const json& v, const std::string& name, int64_t lo, int64_t hi) 
   return x;
 }
 
-bool boolean(const json& v, const std::string& name) {
-  if (!v.is_boolean()) bad_request(name, cat("'", name, "' must be a boolean, not ", kind(v)));
-  return v.get<bool>();
-}
-
-std::string string(const json& v, const std::string& name) {
-  if (!v.is_string()) bad_request(name, cat("'", name, "' must be a string, not ", kind(v)));
-  return v.get<std::string>();
+// response_format: {"type": "text"}, {"type": "json_object"} or {"type": "json_schema",
+// "json_schema": {"name", "schema", "strict"}}. A schema the compiler refuses is the client's
+// problem: a 400 naming the field and the schema keyword.
+std::shared_ptr<const text::Grammar> parse_response_format(const json& v) {
+  if (!v.is_object())
+    bad_request("response_format", cat("'response_format' must be an object, not ", kind(v)));
+  const json* t = field(v, "type");
+  if (!t) bad_request("response_format.type", "'response_format.type' is required");
+  const std::string type = string(*t, "response_format.type");
+  if (type == "text") return nullptr;
+  if (type == "json_object") return text::Grammar::json_object();
+  if (type != "json_schema")
+    bad_request("response_format.type", cat("unknown response_format type '", type,
+                                            "' (expected text, json_object or json_schema)"));
+  const json* js = field(v, "json_schema");
+  if (!js || !js->is_object())
+    bad_request("response_format.json_schema",
+                "'response_format.json_schema' must be an object with 'name' and 'schema'");
+  if (auto* n = field(*js, "name")) string(*n, "response_format.json_schema.name");
+  if (auto* s = field(*js, "strict")) boolean(*s, "response_format.json_schema.strict");
+  const json* schema = field(*js, "schema");
+  if (!schema) return text::Grammar::json_object();  // OpenAI: no schema, any JSON object
+  try {
+    return text::Grammar::from_json_schema(*schema);
+  } catch (const Error& e) {
+    bad_request("response_format.json_schema.schema",
+                cat("'response_format.json_schema.schema' is not supported: ", e.what()));
+  }
 }
 
 // Sampling and output fields shared by chat and completions. `chat_logprobs`: chat uses
@@ -141,6 +137,7 @@ GenerationParams parse_generation(const json& b, bool chat_logprobs) {
     if (auto* v = field(b, "logprobs")) g.top_logprobs = int(integer(*v, "logprobs", 0, 5));
     if (auto* v = field(b, "echo")) g.echo = boolean(*v, "echo");
   }
+  if (auto* v = field(b, "response_format")) g.grammar = parse_response_format(*v);
   return g;
 }
 
@@ -225,7 +222,7 @@ ChatRequest parse_chat_request(const json& b) {
     bad_request("messages", cat("'messages' must be an array, not ", kind(*msgs)));
   if (msgs->empty()) bad_request("messages", "'messages' must hold at least one message");
   std::vector<std::string> images;
-  r.messages = json::array();
+  r.messages = nlohmann::ordered_json::array();
   for (size_t i = 0; i < msgs->size(); ++i) {
     const json& m = (*msgs)[i];
     const std::string name = cat("messages[", i, "]");
@@ -237,13 +234,13 @@ ChatRequest parse_chat_request(const json& b) {
     if (role != "system" && role != "user" && role != "assistant" && role != "tool")
       bad_request(name + ".role", cat("unknown role '", role,
                                       "' (expected system, developer, user, assistant or tool)"));
-    json out = {{"role", role}};
+    nlohmann::ordered_json out = {{"role", role}};
     const bool has_tool_calls = field(m, "tool_calls") != nullptr;
     out["content"] = message_content(m, name, role == "assistant" && has_tool_calls, &images);
     if (has_tool_calls) {
       if (!m["tool_calls"].is_array())
         bad_request(name + ".tool_calls", cat("'", name, ".tool_calls' must be an array"));
-      out["tool_calls"] = m["tool_calls"];
+      out["tool_calls"] = normalize_tool_calls(m["tool_calls"], name + ".tool_calls");
     }
     if (auto* v = field(m, "name")) out["name"] = string(*v, name + ".name");
     if (role == "tool") {
@@ -257,6 +254,7 @@ ChatRequest parse_chat_request(const json& b) {
   }
   r.gen = parse_generation(b, true);
   r.gen.images = std::move(images);
+  r.tools = parse_tool_request(b);
   return r;
 }
 

@@ -1,14 +1,17 @@
 #pragma once
 // Parsing and validation of OpenAI-style request bodies into typed requests. Every problem is an
 // ApiError 400 naming the field ("messages[2].role"), so a client learns exactly what to fix.
-// Unknown fields are ignored (clients send many: user, tools, response_format, ...).
+// Unknown fields are ignored (clients send many: user, metadata, ...).
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "runtime/llm/sampler.h"
+#include "server/tools.h"
+#include "text/grammar.h"
 
 namespace eight::server {
 
@@ -23,12 +26,16 @@ struct GenerationParams {
   // Chat image_url parts (data: URLs, decoded), in order; each one's place in its message's
   // content is the literal text "<image>".
   std::vector<std::string> images = {};
+  // response_format json_object / json_schema, compiled (null: free text).
+  std::shared_ptr<const text::Grammar> grammar;
 };
 
 struct ChatRequest {
   std::string model;
-  nlohmann::json messages;  // normalized: [{"role", "content": string, ...}] for the template
+  // Normalized for the template: [{"role", "content": string, ...}], keys in the client's order.
+  nlohmann::ordered_json messages;
   GenerationParams gen;
+  ToolRequest tools;
 };
 
 struct CompletionRequest {

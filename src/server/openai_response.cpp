@@ -2,14 +2,17 @@
 
 #include <ctime>
 
+#include "server/tools.h"
+
 namespace eight::server {
 
 using nlohmann::json;
 
 namespace {
 
-const char* finish_name(FinishReason f) {
-  return f == FinishReason::Length ? "length" : "stop";
+const char* finish_name(FinishReason f, bool tool_calls = false) {
+  if (f == FinishReason::Length) return "length";
+  return tool_calls ? "tool_calls" : "stop";
 }
 
 json usage(const GenerationResult& r) {
@@ -73,6 +76,12 @@ json full_response(const ResponseShape& s, const GenerationResult& r) {
   json choice = {{"index", 0}, {"finish_reason", finish_name(r.finish)}, {"logprobs", nullptr}};
   if (s.chat) {
     choice["message"] = {{"role", "assistant"}, {"content", r.text}, {"refusal", nullptr}};
+    if (s.tools) {
+      const ParsedOutput p = parse_tool_output(s.tool_format, r.text, true);
+      std::vector<std::string> ids;
+      choice["message"].update(tool_message(p, &ids));
+      choice["finish_reason"] = finish_name(r.finish, !p.calls.empty());
+    }
     if (s.top_logprobs >= 0) {
       json content = json::array();
       for (const auto& t : r.tokens) content.push_back(chat_logprob(t));
@@ -118,9 +127,17 @@ json token_chunk(const ResponseShape& s, const TokenEvent& t) {
   return j;
 }
 
-json final_chunk(const ResponseShape& s, const GenerationResult& r) {
+json delta_chunk(const ResponseShape& s, const json& delta) {
   json j = chunk_base(s);
-  json choice = {{"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_name(r.finish)}};
+  j["choices"] = json::array(
+      {{{"index", 0}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", nullptr}}});
+  return j;
+}
+
+json final_chunk(const ResponseShape& s, const GenerationResult& r, bool tool_calls) {
+  json j = chunk_base(s);
+  json choice = {
+      {"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_name(r.finish, tool_calls)}};
   if (s.chat)
     choice["delta"] = json::object();
   else

@@ -24,6 +24,25 @@ TEST(Sampler, GreedyPicksArgmaxLowestIdOnTies) {
   EXPECT_EQ(s.sample(std::vector<float>{NAN, -5.0f, -4.0f, -6.0f, -4.5f}.data()), 2);
 }
 
+TEST(Sampler, AllowedMaskLimitsTheCandidates) {
+  // Bits 0, 2 and 37 of a 40-token vocabulary: the best logit (token 5) is not allowed.
+  std::vector<float> logits(40, 0.0f);
+  logits[5] = 9.0f;
+  logits[2] = 1.0f;
+  logits[37] = 0.5f;
+  const uint32_t allowed[2] = {0b101u, 1u << 5};
+  Sampler greedy({.temperature = 0.0f}, 40);
+  EXPECT_EQ(greedy.sample(logits.data(), allowed), 2);
+  Sampler s({.temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .min_p = 0.0f, .seed = 3}, 40);
+  std::map<int32_t, int> h;
+  for (int i = 0; i < 3000; ++i) ++h[s.sample(logits.data(), allowed)];
+  EXPECT_EQ(h.size(), 3u);
+  EXPECT_GT(h[0], 0);
+  EXPECT_GT(h[2], h[37]);  // p(2) : p(37) : p(0) = e^1 : e^0.5 : 1
+  const uint32_t none[2] = {0, 0};
+  EXPECT_THROW(s.sample(logits.data(), none), Error);
+}
+
 TEST(Sampler, TopKKeepsOnlyTheKBest) {
   const std::vector<float> logits{1.0f, 3.0f, 2.9f, 2.8f, 0.0f, -1.0f};
   Sampler s({.temperature = 1.0f, .top_k = 2, .top_p = 1.0f, .min_p = 0.0f, .seed = 7}, 6);

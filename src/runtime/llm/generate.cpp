@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -70,6 +71,14 @@ GenerateResult generate(LLMSession& session, std::span<const int32_t> prompt,
   Sampler sampler(params.sampling, session.n_vocab());
   for (int32_t t : prompt) sampler.accept(t);
   StopMatcher stops(params.stop);
+  std::optional<text::GrammarMatcher> grammar;
+  std::vector<uint32_t> allowed;
+  if (params.grammar) {
+    check(params.grammar_vocab && params.grammar_vocab->size() == session.n_vocab(),
+          "[generate] a grammar needs the model's vocabulary");
+    grammar.emplace(params.grammar, params.grammar_vocab);
+    allowed.resize(text::GrammarMatcher::mask_words(params.grammar_vocab->size()));
+  }
   auto emit = [&](const std::string& text) {
     if (text.empty()) return true;
     r.text += text;
@@ -102,7 +111,13 @@ GenerateResult generate(LLMSession& session, std::span<const int32_t> prompt,
       r.finish_reason = "cancelled";
       break;
     }
-    const int32_t tok = sampler.sample(logits);
+    if (grammar) {
+      // Tokens left: max_tokens and the context bound the output; a context shift does not.
+      int64_t left = max_tokens - static_cast<int64_t>(r.tokens.size());
+      if (!params.context_shift) left = std::min(left, session.n_ctx() - session.n_past());
+      grammar->fill_mask(allowed, left);
+    }
+    const int32_t tok = sampler.sample(logits, grammar ? allowed.data() : nullptr);
     if (std::find(params.eog_tokens.begin(), params.eog_tokens.end(), tok) !=
         params.eog_tokens.end()) {
       r.finish_reason = "stop";
@@ -110,11 +125,12 @@ GenerateResult generate(LLMSession& session, std::span<const int32_t> prompt,
     }
     r.tokens.push_back(tok);
     sampler.accept(tok);
+    const bool grammar_done = grammar && (!grammar->accept(tok) || !grammar->can_continue());
     if (!emit(stops.push(token_text(tok)))) {
       r.finish_reason = "cancelled";
       break;
     }
-    if (stops.stopped()) {
+    if (stops.stopped() || grammar_done) {  // a finished grammar needs no end token
       r.finish_reason = "stop";
       break;
     }

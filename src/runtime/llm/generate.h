@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -13,6 +14,7 @@
 
 #include "runtime/llm/sampler.h"
 #include "runtime/llm/session.h"
+#include "text/grammar.h"
 
 namespace eight {
 
@@ -27,6 +29,10 @@ struct GenerateParams {
   // positions (images); nullptr for a text-only prompt. Such a prompt never context-shifts (the
   // image rows are not kept past the prompt).
   const float* prompt_embeddings = nullptr;
+  // Constrained decoding: every token is one the grammar allows, and the output is a whole
+  // sentence of it when generation ends within max_tokens (both set, or neither).
+  std::shared_ptr<const text::Grammar> grammar = nullptr;
+  std::shared_ptr<const text::GrammarVocab> grammar_vocab = nullptr;
 };
 
 struct GenerateResult {

@@ -44,25 +44,28 @@ void Sampler::accept(int32_t token) {
   history_head_ = (history_head_ + 1) % cap;
 }
 
-int64_t Sampler::apply_penalties(const float* logits) {
+int64_t Sampler::apply_penalties(const float* logits, const uint32_t* allowed) {
   Candidate* c = candidates_.as<Candidate>();
   const int32_t* counts = counts_.as<int32_t>();
   const bool penalize =
       history_len_ > 0 && (params_.repeat_penalty != 1.0f || params_.presence_penalty != 0.0f ||
                            params_.frequency_penalty != 0.0f);
+  int64_t n = 0;
   for (int64_t i = 0; i < n_vocab_; ++i) {
+    if (allowed && !((allowed[i >> 5] >> (i & 31)) & 1u)) continue;
     float l = logits[i];
     if (penalize && counts[i] > 0) {
       l = l > 0 ? l / params_.repeat_penalty : l * params_.repeat_penalty;
       l -= params_.presence_penalty + params_.frequency_penalty * static_cast<float>(counts[i]);
     }
-    c[i] = {std::isnan(l) ? -INFINITY : l, static_cast<int32_t>(i)};
+    c[n++] = {std::isnan(l) ? -INFINITY : l, static_cast<int32_t>(i)};
   }
-  return n_vocab_;
+  check(n > 0, "[sampler] the grammar allows no token");
+  return n;
 }
 
-int32_t Sampler::sample(const float* logits) {
-  int64_t n = apply_penalties(logits);
+int32_t Sampler::sample(const float* logits, const uint32_t* allowed) {
+  int64_t n = apply_penalties(logits, allowed);
   Candidate* c = candidates_.as<Candidate>();
   auto by_logit = [](const Candidate& a, const Candidate& b) {
     return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);

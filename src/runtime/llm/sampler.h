@@ -27,8 +27,10 @@ class Sampler {
   Sampler(const SamplerParams& p, int64_t n_vocab);
 
   const SamplerParams& params() const { return params_; }
-  // Picks the next token from logits[n_vocab] (not modified).
-  int32_t sample(const float* logits);
+  // Picks the next token from logits[n_vocab] (not modified). With `allowed` (a bit mask over the
+  // vocabulary, bit i of allowed[i / 32]: a grammar's choice), only those tokens are candidates;
+  // the mask must allow at least one token.
+  int32_t sample(const float* logits, const uint32_t* allowed = nullptr);
   // Records a token of the context (prompt or generated) for the penalties.
   void accept(int32_t token);
   // Forgets the history and reseeds.
@@ -39,7 +41,8 @@ class Sampler {
     float logit;
     int32_t id;
   };
-  int64_t apply_penalties(const float* logits);  // fills candidates_, returns their count
+  // Fills candidates_ (the allowed ones only, when a mask is given), returns their count.
+  int64_t apply_penalties(const float* logits, const uint32_t* allowed);
 
   SamplerParams params_;
   int64_t n_vocab_;

@@ -17,8 +17,10 @@ struct Scheduler::Slot {
   std::unique_ptr<StopMatcher> stop;
   std::string utf8_pending;  // bytes of an incomplete UTF-8 character
   int64_t generated = 0;
-  int32_t next_token = -1;  // sampled, to be fed at the next step
-  HostBuffer order;         // int32[n_vocab] scratch for top-logprobs
+  int32_t next_token = -1;                        // sampled, to be fed at the next step
+  HostBuffer order;                               // int32[n_vocab] scratch for top-logprobs
+  std::unique_ptr<text::GrammarMatcher> grammar;  // this request's, when constrained
+  std::vector<uint32_t> allowed;                  // the grammar's mask over the vocabulary
 };
 
 namespace {
@@ -91,6 +93,9 @@ std::shared_ptr<Scheduler::Job> Scheduler::submit(ScheduledRequest request) {
   for (int32_t t : request.prompt)
     check((t >= 0 || (rows && t == llm::kEmbeddingToken)) && t < model_->config().n_vocab,
           "[scheduler] token id ", t, " is outside the vocabulary of ", model_->config().n_vocab);
+  check(!request.grammar ||
+            (request.grammar_vocab && request.grammar_vocab->size() == model_->config().n_vocab),
+        "[scheduler] a grammar needs the model's vocabulary");
   auto job = std::make_shared<Job>();
   job->request_ = std::move(request);
   job->result_.prompt_tokens = n;
@@ -153,6 +158,11 @@ bool Scheduler::admit() {
     best->job = job;
     best->sampler = std::make_unique<Sampler>(req.sampling, model_->config().n_vocab);
     best->stop = std::make_unique<StopMatcher>(req.stop);
+    best->grammar = req.grammar
+                        ? std::make_unique<text::GrammarMatcher>(req.grammar, req.grammar_vocab)
+                        : nullptr;
+    if (req.grammar)
+      best->allowed.resize(text::GrammarMatcher::mask_words(model_->config().n_vocab));
     best->utf8_pending.clear();
     best->generated = 0;
     best->next_token = -1;
@@ -283,7 +293,19 @@ void Scheduler::step() {
     const ScheduledRequest& req = s.job->request_;
 
     ScheduledToken out;
-    const int32_t tok = s.sampler->sample(l);
+    int32_t tok = -1;
+    try {
+      if (s.grammar) {
+        // Tokens this request may still generate: max_tokens and the slot's context bound it.
+        int64_t left = opt_.n_ctx - static_cast<int64_t>(s.tokens.size());
+        if (req.max_tokens >= 0) left = std::min(left, req.max_tokens - s.generated);
+        s.grammar->fill_mask(s.allowed, left);
+      }
+      tok = s.sampler->sample(l, s.grammar ? s.allowed.data() : nullptr);
+    } catch (const Error& e) {  // a grammar the vocabulary cannot spell: this request fails
+      finish(s, "error", e.what());
+      continue;
+    }
     out.token = tok;
     s.sampler->accept(tok);
     if (req.top_logprobs >= 0) {
@@ -305,6 +327,8 @@ void Scheduler::step() {
       continue;
     }
     s.generated++;
+    // A grammar with nothing left to add ends the request without waiting for an end token.
+    const bool grammar_done = s.grammar && (!s.grammar->accept(tok) || !s.grammar->can_continue());
     s.utf8_pending += token_text_(tok);
     const size_t done = utf8_complete_prefix(s.utf8_pending);
     out.text = s.stop->push(std::string_view(s.utf8_pending).substr(0, done));
@@ -317,7 +341,7 @@ void Scheduler::step() {
       s.job->events_.push_back(std::move(out));
       s.job->ready_.notify_all();
     }
-    if (s.stop->stopped()) {
+    if (s.stop->stopped() || grammar_done) {
       finish(s, "stop");
     } else if ((req.max_tokens >= 0 && s.generated >= req.max_tokens) ||
                static_cast<int64_t>(s.tokens.size()) + 1 > opt_.n_ctx) {

@@ -23,6 +23,7 @@
 #include "runtime/llm/generate.h"
 #include "runtime/llm/kv_cache.h"
 #include "runtime/llm/sampler.h"
+#include "text/grammar.h"
 
 namespace eight {
 
@@ -50,6 +51,9 @@ struct ScheduledRequest {
   int64_t max_tokens = -1;  // -1: until the slot's context is full
   std::vector<std::string> stop;
   int top_logprobs = -1;  // -1: off
+  // Constrained decoding (both set, or neither): see GenerateParams.
+  std::shared_ptr<const text::Grammar> grammar = nullptr;
+  std::shared_ptr<const text::GrammarVocab> grammar_vocab = nullptr;
 };
 
 struct ScheduledResult {
