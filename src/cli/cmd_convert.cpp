@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "formats/whisper_ct2.h"
 #include "models/clip/clip_convert.h"
+#include "models/llava/llava_convert.h"
 #include "models/sdxl/sdxl_convert.h"
 
 namespace eight::cli {
@@ -92,7 +93,9 @@ int run(int argc, char** argv) {
            "f32 for a float32 directory, else f16)");
   p.option("-t,--threads", &threads, "N", "threads (default: all cores)");
   p.epilog(
-      "Supported today: CLIP (model_type \"clip\"). Norms, biases and position embeddings\n"
+      "Supported today: CLIP (model_type \"clip\") and LLaVA-NeXT (\"llava_next\": writes OUT and\n"
+      "mmproj-OUT next to it, llama.cpp's pair; --type f32 or f16). Norms, biases and position "
+      "embeddings\n"
       "stay f32; matrices whose rows do not split into the type's blocks stay f16.\n"
       "SDXL single files become a whole-checkpoint GGUF in stable-diffusion.cpp's layout: UNet\n"
       "linear weights TYPE (q4_k_m/q5_k_m: to_v and ff.net.2 in Q6_K), text encoders Q8_0,\n"
@@ -119,8 +122,16 @@ int run(int argc, char** argv) {
     return 2;
   }
   const std::string mt = model_type(model);
+  if (mt == "llava_next") {
+    const auto r = llava::convert_llava_next(model, out, *dtype);
+    std::printf("%s: LLM, %zu tensors%s\n%s: mmproj, %zu tensors\n", r.llm_path.c_str(),
+                r.llm_tensors, r.tokenizer ? ", tokenizer" : ", no tokenizer",
+                r.mmproj_path.c_str(), r.mmproj_tensors);
+    return 0;
+  }
   if (mt != "clip") {
-    std::fprintf(stderr, "eight convert: model_type '%s' is not supported (only clip)\n",
+    std::fprintf(stderr,
+                 "eight convert: model_type '%s' is not supported (only clip, llava_next)\n",
                  mt.c_str());
     return 2;
   }

@@ -2,11 +2,16 @@
 // [n_tokens, n_vocab], for comparisons with reference implementations. BOS is added as the
 // model's metadata says and special-token text is parsed as llama.cpp does (--no-parse-special:
 // as plain text), or pass ids with --tokens.
+// With --image and --mmproj (a vision LLM such as LLaVA 1.6): one row per position of the whole
+// sequence as the model sees it, the image's positions included; the image goes where the
+// prompt holds "<image>" (with --tokens: where the id -1 is), else before the text.
 // With a whisper.cpp model: `eight logits -m WHISPER.bin --audio FILE --tokens IDS -o OUT.npy`,
 // the decoder's logits after each forced token with the whole file (padded to 30 s) as the audio.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -18,6 +23,7 @@
 #include "formats/whisper_ct2.h"
 #include "models/whisper/whisper.h"
 #include "ops/device.h"
+#include "runtime/llm/multimodal.h"
 #include "text/tokenizer.h"
 
 namespace eight::cli {
@@ -50,16 +56,21 @@ int run(int argc, char** argv) {
               "Write the logits of every prompt position as a float32 [n_tokens, n_vocab] .npy.");
   ModelArgs model;
   std::string prompt, tokens_arg, out, audio_path;
+  VisionArgs vision;
   bool json = false, no_bos = false, no_special = false;
   model.add_to(p);
   p.option("-p,--prompt", &prompt, "TEXT", "prompt text (tokenized with the model's tokenizer)");
-  p.option("--tokens", &tokens_arg, "IDS", "token ids instead of a prompt: \"1,450,4996\"");
+  p.option("--tokens", &tokens_arg, "IDS",
+           "token ids instead of a prompt: \"1,450,4996\" (with --image, -1 marks its place)");
   p.option("-o,--output", &out, "FILE", "output .npy file (required)");
   p.option("--audio", &audio_path, "FILE", "with a Whisper model: the audio (padded to 30 s)");
+  vision.add_to(p);
   p.flag("--no-bos", &no_bos, "do not add BOS even when the model's metadata asks for it");
   p.flag("--no-parse-special", &no_special,
          "tokenize special-token text (\"<|user|>\") as plain text instead of as tokens");
-  p.flag("--json", &json, "print {\"tokens\": [...], \"shape\": [T, V], \"output\": FILE}");
+  p.flag("--json", &json,
+         "print {\"tokens\": [...], \"shape\": [T, V], \"output\": FILE} (image positions "
+         "are -1 in tokens)");
   if (auto rc = p.parse(argc, argv)) return *rc;
   check(!out.empty(), "an output file is required (-o OUT.npy)");
   check(prompt.empty() != tokens_arg.empty(), "give exactly one of -p PROMPT and --tokens IDS");
@@ -76,8 +87,31 @@ int run(int argc, char** argv) {
     T = static_cast<int64_t>(tokens.size());
   } else {
     check(audio_path.empty(), "--audio needs a Whisper model");
+    check(vision.any() || vision.mmproj.empty(), "--mmproj needs an --image");
     SessionOptions so = model.session_options();
-    if (!tokens_arg.empty()) {
+    vision.plan(so);
+    std::vector<float> embeddings;
+    if (vision.any()) {
+      const int64_t n_embd = llm::LLM::load(path)->config().n_embd;
+      const Tensor features[] = {vision.encode(vision.image, n_embd, model.threads)};
+      MultimodalPrompt mp;
+      if (!tokens_arg.empty()) {
+        // -1 marks the image's place (as the JSON output shows image positions).
+        std::vector<int32_t> ids;
+        std::string list = tokens_arg;
+        std::replace(list.begin(), list.end(), ',', ' ');
+        std::istringstream items(list);
+        for (std::string item; items >> item;)
+          ids.push_back(item == "-1" ? llm::kEmbeddingToken : parse_token_list(item)[0]);
+        mp = splice_images(ids, llm::kEmbeddingToken, -1, features, n_embd);
+      } else {
+        const auto tok = text::Tokenizer::from_gguf(gguf::File::open(path));
+        mp = build_multimodal_prompt(tok, prompt, !no_bos && tok.add_bos(), !no_special, features,
+                                     n_embd);
+      }
+      tokens = std::move(mp.tokens);
+      embeddings = std::move(mp.embeddings);
+    } else if (!tokens_arg.empty()) {
       tokens = parse_token_list(tokens_arg);
     } else {
       const auto tok = text::Tokenizer::from_gguf(gguf::File::open(path));
@@ -89,9 +123,12 @@ int run(int argc, char** argv) {
     auto session = LLMSession::open(path, so);
     T = static_cast<int64_t>(tokens.size());
     V = session->n_vocab();
-    for (int32_t t : tokens) check(t < V, "token id ", t, " is outside the vocabulary of ", V);
+    for (int32_t t : tokens)
+      check(t < V && (t >= 0 || (t == llm::kEmbeddingToken && !embeddings.empty())), "token id ", t,
+            " is outside the vocabulary of ", V);
     logits.resize(static_cast<size_t>(T * V));
-    session->eval_all_logits(tokens, logits.data());
+    session->eval_all_logits(tokens, logits.data(),
+                             embeddings.empty() ? nullptr : embeddings.data());
   }
   npy::write_f32(out, logits.data(), {T, V});
   if (json) {

@@ -1,4 +1,6 @@
 // `eight run -m MODEL -p PROMPT`: streams a completion of the raw prompt (no chat template).
+// With --image IMG --mmproj M (LLaVA 1.6) the image's embeddings go where the prompt holds the
+// literal "<image>" (else before the text).
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -6,6 +8,7 @@
 
 #include "cli/llm_common.h"
 #include "core/error.h"
+#include "runtime/llm/multimodal.h"
 #include "text/tokenizer.h"
 
 namespace eight::cli {
@@ -16,6 +19,7 @@ int run(int argc, char** argv) {
               "Complete a prompt with an LLM, streaming the text to stdout (no chat template).");
   ModelArgs model;
   SamplingArgs sampling;
+  VisionArgs vision;
   GrammarArgs grammar;
   std::string prompt;
   std::vector<std::string> stops;
@@ -26,6 +30,7 @@ int run(int argc, char** argv) {
   p.option("-n,--max-tokens", &n, "N",
            "tokens to generate at most; -1 = until the context is full");
   sampling.add_to(p);
+  vision.add_to(p);
   grammar.add_to(p);
   p.option("--stop", &stops, "TEXT", "stop when this text appears (repeatable; not printed)");
   p.flag("--context-shift", &context_shift,
@@ -36,22 +41,38 @@ int run(int argc, char** argv) {
       "parse special-token text in the prompt (\"<|im_start|>\") as llama.cpp does (the default)");
   p.flag("--no-parse-special", &no_special, "tokenize special-token text as plain text");
   p.flag("--json", &json,
-         "print one JSON object at the end: text, tokens, prompt_tokens, timings (no streaming)");
+         "print one JSON object at the end: text, tokens, prompt_tokens (image positions -1), "
+         "timings (no streaming)");
   if (auto rc = p.parse(argc, argv)) return *rc;
   check(!prompt.empty(), "a prompt is required (-p PROMPT)");
   special = !no_special;
   check(n >= -1, "--max-tokens must be ≥ -1, got ", n);
 
-  auto session = LLMSession::open(model.resolve(false), model.session_options());
+  SessionOptions so = model.session_options();
+  vision.plan(so);
+  auto session = LLMSession::open(model.resolve(false), so);
   const gguf::File& f = session->model().file();
   const auto tok = text::Tokenizer::from_gguf(f);
-  const auto tokens = tok.encode(prompt, /*add_special=*/!no_bos, special);
+  std::vector<int32_t> tokens;
+  std::vector<float> embeddings;
+  if (vision.any()) {
+    const int64_t n_embd = session->config().n_embd;
+    const Tensor features[] = {vision.encode(vision.image, n_embd, model.threads)};
+    MultimodalPrompt mp =
+        build_multimodal_prompt(tok, prompt, !no_bos && tok.add_bos(), special, features, n_embd);
+    tokens = std::move(mp.tokens);
+    embeddings = std::move(mp.embeddings);
+  } else {
+    check(vision.mmproj.empty(), "--mmproj needs an --image");
+    tokens = tok.encode(prompt, /*add_special=*/!no_bos, special);
+  }
   GenerateParams gp{.max_tokens = n,
                     .sampling = sampling.params(),
                     .stop = stops,
                     .eog_tokens = tok.eog_ids(),
                     .context_shift = context_shift,
-                    .keep = tok.add_bos() && !no_bos ? 1 : 0};
+                    .keep = tok.add_bos() && !no_bos ? 1 : 0,
+                    .prompt_embeddings = embeddings.empty() ? nullptr : embeddings.data()};
   grammar.apply(gp, tok);
   install_interrupt_handler();
   auto sink = [&](std::string_view s) {

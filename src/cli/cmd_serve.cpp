@@ -12,9 +12,11 @@
 #include "cli/args.h"
 #include "cli/llm_common.h"
 #include "core/log.h"
+#include "models/llava/llava.h"
 #include "models/llm/llm.h"
 #include "ops/device.h"
 #include "runtime/diffusion/image_pipeline.h"
+#include "runtime/llm/multimodal.h"
 #include "runtime/llm/scheduler.h"
 #include "runtime/plan/planner.h"
 #include "runtime/store/store.h"
@@ -43,12 +45,14 @@ void on_signal(int) {
 
 // The text side: the LLM, its planned slots and the scheduler behind /v1/chat/completions.
 struct LLMStack {
-  LLMStack(const ModelArgs& model, int parallel, int queue, std::string name)
+  LLMStack(const ModelArgs& model, int parallel, int queue, std::string name,
+           const std::string& mmproj)
       : path(model.resolve(/*allow_default=*/true)),
+        vision(mmproj.empty() ? nullptr : llava::VisionEncoder::load(mmproj)),
         llm(llm::LLM::load(path)),
         so(model.session_options()),
         gpu(gpu_target(so)),
-        plan(make_plan(*llm, so, gpu, parallel)),
+        plan(make_plan(*llm, so, gpu, parallel, vision.get())),
         text(llm->file()),
         chat(model_chat(llm->file())),
         kv_type(so.kv_type),
@@ -65,9 +69,15 @@ struct LLMStack {
         backend(alias, scheduler, functions()) {}
 
   // Plan the slots' KV cache and check the RAM budget before allocating it.
-  static Plan make_plan(llm::LLM& llm, const SessionOptions& so, const GpuTarget& gpu,
-                        int parallel) {
-    const LLMDesc desc = describe_gguf(llm.file());
+  static Plan make_plan(llm::LLM& llm, const SessionOptions& so, const GpuTarget& gpu, int parallel,
+                        const llava::VisionEncoder* vision) {
+    LLMDesc desc = describe_gguf(llm.file());
+    if (vision) {
+      check(vision->config().text_hidden == llm.config().n_embd, "[serve] the --mmproj projects ",
+            "images to ", vision->config().text_hidden, " dims, the LLM takes ",
+            llm.config().n_embd);
+      desc.extras.push_back(vision_component(*vision));
+    }
     PlanRequest req{
         .ctx = so.n_ctx > 0 ? so.n_ctx : std::min<int64_t>(llm.config().n_ctx_train, 4096),
         .kv_type = so.kv_type,
@@ -98,6 +108,11 @@ struct LLMStack {
                      : text.encode(std::string(p), add_bos, /*parse_special=*/true);
     };
     fns.piece = [this](int32_t id) { return text.piece(id); };
+    fns.vision = vision;
+    // Images come only in chat requests: the text after one is chat text too.
+    fns.encode_piece = [this](const std::string& piece) {
+      return text.tokenizer().encode_chat(piece, /*add_special=*/false);
+    };
     fns.render_chat = [this](const ChatJson& messages, const ChatJson& tools) {
       ChatOptions o;
       o.bos_token = chat.bos_token;
@@ -117,6 +132,7 @@ struct LLMStack {
   }
 
   std::string path;
+  std::shared_ptr<const llava::VisionEncoder> vision;
   std::shared_ptr<llm::LLM> llm;
   SessionOptions so;
   GpuTarget gpu;
@@ -147,6 +163,10 @@ int run(int argc, char** argv) {
   p.option("--alias", &alias, "NAME", "model id reported by /v1/models (default: file name)");
   p.option("--max-body", &max_body, "BYTES",
            "largest request body accepted (default 8 MiB; 25 MiB with --whisper)");
+  std::string mmproj;
+  p.option("--mmproj", &mmproj, "PATH",
+           "the LLM's vision encoder (llama.cpp mmproj GGUF of LLaVA 1.6, or a Hugging Face "
+           "LLaVA-NeXT directory): chat completions then take image_url parts (data: URLs)");
   std::string whisper_path;
   int whisper_beam = 5;
   p.option("--whisper", &whisper_path, "MODEL",
@@ -198,7 +218,7 @@ int run(int argc, char** argv) {
   std::unique_ptr<LLMStack> llm;
   if (!model.model.empty() || (whisper_path.empty() && clip_model.empty() && image_model.empty() &&
                                embedding_model.empty()))
-    llm = std::make_unique<LLMStack>(model, parallel, queue, alias);
+    llm = std::make_unique<LLMStack>(model, parallel, queue, alias, mmproj);
   std::unique_ptr<server::WhisperService> speech;
   ThreadPool& pool = global_thread_pool(model.session_options().n_threads);
   if (!whisper_path.empty()) {

@@ -1,5 +1,9 @@
 #include "cli/llm_common.h"
 
+#include "formats/image.h"
+#include "models/llava/llava.h"
+#include "runtime/llm/multimodal.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -41,6 +45,13 @@ std::string ModelArgs::resolve(bool allow_default) const {
     check(allow_default, "a model is required (-m MODEL)");
     return default_model_path();
   }
+  // A Hugging Face directory is not an LLM file eight runs directly (yet): say how to get one.
+  check(!std::filesystem::is_directory(model), "-m ", model,
+        " is a directory; LLMs run from GGUF files (for a Hugging Face LLaVA-NeXT directory: eight "
+        "convert ",
+        model,
+        " -o llava.gguf writes llava.gguf and mmproj-llava.gguf, then -m llava.gguf "
+        "--mmproj mmproj-llava.gguf)");
   return resolve_model_path(model);
 }
 
@@ -198,6 +209,30 @@ std::vector<int32_t> parse_token_list(const std::string& text) {
   }
   check(!out.empty(), "no token ids in '", text, "'");
   return out;
+}
+
+void VisionArgs::add_to(ArgParser& p) {
+  p.option("--image", &image, "FILE",
+           "an image for a vision LLM (needs --mmproj): placed where the prompt holds the "
+           "literal \"<image>\", else before the text");
+  p.option("--mmproj", &mmproj, "PATH",
+           "the vision encoder for --image: llama.cpp's mmproj GGUF (LLaVA 1.6) or a Hugging "
+           "Face LLaVA-NeXT directory");
+}
+
+void VisionArgs::plan(SessionOptions& so) const {
+  if (mmproj.empty()) return;
+  if (!encoder_) encoder_ = llava::VisionEncoder::load(mmproj);
+  so.extras.push_back(vision_component(*encoder_));
+}
+
+Tensor VisionArgs::encode(const std::string& path, int64_t n_embd, int threads) const {
+  check(!mmproj.empty(), "an image needs the model's vision encoder: --mmproj FILE");
+  if (!encoder_) encoder_ = llava::VisionEncoder::load(mmproj);
+  check(encoder_->config().text_hidden == n_embd, "[vision] ", mmproj, " projects images to ",
+        encoder_->config().text_hidden, " dims, the LLM takes ", n_embd,
+        " (not this model's projector)");
+  return encoder_->encode(image::load(path), global_thread_pool(threads));
 }
 
 }  // namespace eight::cli

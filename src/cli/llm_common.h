@@ -9,11 +9,16 @@
 #include <vector>
 
 #include "cli/args.h"
+#include "core/tensor.h"
 #include "formats/gguf.h"
 #include "runtime/llm/generate.h"
 #include "runtime/llm/sampler.h"
 #include "runtime/llm/session.h"
 #include "text/tokenizer.h"
+
+namespace eight::llava {
+class VisionEncoder;
+}
 
 namespace eight::cli {
 
@@ -39,6 +44,21 @@ struct SamplingArgs {
   int64_t seed = -1;
   void add_to(ArgParser& p);
   SamplerParams params() const;  // seed -1: from the clock
+};
+
+// --image / --mmproj for vision LLMs (LLaVA 1.6): the encoder is loaded on first use.
+struct VisionArgs {
+  std::string image, mmproj;
+  void add_to(ArgParser& p);
+  bool any() const { return !image.empty(); }
+  // Decodes and encodes an image into LLM input rows f32 [n, n_embd] (Error when the encoder's
+  // width differs from the LLM's n_embd, or --mmproj is missing).
+  Tensor encode(const std::string& path, int64_t n_embd, int threads) const;
+  // Loads the encoder (when --mmproj is given) and adds its bill to the session's plan.
+  void plan(SessionOptions& so) const;
+
+ private:
+  mutable std::shared_ptr<const llava::VisionEncoder> encoder_;
 };
 
 // Constrained decoding: --grammar FILE (GBNF) or --json-schema FILE.

@@ -47,6 +47,11 @@ struct PreprocessConfig {
 // malformed JSON or out-of-range sizes.
 PreprocessConfig parse_preprocess_config(const std::string& json_text);
 
+// Resizes to width x height (no aspect kept) with PIL's BICUBIC, as PIL's Image.resize does it on
+// 8-bit RGB (horizontal pass, then vertical, each rounded). Returns the image itself when the size
+// is unchanged.
+Image resize(const Image& image, int width, int height);
+
 // The pixel tensor the vision tower takes: F32 [3, crop_height, crop_width].
 Tensor preprocess(const Image& image, const PreprocessConfig& config);
 

@@ -193,6 +193,46 @@ PreprocessConfig parse_preprocess_config(const std::string& json_text) {
   return cfg;
 }
 
+Image resize(const Image& image, int width, int height) {
+  const int W = image.width, H = image.height;
+  check(image.rgb.defined() && image.rgb.dim() == 3 && image.rgb.size(0) == H &&
+            image.rgb.size(1) == W && image.rgb.size(2) == 3 && image.rgb.is_contiguous(),
+        "[image.resize] expects a contiguous [", H, ", ", W, ", 3] image");
+  check(W > 0 && H > 0 && width > 0 && height > 0 && int64_t{width} * height <= kMaxPixels,
+        "[image.resize] cannot resize ", W, "x", H, " to ", width, "x", height);
+  // Pillow resamples one axis at a time, rounding to uint8 after each pass, so the order matters
+  // for exact pixels: horizontal first, except when the width grows while the height shrinks
+  // (then the smaller vertical result goes through the horizontal pass), as Pillow 13 does.
+  auto horizontal = [width](const Image& in) {
+    const std::vector<Taps> tx = resample_taps(in.width, width);
+    Image out{width, in.height, Tensor::empty({in.height, width, 3}, DType::I8)};
+    const auto* src = in.rgb.data<const uint8_t>();
+    auto* dst = out.rgb.data<uint8_t>();
+    for (int y = 0; y < in.height; ++y)
+      for (int x = 0; x < width; ++x)
+        apply_taps(tx[static_cast<size_t>(x)], 0, src + static_cast<int64_t>(y) * in.width * 3, 3,
+                   dst + (static_cast<int64_t>(y) * width + x) * 3);
+    return out;
+  };
+  auto vertical = [height](const Image& in) {
+    const std::vector<Taps> ty = resample_taps(in.height, height);
+    Image out{in.width, height, Tensor::empty({height, in.width, 3}, DType::I8)};
+    const auto* src = in.rgb.data<const uint8_t>();
+    auto* dst = out.rgb.data<uint8_t>();
+    for (int y = 0; y < height; ++y)
+      for (int x = 0; x < in.width; ++x)
+        apply_taps(ty[static_cast<size_t>(y)], 0, src + static_cast<int64_t>(x) * 3,
+                   static_cast<int64_t>(in.width) * 3,
+                   dst + (static_cast<int64_t>(y) * in.width + x) * 3);
+    return out;
+  };
+  if (width == W && height == H) return image;
+  if (width == W) return vertical(image);
+  if (height == H) return horizontal(image);
+  if (width > W && height < H) return horizontal(vertical(image));
+  return vertical(horizontal(image));
+}
+
 Tensor preprocess(const Image& image, const PreprocessConfig& cfg) {
   const int W = image.width, H = image.height;
   check(image.rgb.defined() && image.rgb.dim() == 3 && image.rgb.size(0) == H &&

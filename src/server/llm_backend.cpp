@@ -1,5 +1,8 @@
 #include "server/llm_backend.h"
 
+#include "core/thread_pool.h"
+#include "formats/image.h"
+#include "runtime/llm/multimodal.h"
 #include "server/api_error.h"
 
 namespace eight::server {
@@ -27,10 +30,48 @@ TokenEvent LLMBackend::event(const ScheduledToken& t) const {
   return e;
 }
 
+void LLMBackend::prompt_ids(const std::string& prompt, const GenerationParams& params,
+                            ScheduledRequest& req) const {
+  if (params.images.empty()) {
+    req.prompt = text_.encode(prompt);
+    return;
+  }
+  if (!text_.vision)
+    throw ApiError(
+        400, "invalid_request_error",
+        cat("the model '", model_id_, "' cannot see images (start the server with its --mmproj)"),
+        "messages");
+  const int64_t n_embd = scheduler_.model().config().n_embd;
+  std::vector<Tensor> features;
+  for (size_t i = 0; i < params.images.size(); ++i) {
+    const std::string& b = params.images[i];
+    image::Image im;
+    try {
+      im = image::decode({reinterpret_cast<const uint8_t*>(b.data()), b.size()},
+                         cat("image ", i + 1));
+    } catch (const Error& e) {
+      throw ApiError(400, "invalid_request_error", e.what(), "messages");
+    }
+    features.push_back(text_.vision->encode(im, global_thread_pool()));
+  }
+  MultimodalPrompt mp;
+  try {
+    mp = build_multimodal_prompt(
+        [&](const std::string& piece, bool first) {
+          return first ? text_.encode(piece) : text_.encode_piece(piece);
+        },
+        prompt, -1, features, n_embd);
+  } catch (const Error& e) {
+    throw ApiError(400, "invalid_request_error", e.what(), "messages");
+  }
+  req.prompt = std::move(mp.tokens);
+  req.embeddings = std::move(mp.embeddings);
+}
+
 GenerationResult LLMBackend::generate(const std::string& prompt, const GenerationParams& params,
                                       const std::function<bool(const TokenEvent&)>& on_token) {
   ScheduledRequest req;
-  req.prompt = text_.encode(prompt);
+  prompt_ids(prompt, params, req);
   if (req.prompt.empty()) bad_request("prompt", "the prompt encodes to no tokens");
   const int64_t n_prompt = static_cast<int64_t>(req.prompt.size());
   if (n_prompt >= scheduler_.n_ctx())

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "models/llava/llava.h"
 #include "runtime/llm/scheduler.h"
 #include "server/backend.h"
 
@@ -24,6 +25,10 @@ struct LLMTextFunctions {
   bool template_uses_tools = false;
   // The vocabulary's trie for constrained decoding (response_format).
   std::shared_ptr<const text::GrammarVocab> grammar_vocab;
+  // A vision LLM's image encoder (LLaVA's mmproj), or null for a model that cannot see, and the
+  // ids of chat prompt text after an image (no BOS; as encode treats chat prompts).
+  std::shared_ptr<const llava::VisionEncoder> vision = nullptr;
+  std::function<std::vector<int32_t>(const std::string&)> encode_piece = nullptr;
 };
 
 class LLMBackend final : public TextBackend {
@@ -42,6 +47,10 @@ class LLMBackend final : public TextBackend {
 
  private:
   TokenEvent event(const ScheduledToken& t) const;
+  // The prompt's ids, with the request's images spliced in where it says "<image>" (400 for a
+  // model that cannot see, or an image that does not decode).
+  void prompt_ids(const std::string& prompt, const GenerationParams& params,
+                  ScheduledRequest& req) const;
 
   std::string model_id_;
   Scheduler& scheduler_;

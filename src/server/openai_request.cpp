@@ -1,5 +1,7 @@
 #include "server/openai_request.h"
 
+#include "server/base64.h"
+
 #include <cmath>
 
 #include "server/api_error.h"
@@ -145,8 +147,32 @@ std::string model_name(const json& b) {
   return v ? string(*v, "model") : std::string();
 }
 
-// A message's content: a string, null, or an array of {"type": "text", "text": ...} parts.
-std::string message_content(const json& m, const std::string& name, bool may_be_null) {
+// An {"type": "image_url", "image_url": {"url": "data:image/...;base64,..."}} part: the decoded
+// bytes. The server fetches nothing, so http(s) URLs are refused naming the field.
+std::string image_part(const json& part, const std::string& pname) {
+  const json* iu = field(part, "image_url");
+  const std::string uname = pname + ".image_url.url";
+  const json* url = iu && iu->is_object() ? field(*iu, "url") : iu;
+  if (!url || !url->is_string())
+    bad_request(uname, cat("'", uname, "' (a data: URL string) is required"));
+  const std::string& u = url->get_ref<const std::string&>();
+  if (u.starts_with("http://") || u.starts_with("https://"))
+    bad_request(uname, cat("'", uname, "' is a web address; this server fetches nothing: send ",
+                           "the image inline as data:image/...;base64,..."));
+  const size_t comma = u.find(',');
+  if (!u.starts_with("data:") || comma == std::string::npos ||
+      std::string_view(u).substr(0, comma).find(";base64") == std::string_view::npos)
+    bad_request(uname, cat("'", uname, "' must be a data:image/...;base64,... URL"));
+  const auto bytes = base64_decode(std::string_view(u).substr(comma + 1));
+  if (!bytes || bytes->empty())
+    bad_request(uname, cat("'", uname, "' does not hold valid base64 image data"));
+  return std::string(bytes->begin(), bytes->end());
+}
+
+// A message's content: a string, null, or an array of {"type": "text", "text": ...} parts and
+// image_url parts (their bytes appended to `images`, "<image>" left in the text).
+std::string message_content(const json& m, const std::string& name, bool may_be_null,
+                            std::vector<std::string>* images) {
   const json* c = field(m, "content");
   if (!c) {
     if (may_be_null) return {};
@@ -162,9 +188,14 @@ std::string message_content(const json& m, const std::string& name, bool may_be_
     const std::string pname = cat(name, ".content[", i, "]");
     if (!part.is_object()) bad_request(pname, cat("'", pname, "' must be an object"));
     const std::string type = field(part, "type") ? string(part["type"], pname + ".type") : "";
+    if (type == "image_url") {
+      images->push_back(image_part(part, pname));
+      text += "<image>";
+      continue;
+    }
     if (type != "text")
       bad_request(pname + ".type", cat("content part type '", type,
-                                       "' is not supported by this model (only 'text')"));
+                                       "' is not supported (only 'text' and 'image_url')"));
     text += string(field(part, "text") ? part["text"] : json(nullptr), pname + ".text");
   }
   return text;
@@ -191,6 +222,7 @@ ChatRequest parse_chat_request(const json& b) {
   if (!msgs->is_array())
     bad_request("messages", cat("'messages' must be an array, not ", kind(*msgs)));
   if (msgs->empty()) bad_request("messages", "'messages' must hold at least one message");
+  std::vector<std::string> images;
   r.messages = nlohmann::ordered_json::array();
   for (size_t i = 0; i < msgs->size(); ++i) {
     const json& m = (*msgs)[i];
@@ -205,7 +237,7 @@ ChatRequest parse_chat_request(const json& b) {
                                       "' (expected system, developer, user, assistant or tool)"));
     nlohmann::ordered_json out = {{"role", role}};
     const bool has_tool_calls = field(m, "tool_calls") != nullptr;
-    out["content"] = message_content(m, name, role == "assistant" && has_tool_calls);
+    out["content"] = message_content(m, name, role == "assistant" && has_tool_calls, &images);
     if (has_tool_calls) {
       if (!m["tool_calls"].is_array())
         bad_request(name + ".tool_calls", cat("'", name, ".tool_calls' must be an array"));
@@ -222,6 +254,7 @@ ChatRequest parse_chat_request(const json& b) {
     r.messages.push_back(std::move(out));
   }
   r.gen = parse_generation(b, true);
+  r.gen.images = std::move(images);
   r.tools = parse_tool_request(b);
   return r;
 }

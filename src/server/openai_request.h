@@ -23,6 +23,9 @@ struct GenerationParams {
   bool include_usage = false;  // stream_options.include_usage
   int top_logprobs = -1;       // -1: no logprobs; 0..20: logprobs with that many alternatives
   bool echo = false;           // completions: return the prompt too
+  // Chat image_url parts (data: URLs, decoded), in order; each one's place in its message's
+  // content is the literal text "<image>".
+  std::vector<std::string> images = {};
   // response_format json_object / json_schema, compiled (null: free text).
   std::shared_ptr<const text::Grammar> grammar;
 };

@@ -85,6 +85,18 @@ def byte_vocab(extra=0):
     return tokens + specials, types, merges
 
 
+def add_byte_tokenizer(w, tokens, types, merges):
+    """byte_vocab()'s tokenizer as GGUF metadata: GPT-2 BPE, BOS <|endoftext|>, EOS <|im_end|>."""
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("gpt-2")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    w.add_bos_token_id(len(tokens) - 3)
+    w.add_eos_token_id(len(tokens) - 1)
+    w.add_add_bos_token(True)
+
+
 def make_model(path, arch="llama", n_layer=2, n_embd=128, n_head=4, n_kv=2, n_ff=256,
                n_vocab=320, qtype="F16", tied=False, rope_base=10000.0, rope_linear=None,
                rope_freqs=False, longrope=False, sliding_window=None, n_ctx=1024, eps=1e-5,
@@ -119,14 +131,7 @@ def make_model(path, arch="llama", n_layer=2, n_embd=128, n_head=4, n_kv=2, n_ff
     if longrope:
         w.add_rope_scaling_orig_ctx_len(n_ctx // 4)
         w.add_rope_scaling_attn_factors(1.19)
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("gpt-2")
-    w.add_token_list(tokens)
-    w.add_token_types(types)
-    w.add_token_merges(merges)
-    w.add_bos_token_id(len(tokens) - 3)
-    w.add_eos_token_id(len(tokens) - 1)
-    w.add_add_bos_token(True)
+    add_byte_tokenizer(w, tokens, types, merges)
 
     def mat(name, rows, cols, q=qtype, rms=None):
         data, raw = _tensor(gguf, rng, rows, cols, q, rms if rms is not None else cols**-0.5)

@@ -106,7 +106,10 @@ std::string hf_tensor_name(const std::string& gguf_name) {
 }
 
 std::unique_ptr<Model::Impl> load_gguf(const std::string& path) {
-  const gguf::File f = gguf::File::open(path);
+  return load_gguf(gguf::File::open(path), path);
+}
+
+std::unique_ptr<Model::Impl> load_gguf(const gguf::File& f, const std::string& path) {
   check(f.architecture() == "clip", "[clip] ", path, " is a '", f.architecture(),
         "' GGUF, not a CLIP model (general.architecture 'clip')");
   const bool gelu = f.get_bool("clip.use_gelu", false);

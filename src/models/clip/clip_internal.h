@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "formats/gguf.h"
 #include "models/clip/clip.h"
 #include "ops/activation.h"
 #include "text/clip_tokenizer.h"
@@ -83,6 +84,9 @@ std::unique_ptr<Model::Impl> build_model(Config config, const NamedTensors& weig
 // Loaders for each kind of input (clip_load.cpp, clip_gguf.cpp).
 std::unique_ptr<Model::Impl> load_hf_directory(const std::string& dir);
 std::unique_ptr<Model::Impl> load_gguf(const std::string& path);
+// The same from an opened file (its tensors stay views of the file's storage); `path` names it
+// in errors and becomes the model's name.
+std::unique_ptr<Model::Impl> load_gguf(const gguf::File& f, const std::string& path);
 
 // Binding named weights (clip_load.cpp): each checks presence, shape and type and names the tensor
 // in its error. Norms and biases are made f32; matrices stay in their file type.
@@ -131,5 +135,10 @@ Tensor interpolate_positions(const Tensor& table, int64_t grid_in, int64_t h_out
 Tensor forward_text(const Model::Impl& m, const std::vector<std::vector<int32_t>>& ids,
                     ThreadPool& pool);
 Tensor forward_vision(const Model::Impl& m, const Tensor& pixels, ThreadPool& pool);
+// The vision tower's hidden state after its first n_layers encoder layers (transformers'
+// hidden_states[n_layers]; 0 is the pre_layrnorm output): f32 [n * (1 + patches), hidden], each
+// image's class token first. pixels: f32 [n, 3, H, W].
+Tensor vision_hidden_states(const Model::Impl& m, const Tensor& pixels, int64_t n_layers,
+                            ThreadPool& pool);
 
 }  // namespace eight::clip

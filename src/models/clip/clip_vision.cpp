@@ -66,7 +66,8 @@ Tensor interpolate_positions(const Tensor& table, int64_t grid_in, int64_t h_out
   return out;
 }
 
-Tensor forward_vision(const Model::Impl& m, const Tensor& pixels_in, ThreadPool& pool) {
+Tensor vision_hidden_states(const Model::Impl& m, const Tensor& pixels_in, int64_t n_layers,
+                            ThreadPool& pool) {
   const Config& c = m.config;
   const VisionWeights& w = m.vision;
   check(pixels_in.dim() == 4 && pixels_in.size(1) == 3 && pixels_in.dtype() == DType::F32,
@@ -77,7 +78,9 @@ Tensor forward_vision(const Model::Impl& m, const Tensor& pixels_in, ThreadPool&
   const int64_t D = c.vision.hidden, K = 3 * p * p;
   check(gh >= 1 && gw >= 1, "[clip] a ", H, "x", W, " image is smaller than one ", p, "x", p,
         " patch");
-  if (n == 0) return Tensor::empty({0, c.projection_dim}, DType::F32);
+  check(n_layers >= 0 && n_layers <= static_cast<int64_t>(w.tower.layers.size()), "[clip] ",
+        n_layers, " layers asked of a ", w.tower.layers.size(), "-layer vision tower");
+  if (n == 0) return Tensor::empty({0, D}, DType::F32);
 
   // The stride-p convolution as a matmul: patches [n * np, 3 * p * p] in (channel, y, x) order,
   // like the conv weight [D, 3, p, p]; pixels past the last whole patch are ignored, as the conv
@@ -115,8 +118,26 @@ Tensor forward_vision(const Model::Impl& m, const Tensor& pixels_in, ThreadPool&
   }
   const float eps = static_cast<float>(c.vision.eps);
   ops::layer_norm(x, x, {.weight = &w.pre_norm.weight, .bias = &w.pre_norm.bias, .eps = eps});
-  run_tower(w.tower, x, std::vector<int64_t>(static_cast<size_t>(n), S), false, pool);
+  if (n_layers == static_cast<int64_t>(w.tower.layers.size())) {
+    run_tower(w.tower, x, std::vector<int64_t>(static_cast<size_t>(n), S), false, pool);
+  } else {  // a prefix of the tower: the layer handles are shared, nothing is copied
+    Tower prefix{.config = w.tower.config, .act = w.tower.act, .layers = {}};
+    prefix.layers.assign(w.tower.layers.begin(), w.tower.layers.begin() + n_layers);
+    run_tower(prefix, x, std::vector<int64_t>(static_cast<size_t>(n), S), false, pool);
+  }
+  return x;
+}
 
+Tensor forward_vision(const Model::Impl& m, const Tensor& pixels, ThreadPool& pool) {
+  const Config& c = m.config;
+  const VisionWeights& w = m.vision;
+  check(pixels.dim() == 4, "[clip] pixels must be f32 [n, 3, H, W], got ", pixels.str());
+  const int64_t n = pixels.size(0), D = c.vision.hidden;
+  if (n == 0) return Tensor::empty({0, c.projection_dim}, DType::F32);
+  const Tensor x =
+      vision_hidden_states(m, pixels, static_cast<int64_t>(w.tower.layers.size()), pool);
+  const int64_t S = x.size(0) / n;
+  const float eps = static_cast<float>(c.vision.eps);
   Tensor pooled = Tensor::empty({n, D}, DType::F32);  // the class tokens
   for (int64_t b = 0; b < n; ++b)
     std::memcpy(pooled.data<float>() + b * D, x.data<float>() + b * S * D,

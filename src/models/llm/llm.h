@@ -164,10 +164,18 @@ class LLMScratch {
   std::shared_ptr<Storage> output_;
 };
 
+// A token id that stands for an input embedding given by the caller (LLaVA's image features):
+// such a position reads its row from ForwardOptions::embeddings instead of token_embd.
+inline constexpr int32_t kEmbeddingToken = -1;
+
 struct ForwardOptions {
   int64_t n_ctx = 0;            // the session's context (selects LongRoPE factors)
   bool all_logits = false;      // logits for every token (else only the last)
   Observer observer = nullptr;  // optional
+  // [T, n_embd] f32 rows aligned with the tokens passed (same count, same order): the row of a
+  // position whose token is kEmbeddingToken is its input. Only those rows are read; nullptr when
+  // no position has one.
+  const float* embeddings = nullptr;
 };
 
 // A run of one sequence's tokens at positions [pos0, pos0 + n) with that sequence's cache.

@@ -2,6 +2,7 @@
 // LlamaDecoderLayer.forward: x = x + attn(norm(x)); x = x + mlp(norm(x)).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "core/error.h"
 #include "models/llm/llm.h"
@@ -209,7 +210,17 @@ void forward_batch(const LLM& model, const int32_t* tokens, int64_t T,
       .c = c, .T = T, .segs = segs, .rope = rope, .ap = ap, .opt = opt, .pool = pool};
 
   const Tensor x = rows(s.x, T);
-  nn::embedding(x, w.token_embd, tokens, T);  // x = tok_embeddings(tokens)
+  if (opt.embeddings == nullptr) {
+    nn::embedding(x, w.token_embd, tokens, T);  // x = tok_embeddings(tokens)
+  } else {  // caller-given rows where the token says so (image features), the table elsewhere
+    for (int64_t t = 0; t < T; ++t) {
+      if (tokens[t] == kEmbeddingToken)
+        std::memcpy(x.row(t), opt.embeddings + t * c.n_embd,
+                    static_cast<size_t>(c.n_embd) * sizeof(float));
+      else
+        nn::embedding(x.slice(0, t, t + 1), w.token_embd, tokens + t, 1);
+    }
+  }
   b.observe("inp_embd", -1, x);
   for (int64_t il = 0; il < std::min(first_gpu, c.n_layer); ++il) cpu_layer(b, w.layers[il], il, s);
   if (first_gpu < c.n_layer) ops::copy(x, rows(g.x, T));
@@ -260,7 +271,9 @@ void forward(const LLM& model, const int32_t* tokens, int64_t T, int64_t pos0,
     // Earlier batches only fill the cache; their logits are not needed.
     const Segment seg{.kv = kv, .pos0 = pos0 + b, .n = n, .logits = last_batch || opt.all_logits};
     float* out = opt.all_logits ? logits + b * c.n_vocab : logits;
-    forward_batch(model, tokens + b, n, {&seg, 1}, scratch, out, opt.all_logits, opt, pool);
+    ForwardOptions batch_opt = opt;
+    if (opt.embeddings) batch_opt.embeddings = opt.embeddings + b * c.n_embd;
+    forward_batch(model, tokens + b, n, {&seg, 1}, scratch, out, opt.all_logits, batch_opt, pool);
   }
 }
 

@@ -91,11 +91,12 @@ GenerateResult generate(LLMSession& session, std::span<const int32_t> prompt,
   {
     const auto cached = session.tokens();
     size_t common = 0;
-    while (common < cached.size() && common + 1 < prompt.size() && cached[common] == prompt[common])
+    while (common < cached.size() && common + 1 < prompt.size() &&
+           cached[common] == prompt[common] && prompt[common] != llm::kEmbeddingToken)
       ++common;
     r.n_prompt = static_cast<int64_t>(prompt.size() - common);  // tokens actually evaluated
   }
-  const float* logits = session.sync(prompt, cancel);
+  const float* logits = session.sync(prompt, cancel, params.prompt_embeddings);
   r.prompt_seconds = seconds_since(t0);
   if (!logits) {  // Ctrl-C while the prompt was being read
     r.finish_reason = "cancelled";
@@ -135,7 +136,7 @@ GenerateResult generate(LLMSession& session, std::span<const int32_t> prompt,
     }
     if (static_cast<int64_t>(r.tokens.size()) >= max_tokens) break;
     if (session.n_past() + 1 > session.n_ctx()) {
-      if (!params.context_shift) {
+      if (!params.context_shift || params.prompt_embeddings) {
         r.finish_reason = "context";
         log_warn("[generate] the context of ", session.n_ctx(),
                  " tokens is full; stopping (use --context-shift to drop old tokens and go on)");

@@ -25,6 +25,10 @@ struct GenerateParams {
   std::vector<int32_t> eog_tokens = {};  // end-of-generation token ids
   bool context_shift = false;
   int64_t keep = 0;  // tokens at the start a context shift never drops
+  // f32 [prompt.size(), n_embd] rows aligned with the prompt, read at llm::kEmbeddingToken
+  // positions (images); nullptr for a text-only prompt. Such a prompt never context-shifts (the
+  // image rows are not kept past the prompt).
+  const float* prompt_embeddings = nullptr;
   // Constrained decoding: every token is one the grammar allows, and the output is a whole
   // sentence of it when generation ends within max_tokens (both set, or neither).
   std::shared_ptr<const text::Grammar> grammar = nullptr;

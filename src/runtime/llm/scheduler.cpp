@@ -44,7 +44,8 @@ size_t utf8_complete_prefix(const std::string& s) {
 int64_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
   const size_t n = std::min(a.size(), b.size());
   size_t i = 0;
-  while (i < n && a[i] == b[i]) ++i;
+  // Image positions share one placeholder id: a cached prefix never reaches past one.
+  while (i < n && a[i] == b[i] && a[i] != llm::kEmbeddingToken) ++i;
   return static_cast<int64_t>(i);
 }
 
@@ -86,9 +87,12 @@ std::shared_ptr<Scheduler::Job> Scheduler::submit(ScheduledRequest request) {
   const int64_t n = static_cast<int64_t>(request.prompt.size());
   check(n < opt_.n_ctx, "[scheduler] the prompt has ", n, " tokens but the context holds ",
         opt_.n_ctx, " (", n + 1, " needed to generate anything)");
+  const bool rows = !request.embeddings.empty();
+  check(!rows || request.embeddings.size() == static_cast<size_t>(n * model_->config().n_embd),
+        "[scheduler] ", request.embeddings.size(), " embedding values for ", n, " positions");
   for (int32_t t : request.prompt)
-    check(t >= 0 && t < model_->config().n_vocab, "[scheduler] token id ", t,
-          " is outside the vocabulary of ", model_->config().n_vocab);
+    check((t >= 0 || (rows && t == llm::kEmbeddingToken)) && t < model_->config().n_vocab,
+          "[scheduler] token id ", t, " is outside the vocabulary of ", model_->config().n_vocab);
   check(!request.grammar ||
             (request.grammar_vocab && request.grammar_vocab->size() == model_->config().n_vocab),
         "[scheduler] a grammar needs the model's vocabulary");
@@ -250,10 +254,23 @@ void Scheduler::step() {
   }
   if (segs.empty()) return;
 
+  // Rows for image positions, aligned with the batch (only built when a prompt chunk has one).
+  std::vector<float> rows;
+  const int64_t d = c.n_embd;
+  for (size_t i = 0, at = 0; i < segs.size(); at += static_cast<size_t>(segs[i].n), ++i) {
+    const auto& req = seg_slot[i]->job->request_;
+    const bool prompt_chunk = seg_slot[i]->next_token < 0;
+    if (!prompt_chunk || req.embeddings.empty()) continue;
+    if (rows.empty()) rows.assign(tokens.size() * static_cast<size_t>(d), 0.0f);
+    std::memcpy(rows.data() + at * d, req.embeddings.data() + segs[i].pos0 * d,
+                static_cast<size_t>(segs[i].n * d) * sizeof(float));
+  }
   float* logits = logits_.as<float>();
   try {
     llm::forward_segments(*model_, tokens.data(), segs, scratch_, logits,
-                          llm::ForwardOptions{.n_ctx = opt_.n_ctx}, pool_);
+                          llm::ForwardOptions{.n_ctx = opt_.n_ctx,
+                                              .embeddings = rows.empty() ? nullptr : rows.data()},
+                          pool_);
   } catch (const Error& e) {
     log_error("[scheduler] forward pass failed: ", e.what());
     for (Slot* s : seg_slot)

@@ -44,6 +44,9 @@ struct ScheduledToken {
 
 struct ScheduledRequest {
   std::vector<int32_t> prompt;
+  // f32 [prompt.size(), n_embd] rows aligned with the prompt, read at llm::kEmbeddingToken
+  // positions (images); empty for a text prompt.
+  std::vector<float> embeddings = {};
   SamplerParams sampling;
   int64_t max_tokens = -1;  // -1: until the slot's context is full
   std::vector<std::string> stop;

@@ -34,6 +34,8 @@ struct SessionOptions {
   // eight's own allocations there are capped at vram minus vulkan::kDeviceReserveBytes, so a run
   // planned for 8 GiB never holds more than 8 GiB on a larger card.
   int64_t vram = 0;
+  // Parts the run holds beside the LLM (LLaVA's vision encoder): billed in the plan with it.
+  std::vector<ExtraComponent> extras = {};
 };
 
 // The GPU a run plans for: its index (none: the CPU only) and the budget the planner plans
@@ -70,19 +72,24 @@ class LLMSession {
   std::span<const int32_t> tokens() const { return {tokens_.data(), tokens_.size()}; }
   int64_t n_past() const { return static_cast<int64_t>(tokens_.size()); }
   // Runs `tokens` after the current context; returns the last token's logits [n_vocab] (valid
-  // until the next call). Throws Error when they do not fit the context.
-  const float* eval(std::span<const int32_t> tokens);
+  // until the next call). Throws Error when they do not fit the context. `embeddings`: f32
+  // [tokens.size(), n_embd] rows aligned with `tokens`, read where a token is
+  // llm::kEmbeddingToken (image features); nullptr when there is none.
+  const float* eval(std::span<const int32_t> tokens, const float* embeddings = nullptr);
   // Makes the context equal `tokens`, running only what differs from the current context; returns
   // the last logits. `tokens` must not be empty. With `cancel`, the new tokens run in chunks of
   // kCancelChunk and a set flag stops between chunks (Ctrl-C during a long prompt): the result is
-  // then nullptr and the context holds the tokens run so far.
-  const float* sync(std::span<const int32_t> tokens, const std::atomic<bool>* cancel = nullptr);
+  // then nullptr and the context holds the tokens run so far. Positions fed by embeddings are
+  // never reused (two images share the token id): the prefix stops at the first one.
+  const float* sync(std::span<const int32_t> tokens, const std::atomic<bool>* cancel = nullptr,
+                    const float* embeddings = nullptr);
   static constexpr size_t kCancelChunk = 128;
   // Keeps the first n tokens.
   void truncate(int64_t n);
   void reset() { truncate(0); }
   // Logits of every position of `tokens` run from an empty context: [T, n_vocab] into `out`.
-  void eval_all_logits(std::span<const int32_t> tokens, float* out);
+  void eval_all_logits(std::span<const int32_t> tokens, float* out,
+                       const float* embeddings = nullptr);
 
  private:
   std::shared_ptr<const llm::LLM> model_;

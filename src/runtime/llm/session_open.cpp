@@ -47,7 +47,8 @@ std::unique_ptr<LLMSession> LLMSession::open(const std::string& path, const Sess
   auto model = llm::LLM::load(path);
   const llm::LLMConfig& c = model->config();
   // CPU plan: the mapping, the KV cache and the scratch must fit the RAM budget.
-  const LLMDesc desc = describe_gguf(model->file());
+  LLMDesc desc = describe_gguf(model->file());
+  desc.extras.insert(desc.extras.end(), opt.extras.begin(), opt.extras.end());
   // The session holds one logits row; kernel scratch is per thread of the pool it will run on.
   PlanRequest req{.ctx = opt.n_ctx,
                   .kv_type = opt.kv_type,
