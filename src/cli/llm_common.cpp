@@ -1,9 +1,4 @@
 #include "cli/llm_common.h"
-
-#include "formats/image.h"
-#include "models/llava/llava.h"
-#include "runtime/llm/multimodal.h"
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,7 +10,11 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "formats/image.h"
+#include "formats/whisper_ct2.h"
+#include "models/llava/llava.h"
 #include "runtime/llm/kv_cache.h"
+#include "runtime/llm/multimodal.h"
 #include "runtime/store/store.h"
 
 namespace eight::cli {
@@ -46,7 +45,8 @@ std::string ModelArgs::resolve(bool allow_default) const {
     return default_model_path();
   }
   // A Hugging Face directory is not an LLM file eight runs directly (yet): say how to get one.
-  check(!std::filesystem::is_directory(model), "-m ", model,
+  // CTranslate2 Whisper directories are models as they are (logits, bench and plan take them).
+  check(!std::filesystem::is_directory(model) || whisper::is_ct2_dir(model), "-m ", model,
         " is a directory; LLMs run from GGUF files (for a Hugging Face LLaVA-NeXT directory: eight "
         "convert ",
         model,

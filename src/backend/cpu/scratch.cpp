@@ -56,10 +56,11 @@ MatmulScratch matmul_scratch(DType w, int64_t m, int64_t k, ISA isa) {
     if (!fused) s.task[0] = kk + 2 * (kk / 16) * 4 + 256;
     return s;
   }
-  // matmul_float: a dequantized weight row per task for few x rows, otherwise a transposed panel
-  // of two vectors' width of weight rows and those rows' next 256 columns dequantized.
+  // matmul_float: a dequantized weight row per task for few x rows (up to 8 with float weights,
+  // isa/matmul_float.cpp), otherwise a transposed panel of two vectors' width of weight rows and
+  // those rows' next 256 columns dequantized.
   const size_t width = isa == ISA::AVX512 ? 16 : 8;
-  if (m <= 3) {
+  if (m <= 3 || (is_float && m <= 8)) {
     s.task[0] = kk * 4;
   } else {
     s.task[0] = kk * 2 * width * 4;
