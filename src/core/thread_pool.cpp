@@ -86,6 +86,7 @@ void ThreadPool::run(int64_t n_tasks, void* ctx, Call call) {
     return;
   }
   check(n_tasks < kClosed, "[thread pool] ", n_tasks, " tasks is too many");
+  std::lock_guard region(region_mutex_);
   ctx_.store(ctx, std::memory_order_relaxed);
   call_.store(call, std::memory_order_relaxed);
   n_tasks_.store(n_tasks, std::memory_order_relaxed);

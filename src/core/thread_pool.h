@@ -29,7 +29,8 @@ class ThreadPool {
   int size() const { return n_threads_; }
 
   // Runs fn(task, thread) for task in [0, n_tasks); thread is in [0, size()). Blocks until done.
-  // Exceptions thrown by fn are rethrown here (the first one). Not reentrant. fn is called through
+  // Exceptions thrown by fn are rethrown here (the first one). Callers on several threads take
+  // turns; a task must not start a region of its own (not reentrant). fn is called through
   // a plain pointer (no std::function), so a parallel region never allocates, whatever the size
   // of the lambda's captures: the decode loop makes hundreds of them per token.
   template <class F>
@@ -102,6 +103,10 @@ class ThreadPool {
   std::atomic<Call> call_{nullptr};
   std::exception_ptr error_;
   std::mutex error_mutex_;
+  // Held through a parallel region: callers on different threads (the server's scheduler and an
+  // HTTP thread encoding an image for LLaVA, say) take turns instead of overwriting each other's
+  // region, which left one of them spinning forever.
+  std::mutex region_mutex_;
 };
 
 // Threads to use by default: the number of online cores (EIGHT_THREADS overrides).

@@ -31,6 +31,25 @@ TEST(ThreadPool, ManyShortRegionsRunEveryTaskOnce) {
   }
 }
 
+// The server's scheduler and an HTTP thread encoding an image both run regions on the global pool;
+// each caller's regions must run every task of its own exactly once, and neither may hang.
+TEST(ThreadPool, CallersOnSeveralThreadsTakeTurns) {
+  ThreadPool pool(3);
+  auto caller = [&pool](int seed) {
+    std::vector<std::atomic<int>> hits(64);
+    for (int region = 0; region < 2000; ++region) {
+      const int64_t n = 2 + (region + seed) % 62;
+      pool.parallel_for(n,
+                        [&](int64_t t, int) { hits[t].fetch_add(1, std::memory_order_relaxed); });
+      for (int64_t t = 0; t < n; ++t) EXPECT_EQ(hits[t].exchange(0), 1) << "region " << region;
+    }
+  };
+  std::thread a(caller, 0), b(caller, 31);
+  caller(17);
+  a.join();
+  b.join();
+}
+
 TEST(ThreadPool, WakesSleepingWorkersAndWaitsForClaimedTasks) {
   ThreadPool pool(3);
   for (int round = 0; round < 3; ++round) {
