@@ -22,6 +22,10 @@ namespace {
 constexpr int32_t kAccept = 0;  // the frame id of the empty stack: the text is complete
 constexpr int32_t kDead = 0;    // the id of the empty set (interned first): no way to go on
 constexpr int32_t kMaxDepth = 20000;
+// Work allowed for reading one character (closure steps over all stacks). Nested repetitions
+// such as ((x+)+)+ multiply the ways to read a text with every character; past this the grammar
+// is refused as too ambiguous instead of taking seconds or gigabytes per character.
+constexpr int64_t kMaxStepWork = 200000;
 constexpr size_t kMaskCacheEntries = 128;
 
 struct VecHash {
@@ -80,6 +84,7 @@ struct GrammarMatcher::State {
 
   // Scratch for closures.
   std::vector<std::pair<int32_t, int32_t>> work;
+  int64_t work_left = 0;  // closure steps left for the character being read (kMaxStepWork)
   std::vector<uint64_t> seen;
   std::unordered_set<uint64_t> seen_big;
   std::vector<Cursor> walk;
@@ -89,6 +94,7 @@ struct GrammarMatcher::State {
     frames.push_back({-1, -1, 0, 0});  // kAccept
     std::vector<int32_t> out;
     intern_set(out);  // kDead
+    work_left = kMaxStepWork;
     for (int32_t a : g->alts[static_cast<size_t>(g->root)]) closure(a, kAccept, out);
     start = cur = {intern_set(out), 0, 0, 0};
   }
@@ -124,6 +130,10 @@ struct GrammarMatcher::State {
     while (!work.empty()) {
       auto [pos, parent] = work.back();
       work.pop_back();
+      if (--work_left < 0)
+        fail("[grammar] more than ", kMaxStepWork,
+             " parse steps for one character: the grammar is too ambiguous (nested repetitions "
+             "such as ((x+)+)+?)");
       const uint64_t k = uint64_t(static_cast<uint32_t>(pos)) << 32 | static_cast<uint32_t>(parent);
       if (!first_visit(k)) continue;  // ε-loops
       const GrammarElem& e = g->elems[static_cast<size_t>(pos)];
@@ -186,6 +196,7 @@ struct GrammarMatcher::State {
 
   int32_t advance_slow(int32_t set, uint32_t cp) {
     std::vector<int32_t> out;
+    work_left = kMaxStepWork;
     const std::vector<int32_t> from = sets[static_cast<size_t>(set)].frames;  // sets may grow
     for (int32_t f : from) {
       if (f == kAccept) continue;
