@@ -12,11 +12,12 @@
 
 namespace eight::cli {
 
-void ClipArgs::add_to(ArgParser& p, bool model_required) {
-  p.option(
-      "-m,--model", &model, "CLIP",
-      std::string("CLIP model: a Hugging Face checkpoint folder, a CLIP GGUF or a store name") +
-          (model_required ? " (required)" : ""));
+void ClipArgs::add_to(ArgParser& p, bool model_required, const char* model_help) {
+  p.option("-m,--model", &model, "MODEL",
+           std::string(model_help ? model_help
+                                  : "CLIP model: a Hugging Face checkpoint folder, a CLIP GGUF "
+                                    "or a store name") +
+               (model_required ? " (required)" : ""));
   p.option("-t,--threads", &threads, "N", "CPU threads (default: all cores)");
   p.option("--batch", &batch, "N", "images embedded together (default 8)");
   p.option("--device", &device, "DEV",

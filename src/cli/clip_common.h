@@ -21,7 +21,8 @@ struct ClipArgs {
   int threads = 0;
   int batch = 8;
   std::string device = "auto";
-  void add_to(ArgParser& p, bool model_required = true);
+  // `model_help` replaces the -m description (eight embed also takes text embedding GGUFs).
+  void add_to(ArgParser& p, bool model_required = true, const char* model_help = nullptr);
   // -m as a path or a store name (Error when missing and required).
   std::string resolve() const;
   std::shared_ptr<const clip::Model> load() const;

@@ -59,7 +59,9 @@ int run(int argc, char** argv) {
   std::vector<std::string> images, texts;
   std::string out;
   bool json = false;
-  clip_args.add_to(p);
+  clip_args.add_to(p, true,
+                   "a CLIP model (Hugging Face folder, CLIP GGUF or store name), a bert "
+                   "embedding GGUF or a decoder LLM GGUF");
   p.option("--image", &images, "FILE", "an image to embed (repeatable)");
   p.option("--text", &texts, "TEXT", "a text to embed (repeatable)");
   p.option("-o,--output", &out, "FILE", "also write float32 [n, dim] to a .npy file");
