@@ -146,6 +146,7 @@ int run(int argc, char** argv) {
 
   const std::string path = model.resolve(/*allow_default=*/true);
   SessionOptions so = model.session_options();
+  vision.from_model(model.model);
   vision.plan(so);
   auto session = LLMSession::open(path, so);
   const gguf::File& f = session->model().file();

@@ -21,6 +21,7 @@
 #include "formats/mel.h"
 #include "formats/npy.h"
 #include "formats/whisper_ct2.h"
+#include "models/llm/llm_hf.h"
 #include "models/whisper/whisper.h"
 #include "ops/device.h"
 #include "runtime/llm/multimodal.h"
@@ -88,6 +89,7 @@ int run(int argc, char** argv) {
   } else {
     check(audio_path.empty(), "--audio needs a Whisper model");
     check(vision.any() || vision.mmproj.empty(), "--mmproj needs an --image");
+    vision.from_model(model.model);
     SessionOptions so = model.session_options();
     vision.plan(so);
     std::vector<float> embeddings;
@@ -105,7 +107,7 @@ int run(int argc, char** argv) {
           ids.push_back(item == "-1" ? llm::kEmbeddingToken : parse_token_list(item)[0]);
         mp = splice_images(ids, llm::kEmbeddingToken, -1, features, n_embd);
       } else {
-        const auto tok = text::Tokenizer::from_gguf(gguf::File::open(path));
+        const auto tok = text::Tokenizer::from_gguf(llm::open_llm_file(path));
         mp = build_multimodal_prompt(tok, prompt, !no_bos && tok.add_bos(), !no_special, features,
                                      n_embd);
       }
@@ -114,7 +116,7 @@ int run(int argc, char** argv) {
     } else if (!tokens_arg.empty()) {
       tokens = parse_token_list(tokens_arg);
     } else {
-      const auto tok = text::Tokenizer::from_gguf(gguf::File::open(path));
+      const auto tok = text::Tokenizer::from_gguf(llm::open_llm_file(path));
       tokens = tok.encode(prompt, /*add_special=*/!no_bos, /*parse_special=*/!no_special);
     }
     check(!tokens.empty(), "the prompt has no tokens");

@@ -8,12 +8,16 @@
 
 #include "backend/vulkan/vulkan.h"
 #include "cli/args.h"
+#include "cli/llm_common.h"
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/thread_pool.h"
 #include "formats/gguf.h"
 #include "formats/whisper_ct2.h"
+#include "models/llava/llava.h"
+#include "models/llm/llm_hf.h"
 #include "runtime/diffusion/image_pipeline.h"
+#include "runtime/llm/multimodal.h"
 #include "runtime/plan/bert.h"
 #include "runtime/plan/diffusion.h"
 #include "runtime/plan/planner.h"
@@ -76,7 +80,8 @@ int run(int argc, char** argv) {
   ArgParser p("plan", "MODEL",
               "Plan memory for a model before loading it: which layers and buffers go on the GPU "
               "and the CPU, the largest context that fits, and a verdict. MODEL is a GGUF file, "
-              "a whisper.cpp file or CTranslate2 Whisper directory, or a catalog name with an "
+              "a Hugging Face LLM directory (LLaVA-NeXT, Llama, Mistral), a whisper.cpp file or "
+              "CTranslate2 Whisper directory, or a catalog name with an "
               "optional quant (eight models lists them).");
   std::string vram = "8GiB", ram, kv_type = "f16", reserve;
   int64_t ctx = 0, parallel = 1, ubatch = 512, batch = 2048;
@@ -109,6 +114,11 @@ int run(int argc, char** argv) {
       "--vae-tile", &vae_tile, "N",
       "image models: VAE decode tile in latent pixels (default: as the plan chooses; 0 whole)");
   p.option("-t,--threads", &threads, "N", "threads (kernel scratch is per thread)");
+  std::string mmproj;
+  p.option("--mmproj", &mmproj, "PATH",
+           "LLMs: bill a LLaVA 1.6 vision encoder too (llama.cpp mmproj GGUF or Hugging Face "
+           "LLaVA-NeXT directory; default: MODEL when it is such a directory): its weights, one "
+           "image's activations, and the image tokens in the context");
   p.flag("--json", &json, "print JSON");
   p.positional_count(1, 1);
   p.epilog(
@@ -116,6 +126,7 @@ int run(int argc, char** argv) {
       "  eight plan deepseek-coder:Q4_K_M --ctx 16384 --kv-type q8_0\n"
       "  eight plan ./model.gguf --vram 6GiB --ram 16GiB\n  eight plan flux-1-schnell:Q4_0\n"
       "  eight plan ggml-large-v3.bin --beams 5\n"
+      "  eight plan llava-v1.6-mistral.Q4_K_M.gguf --mmproj mmproj-model-f16.gguf\n"
       "  eight plan ./stable-diffusion-xl-base-1.0 -W 1024 -H 1024 --ram 16GiB");
   if (auto rc = p.parse(argc, argv)) return *rc;
 
@@ -169,8 +180,11 @@ int run(int argc, char** argv) {
     if (budget.ram <= 0) budget.ram = system_ram_budget();
     return plan_whisper(model, beams, budget, json);
   }
-  if (std::filesystem::is_regular_file(model)) {
-    const gguf::File file = gguf::File::open(model);
+  mmproj = VisionArgs::default_mmproj(model, mmproj);
+  check(mmproj.empty() || std::filesystem::is_regular_file(model) || llm::is_hf_llm_dir(model),
+        "--mmproj applies to an LLM file or directory");
+  if (std::filesystem::is_regular_file(model) || llm::is_hf_llm_dir(model)) {
+    const gguf::File file = llm::open_llm_file(model);
     if (file.architecture() == "bert") {  // an encoder: weights, one input's activations
       const BertPlan plan = plan_bert(file, ctx, threads, budget.ram);
       if (json)
@@ -190,8 +204,28 @@ int run(int argc, char** argv) {
         std::fputs(render_plan(plan).c_str(), stdout);
       return plan.fits() ? 0 : 1;
     }
-    const Plan plan = plan_llm(describe_gguf(file), request, budget);
+    LLMDesc desc = describe_gguf(file);
+    std::shared_ptr<const llava::VisionEncoder> vision;
+    if (!mmproj.empty()) {
+      // The tower and projector are loaded (their weights are what is billed), nothing runs.
+      vision = llava::VisionEncoder::load(mmproj);
+      check(vision->config().text_hidden == desc.hp.n_embd, "[plan] ", mmproj,
+            " projects images to ", vision->config().text_hidden, " dims, the LLM takes ",
+            desc.hp.n_embd);
+      desc.extras.push_back(vision_component(*vision));
+      desc.min_ctx = std::max(desc.min_ctx, vision->max_tokens());  // one image fits the context
+    }
+    const Plan plan = plan_llm(desc, request, budget);
     json ? void(out = plan_to_json(plan)) : void(text = render_plan(plan));
+    if (vision && json) {
+      const ExtraComponent& e = desc.extras.back();
+      out["vision"] = {{"mmproj", mmproj},
+                       {"weight_bytes", e.bytes},
+                       {"work_bytes", e.work_bytes},
+                       {"max_image_tokens", vision->max_tokens()},
+                       {"max_tiles", vision->max_tiles()},
+                       {"device", plan.extras_on_gpu ? "vulkan:0" : "cpu"}};
+    }
   } else {
     const ModelRef ref = resolve_model(model);
     if (ref.variant->hparams) {

@@ -49,6 +49,7 @@ int run(int argc, char** argv) {
   check(n >= -1, "--max-tokens must be ≥ -1, got ", n);
 
   SessionOptions so = model.session_options();
+  vision.from_model(model.model);
   vision.plan(so);
   auto session = LLMSession::open(model.resolve(false), so);
   const gguf::File& f = session->model().file();

@@ -166,7 +166,8 @@ int run(int argc, char** argv) {
   std::string mmproj;
   p.option("--mmproj", &mmproj, "PATH",
            "the LLM's vision encoder (llama.cpp mmproj GGUF of LLaVA 1.6, or a Hugging Face "
-           "LLaVA-NeXT directory): chat completions then take image_url parts (data: URLs)");
+           "LLaVA-NeXT directory; default: -m when it is one): chat completions then take "
+           "image_url parts (data: URLs)");
   std::string whisper_path;
   int whisper_beam = 5;
   p.option("--whisper", &whisper_path, "MODEL",
@@ -218,7 +219,8 @@ int run(int argc, char** argv) {
   std::unique_ptr<LLMStack> llm;
   if (!model.model.empty() || (whisper_path.empty() && clip_model.empty() && image_model.empty() &&
                                embedding_model.empty()))
-    llm = std::make_unique<LLMStack>(model, parallel, queue, alias, mmproj);
+    llm = std::make_unique<LLMStack>(model, parallel, queue, alias,
+                                     VisionArgs::default_mmproj(model.model, mmproj));
   std::unique_ptr<server::WhisperService> speech;
   ThreadPool& pool = global_thread_pool(model.session_options().n_threads);
   if (!whisper_path.empty()) {

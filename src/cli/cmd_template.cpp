@@ -8,6 +8,7 @@
 #include "cli/args.h"
 #include "core/error.h"
 #include "formats/gguf.h"
+#include "models/llm/llm_hf.h"
 #include "text/chat_template.h"
 
 namespace eight::cli {
@@ -26,7 +27,8 @@ int run(int argc, char** argv) {
               "Render a conversation through a chat template and print the prompt.");
   std::string model, messages_path, template_path, family, bos, eos;
   bool no_gen = false;
-  p.option("-m,--model", &model, "FILE", "GGUF model whose tokenizer.chat_template is used");
+  p.option("-m,--model", &model, "FILE",
+           "GGUF model (or Hugging Face directory) whose tokenizer.chat_template is used");
   p.option("--messages", &messages_path, "FILE",
            "conversation: a JSON array of messages, or an object with \"messages\" and optional "
            "\"tools\", \"add_generation_prompt\" and other template variables ('-' for stdin)");
@@ -81,7 +83,7 @@ int run(int argc, char** argv) {
 
   std::string tmpl;
   if (!model.empty()) {
-    ModelChat mc = model_chat(gguf::File::open(model));
+    ModelChat mc = model_chat(llm::open_llm_file(model));
     tmpl = mc.template_src;
     opts.bos_token = mc.bos_token;
     opts.eos_token = mc.eos_token;

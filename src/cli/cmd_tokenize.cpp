@@ -9,6 +9,7 @@
 #include "cli/args.h"
 #include "core/error.h"
 #include "formats/gguf.h"
+#include "models/llm/llm_hf.h"
 #include "text/tokenizer.h"
 
 namespace eight::cli {
@@ -34,7 +35,7 @@ int run(int argc, char** argv) {
   check(!model.empty(), "[tokenize] -m FILE is required");
   special = !no_special;
   if (!batch.empty()) {
-    auto tok = text::Tokenizer::from_gguf(gguf::File::open(model));
+    auto tok = text::Tokenizer::from_gguf(llm::open_llm_file(model));
     std::ifstream in(batch, std::ios::binary);
     check(in.good(), "[tokenize] cannot open '", batch, "'");
     nlohmann::json texts;
@@ -63,7 +64,7 @@ int run(int argc, char** argv) {
   } else {
     text = p.positionals()[0];
   }
-  auto tok = text::Tokenizer::from_gguf(gguf::File::open(model));
+  auto tok = text::Tokenizer::from_gguf(llm::open_llm_file(model));
   std::vector<int32_t> ids = tok.encode(text, !no_bos, special);
   if (json) {
     nlohmann::json j;

@@ -13,6 +13,7 @@
 #include "formats/image.h"
 #include "formats/whisper_ct2.h"
 #include "models/llava/llava.h"
+#include "models/llm/llm_hf.h"
 #include "runtime/llm/kv_cache.h"
 #include "runtime/llm/multimodal.h"
 #include "runtime/store/store.h"
@@ -21,8 +22,9 @@ namespace eight::cli {
 
 void ModelArgs::add_to(ArgParser& p, bool model_required) {
   p.option("-m,--model", &model, "MODEL",
-           model_required ? "model file or store name (required)"
-                          : "model file or store name (default: the bundled demo model)");
+           model_required ? "model file, store name or Hugging Face directory (required)"
+                          : "model file, store name or Hugging Face directory (default: the "
+                            "bundled demo model)");
   p.option("-t,--threads", &threads, "N", "threads (default: all cores)");
   p.option("-c,--ctx", &ctx, "N",
            "context size in tokens (default: the model's trained context, capped by what fits)");
@@ -44,14 +46,13 @@ std::string ModelArgs::resolve(bool allow_default) const {
     check(allow_default, "a model is required (-m MODEL)");
     return default_model_path();
   }
-  // A Hugging Face directory is not an LLM file eight runs directly (yet): say how to get one.
-  // CTranslate2 Whisper directories are models as they are (logits, bench and plan take them).
-  check(!std::filesystem::is_directory(model) || whisper::is_ct2_dir(model), "-m ", model,
-        " is a directory; LLMs run from GGUF files (for a Hugging Face LLaVA-NeXT directory: eight "
-        "convert ",
-        model,
-        " -o llava.gguf writes llava.gguf and mmproj-llava.gguf, then -m llava.gguf "
-        "--mmproj mmproj-llava.gguf)");
+  // Directories: a Hugging Face LLM (a LLaVA-NeXT one among them) runs in place; CTranslate2
+  // Whisper directories are models as they are (logits, bench and plan take them).
+  check(!std::filesystem::is_directory(model) || whisper::is_ct2_dir(model) ||
+            llm::is_hf_llm_dir(model),
+        "-m ", model,
+        " is a directory but neither a Hugging Face LLM (config.json of a llava_next, llama or "
+        "mistral model with safetensors) nor a CTranslate2 Whisper model");
   return resolve_model_path(model);
 }
 
@@ -213,11 +214,20 @@ std::vector<int32_t> parse_token_list(const std::string& text) {
 
 void VisionArgs::add_to(ArgParser& p) {
   p.option("--image", &image, "FILE",
-           "an image for a vision LLM (needs --mmproj): placed where the prompt holds the "
+           "an image for a vision LLM (needs --mmproj unless -m is a LLaVA-NeXT directory): placed "
+           "where the prompt holds the "
            "literal \"<image>\", else before the text");
   p.option("--mmproj", &mmproj, "PATH",
            "the vision encoder for --image: llama.cpp's mmproj GGUF (LLaVA 1.6) or a Hugging "
-           "Face LLaVA-NeXT directory");
+           "Face LLaVA-NeXT directory (default: -m when it is such a directory)");
+}
+
+std::string VisionArgs::default_mmproj(const std::string& model, const std::string& mmproj) {
+  if (!mmproj.empty() || model.empty() || !std::filesystem::is_directory(model)) return mmproj;
+  std::ifstream in(std::filesystem::path(model) / "config.json", std::ios::binary);
+  if (!in.good()) return mmproj;
+  const auto cfg = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  return cfg.is_object() && cfg.value("model_type", "") == "llava_next" ? model : mmproj;
 }
 
 void VisionArgs::plan(SessionOptions& so) const {

@@ -56,6 +56,9 @@ struct VisionArgs {
   Tensor encode(const std::string& path, int64_t n_embd, int threads) const;
   // Loads the encoder (when --mmproj is given) and adds its bill to the session's plan.
   void plan(SessionOptions& so) const;
+  // -m a Hugging Face LLaVA-NeXT directory without --mmproj: the directory is the encoder too.
+  void from_model(const std::string& model) { mmproj = default_mmproj(model, mmproj); }
+  static std::string default_mmproj(const std::string& model, const std::string& mmproj);
 
  private:
   mutable std::shared_ptr<const llava::VisionEncoder> encoder_;

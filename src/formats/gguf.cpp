@@ -388,7 +388,36 @@ Tensor File::tensor(const std::string& name) const {
 }
 
 Tensor File::tensor(const TensorInfo& info) const {
+  if (!views_.empty()) return views_[tensor_index_.at(info.name)];
   return Tensor::from_storage(storage_, data_offset_ + info.offset, info.shape, info.type);
+}
+
+File File::assemble(std::string name, std::vector<std::pair<std::string, Value>> kv,
+                    std::vector<std::pair<std::string, Tensor>> tensors) {
+  File f;
+  f.name_ = std::move(name);
+  f.version_ = 3;
+  for (auto& [key, value] : kv) {
+    check(f.kv_index_.emplace(key, f.kv_.size()).second, "[gguf] ", f.name_, ": key '", key,
+          "' given twice");
+    f.kv_.emplace_back(key, std::move(value));
+  }
+  for (auto& [tname, t] : tensors) {
+    check(t.defined() && t.is_contiguous(), "[gguf] ", f.name_, ": tensor '", tname,
+          "' must be a contiguous view");
+    check(f.tensor_index_.emplace(tname, f.tensors_.size()).second, "[gguf] ", f.name_,
+          ": tensor '", tname, "' given twice");
+    TensorInfo info;
+    info.name = tname;
+    info.type = t.dtype();
+    info.shape = t.shape();
+    for (int64_t d = t.dim() - 1; d >= 0; --d) info.ne.push_back(t.size(d));
+    info.nbytes = t.nbytes();
+    f.assembled_bytes_ += info.nbytes;
+    f.tensors_.push_back(std::move(info));
+    f.views_.push_back(std::move(t));
+  }
+  return f;
 }
 
 int64_t File::parameter_count() const {

@@ -153,12 +153,18 @@ class File {
   static File open(const std::string& path);
   // Parses bytes already in memory (fuzzing, tests). `name` is used in messages.
   static File parse(std::shared_ptr<Storage> bytes, const std::string& name = "<memory>");
+  // A file put together in memory: the metadata as given and each tensor a view of memory owned
+  // elsewhere (a Hugging Face directory's safetensors mapping, used in place without writing a
+  // GGUF). path() is `name`; file_size() is the tensors' bytes; storage() is null. Throws Error
+  // on a repeated key or tensor name or a non-contiguous tensor.
+  static File assemble(std::string name, std::vector<std::pair<std::string, Value>> kv,
+                       std::vector<std::pair<std::string, Tensor>> tensors);
 
   const std::string& path() const { return name_; }
   uint32_t version() const { return version_; }
   uint64_t alignment() const { return alignment_; }
   uint64_t data_offset() const { return data_offset_; }  // absolute start of tensor data
-  uint64_t file_size() const { return storage_ ? storage_->size() : 0; }
+  uint64_t file_size() const { return storage_ ? storage_->size() : assembled_bytes_; }
   const std::shared_ptr<Storage>& storage() const { return storage_; }
 
   // Metadata in file order.
@@ -195,6 +201,8 @@ class File {
   std::vector<std::pair<std::string, Value>> kv_;
   std::vector<TensorInfo> tensors_;
   std::unordered_map<std::string, size_t> kv_index_, tensor_index_;
+  std::vector<Tensor> views_;  // assemble(): tensor i's data (empty for a parsed file)
+  uint64_t assembled_bytes_ = 0;
 };
 
 // Writes GGUF v3 files that llama.cpp reads. Metadata keeps insertion order (set() on an existing
@@ -204,6 +212,7 @@ class Writer {
  public:
   Writer& set(const std::string& key, Value value);
   bool has(const std::string& key) const;
+  const std::vector<std::pair<std::string, Value>>& metadata() const { return kv_; }
   void remove(const std::string& key);
   // Copies every metadata key of `file` (in order).
   Writer& copy_metadata(const File& file);

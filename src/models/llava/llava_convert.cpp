@@ -15,7 +15,7 @@
 #include "formats/safetensors.h"
 #include "models/clip/clip_convert.h"
 #include "models/clip/clip_internal.h"
-#include "text/tokenizer_import.h"
+#include "models/llm/llm_hf.h"
 
 namespace eight::llava {
 namespace {
@@ -85,70 +85,23 @@ ConvertPairReport convert_llava_next(const std::string& dir, const std::string& 
   check(cfg.value("model_type", "") == "llava_next" && cfg.contains("text_config") &&
             cfg.contains("vision_config"),
         "[convert] ", dir, " is not a LLaVA-NeXT checkpoint (model_type llava_next)");
-  const json& tc = cfg.at("text_config");
   const json& vc = cfg.at("vision_config");
-  const int64_t n_embd = need_int(tc, "hidden_size", "text_config"),
-                n_head = need_int(tc, "num_attention_heads", "text_config"),
-                n_layer = need_int(tc, "num_hidden_layers", "text_config");
-  const int64_t n_kv = tc.contains("num_key_value_heads")
-                           ? need_int(tc, "num_key_value_heads", "text_config")
-                           : n_head;
-  double theta = tc.value("rope_theta", 10000.0);
-  if (tc.contains("rope_parameters") && tc.at("rope_parameters").is_object())
-    theta = tc.at("rope_parameters").value("rope_theta", theta);
-
   const safetensors::Checkpoint ckpt = safetensors::Checkpoint::open(dir);
-  // The text model's prefix differs by the transformers version that saved it.
-  const std::string lm = ckpt.has("model.language_model.embed_tokens.weight")
-                             ? "model.language_model."
-                             : "language_model.model.";
-  const std::string head =
-      ckpt.has("lm_head.weight") ? "lm_head.weight" : "language_model.lm_head.weight";
 
   ConvertPairReport r;
   r.llm_path = out;
   r.mmproj_path =
       (fs::path(out).parent_path() / ("mmproj-" + fs::path(out).filename().string())).string();
   {
+    // The text model as llama.cpp's converter lays it out (llm_hf.h), q/k rows permuted.
+    const llm::HFTextModel text = llm::describe_hf_text_model(dir, ckpt);
     gguf::Writer w;
-    w.set("general.architecture", gguf::Value::string("llama"));
-    w.set("general.name", gguf::Value::string(d.filename().string()));
-    w.set("general.file_type", gguf::Value::u32(type == DType::F16 ? 1 : 0));
-    w.set("llama.context_length",
-          gguf::Value::u32(static_cast<uint32_t>(tc.value("max_position_embeddings", 4096))));
-    w.set("llama.embedding_length", gguf::Value::u32(static_cast<uint32_t>(n_embd)));
-    w.set("llama.block_count", gguf::Value::u32(static_cast<uint32_t>(n_layer)));
-    w.set(
-        "llama.feed_forward_length",
-        gguf::Value::u32(static_cast<uint32_t>(need_int(tc, "intermediate_size", "text_config"))));
-    w.set("llama.attention.head_count", gguf::Value::u32(static_cast<uint32_t>(n_head)));
-    w.set("llama.attention.head_count_kv", gguf::Value::u32(static_cast<uint32_t>(n_kv)));
-    w.set("llama.attention.layer_norm_rms_epsilon",
-          gguf::Value::f32(tc.value("rms_norm_eps", 1e-5f)));
-    w.set("llama.rope.freq_base", gguf::Value::f32(static_cast<float>(theta)));
-    w.set("llama.rope.dimension_count", gguf::Value::u32(static_cast<uint32_t>(n_embd / n_head)));
-    if (fs::exists(d / "tokenizer.json")) {
-      const std::string tcfg =
-          fs::exists(d / "tokenizer_config.json") ? read_text(d / "tokenizer_config.json") : "";
-      text::import_hf_tokenizer(read_text(d / "tokenizer.json"), tcfg, w);
-      r.tokenizer = true;
-    } else {
-      log_warn("[convert] ", dir, " has no tokenizer.json: the LLM GGUF takes token ids only");
+    for (const auto& [k, v] : text.metadata) {
+      w.set(k, v);
+      if (k == "general.name") w.set("general.file_type", gguf::Value::u32(type == DType::F16));
     }
-    add(w, "token_embd.weight", ckpt, lm + "embed_tokens.weight", type);
-    add(w, "output_norm.weight", ckpt, lm + "norm.weight", type);
-    add(w, "output.weight", ckpt, head, type);
-    const std::pair<const char*, const char*> names[] = {
-        {"attn_norm", "input_layernorm"},    {"attn_v", "self_attn.v_proj"},
-        {"attn_output", "self_attn.o_proj"}, {"ffn_norm", "post_attention_layernorm"},
-        {"ffn_gate", "mlp.gate_proj"},       {"ffn_up", "mlp.up_proj"},
-        {"ffn_down", "mlp.down_proj"}};
-    for (int64_t i = 0; i < n_layer; ++i) {
-      const std::string p = cat(lm, "layers.", i, "."), g = cat("blk.", i, ".");
-      add(w, g + "attn_q.weight", ckpt, p + "self_attn.q_proj.weight", type, n_head);
-      add(w, g + "attn_k.weight", ckpt, p + "self_attn.k_proj.weight", type, n_kv);
-      for (const auto& [gg, hf] : names) add(w, g + gg + ".weight", ckpt, p + hf + ".weight", type);
-    }
+    r.tokenizer = text.tokenizer;
+    for (const llm::HFTensor& t : text.tensors) add(w, t.gguf, ckpt, t.hf, type, t.permute_heads);
     r.llm_tensors = w.tensor_count();
     w.write(r.llm_path);
   }

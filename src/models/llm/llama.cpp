@@ -4,12 +4,14 @@
 // Llama-3.1's rope_freqs.weight and linear scaling are read by the common loader; a sliding
 // window applies when the metadata gives one (Mistral v0.1).
 #include "models/llm/llm.h"
+#include "models/llm/llm_hf.h"
 
 namespace eight::llm {
 namespace {
 
-void configure(const gguf::File&, LLMConfig& c) {
-  c.rope.style = nn::RopeStyle::Norm;
+void configure(const gguf::File& f, LLMConfig& c) {
+  // A Hugging Face directory bound in place keeps rotate-half q/k rows: neox style (llm_hf.h).
+  c.rope.style = f.get_bool(kHFRotaryKey, false) ? nn::RopeStyle::Neox : nn::RopeStyle::Norm;
 }
 
 void bind_layer(const gguf::File& f, const LLMConfig& c, int64_t il, LLMLayer& L) {

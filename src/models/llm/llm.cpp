@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "models/llm/llm_hf.h"
 #include "models/registry.h"
 
 namespace eight::llm {
@@ -117,7 +118,7 @@ Tensor require_tensor(const gguf::File& f, const std::string& name, const Dims& 
 }
 
 std::shared_ptr<LLM> LLM::load(const std::string& path) {
-  return from_file(gguf::File::open(path));
+  return from_file(open_llm_file(path));
 }
 
 std::shared_ptr<LLM> LLM::from_file(gguf::File file) {

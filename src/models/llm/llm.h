@@ -87,7 +87,8 @@ struct LLMPlacement {
 
 class LLM {
  public:
-  // Maps and reads a GGUF file. Throws Error naming an unknown architecture, a missing key or
+  // Maps and reads a GGUF file, or binds a Hugging Face directory's weights in place (llm_hf.h).
+  // Throws Error naming an unknown architecture, a missing key or
   // tensor, or a tensor whose shape disagrees with the config.
   static std::shared_ptr<LLM> load(const std::string& path);
   static std::shared_ptr<LLM> from_file(gguf::File file);
