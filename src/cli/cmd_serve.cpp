@@ -118,8 +118,15 @@ struct LLMStack {
       o.bos_token = chat.bos_token;
       o.eos_token = chat.eos_token;
       o.tools = tools;
-      const ChatJson protected_messages = map_contents(
-          messages, [this](std::string_view s) { return text.tokenizer().protect_special(s); });
+      // An image part's "<image>" stays the image's place even where the vocabulary has it as a
+      // special token (llava-hf's tokenizers do): it is not message text to protect.
+      const std::string marked = text.tokenizer().protect_special(kImageMarker);
+      const ChatJson protected_messages = map_contents(messages, [&](std::string_view s) {
+        std::string p = text.tokenizer().protect_special(s);
+        for (size_t at = 0; marked != kImageMarker && (at = p.find(marked, at)) != p.npos;)
+          p.replace(at, marked.size(), kImageMarker);
+        return p;
+      });
       return std::string(kChatPrompt) + render_chat(chat.template_src, protected_messages, o);
     };
     fns.tool_format = detect_tool_format(chat.template_src, [this](std::string_view t) {

@@ -66,28 +66,78 @@ def test_logits_from_directory(tmp_path, pair, case):
     assert e_pair <= 1e-10 and e_hf <= 1e-4
 
 
-def test_run_from_directory_matches_processor(tmp_path):
-    """The prompt is tokenized with the directory's tokenizer.json; the ids around the image are
-    transformers' LlavaNextProcessor's (image token expanded to the image's feature count)."""
-    need_cli()
-    case = LOGITS["run"]
-    r = eight("run", "-m", TINY, "--image", DATA / case["image"], "-p", case["prompt"], "--temp",
-              "0", "-n", len(case["greedy"]), "--json", "-t", "2")
-    out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert out["tokens"] == case["greedy"]
-    got = [IMAGE_ID if t == -1 else t for t in out["prompt_tokens"]]
+def spm_directory(tmp_path):
+    """The tiny weights with a Llama-2 / Mistral style tokenizer.json (SentencePiece BPE with byte
+    fallback, the legacy Prepend("▁") normalizer llama.cpp's add_space_prefix follows), "<image>"
+    the special added token 300."""
+    tokenizers = pytest.importorskip("tokenizers")
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    vocab.update({f"<0x{b:02X}>": 3 + b for b in range(256)})
+    for t in ["▁", "a", "b", "c", "d", "I", "N", "S", "T", "[", "]", "/"]:
+        vocab[t] = len(vocab)
+    # Every merged token made by the merge BPE's ranks reach it by, as SentencePiece vocabularies
+    # are (eight's SentencePiece merge by score would otherwise take other paths).
+    merges = [("▁", "a"), ("a", "b"), ("c", "d"), ("▁a", "b"), ("▁", "cd"), ("I", "N"), ("S", "T"),
+              ("IN", "ST")]
+    for a, b in merges:
+        vocab[a + b] = len(vocab)
+    while len(vocab) < IMAGE_ID:
+        vocab[f"<filler_{len(vocab)}>"] = len(vocab)
+    vocab["<image>"] = IMAGE_ID
+    n = tokenizers.normalizers
+    tok = tokenizers.Tokenizer(tokenizers.models.BPE(vocab=vocab, merges=merges, byte_fallback=True,
+                                                     unk_token="<unk>", fuse_unk=True))
+    tok.normalizer = n.Sequence([n.Prepend("▁"), n.Replace(" ", "▁")])
+    tok.add_special_tokens(["<unk>", "<s>", "</s>", "<image>"])
+    tok.post_processor = tokenizers.processors.TemplateProcessing(
+        single="<s> $A", special_tokens=[("<s>", 1)])
+    d = tmp_path / "spm"
+    d.mkdir()
+    for f in ("config.json", "model.safetensors", "preprocessor_config.json"):
+        (d / f).symlink_to(TINY / f)
+    tok.save(str(d / "tokenizer.json"))
+    (d / "tokenizer_config.json").write_text(json.dumps(
+        {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "add_bos_token": True,
+         "legacy": True}))
+    return d
+
+
+def processor_ids(directory, image, prompt):
+    """transformers' LlavaNextProcessor (PIL image processor, no torch) on the same inputs."""
     transformers = pytest.importorskip("transformers")
     from PIL import Image
     pp = json.loads((TINY / "preprocessor_config.json").read_text())
     ip = transformers.LlavaNextImageProcessorPil(
         **{k: v for k, v in pp.items() if k not in ("image_processor_type", "processor_class")})
-    tok = transformers.PreTrainedTokenizerFast.from_pretrained(str(TINY))
+    tok = transformers.PreTrainedTokenizerFast.from_pretrained(str(directory))
     proc = transformers.LlavaNextProcessor(image_processor=ip, tokenizer=tok, patch_size=14,
                                            vision_feature_select_strategy="default",
                                            image_token="<image>", num_additional_image_tokens=1)
-    want = proc(images=Image.open(DATA / case["image"]), text=case["prompt"],
-                return_tensors="np")["input_ids"][0].tolist()
-    assert got == want
+    return proc(images=Image.open(image), text=prompt, return_tensors="np")["input_ids"][0].tolist()
+
+
+def run_prompt(directory, image, prompt, n):
+    r = eight("run", "-m", directory, "--image", image, "-p", prompt, "--temp", "0", "-n", n,
+              "--json", "-t", "2")
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    return [IMAGE_ID if t == -1 else t for t in out["prompt_tokens"]], out["tokens"]
+
+
+def test_run_from_directory_matches_processor(tmp_path):
+    """The prompt is tokenized with the directory's tokenizer.json; the ids around the image are
+    transformers' LlavaNextProcessor's (image token expanded to the image's feature count), for
+    the fixture's byte-level BPE and for a Llama-2 / Mistral style SentencePiece tokenizer (the
+    text after the image gets the space prefix, as the legacy normalizer gives it)."""
+    need_cli()
+    case = LOGITS["run"]
+    image = DATA / case["image"]
+    got, greedy = run_prompt(TINY, image, case["prompt"], len(case["greedy"]))
+    assert greedy == case["greedy"]
+    assert got == processor_ids(TINY, image, case["prompt"])
+    spm = spm_directory(tmp_path)
+    for prompt in ["[INST] ab<image>\ncd ab [/INST]", "<image>ab cd", "ab cd <image>"]:
+        got, _ = run_prompt(spm, DATA / "img_wide.png", prompt, 1)
+        assert got == processor_ids(spm, DATA / "img_wide.png", prompt), prompt
 
 
 def test_chat_template_from_directory():
@@ -142,3 +192,30 @@ def test_bad_directories(tmp_path):
     r = subprocess.run([CLI, "logits", "-m", str(tmp_path), "--tokens", "1", "-o",
                         str(tmp_path / "o.npy")], capture_output=True, text=True)
     assert r.returncode != 0 and "directory" in r.stderr
+
+
+def test_serve_from_directory():
+    """`eight serve -m DIR` (no --mmproj) sees images: the square image adds its 51 tokens."""
+    need_cli()
+    import base64
+    import urllib.request
+
+    from server_util import ServeProcess
+    s = ServeProcess("-m", TINY, threads=2)
+
+    def post(parts):
+        body = {"messages": [{"role": "user", "content": parts}], "temperature": 0,
+                "max_tokens": 2}
+        req = urllib.request.Request(s.url + "/v1/chat/completions", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.loads(r.read())["usage"]["prompt_tokens"]
+
+    try:
+        url = "data:image/png;base64," + base64.b64encode(
+            (DATA / "img_square.png").read_bytes()).decode()
+        text = {"type": "text", "text": "hi"}
+        plain = post([text])
+        assert post([{"type": "image_url", "image_url": {"url": url}}, text]) == plain + 51
+    finally:
+        s.stop()
