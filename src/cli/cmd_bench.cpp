@@ -11,6 +11,7 @@
 #include "backend/vulkan/bench.h"
 #include "backend/vulkan/vulkan.h"
 #include "cli/args.h"
+#include "cli/bench_llava.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
@@ -151,8 +152,26 @@ int run(int argc, char** argv) {
   p.option("-W,--width", &width, "N", "SDXL: one square size N (as --size N)");
   p.option("-H,--height", &height, "N", "SDXL: must equal -W (square sizes only)");
   p.option("--steps", &steps, "N", "SDXL: UNet steps timed per size (default 1; median)");
+  LlavaBenchArgs llava;
+  p.option("--image", &llava.image, "FILE",
+           "with -m: LLaVA image encode and time to first token for this image (see --mmproj)");
+  p.option("--mmproj", &llava.mmproj, "PATH",
+           "with --image: the vision encoder (mmproj GGUF or LLaVA-NeXT directory; default: -m "
+           "when it is such a directory)");
+  p.option("--prompt", &llava.prompt, "TEXT",
+           "with --image: the prompt, <image> marking the image (default \"<image>\\nDescribe "
+           "this image in detail.\")");
   p.positional_count(0, 0);
   if (auto rc = p.parse(argc, argv)) return *rc;
+  if (!llava.image.empty()) {
+    check(!model.empty(), "[bench] --image needs -m LLM");
+    llava.model = model;
+    llava.reps = reps;
+    llava.threads = threads;
+    llava.json = json;
+    return bench_llava(llava);
+  }
+  check(llava.mmproj.empty(), "[bench] --mmproj needs --image");
   if (sdxl_random || (!model.empty() && is_sdxl_model(resolve_model_path(model)))) {
     check(width == height, "[bench] -W and -H must be equal (square sizes), got ", width, " and ",
           height);

@@ -219,3 +219,17 @@ def test_serve_from_directory():
         assert post([{"type": "image_url", "image_url": {"url": url}}, text]) == plain + 51
     finally:
         s.stop()
+
+
+def test_bench_image_encode_and_ttft():
+    """`eight bench -m DIR --image` times the encode and the time to first token (medians)."""
+    need_cli()
+    r = eight("bench", "-m", TINY, "--image", DATA / "img_square.png", "-r", "2", "-t", "2",
+              "--json")
+    j = json.loads(r.stdout.strip().splitlines()[-1])
+    assert j["image_tokens"] == 51 and j["tiles"] == 5 and j["threads"] == 2
+    assert j["prompt_tokens"] > j["image_tokens"]
+    assert 0 < j["encode_ms"] <= j["ttft_ms"] and 0 < j["prefill_ms"] <= j["ttft_ms"]
+    r = subprocess.run([CLI, "bench", "-m", str(DATA / "tiny-llm-f32.gguf"), "--image",
+                        str(DATA / "img_square.png")], capture_output=True, text=True)
+    assert r.returncode != 0 and "--mmproj" in r.stderr
