@@ -358,5 +358,27 @@ TEST(GGUFGolden, TokenizerFiles) {
   EXPECT_GE(n, 7);
 }
 
+// A file assembled from tensors held elsewhere: the views are returned as they are (no copy),
+// sizes add up, and repeated names or non-contiguous views are refused.
+TEST(GGUFAssemble, ViewsAreUsedInPlace) {
+  Tensor a = Tensor::empty({2, 3}, DType::F32);
+  Tensor b = Tensor::empty({4}, DType::F16);
+  for (int i = 0; i < 6; ++i) a.data<float>()[i] = static_cast<float>(i);
+  File f = File::assemble("mem", {{"general.architecture", Value::string("llama")}},
+                          {{"a", a}, {"b", b}});
+  EXPECT_EQ(f.architecture(), "llama");
+  EXPECT_EQ(f.path(), "mem");
+  EXPECT_EQ(f.file_size(), a.nbytes() + b.nbytes());
+  ASSERT_NE(f.find_tensor("a"), nullptr);
+  EXPECT_EQ(f.find_tensor("a")->shape, (Dims{2, 3}));
+  EXPECT_EQ(f.find_tensor("a")->ne, (std::vector<int64_t>{3, 2}));
+  EXPECT_EQ(f.tensor("a").raw(), a.raw());
+  EXPECT_EQ(f.tensor("b").dtype(), DType::F16);
+  EXPECT_THROW(File::assemble("m", {}, {{"a", a}, {"a", b}}), Error);
+  EXPECT_THROW(File::assemble("m", {{"k", Value::u32(1)}, {"k", Value::u32(2)}}, {}), Error);
+  EXPECT_THROW(File::assemble("m", {}, {{"t", a.transpose(0, 1)}}), Error);
+  EXPECT_THROW(File::assemble("m", {}, {{"u", Tensor()}}), Error);
+}
+
 }  // namespace
 }  // namespace eight::gguf
