@@ -146,7 +146,8 @@ int run(int argc, char** argv) {
 
   const std::string path = model.resolve(/*allow_default=*/true);
   SessionOptions so = model.session_options();
-  vision.from_model(model.model);
+  const bool mmproj_given = !vision.mmproj.empty();
+  vision.from_model(model.model);  // a LLaVA-NeXT directory can take /image PATH later
   vision.plan(so);
   auto session = LLMSession::open(path, so);
   const gguf::File& f = session->model().file();
@@ -164,7 +165,7 @@ int run(int argc, char** argv) {
   }
   const int64_t n_embd = session->config().n_embd;
   if (vision.any()) chat.pending = vision.encode(vision.image, n_embd, model.threads);
-  check(vision.any() || vision.mmproj.empty() || question.empty(), "--mmproj needs an --image");
+  check(vision.any() || !mmproj_given || question.empty(), "--mmproj needs an --image");
   install_interrupt_handler();
   if (!question.empty()) {
     chat.turn(question);

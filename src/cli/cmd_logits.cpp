@@ -89,7 +89,7 @@ int run(int argc, char** argv) {
   } else {
     check(audio_path.empty(), "--audio needs a Whisper model");
     check(vision.any() || vision.mmproj.empty(), "--mmproj needs an --image");
-    vision.from_model(model.model);
+    if (vision.any()) vision.from_model(model.model);
     SessionOptions so = model.session_options();
     vision.plan(so);
     std::vector<float> embeddings;

@@ -49,7 +49,7 @@ int run(int argc, char** argv) {
   check(n >= -1, "--max-tokens must be ≥ -1, got ", n);
 
   SessionOptions so = model.session_options();
-  vision.from_model(model.model);
+  if (vision.any()) vision.from_model(model.model);  // a text-only run bills no encoder
   vision.plan(so);
   auto session = LLMSession::open(model.resolve(false), so);
   const gguf::File& f = session->model().file();

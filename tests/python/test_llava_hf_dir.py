@@ -176,7 +176,8 @@ def test_plan_counts_the_vision_encoder():
 def test_bad_directories(tmp_path):
     need_cli()
     (tmp_path / "config.json").write_text('{"model_type": "llava_next", "text_config": {}}')
-    r = subprocess.run([CLI, "run", "-m", str(tmp_path), "-p", "x"], capture_output=True, text=True)
+    r = subprocess.run([CLI, "run", "-m", str(tmp_path), "-p", "x", "--image",
+                        str(DATA / "img_small.png")], capture_output=True, text=True)
     assert r.returncode != 0 and "vision_config" in r.stderr
     (tmp_path / "config.json").write_text('{"model_type": "mistral"}')  # no weights
     r = subprocess.run([CLI, "run", "-m", str(tmp_path), "-p", "x"], capture_output=True, text=True)
@@ -233,3 +234,18 @@ def test_bench_image_encode_and_ttft():
     r = subprocess.run([CLI, "bench", "-m", str(DATA / "tiny-llm-f32.gguf"), "--image",
                         str(DATA / "img_square.png")], capture_output=True, text=True)
     assert r.returncode != 0 and "--mmproj" in r.stderr
+
+
+def test_text_only_from_directory():
+    """Without --image a LLaVA-NeXT directory is a text LLM: run, chat (which may take /image
+    later) and logits need no --mmproj and give the converted pair's greedy tokens."""
+    need_cli()
+    base = ["-p", "ab", "-n", "3", "--temp", "0", "-t", "2"]
+    got = json.loads(eight("run", "-m", TINY, *base, "--json").stdout.strip().splitlines()[-1])
+    assert len(got["tokens"]) == 3
+    r = eight("chat", "-m", TINY, *base)
+    assert r.returncode == 0
+    script = f"/image {DATA / 'img_tall.png'}\nwhat\n"
+    r = subprocess.run([CLI, "chat", "-m", str(TINY), "-n", "2", "--temp", "0", "-t", "2"],
+                       input=script, capture_output=True, text=True, errors="replace", timeout=120)
+    assert r.returncode == 0 and "attached to your next message: 45 tokens" in r.stderr, r.stderr
