@@ -218,7 +218,8 @@ int convert_torch(const std::string& path, const std::string& out, bool state_di
     size_t longest = 0;
     for (const auto& t : tensors) {
       longest = std::max(longest, t.name.size());
-      w.add_tensor(t.name, t.data);  // U8/BOOL as I8: the same bytes
+      // U8/BOOL go in as I8 (the same bytes); GGUF has no 0-d tensors, so scalars become [1].
+      w.add_tensor(t.name, t.data.dim() == 0 ? t.data.reshape({1}) : t.data);
     }
     if (longest > 63) {
       std::fprintf(stderr,

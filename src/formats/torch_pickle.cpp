@@ -245,6 +245,7 @@ class Machine final : public Context {
   const Value* long_bytes(uint64_t len);
   const Value* text_int(const std::string& s, bool is_long);
   const Value* text_string(std::string s);
+  std::string raw_unicode_escape(const std::string& s);
 
   void memo_put(uint64_t idx, const Value* v) {
     if (idx >= lim_.max_memo) error(cat("memo index ", idx, " exceeds the limit ", lim_.max_memo));
@@ -342,6 +343,46 @@ const Value* Machine::text_string(std::string s) {
   return new_str(Kind::Str, std::move(out));
 }
 
+// Protocol 0 UNICODE is "raw-unicode-escape": bytes are Latin-1 code points, except \uXXXX and
+// \UXXXXXXXX escapes. Returned as UTF-8.
+std::string Machine::raw_unicode_escape(const std::string& s) {
+  std::string out;
+  auto utf8 = [&](uint32_t cp) {
+    if (cp > 0x10ffff) error("\\U escape beyond Unicode");
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      out += static_cast<char>(0xc0 | cp >> 6);
+      out += static_cast<char>(0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+      out += static_cast<char>(0xe0 | cp >> 12);
+      out += static_cast<char>(0x80 | (cp >> 6 & 0x3f));
+      out += static_cast<char>(0x80 | (cp & 0x3f));
+    } else {
+      out += static_cast<char>(0xf0 | cp >> 18);
+      out += static_cast<char>(0x80 | (cp >> 12 & 0x3f));
+      out += static_cast<char>(0x80 | (cp >> 6 & 0x3f));
+      out += static_cast<char>(0x80 | (cp & 0x3f));
+    }
+  };
+  for (size_t k = 0; k < s.size(); ++k) {
+    const size_t digits = s[k] != '\\' || k + 1 >= s.size() ? 0
+                          : s[k + 1] == 'u'                 ? 4
+                          : s[k + 1] == 'U'                 ? 8
+                                                            : 0;
+    if (digits && k + 2 + digits <= s.size()) {
+      const std::string h = s.substr(k + 2, digits);
+      if (h.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
+        error("malformed \\u escape");
+      utf8(static_cast<uint32_t>(std::strtoul(h.c_str(), nullptr, 16)));
+      k += 1 + digits;
+    } else {
+      utf8(static_cast<uint8_t>(s[k]));
+    }
+  }
+  return out;
+}
+
 void Machine::step(uint8_t op) {
   switch (op) {
     case PROTO:
@@ -426,7 +467,7 @@ void Machine::step(uint8_t op) {
       push(new_str(Kind::Str, bytes_arg(le(1))));
       return;
     case UNICODE:
-      push(new_str(Kind::Str, line()));  // raw-unicode-escape; ASCII names are all we need
+      push(new_str(Kind::Str, raw_unicode_escape(line())));
       return;
     case BINUNICODE:
       push(new_str(Kind::Str, bytes_arg(le(4))));
