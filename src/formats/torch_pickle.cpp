@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
+#include <unordered_map>
 
 #include "core/error.h"
 #include "formats/torch_pickle_impl.h"
@@ -262,14 +264,17 @@ class Machine final : public Context {
     count_items(kv.size() / 2);
     for (size_t k = 0; k < kv.size(); k += 2) dict_set(d, kv[k], kv[k + 1]);
   }
-  static void dict_set(Value* d, const Value* k, const Value* v) {
-    // Python replaces an existing key; string keys (all that state dicts use) are compared.
-    if (k->kind == Kind::Str)
-      for (auto& e : d->dict)
-        if (e.first->kind == Kind::Str && e.first->s == k->s) {
-          e.second = v;
-          return;
-        }
+  void dict_set(Value* d, const Value* k, const Value* v) {
+    // Python replaces an existing key. String keys (all that state dicts use) are compared through
+    // a per-dict index, so a dict of n keys costs O(n), not O(n^2).
+    if (k->kind == Kind::Str) {
+      auto& index = dict_index_[d];
+      const auto [at, fresh] = index.emplace(std::string_view(k->s), d->dict.size());
+      if (!fresh) {
+        d->dict[at->second].second = v;
+        return;
+      }
+    }
     d->dict.emplace_back(k, v);
   }
   void step(uint8_t op);
@@ -281,6 +286,7 @@ class Machine final : public Context {
   std::shared_ptr<Document> doc_;
   std::vector<const Value*> stack_, memo_;
   std::vector<size_t> marks_;
+  std::unordered_map<const Value*, std::unordered_map<std::string_view, size_t>> dict_index_;
   uint64_t total_bytes_ = 0;
   size_t items_ = 0;
   uint8_t op_ = 0;
