@@ -204,9 +204,10 @@ const TensorInfo* Checkpoint::find_tensor(const std::string& name) const {
   return it == index_.end() ? nullptr : &tensors_[it->second];
 }
 
-Tensor Checkpoint::raw_tensor(const TensorInfo& info) const {
+Tensor Checkpoint::tensor(const TensorInfo& info) const {
   const StorageBytes& s = storage_bytes(info.storage_key, info.name);
   const DType dt = view_dtype(info);
+  if (info.numel() == 0) return Tensor::empty(info.shape, dt);
   const size_t es = info.element_bytes;
   const size_t start = s.offset + static_cast<size_t>(info.storage_offset) * es;
   const auto* base = static_cast<const uint8_t*>(s.holder->data()) + start;
@@ -224,10 +225,6 @@ Tensor Checkpoint::raw_tensor(const TensorInfo& info) const {
     for (int d = nd - 1; d >= 0 && ++idx[d] == info.shape[d]; --d) idx[d] = 0;
   }
   return out;
-}
-
-Tensor Checkpoint::tensor(const TensorInfo& info) const {
-  return raw_tensor(info);
 }
 
 Tensor Checkpoint::tensor(const std::string& name) const {

@@ -60,12 +60,10 @@ class Checkpoint {
   // same object under two names) is listed under each name.
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const TensorInfo* find_tensor(const std::string& name) const;
-  // Read-only view (or contiguous copy, see above). Throws Error when absent or not viewable.
+  // Read-only view (or contiguous copy, see above), dtype view_dtype(info): U8/BOOL bytes as I8.
+  // Throws Error when absent or not viewable.
   Tensor tensor(const std::string& name) const;
   Tensor tensor(const TensorInfo& info) const;
-  // The raw bytes of a tensor's elements in C order (U8/BOOL kept as stored), for converters that
-  // write the dtype as saved. Copies only when non-contiguous.
-  Tensor raw_tensor(const TensorInfo& info) const;
 
   // The prefix (with its trailing dot, or "") under which "the state dict" sits in common
   // wrappers: "state_dict.", "model.", "module.", "best_state.", "model.module." ...; the names
