@@ -23,14 +23,14 @@ bool is_tar(const uint8_t* p, size_t n) {
 
 // "<name>/data.pkl" of a torch.save zip (the folder is the file's stem, any name is allowed).
 std::string archive_prefix(const zip::Archive& z, const std::string& name) {
+  for (const auto& e : z.entries())
+    check(e.name.find("/constants.pkl") == std::string::npos, "[torch] ", name,
+          " is a TorchScript archive (torch.jit.save), not a torch.save checkpoint");
   for (const auto& e : z.entries()) {
     const size_t slash = e.name.find('/');
     if (slash != std::string::npos && e.name.compare(slash + 1, std::string::npos, "data.pkl") == 0)
       return e.name.substr(0, slash + 1);
   }
-  for (const auto& e : z.entries())
-    check(e.name.find("constants.pkl") == std::string::npos, "[torch] ", name,
-          " is a TorchScript archive (torch.jit.save), not a torch.save checkpoint");
   fail("[torch] ", name, ": zip archive without a data.pkl (not a torch.save checkpoint)");
 }
 
@@ -152,7 +152,7 @@ void Checkpoint::collect(const Value& v, const std::string& prefix, int depth) {
     case Kind::Tensor: {
       const pickle::TensorRef& r = *v.tensor;
       TensorInfo t;
-      t.name = prefix;
+      t.name = prefix.empty() ? "root" : prefix;  // torch.save(tensor) saves a bare tensor
       t.dtype = r.storage.dtype;
       t.element_bytes = r.storage.element_bytes;
       check(r.shape.size() <= static_cast<size_t>(kMaxDims), "[torch] tensor '", prefix, "' has ",
@@ -271,20 +271,27 @@ Tensor Checkpoint::state_tensor(const std::string& key) const {
 
 bool looks_like_checkpoint(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  uint8_t head[4] = {};
+  uint8_t head[64] = {};
   if (!in.read(reinterpret_cast<char*>(head), 4)) return false;
-  if (std::memcmp(head, "PK\x03\x04", 4) == 0) {
-    // A zip: a torch checkpoint when some entry name ends in data.pkl (names are in the clear).
-    in.seekg(0, std::ios::end);
-    const auto size = static_cast<std::streamoff>(in.tellg());
-    const std::streamoff tail = std::min<std::streamoff>(size, 1 << 20);
-    std::string buf(static_cast<size_t>(tail), '\0');
-    in.seekg(size - tail);
-    in.read(buf.data(), tail);
-    return buf.find("/data.pkl") != std::string::npos;
-  }
-  // Legacy: PROTO 2, LONG1 of 10 bytes (the magic number).
-  return head[0] == 0x80 && head[2] == 0x8a && head[3] == 0x0a;
+  // Legacy: PROTO 2, then LONG1 of 10 bytes (the magic number).
+  if (head[0] == 0x80 && head[2] == 0x8a && head[3] == 0x0a) return true;
+  if (std::memcmp(head, "PK\x03\x04", 4) != 0) return false;
+  // A zip: torch.save writes ARCHIVE/data.pkl first; other writers may not, so the central
+  // directory at the end (names in the clear) is searched too.
+  in.read(reinterpret_cast<char*>(head) + 4, sizeof head - 4);
+  const size_t got = 4 + static_cast<size_t>(in.gcount());
+  const size_t name_len = got >= 30 ? head[26] | head[27] << 8 : 0;
+  if (got >= 30 + name_len && name_len >= 9 &&
+      std::memcmp(head + 30 + name_len - 9, "/data.pkl", 9) == 0)
+    return true;
+  in.clear();
+  in.seekg(0, std::ios::end);
+  const auto size = static_cast<std::streamoff>(in.tellg());
+  const std::streamoff tail = std::min<std::streamoff>(size, 4 << 20);
+  std::string buf(static_cast<size_t>(tail), '\0');
+  in.seekg(size - tail);
+  in.read(buf.data(), tail);
+  return buf.find("/data.pkl") != std::string::npos;
 }
 
 }  // namespace eight::torch

@@ -27,7 +27,8 @@
 namespace eight::torch {
 
 struct TensorInfo {
-  std::string name;   // dotted path in the object tree: "state_dict.encoder.layer.0.weight"
+  std::string name;   // dotted path in the object tree: "state_dict.encoder.layer.0.weight";
+                      // list items by index ("0.weight"); a bare saved tensor is "root"
   std::string dtype;  // safetensors spelling: "F32", "F16", "BF16", "F64", "I64", "I32", "I16",
                       // "I8", "U8", "BOOL"
   size_t element_bytes = 0;

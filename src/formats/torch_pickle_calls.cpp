@@ -228,8 +228,9 @@ const Value* resolve_global(Context& cx, const std::string& module, const std::s
   const std::string as_written = cat(module, ".", name);
   if (!allow_list().count(q))
     cx.error(cat("global '", q, "'", q == as_written ? "" : cat(" (written '", as_written, "')"),
-                 " is not allowed (a checkpoint holds tensors and plain data; this one would run "
-                 "code when loaded by Python, so it is refused)"));
+                 " is not allowed: only tensors and plain data are read and nothing is run (a "
+                 "pickled class or function, which Python would import and call; a checkpoint "
+                 "of weights should hold a state_dict())"));
   Value* v = cx.make(Kind::Global);
   v->s = q;
   return v;
