@@ -213,9 +213,13 @@ Tensor Checkpoint::tensor(const TensorInfo& info) const {
   const auto* base = static_cast<const uint8_t*>(s.holder->data()) + start;
   if (info.contiguous && (reinterpret_cast<uintptr_t>(base) % es) == 0)
     return Tensor::from_storage(s.holder, start, info.shape, dt);
-  // Strided or misaligned: gather element by element into a contiguous tracked copy.
+  // Misaligned (legacy files): one copy. Strided: gather element by element. Tracked memory.
   Tensor out = Tensor::empty(info.shape, dt);
   auto* dst = static_cast<uint8_t*>(out.raw());
+  if (info.contiguous) {
+    std::memcpy(dst, base, out.nbytes());
+    return out;
+  }
   const int nd = info.shape.size();
   int64_t idx[kMaxDims] = {};
   for (int64_t k = 0, n = info.numel(); k < n; ++k) {
