@@ -249,15 +249,16 @@ class Machine final : public Context {
   const Value* text_string(std::string s);
   std::string raw_unicode_escape(const std::string& s);
 
+  // A map, not a vector: a hostile LONG_BINPUT index must not allocate up to it.
   void memo_put(uint64_t idx, const Value* v) {
     if (idx >= lim_.max_memo) error(cat("memo index ", idx, " exceeds the limit ", lim_.max_memo));
-    if (idx >= memo_.size()) memo_.resize(static_cast<size_t>(idx) + 1, nullptr);
-    memo_[static_cast<size_t>(idx)] = v;
+    if (memo_.size() >= lim_.max_memo) error(cat("more than ", lim_.max_memo, " memo entries"));
+    memo_[idx] = v;
   }
   const Value* memo_get(uint64_t idx) {
-    if (idx >= memo_.size() || !memo_[static_cast<size_t>(idx)])
-      error(cat("memo index ", idx, " was never stored"));
-    return memo_[static_cast<size_t>(idx)];
+    const auto it = memo_.find(idx);
+    if (it == memo_.end()) error(cat("memo index ", idx, " was never stored"));
+    return it->second;
   }
   void set_items(Value* d, const std::vector<const Value*>& kv) {
     if (kv.size() % 2) error("SETITEMS with an odd number of items");
@@ -284,7 +285,8 @@ class Machine final : public Context {
   const std::string& name_;
   Limits lim_;
   std::shared_ptr<Document> doc_;
-  std::vector<const Value*> stack_, memo_;
+  std::vector<const Value*> stack_;
+  std::unordered_map<uint64_t, const Value*> memo_;
   std::vector<size_t> marks_;
   std::unordered_map<const Value*, std::unordered_map<std::string_view, size_t>> dict_index_;
   uint64_t total_bytes_ = 0;

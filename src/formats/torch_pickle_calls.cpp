@@ -249,9 +249,22 @@ const Value* call(Context& cx, const Value* fn, const Value* args) {
       if (data->kind != Kind::Tensor) cx.error(cat(q, " of ", data->describe()));
       return data;
     }
-    case Fn::RebuildFromType:
+    case Fn::RebuildFromType: {
       // func(*args) re-typed to a Tensor subclass; the type and Python state are irrelevant here.
-      return call(cx, arg(cx, args, 0, q), arg(cx, args, 2, q));
+      // func may itself be this function: bound the chain (tuples nest as deep as the input).
+      thread_local int nested = 0;
+      if (nested >= 8) cx.error(cat(q, " nested more than 8 deep"));
+      ++nested;
+      const Value* r = nullptr;
+      try {
+        r = call(cx, arg(cx, args, 0, q), arg(cx, args, 2, q));
+      } catch (...) {
+        --nested;
+        throw;
+      }
+      --nested;
+      return r;
+    }
     case Fn::OrderedDict: {
       Value* d = cx.make(Kind::Dict);
       if (args->items.empty()) return d;
