@@ -132,6 +132,7 @@ Checkpoint Checkpoint::parse(std::shared_ptr<Storage> bytes, const std::string& 
   }
   c.collect(c.doc_->root(), "", 0);
   for (const auto& t : c.tensors_) (void)c.storage_bytes(t.storage_key, t.name);
+  c.prefix_ = c.find_state_dict_prefix();
   return c;
 }
 
@@ -238,7 +239,7 @@ Tensor Checkpoint::tensor(const std::string& name) const {
   return tensor(*t);
 }
 
-std::string Checkpoint::state_dict_prefix() const {
+std::string Checkpoint::find_state_dict_prefix() const {
   static const char* wrappers[] = {"state_dict", "model_state_dict", "model", "best_state",
                                    "module",     "network",          "net",   "params"};
   const Value* v = &root();

@@ -69,20 +69,21 @@ class Checkpoint {
   // The prefix (with its trailing dot, or "") under which "the state dict" sits in common
   // wrappers: "state_dict.", "model.", "module.", "best_state.", "model.module." ...; the names
   // of tensors() that start with it, less the prefix, are the model's parameter names.
-  std::string state_dict_prefix() const;
+  const std::string& state_dict_prefix() const { return prefix_; }
   // tensor(state_dict_prefix() + key).
   Tensor state_tensor(const std::string& key) const;
 
  private:
   struct StorageBytes {
-    size_t offset = 0;  // into storage_ (or copy_)
+    size_t offset = 0;  // into holder
     uint64_t size = 0;
     std::shared_ptr<Storage> holder;  // the file mapping or an inflated copy
   };
   void collect(const pickle::Value& v, const std::string& prefix, int depth);
+  std::string find_state_dict_prefix() const;
   const StorageBytes& storage_bytes(const std::string& key, const std::string& tensor) const;
 
-  std::string name_, format_;
+  std::string name_, format_, prefix_;
   std::shared_ptr<Storage> storage_;
   std::shared_ptr<pickle::Document> doc_;
   std::vector<TensorInfo> tensors_;
