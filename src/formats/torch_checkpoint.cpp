@@ -16,6 +16,7 @@ using pickle::Value;
 // torch/serialization.py: MAGIC_NUMBER = 0x1950a86a20f9469cfc6c, PROTOCOL_VERSION = 1001.
 constexpr uint8_t kMagic[] = {0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
 constexpr int64_t kLegacyProtocol = 1001;
+constexpr uint64_t kMaxRepeatBytes = 256ull << 20;
 
 bool is_tar(const uint8_t* p, size_t n) {
   return n >= 512 && std::memcmp(p + 257, "ustar", 5) == 0;
@@ -158,9 +159,12 @@ void Checkpoint::collect(const Value& v, const std::string& prefix, int depth) {
       t.element_bytes = r.storage.element_bytes;
       check(r.shape.size() <= static_cast<size_t>(kMaxDims), "[torch] tensor '", prefix, "' has ",
             r.shape.size(), " dimensions (eight supports ", kMaxDims, ")");
+      int64_t numel = 1;
       for (size_t d = 0; d < r.shape.size(); ++d) {
         check(r.shape[d] >= 0 && r.stride[d] >= 0, "[torch] tensor '", prefix,
               "' has a negative size or stride");
+        check(!__builtin_mul_overflow(numel, r.shape[d], &numel) && numel <= (int64_t{1} << 48),
+              "[torch] tensor '", prefix, "' has an absurd number of elements");
         t.shape.push_back(r.shape[d]);
         t.stride.push_back(r.stride[d]);
       }
@@ -196,6 +200,12 @@ const Checkpoint::StorageBytes& Checkpoint::storage_bytes(const std::string& key
     check(ok && last < limit, "[torch] ", name_, ": tensor '", tensor, "' (", t->shape.str(),
           " at element offset ", t->storage_offset, ") reaches past its storage '", key, "' of ",
           limit, " elements");
+    // Zero strides repeat elements (expand()); a copy of such a view is bounded so a tiny file
+    // cannot ask for an enormous allocation.
+    const uint64_t bytes = static_cast<uint64_t>(t->numel()) * t->element_bytes;
+    check(bytes <= it->second.size || bytes <= kMaxRepeatBytes, "[torch] ", name_, ": tensor '",
+          tensor, "' ", t->shape.str(), " repeats its storage '", key, "' of ", it->second.size,
+          " bytes to ", bytes, " bytes (zero strides); refused above ", kMaxRepeatBytes);
   }
   return it->second;
 }

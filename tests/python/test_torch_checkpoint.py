@@ -201,6 +201,7 @@ def test_handmade_tensor_and_offsets(tmp_path):
 @pytest.mark.parametrize("case,pkl,storage,message", [
     ("past_storage", tensor_pickle([8], [1]), 16, "reaches past its storage"),
     ("missing_storage", tensor_pickle([4], [1]), None, "which the file does not hold"),
+    ("expanded", tensor_pickle([255] * 4, [0] * 4), 16, "zero strides"),
     ("deep", b"\x80\x02" + b"]" * 1000 + b"a" * 999 + b".", None, "nest deeper"),
     ("cycle", b"\x80\x02]q\x00h\x00a.", None, "cyclic"),
     ("huge_string", b"\x80\x02X\xff\xff\xff\x7f", None, "exceeds the limit"),
