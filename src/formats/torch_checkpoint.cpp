@@ -309,4 +309,12 @@ bool looks_like_checkpoint(const std::string& path) {
   return buf.find("/data.pkl") != std::string::npos;
 }
 
+bool is_checkpoint_path(const std::string& path) {
+  for (const char* ext : {".pt", ".pth", ".ckpt"}) {
+    const size_t n = std::strlen(ext);
+    if (path.size() > n && path.compare(path.size() - n, n, ext) == 0) return true;
+  }
+  return looks_like_checkpoint(path);
+}
+
 }  // namespace eight::torch

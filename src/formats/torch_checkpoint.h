@@ -94,5 +94,8 @@ class Checkpoint {
 // True when the file starts like a torch checkpoint (zip holding a data.pkl, or a pickle with the
 // legacy magic number), for format dispatch by content rather than extension.
 bool looks_like_checkpoint(const std::string& path);
+// looks_like_checkpoint(), or a name ending in .pt, .pth or .ckpt (so that a damaged file of that
+// name is reported by this reader). .bin is ambiguous (whisper.cpp, CTranslate2) and not counted.
+bool is_checkpoint_path(const std::string& path);
 
 }  // namespace eight::torch
