@@ -124,9 +124,9 @@ void tag_images(const tagger::Tagger& model, size_t n_inputs, int batch, ThreadP
   for (size_t i = 0; i < n_inputs; ++i) {
     try {
       Tensor px = model.preprocess(load(i));
-      check(pixels.empty() || px.shape() == pixels[0].shape(), "[tag] ", model.name(),
-            " preprocessed images to different shapes: ", px.shape().str(), " and ",
-            pixels[0].shape().str());
+      if (!pixels.empty() && !(px.shape() == pixels[0].shape()))
+        fail("[tag] ", model.name(), " preprocessed images to different shapes: ", px.shape().str(),
+             " and ", pixels[0].shape().str());
       pixels.push_back(px);
       pending.push_back(i);
     } catch (const Error& e) {
