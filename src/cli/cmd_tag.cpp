@@ -142,9 +142,13 @@ int run(int argc, char** argv) {
         }
       },
       [&](size_t i, const std::string& msg) {
-        std::fprintf(stderr, "eight tag: warning: skipping %s: %s\n", todo[i].c_str(), msg.c_str());
+        if (folder_mode)
+          std::fprintf(stderr, "[%d/%zu] warning: skipping %s: %s\n", ++done, todo.size(),
+                       todo[i].c_str(), msg.c_str());
+        else
+          std::fprintf(stderr, "eight tag: warning: skipping %s: %s\n", todo[i].c_str(),
+                       msg.c_str());
         ++failures;
-        if (folder_mode) ++done;
       });
   if (json) std::printf("%s\n", out.dump(2).c_str());
   if (folder_mode) {
