@@ -10,8 +10,10 @@
 
 #include "cli/args.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "core/thread_pool.h"
 #include "models/tagger/tagger.h"
+#include "runtime/plan/planner.h"
 #include "runtime/store/store.h"
 #include "runtime/vision/tags.h"
 
@@ -113,6 +115,14 @@ int run(int argc, char** argv) {
 
   const auto model = tagger::open(resolve_model_path(model_arg));
   ThreadPool& pool = global_thread_pool(threads);
+  // The weights (mapped) and one batch's activations against the RAM budget before the first
+  // forward pass allocates them.
+  const tagger::MemoryEstimate mem = model->memory(batch, pool.size());
+  check(mem.weight_bytes + mem.activation_bytes <= system_ram_budget(), "[planner] ", model->name(),
+        " needs ", format_bytes(mem.weight_bytes + mem.activation_bytes), " of RAM (weights ",
+        format_bytes(mem.weight_bytes), ", activations ", format_bytes(mem.activation_bytes),
+        " for ", batch, " images per pass) but the budget is ", format_bytes(system_ram_budget()),
+        "; use a smaller --batch");
 
   FolderCounts counts;
   std::vector<std::string> todo;
