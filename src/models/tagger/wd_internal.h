@@ -67,4 +67,11 @@ std::unique_ptr<Backbone> load_swinv2(const Config& c, const Weights& w);
 // Layer norm over each row of x [rows, n] in place, rows in parallel.
 void layer_norm_rows(const Tensor& x, const clip::LayerNorm& n, float eps, ThreadPool& pool);
 
+// timm's Mlp: out[rows, C] = fc2(act(fc1(x[rows, C]))); out may not be x.
+void mlp_rows(const Tensor& x, const clip::Linear& fc1, const clip::Linear& fc2,
+              ops::Activation act, const Tensor& out, ThreadPool& pool);
+
+// Global average pool of channels-last maps: x [n * positions, C] → [n, C], summed in double.
+Tensor mean_positions(const Tensor& x, int64_t n);
+
 }  // namespace eight::tagger::wd

@@ -155,15 +155,7 @@ class SwinV2 final : public Backbone {
       for (const Block& blk : st.blocks) run_block(blk, x, n, res, pool);
     }
     layer_norm_rows(x, norm_, kEps, pool);
-    const int64_t HW = res * res, C = features_;
-    Tensor out = Tensor::empty({n, C}, DType::F32);
-    for (int64_t b = 0; b < n; ++b)
-      for (int64_t c = 0; c < C; ++c) {
-        double s = 0;
-        for (int64_t i = 0; i < HW; ++i) s += x.data<float>()[(b * HW + i) * C + c];
-        out.data<float>()[b * C + c] = static_cast<float>(s / static_cast<double>(HW));
-      }
-    return out;
+    return mean_positions(x, n);
   }
 
   int64_t activation_bytes(int64_t n, int n_threads) const override {
@@ -302,12 +294,7 @@ class SwinV2 final : public Backbone {
     Tensor y = ops::matmul(attn, blk.proj.weight, pool, {.bias = &blk.proj.bias});
     layer_norm_rows(y, blk.norm1, kEps, pool);
     add_rows(x, y, pool);
-    Tensor ff = ops::matmul(x, blk.fc1.weight, pool, {.bias = &blk.fc1.bias});
-    pool.parallel_for((rows + 63) / 64, [&](int64_t t, int) {
-      const Tensor part = ff.slice(0, t * 64, std::min(rows, (t + 1) * 64));
-      ops::activation(act_, part, part);
-    });
-    ops::matmul(ff, blk.fc2.weight, y, pool, {.bias = &blk.fc2.bias});
+    mlp_rows(x, blk.fc1, blk.fc2, act_, y, pool);
     layer_norm_rows(y, blk.norm2, kEps, pool);
     add_rows(x, y, pool);
   }
