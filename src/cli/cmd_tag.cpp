@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "cli/args.h"
 #include "core/error.h"
@@ -56,7 +57,7 @@ void print_result(const std::string& image, const vision::TagResult& r) {
 }
 
 struct FolderCounts {
-  int tagged = 0, unreadable = 0, kept = 0;
+  int tagged = 0, kept = 0, same_name = 0;
 };
 
 int run(int argc, char** argv) {
@@ -126,12 +127,22 @@ int run(int argc, char** argv) {
 
   FolderCounts counts;
   std::vector<std::string> todo;
+  std::set<std::string> captions;  // a.png and a.jpg would both write a.txt: the first one wins
   for (const std::string& img : images) {
-    if (folder_mode && !overwrite && fs::exists(caption_path(img), ec)) {
-      ++counts.kept;
+    if (!folder_mode) {
+      todo.push_back(img);
       continue;
     }
-    todo.push_back(img);
+    const std::string txt = caption_path(img);
+    if (!captions.insert(txt).second) {
+      std::fprintf(stderr, "eight tag: warning: skipping %s: %s is written for another image\n",
+                   img.c_str(), txt.c_str());
+      ++counts.same_name;
+    } else if (!overwrite && fs::exists(txt, ec)) {
+      ++counts.kept;
+    } else {
+      todo.push_back(img);
+    }
   }
   int failures = 0, done = 0;
   nlohmann::json out = nlohmann::json::array();
@@ -166,6 +177,8 @@ int run(int argc, char** argv) {
     if (counts.kept > 0)
       std::fprintf(stderr, ", %d kept their existing .txt (--overwrite replaces them)",
                    counts.kept);
+    if (counts.same_name > 0)
+      std::fprintf(stderr, ", %d skipped for sharing a name with another image", counts.same_name);
     std::fprintf(stderr, "\n");
     return 0;
   }

@@ -168,6 +168,11 @@ def test_folder_mode(tmp_path):
     assert "2 kept their existing .txt" in r.stderr
     run("tag", "-m", DATA / "vit", d, "--overwrite")
     assert (d / "a.txt").read_text() == ref[0]["text"]
+    # a.png and a.webp would both write a.txt: the first in name order wins, the other is named.
+    shutil.copy(IMAGES[2], d / "a.webp")
+    r = run("tag", "-m", DATA / "vit", d, "--overwrite")
+    assert "a.webp" in r.stderr and "1 skipped for sharing a name" in r.stderr
+    assert (d / "a.txt").read_text() == ref[0]["text"]
 
 
 def test_file_mode_skips_unreadable(tmp_path):
