@@ -21,7 +21,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const auto tags = eight::tagger::parse_selected_tags(csv, "fuzz.csv");
     std::vector<float> probs(tags.size());
     for (size_t i = 0; i < probs.size(); ++i) probs[i] = static_cast<float>(i % 7) / 6.0f;
-    const auto r = eight::vision::select_tags(tags, probs.data(), {.general = 0.3, .character = 0.6});
+    const auto r =
+        eight::vision::select_tags(tags, probs.data(), {.general = 0.3, .character = 0.6});
     volatile size_t sink = r.text.size() + eight::vision::tag_result_json("x", r).size();
     (void)sink;
   } catch (const eight::Error&) {
