@@ -3,11 +3,15 @@
 // line. The forward passes are held to timm in tests/python/test_tagger.py.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
 #include "core/half.h"
+#include "core/memory.h"
+#include "core/thread_pool.h"
 #include "formats/image.h"
 #include "formats/npy.h"
 #include "models/tagger/tagger.h"
@@ -90,6 +94,33 @@ TEST(WDTagger, UnknownFolderNamesTheFormats) {
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("wd-timm"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace eight
+
+namespace eight {
+namespace {
+
+// The planned activations of one batch against what the tracked allocator sees during predict().
+TEST(WDTagger, PlannedActivationsCoverMeasured) {
+  ThreadPool pool(2);
+  for (const char* name : {"vit", "vit_cls", "convnext", "swinv2"}) {
+    const auto model = tagger::open(kData + name);
+    const Tensor one = model->preprocess(image::load(kData + "images/a.png"));
+    Tensor batch = Tensor::empty({2, 3, one.size(1), one.size(2)}, DType::F32);
+    std::memcpy(batch.raw(), one.raw(), one.nbytes());
+    std::memcpy(static_cast<char*>(batch.raw()) + one.nbytes(), one.raw(), one.nbytes());
+    MemoryTracker& t = memory_tracker();
+    t.reset_peak();
+    const int64_t before = t.stats().heap_current;
+    const Tensor p = model->predict(batch, pool);
+    const int64_t measured = t.stats().heap_peak - before;
+    const int64_t planned = model->memory(2, pool.size()).activation_bytes;
+    std::printf("%s: planned %lld, measured %lld bytes\n", name, static_cast<long long>(planned),
+                static_cast<long long>(measured));
+    EXPECT_GE(planned, measured) << name;
   }
 }
 

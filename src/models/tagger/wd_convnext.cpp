@@ -164,17 +164,23 @@ class ConvNeXt final : public Backbone {
     return out;
   }
 
-  int64_t activation_bytes(int64_t n, int /*n_threads*/) const override {
+  int64_t activation_bytes(int64_t n, int n_threads) const override {
     // The largest stage: x, the depthwise output and the MLP hidden (4C) per position, plus the
-    // unfolded patches of the convolution that enters it.
+    // unfolded patches of the convolution that enters it, plus the matmul kernels' scratch.
     int64_t best = 4 * n * size_ * size_ * 3 * 2;  // NCHW and NHWC pixels
     int64_t hw = (size_ / stem_.k) * (size_ / stem_.k);
+    std::vector<std::array<int64_t, 2>> products = {{n * hw, stem_.k * stem_.k * 3}};
     for (const Stage& st : stages_) {
-      if (st.down.k > 0) hw /= st.down.k * st.down.k;
+      if (st.down.k > 0) {
+        hw /= st.down.k * st.down.k;
+        products.push_back({n * hw, st.down.k * st.down.k * st.down.c_in});
+      }
       const int64_t I = st.blocks.empty() ? 0 : st.blocks[0].fc1.weight.size(0);
       best = std::max(best, 4 * n * hw * (3 * st.dim + I));
+      products.push_back({n * hw, st.dim});
+      products.push_back({n * hw, I});
     }
-    return best + 4 * n * hw * features_;
+    return best + 4 * n * hw * features_ + matmul_scratch_bound(DType::F32, products, n_threads);
   }
 
  private:

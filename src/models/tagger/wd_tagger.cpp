@@ -16,6 +16,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "backend/cpu/scratch.h"
 #include "core/error.h"
 #include "models/registry.h"
 #include "models/tagger/wd_internal.h"
@@ -148,6 +149,18 @@ void mlp_rows(const Tensor& x, const clip::Linear& fc1, const clip::Linear& fc2,
     ops::activation(act, part, part);
   });
   ops::matmul(ff, fc2.weight, out, pool, {.bias = fc2.bias.defined() ? &fc2.bias : nullptr});
+}
+
+int64_t matmul_scratch_bound(DType w, const std::vector<std::array<int64_t, 2>>& products,
+                             int n_threads) {
+  int64_t total = 0;
+  for (const auto& [rows, k] : products) {
+    const cpu::MatmulScratch s = cpu::matmul_scratch(w, rows, k);
+    for (int i = 0; i < cpu::kScratchSlots; ++i)
+      total += static_cast<int64_t>(cpu::scratch_alloc_bytes(s.caller[i])) +
+               n_threads * static_cast<int64_t>(cpu::scratch_alloc_bytes(s.task[i]));
+  }
+  return total;
 }
 
 Tensor mean_positions(const Tensor& x, int64_t n) {
