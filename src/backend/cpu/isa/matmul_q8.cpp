@@ -2,13 +2,11 @@
 // tables that differ in register width and in the 4-value integer dot product:
 //   avx512:   zmm, a lane per x row (16 rows per block), vpdpbusd (AVX-512 VNNI)
 //   avx2vnni: ymm, 8 rows per block, vpdpbusd in its VEX encoding (AVX-VNNI)
-//   avx2:     ymm, 8 rows per block, vpmaddubsw + vpmaddwd (no VNNI)
+//   avx2:     ymm, 8 rows per block, vpmaddubsw + vpmaddwd (no VNNI; see dot8, wide_codes)
 //
 // x is quantized per row in blocks of 32 (dx = amax / 127), interleaved for the dot product:
-// [m / L][k / 4][L rows][4]. The VNNI tables store q + 128 (vpdpbusd multiplies unsigned by
-// signed bytes) and start every group's sum at -128 * sum q_w to undo the offset; AVX2 stores q
-// signed and multiplies |w| by q with w's sign (vpsignb), which keeps vpmaddubsw's int16 pair
-// sums below saturation (2 * 128 * 127 < 32768; q + 128 times w would reach 2 * 255 * 128).
+// [m / L][k / 4][L rows][4], stored as q + 128 (vpdpbusd and vpmaddubsw multiply unsigned by
+// signed bytes); every group's sum starts at -128 * sum q_w to undo the offset.
 // A panel of NR weight rows is unpacked once per task into int8 codes plus per-group scale and
 // bias (isa/unpack.h), then a register tile of L * MB x rows times NR weight rows accumulates
 // sum_k q_w * q_x per group in int32 and folds it into float with dx of its x block times the
@@ -55,7 +53,7 @@ constexpr int64_t kMC = 128;  // x rows per task (the x chunk stays in L2)
 // 32 zmm registers: 2 x blocks by 6 weight rows (4 for 16-value groups, which need a third set
 // of accumulators).
 constexpr int kL = 16, kMaxMB = 2, kNR32 = 6, kNR16 = 4;
-constexpr bool kXOffset = true;  // x stored as q + 128 for vpdpbusd
+constexpr bool kEmulated = false;
 using VI = __m512i;
 using VF = __m512;
 inline VI iload(const void* p) {
@@ -88,9 +86,12 @@ inline VF fmadd(VF a, VF b, VF c) {
 inline VI dot4(VI acc, VI x, VI w) {
   return _mm512_dpbusd_epi32(acc, x, w);
 }
+inline VI xor80(VI x) {
+  return _mm512_xor_si512(x, _mm512_set1_epi8(static_cast<char>(0x80)));
+}
 #else
 // 16 ymm registers: one x block; 6 / 4 weight rows with VNNI, 4 / 3 without (the emulated dot
-// product needs |w|, a signed copy of x and the ones constant).
+// product takes two steps of x and w at once and the ones constant).
 constexpr int kL = 8, kMaxMB = 1;
 using VI = __m256i;
 using VF = __m256;
@@ -121,22 +122,52 @@ inline VF fmul(VF a, VF b) {
 inline VF fmadd(VF a, VF b, VF c) {
   return _mm256_fmadd_ps(a, b, c);
 }
+inline VI xor80(VI x) {
+  return _mm256_xor_si256(x, _mm256_set1_epi8(static_cast<char>(0x80)));
+}
 #if defined(EIGHT_ISA_avx2vnni)
 constexpr int kNR32 = 6, kNR16 = 4;
-constexpr bool kXOffset = true;
+constexpr bool kEmulated = false;
 inline VI dot4(VI acc, VI x, VI w) {
   return _mm256_dpbusd_avx_epi32(acc, x, w);
 }
 #else
 constexpr int kNR32 = 4, kNR16 = 3;
-constexpr bool kXOffset = false;  // x stored signed
-inline VI dot4(VI acc, VI x, VI w) {
+constexpr bool kEmulated = true;      // no vpdpbusd: dot8 below
+inline VI dot4(VI acc, VI x, VI w) {  // x signed here (wide codes)
   const VI p = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
   return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
 }
 #endif
 #endif
-constexpr uint8_t kXFlip = kXOffset ? 0x80 : 0;  // int8 q -> stored byte
+constexpr uint8_t kXFlip = 0x80;  // x stored as q + 128 (the unsigned operand)
+
+// Wide codes: weights beyond [-32, 32] (Q8_0, IQ4_NL, IQ4_XS). Without VNNI, vpmaddubsw's int16
+// pair sums of (q_x + 128) * w would saturate for them (2 * 255 * 128 > 32767), so the emulated
+// path multiplies |w| by the signed x with w's sign instead (vpsignb), one step at a time, and
+// needs no offset correction. Every other type has |w| <= 32: two steps' pair sums fit one int16
+// (4 * 255 * 32 < 32768) and are added before a single vpmaddwd.
+bool wide_codes(DType t) {
+  return t == DType::Q8_0 || t == DType::IQ4_NL || t == DType::IQ4_XS;
+}
+
+// x as the dot product takes it (kSigned: back to signed bytes).
+template <bool kSigned>
+inline VI xload(const uint8_t* p) {
+  return kSigned ? xor80(iload(p)) : iload(p);
+}
+
+// Two 4-value steps of the integer dot product: acc += x0 . w0 + x1 . w1 in every 32-bit lane.
+template <bool kSigned>
+inline VI dot8(VI acc, VI x0, VI x1, VI w0, VI w1) {
+#if defined(EIGHT_ISA_avx2) && !defined(EIGHT_ISA_avx2vnni)
+  if constexpr (!kSigned) {
+    const VI p = _mm256_add_epi16(_mm256_maddubs_epi16(x0, w0), _mm256_maddubs_epi16(x1, w1));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+  }
+#endif
+  return dot4(dot4(acc, x0, w0), x1, w1);
+}
 
 // x quantized for the tile kernel; pointers into per-call scratch.
 struct XPack {
@@ -298,7 +329,7 @@ void unpack_panel(const MatmulProblem& p, int64_t j0, int group, int8_t* q, floa
       std::fill_n(scale + r * ng, ng, 0.f);
       std::fill_n(bias + r * ng, ng, 0.f);
     }
-    if constexpr (!kXOffset)
+    if (kEmulated && wide_codes(p.w_type))  // x taken signed: no offset to undo
       std::fill_n(corr + r * ng, ng, 0);
     else if (group == 16)
       corr_sums<16>(qr, k, corr + r * ng);
@@ -314,7 +345,7 @@ inline VI bcast32(const int8_t* p) {
 }
 
 // out[r][kL * MB] = x rows of m-blocks mb0.. times weight rows of the panel (G = 32).
-template <int G, int NR, int MB, bool kBias>
+template <int G, int NR, int MB, bool kBias, bool kSigned>
 void tile(const XPack& xp, int64_t mb0, const WPanel& wp, int64_t k, float* out) {
   const int64_t ng = k / G;
   const uint8_t* xq[MB];
@@ -332,13 +363,16 @@ void tile(const XPack& xp, int64_t mb0, const WPanel& wp, int64_t k, float* out)
       const VI c = iset1(wp.corr[r * ng + g]);
       for (int b = 0; b < MB; ++b) iacc[b][r] = c;
     }
-    for (int s = 0; s < G / 4; ++s) {
+    for (int s = 0; s < G / 4; s += 2) {
       const int64_t k4 = g * (G / 4) + s;
-      VI xv[MB];
-      for (int b = 0; b < MB; ++b) xv[b] = iload(xq[b] + k4 * 4 * kL);
+      VI x0[MB], x1[MB];
+      for (int b = 0; b < MB; ++b) {
+        x0[b] = xload<kSigned>(xq[b] + k4 * 4 * kL);
+        x1[b] = xload<kSigned>(xq[b] + (k4 + 1) * 4 * kL);
+      }
       for (int r = 0; r < NR; ++r) {
-        const VI w = bcast32(wp.q + r * k + k4 * 4);
-        for (int b = 0; b < MB; ++b) iacc[b][r] = dot4(iacc[b][r], xv[b], w);
+        const VI w0 = bcast32(wp.q + r * k + k4 * 4), w1 = bcast32(wp.q + r * k + k4 * 4 + 4);
+        for (int b = 0; b < MB; ++b) iacc[b][r] = dot8<kSigned>(iacc[b][r], x0[b], x1[b], w0, w1);
       }
     }
     // The group's x block (G divides kXBlock).
@@ -386,13 +420,16 @@ void tile_g16(const XPack& xp, int64_t mb0, const WPanel& wp, int64_t k, float* 
         const VI c = iset1(wp.corr[r * ng + g]);
         for (int b = 0; b < MB; ++b) iacc[b][r] = c;
       }
-      for (int s = 0; s < 4; ++s) {
+      for (int s = 0; s < 4; s += 2) {
         const int64_t k4 = g * 4 + s;
-        VI xv[MB];
-        for (int b = 0; b < MB; ++b) xv[b] = iload(xq[b] + k4 * 4 * kL);
+        VI x0[MB], x1[MB];
+        for (int b = 0; b < MB; ++b) {
+          x0[b] = iload(xq[b] + k4 * 4 * kL);
+          x1[b] = iload(xq[b] + (k4 + 1) * 4 * kL);
+        }
         for (int r = 0; r < NR; ++r) {
-          const VI w = bcast32(wp.q + r * k + k4 * 4);
-          for (int b = 0; b < MB; ++b) iacc[b][r] = dot4(iacc[b][r], xv[b], w);
+          const VI w0 = bcast32(wp.q + r * k + k4 * 4), w1 = bcast32(wp.q + r * k + k4 * 4 + 4);
+          for (int b = 0; b < MB; ++b) iacc[b][r] = dot8<false>(iacc[b][r], x0[b], x1[b], w0, w1);
         }
       }
       for (int r = 0; r < NR; ++r) {
@@ -420,10 +457,11 @@ void tile_g16(const XPack& xp, int64_t mb0, const WPanel& wp, int64_t k, float* 
 using TileFn = void (*)(const XPack&, int64_t, const WPanel&, int64_t, float*);
 
 // The tile for nb (1 or kMaxMB) x blocks.
-template <int G, int NR, bool kBias>
+template <int G, int NR, bool kBias, bool kSigned = false>
 TileFn tile_fn(int nb) {
-  if constexpr (kMaxMB == 2) return nb == 2 ? tile<G, NR, 2, kBias> : tile<G, NR, 1, kBias>;
-  return tile<G, NR, 1, kBias>;
+  if constexpr (kMaxMB == 2)
+    return nb == 2 ? tile<G, NR, 2, kBias, kSigned> : tile<G, NR, 1, kBias, kSigned>;
+  return tile<G, NR, 1, kBias, kSigned>;
 }
 template <int NR, bool kBias>
 TileFn tile_g16_fn(int nb) {
@@ -488,8 +526,12 @@ void matmul_batched(const MatmulProblem& p, ThreadPool& pool) {
 
   switch (G * 2 + (gf.has_bias ? 1 : 0)) {
     case 64:
-      run_panels<kNR32>(p, pool, xp, G, tile_fn<32, kNR32, false>(kMaxMB),
-                        tile_fn<32, kNR32, false>(1));
+      if (kEmulated && wide_codes(p.w_type))
+        run_panels<kNR32>(p, pool, xp, G, tile_fn<32, kNR32, false, true>(kMaxMB),
+                          tile_fn<32, kNR32, false, true>(1));
+      else
+        run_panels<kNR32>(p, pool, xp, G, tile_fn<32, kNR32, false>(kMaxMB),
+                          tile_fn<32, kNR32, false>(1));
       break;
     case 65:
       run_panels<kNR32>(p, pool, xp, G, tile_fn<32, kNR32, true>(kMaxMB),
