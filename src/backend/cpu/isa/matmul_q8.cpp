@@ -133,9 +133,10 @@ inline VI dot4(VI acc, VI x, VI w) {
 }
 #else
 constexpr int kNR32 = 4, kNR16 = 3;
-constexpr bool kEmulated = true;      // no vpdpbusd: dot8 below
-inline VI dot4(VI acc, VI x, VI w) {  // x signed here (wide codes)
-  const VI p = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
+constexpr bool kEmulated = true;  // no vpdpbusd: dot8 below
+// Wide codes: x signed, a = |w| (precomputed with the panel).
+inline VI dot4_signed(VI acc, VI x, VI w, VI a) {
+  const VI p = _mm256_maddubs_epi16(a, _mm256_sign_epi8(x, w));
   return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
 }
 #endif
@@ -144,9 +145,9 @@ constexpr uint8_t kXFlip = 0x80;  // x stored as q + 128 (the unsigned operand)
 
 // Wide codes: weights beyond [-32, 32] (Q8_0, IQ4_NL, IQ4_XS). Without VNNI, vpmaddubsw's int16
 // pair sums of (q_x + 128) * w would saturate for them (2 * 255 * 128 > 32767), so the emulated
-// path multiplies |w| by the signed x with w's sign instead (vpsignb), one step at a time, and
-// needs no offset correction. Every other type has |w| <= 32: two steps' pair sums fit one int16
-// (4 * 255 * 32 < 32768) and are added before a single vpmaddwd.
+// path multiplies |w| (unpacked with the panel) by the signed x with w's sign instead (vpsignb),
+// one step at a time, and needs no offset correction. Every other type has |w| <= 32: two steps'
+// pair sums fit one int16 (4 * 255 * 32 < 32768) and are added before a single vpmaddwd.
 bool wide_codes(DType t) {
   return t == DType::Q8_0 || t == DType::IQ4_NL || t == DType::IQ4_XS;
 }
@@ -157,16 +158,17 @@ inline VI xload(const uint8_t* p) {
   return kSigned ? xor80(iload(p)) : iload(p);
 }
 
-// Two 4-value steps of the integer dot product: acc += x0 . w0 + x1 . w1 in every 32-bit lane.
+// Two 4-value steps of the integer dot product: acc += x0 . w0 + x1 . w1 in every 32-bit lane
+// (a0, a1: |w0|, |w1|, used by the emulated wide-code path only).
 template <bool kSigned>
-inline VI dot8(VI acc, VI x0, VI x1, VI w0, VI w1) {
+inline VI dot8(VI acc, VI x0, VI x1, VI w0, VI w1, [[maybe_unused]] VI a0, [[maybe_unused]] VI a1) {
 #if defined(EIGHT_ISA_avx2) && !defined(EIGHT_ISA_avx2vnni)
-  if constexpr (!kSigned) {
-    const VI p = _mm256_add_epi16(_mm256_maddubs_epi16(x0, w0), _mm256_maddubs_epi16(x1, w1));
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
-  }
-#endif
+  if constexpr (kSigned) return dot4_signed(dot4_signed(acc, x0, w0, a0), x1, w1, a1);
+  const VI p = _mm256_add_epi16(_mm256_maddubs_epi16(x0, w0), _mm256_maddubs_epi16(x1, w1));
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+#else
   return dot4(dot4(acc, x0, w0), x1, w1);
+#endif
 }
 
 // x quantized for the tile kernel; pointers into per-call scratch.
@@ -257,6 +259,7 @@ void pack_x_block(const MatmulProblem& p, int64_t mb, int group, uint8_t* q, flo
 // A panel of NR weight rows: q [NR][k], scale/bias/corr [NR][k / G].
 struct WPanel {
   const int8_t* q;
+  const int8_t* qabs;  // |q| as unsigned bytes (emulated wide codes only; else q)
   const float* scale;
   const float* bias;
   const int32_t* corr;
@@ -329,9 +332,13 @@ void unpack_panel(const MatmulProblem& p, int64_t j0, int group, int8_t* q, floa
       std::fill_n(scale + r * ng, ng, 0.f);
       std::fill_n(bias + r * ng, ng, 0.f);
     }
-    if (kEmulated && wide_codes(p.w_type))  // x taken signed: no offset to undo
+    if (kEmulated && wide_codes(p.w_type)) {  // x taken signed: no offset to undo
       std::fill_n(corr + r * ng, ng, 0);
-    else if (group == 16)
+      for (int64_t c = 0; c < k; c += 32)  // k is a multiple of 32 (all wide types)
+        _mm256_storeu_si256(
+            reinterpret_cast<__m256i*>(q + NR * k + r * k + c),
+            _mm256_abs_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qr + c))));
+    } else if (group == 16)
       corr_sums<16>(qr, k, corr + r * ng);
     else
       corr_sums<32>(qr, k, corr + r * ng);
@@ -372,7 +379,13 @@ void tile(const XPack& xp, int64_t mb0, const WPanel& wp, int64_t k, float* out)
       }
       for (int r = 0; r < NR; ++r) {
         const VI w0 = bcast32(wp.q + r * k + k4 * 4), w1 = bcast32(wp.q + r * k + k4 * 4 + 4);
-        for (int b = 0; b < MB; ++b) iacc[b][r] = dot8<kSigned>(iacc[b][r], x0[b], x1[b], w0, w1);
+        VI a0 = w0, a1 = w1;
+        if constexpr (kSigned) {
+          a0 = bcast32(wp.qabs + r * k + k4 * 4);
+          a1 = bcast32(wp.qabs + r * k + k4 * 4 + 4);
+        }
+        for (int b = 0; b < MB; ++b)
+          iacc[b][r] = dot8<kSigned>(iacc[b][r], x0[b], x1[b], w0, w1, a0, a1);
       }
     }
     // The group's x block (G divides kXBlock).
@@ -429,7 +442,8 @@ void tile_g16(const XPack& xp, int64_t mb0, const WPanel& wp, int64_t k, float* 
         }
         for (int r = 0; r < NR; ++r) {
           const VI w0 = bcast32(wp.q + r * k + k4 * 4), w1 = bcast32(wp.q + r * k + k4 * 4 + 4);
-          for (int b = 0; b < MB; ++b) iacc[b][r] = dot8<false>(iacc[b][r], x0[b], x1[b], w0, w1);
+          for (int b = 0; b < MB; ++b)
+            iacc[b][r] = dot8<false>(iacc[b][r], x0[b], x1[b], w0, w1, w0, w1);
         }
       }
       for (int r = 0; r < NR; ++r) {
@@ -480,7 +494,7 @@ void run_panels(const MatmulProblem& p, ThreadPool& pool, const XPack& xp, int G
   pool.parallel_for(n_panels * m_chunks, [&](int64_t task, int) {
     const int64_t panel = task % n_panels, chunk = task / n_panels;
     const int64_t j0 = panel * NR;
-    const size_t wq_bytes = static_cast<size_t>(NR * k);
+    const size_t wq_bytes = static_cast<size_t>(NR * k) * (kEmulated ? 2 : 1);  // q, |q|
     const size_t wf_bytes = static_cast<size_t>(NR * ng) * 4;
     auto* wbase = static_cast<uint8_t*>(thread_scratch(0, wq_bytes + 3 * wf_bytes + 256));
     auto* wq = reinterpret_cast<int8_t*>(wbase);
@@ -488,7 +502,7 @@ void run_panels(const MatmulProblem& p, ThreadPool& pool, const XPack& xp, int G
     auto* bias = scale + NR * ng;
     auto* corr = reinterpret_cast<int32_t*>(bias + NR * ng);
     unpack_panel<NR>(p, j0, G, wq, scale, bias, corr);
-    const WPanel wp{wq, scale, bias, corr};
+    const WPanel wp{wq, kEmulated ? wq + NR * k : wq, scale, bias, corr};
     alignas(64) float out[NR * kL * kMaxMB];
     const int64_t mb_end = std::min(mblocks, (chunk + 1) * mb_per_chunk);
     for (int64_t mb = chunk * mb_per_chunk; mb < mb_end; mb += kMaxMB) {
