@@ -122,6 +122,21 @@ void run_case(ISA isa, DType type, Case c, ThreadPool& pool) {
   EXPECT_EQ(0, std::memcmp(again.data(), got.data(), got.size() * 4)) << "thread-count dependent";
 }
 
+// y = x w^T for contiguous x (rows of w's k values) and y.
+cpu::MatmulProblem dense_problem(const std::vector<float>& x, const Tensor& w, float* y) {
+  const int64_t n = w.shape()[0], k = w.shape()[1];
+  return {.m = static_cast<int64_t>(x.size()) / k,
+          .n = n,
+          .k = k,
+          .x = x.data(),
+          .ldx = k,
+          .w_type = w.dtype(),
+          .w = w.raw(),
+          .ldw = w.stride_bytes(0),
+          .y = y,
+          .ldy = n};
+}
+
 class MatmulTest : public ::testing::TestWithParam<DType> {};
 
 TEST_P(MatmulTest, MatchesReferenceOnEveryISA) {
@@ -156,16 +171,7 @@ TEST_P(MatmulTest, OutlierActivationsKeepPrecisionInBatches) {
     for (int64_t c = 100; c < k; c += 256) x[i * k + c] *= 64.f;
   const Tensor w = random_weights(type, n, k);
   std::vector<float> got(static_cast<size_t>(m * n)), ref(got.size());
-  cpu::MatmulProblem p{.m = m,
-                       .n = n,
-                       .k = k,
-                       .x = x.data(),
-                       .ldx = k,
-                       .w_type = type,
-                       .w = w.raw(),
-                       .ldw = w.stride_bytes(0),
-                       .y = ref.data(),
-                       .ldy = n};
+  cpu::MatmulProblem p = dense_problem(x, w, ref.data());
   cpu::matmul_reference(p);
   p.y = got.data();
   ThreadPool pool(2);
@@ -192,17 +198,8 @@ TEST_P(MatmulTest, BatchedInt8TablesAgreeBitForBit) {
   const Tensor w = random_weights(type, n, k);
   const auto bv = random_floats(static_cast<size_t>(n));
   std::vector<float> first(static_cast<size_t>(m * n)), got(first.size());
-  cpu::MatmulProblem p{.m = m,
-                       .n = n,
-                       .k = k,
-                       .x = x.data(),
-                       .ldx = k,
-                       .w_type = type,
-                       .w = w.raw(),
-                       .ldw = w.stride_bytes(0),
-                       .y = first.data(),
-                       .ldy = n,
-                       .bias = bv.data()};
+  cpu::MatmulProblem p = dense_problem(x, w, first.data());
+  p.bias = bv.data();
   ThreadPool pool(2);
   int tables = 0;
   for (ISA isa : available_isas()) {
