@@ -294,7 +294,7 @@ void corr_sums(const int8_t* q, int64_t k, int32_t* corr) {
   }
 }
 #else
-// The same with ymm (avx2vnni; the AVX2 table stores x signed and needs no correction).
+// The same with ymm (avx2vnni, and avx2 for the types with codes within +-32).
 template <int G>
 void corr_sums(const int8_t* q, int64_t k, int32_t* corr) {
   const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
