@@ -14,9 +14,10 @@ int run(int argc, char** argv) {
   if (auto rc = p.parse(argc, argv)) return *rc;
   const auto& f = cpu_features();
   std::printf("eight %s\n", eight_version().c_str());
-  std::printf("cpu: %s, kernels: %s (best available: %s)%s%s%s\n", f.brand.c_str(),
+  std::printf("cpu: %s, kernels: %s (best available: %s)%s%s%s%s\n", f.brand.c_str(),
               isa_name(active_isa()), isa_name(best_isa()), f.avx512vnni ? ", vnni" : "",
-              f.avx512bf16 ? ", avx512-bf16" : "", f.amx_tile ? ", amx" : "");
+              f.avx_vnni ? ", avx-vnni" : "", f.avx512bf16 ? ", avx512-bf16" : "",
+              f.amx_tile ? ", amx" : "");
   std::printf("backends: cpu %s\n", vulkan::built() ? "vulkan" : "(vulkan not built)");
   if (vulkan::built()) std::printf("vulkan: %s\n", vulkan::describe_devices().c_str());
   return 0;

@@ -22,7 +22,7 @@ void print_usage() {
   std::printf(
       "\noptions:\n  --version    print the version and the backends built in\n"
       "  -h, --help   show this help\n\nenvironment:\n"
-      "  EIGHT_THREADS   default thread count      EIGHT_ISA   force generic|avx2|avx512\n"
+      "  EIGHT_THREADS   default thread count      EIGHT_ISA   force generic|avx2|avx2vnni|avx512\n"
       "  EIGHT_LOG       debug|info|warn|error|quiet\n");
 }
 

@@ -49,6 +49,7 @@ CPUFeatures detect() {
   unsigned a1, b1, c1, d1;
   __cpuid_count(7, 1, a1, b1, c1, d1);
   f.avx512bf16 = f.avx512f && (a1 & (1u << 5));
+  f.avx_vnni = f.avx2 && (a1 & (1u << 4));  // leaf 7 subleaf 1 EAX bit 4
   char brand[49] = {};
   if (__get_cpuid_max(0x80000000, nullptr) >= 0x80000004) {
     for (unsigned i = 0; i < 3; ++i) {
@@ -73,12 +74,26 @@ const CPUFeatures& cpu_features() {
   return f;
 }
 
-ISA best_isa() {
+bool isa_supported(ISA isa) {
   const auto& f = cpu_features();
-  // The avx512 kernels use F, BW, DQ, VL and VNNI (the VNNI-less Skylake-X falls back to AVX2).
-  if (f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl && f.avx512vnni && f.fma && f.f16c)
-    return ISA::AVX512;
-  if (f.avx2 && f.fma && f.f16c) return ISA::AVX2;
+  const bool avx2 = f.avx2 && f.fma && f.f16c;
+  switch (isa) {
+    case ISA::Generic:
+      return true;
+    case ISA::AVX2:
+      return avx2;
+    case ISA::AVX2VNNI:
+      return avx2 && f.avx_vnni;
+    case ISA::AVX512:
+      // F, BW, DQ, VL and VNNI (the VNNI-less Skylake-X falls back to AVX2).
+      return avx2 && f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl && f.avx512vnni;
+  }
+  return false;
+}
+
+ISA best_isa() {
+  for (int i = kIsaCount - 1; i > 0; --i)
+    if (isa_supported(static_cast<ISA>(i))) return static_cast<ISA>(i);
   return ISA::Generic;
 }
 
@@ -88,6 +103,8 @@ const char* isa_name(ISA isa) {
       return "generic";
     case ISA::AVX2:
       return "avx2";
+    case ISA::AVX2VNNI:
+      return "avx2vnni";
     case ISA::AVX512:
       return "avx512";
   }
@@ -97,8 +114,9 @@ const char* isa_name(ISA isa) {
 ISA parse_isa(const std::string& name) {
   if (name == "generic") return ISA::Generic;
   if (name == "avx2") return ISA::AVX2;
+  if (name == "avx2vnni") return ISA::AVX2VNNI;
   if (name == "avx512") return ISA::AVX512;
-  fail("[cpu] unknown ISA '", name, "' (use generic, avx2 or avx512)");
+  fail("[cpu] unknown ISA '", name, "' (use generic, avx2, avx2vnni or avx512)");
 }
 
 ISA active_isa() {
@@ -106,8 +124,8 @@ ISA active_isa() {
     const char* env = std::getenv("EIGHT_ISA");
     if (!env || !*env) return best_isa();
     const ISA want = parse_isa(env);
-    check(static_cast<int>(want) <= static_cast<int>(best_isa()), "[cpu] EIGHT_ISA=", env,
-          " but this CPU only supports up to ", isa_name(best_isa()));
+    check(isa_supported(want), "[cpu] EIGHT_ISA=", env,
+          " but this CPU cannot run it (best: ", isa_name(best_isa()), ")");
     return want;
   }();
   return isa;

@@ -15,6 +15,7 @@
 #include "core/quant_blocks.h"
 #include "core/tensor.h"
 #include "ops/matmul.h"
+#include "ops/read_probe.h"
 
 namespace eight::ops {
 
@@ -127,25 +128,6 @@ Tensor random_activations(int64_t m, int64_t k, uint64_t seed) {
   return x;
 }
 
-double read_bandwidth(int64_t bytes, double min_seconds, ThreadPool& pool) {
-  const int64_t n = bytes / 4;
-  HostBuffer buf(static_cast<size_t>(n) * 4);
-  float* x = buf.as<float>();
-  std::fill_n(x, n, 1.0f);  // touch every page before timing
-  const auto sum = cpu::kernels().sum;
-  const int64_t tasks = pool.size();
-  HostBuffer sink_buf(static_cast<size_t>(tasks) * sizeof(float));
-  float* sink = sink_buf.as<float>();
-  const double s = best_seconds(min_seconds, [&] {
-    pool.parallel_for(tasks, [&](int64_t t, int) {
-      const int64_t i0 = n * t / tasks, i1 = n * (t + 1) / tasks;
-      sink[t] = sum(x + i0, i1 - i0);
-    });
-  });
-  check(sink[0] > 0, "[bench] bandwidth probe read nothing");
-  return static_cast<double>(n) * 4 / s / 1e9;
-}
-
 }  // namespace
 
 KernelBenchReport run_kernel_bench(const KernelBenchOptions& o, ThreadPool& pool) {
@@ -161,7 +143,10 @@ KernelBenchReport run_kernel_bench(const KernelBenchOptions& o, ThreadPool& pool
              DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS};
   log_info("[bench] read bandwidth over ", format_bytes(o.bandwidth_bytes), " with ", r.threads,
            " threads");
-  r.read_gbs = read_bandwidth(o.bandwidth_bytes, o.min_seconds, pool);
+  const ReadProbeResult probe = measure_read_bandwidth(o.bandwidth_bytes, o.probe_rounds, pool);
+  r.read_gbs = probe.gbs;
+  r.read_variant = probe.variant;
+  r.read_variants = probe.variants;
   const Tensor x1 = random_activations(1, o.k, 7);
   for (DType t : types) {
     check(cpu::matmul_weight_type_supported(t), "[bench] no matmul kernel for ", dtype_name(t));
@@ -195,8 +180,16 @@ std::string format_kernel_bench(const KernelBenchReport& r) {
   std::snprintf(line, sizeof line, "cpu: %s, kernels: %s, threads: %d\n", r.cpu.c_str(),
                 r.isa.c_str(), r.threads);
   out += line;
-  std::snprintf(line, sizeof line, "memory read bandwidth: %.1f GB/s\n\n", r.read_gbs);
+  std::snprintf(line, sizeof line,
+                "memory read bandwidth: %.1f GB/s (best read loop: %s; all:", r.read_gbs,
+                r.read_variant.c_str());
   out += line;
+  for (size_t i = 0; i < r.read_variants.size(); ++i) {
+    std::snprintf(line, sizeof line, "%s %s %.1f", i ? "," : "", r.read_variants[i].first.c_str(),
+                  r.read_variants[i].second);
+    out += line;
+  }
+  out += ")\n\n";
   out += "| weight | matvec GB/s | % of read BW |";
   for (int64_t b : r.batches) out += cat(" matmul b=", b, " GFLOP/s |");
   out += "\n|---|---:|---:|";

@@ -1,8 +1,8 @@
 #pragma once
 // The kernel roofline benchmark behind `eight bench --kernels`: the machine's memory read
-// bandwidth, then per weight type the matrix-vector throughput on a weight matrix much larger
-// than the last-level cache (GB/s of weights streamed, and its share of the read bandwidth) and
-// the matrix-matrix GFLOP/s at a few batch sizes. It measures, it does not assert.
+// bandwidth (ops/read_probe.h), then per weight type the matrix-vector throughput on a weight
+// matrix much larger than the last-level cache (GB/s of weights streamed, and its share of the read
+// bandwidth) and the matrix-matrix GFLOP/s at a few batch sizes. It measures, it does not assert.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -16,6 +16,7 @@ struct KernelBenchOptions {
   std::vector<DType> types;  // empty: every matmul weight type
   std::vector<int64_t> batches{32, 128, 512};
   int64_t bandwidth_bytes = int64_t{1} << 30;  // buffer of the read-bandwidth probe
+  int probe_rounds = 4;                        // interleaved rounds of its read loops
   int64_t matvec_bytes = int64_t{256} << 20;   // weight bytes of the matrix-vector test
   int64_t k = 4096;                            // columns (all types)
   int64_t matmul_n = 4096;                     // weight rows of the matrix-matrix test
@@ -32,6 +33,8 @@ struct KernelBenchReport {
   std::string cpu, isa;
   int threads = 0;
   double read_gbs = 0;
+  std::string read_variant;                                   // the probe loop that reached it
+  std::vector<std::pair<std::string, double>> read_variants;  // every probe loop's best GB/s
   std::vector<int64_t> batches;
   std::vector<KernelBenchRow> rows;
 };

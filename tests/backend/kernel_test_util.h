@@ -16,7 +16,8 @@ namespace eight::testing {
 
 inline std::vector<ISA> available_isas() {
   std::vector<ISA> out;
-  for (int i = 0; i <= static_cast<int>(best_isa()); ++i) out.push_back(static_cast<ISA>(i));
+  for (int i = 0; i < kIsaCount; ++i)
+    if (isa_supported(static_cast<ISA>(i))) out.push_back(static_cast<ISA>(i));
   return out;
 }
 

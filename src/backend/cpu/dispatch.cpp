@@ -15,6 +15,10 @@ namespace isa_avx2 {
 const CpuKernels& table();
 const NNKernels& nn_table();
 }  // namespace isa_avx2
+namespace isa_avx2vnni {
+const CpuKernels& table();
+const NNKernels& nn_table();
+}  // namespace isa_avx2vnni
 namespace isa_avx512 {
 const CpuKernels& table();
 const NNKernels& nn_table();
@@ -44,13 +48,15 @@ bool matmul_weight_type_supported(DType type) {
 }
 
 const CpuKernels& kernels_for(ISA isa) {
-  check(static_cast<int>(isa) <= static_cast<int>(best_isa()), "[cpu] kernels for ", isa_name(isa),
-        " requested but this CPU only supports up to ", isa_name(best_isa()));
+  check(isa_supported(isa), "[cpu] kernels for ", isa_name(isa),
+        " requested but this CPU cannot run them (best: ", isa_name(best_isa()), ")");
   switch (isa) {
     case ISA::AVX512:
       return isa_avx512::table();
     case ISA::AVX2:
       return isa_avx2::table();
+    case ISA::AVX2VNNI:
+      return isa_avx2vnni::table();
     case ISA::Generic:
       break;
   }
@@ -64,6 +70,8 @@ const NNKernels& nn_kernels_for(ISA isa) {
       return isa_avx512::nn_table();
     case ISA::AVX2:
       return isa_avx2::nn_table();
+    case ISA::AVX2VNNI:
+      return isa_avx2vnni::nn_table();
     case ISA::Generic:
       break;
   }

@@ -1,5 +1,5 @@
 #pragma once
-// The CPU kernel table. Every kernel exists once per ISA (isa/*.cpp is compiled three times, see
+// The CPU kernel table. Every kernel exists once per ISA (isa/*.cpp is compiled four times, see
 // cmake/layers.cmake); each copy fills a CpuKernels with its own functions, and dispatch.cpp picks
 // the table for active_isa() once. Tests call kernels_for(ISA) to run every set on one machine.
 //

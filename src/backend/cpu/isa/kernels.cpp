@@ -9,6 +9,8 @@ namespace {
 
 #if defined(EIGHT_ISA_avx512)
 constexpr ISA kIsa = ISA::AVX512;
+#elif defined(EIGHT_ISA_avx2vnni)
+constexpr ISA kIsa = ISA::AVX2VNNI;
 #elif defined(EIGHT_ISA_avx2)
 constexpr ISA kIsa = ISA::AVX2;
 #else

@@ -1,7 +1,7 @@
 #pragma once
 // Integer matmul path: activations are quantized on the fly to int8 and multiplied with the
-// weights' int8 codes (vpdpbusd on AVX-512 VNNI for every batch size; vpmaddubsw on AVX2 for up
-// to kMatvecMaxRows rows). What a build does not support takes the float path (matmul_float.h).
+// weights' int8 codes for every batch size: vpdpbusd on AVX-512 VNNI and AVX-VNNI, vpmaddubsw on
+// AVX2. The generic build takes the float path (matmul_float.h).
 #include "backend/cpu/kernels.h"
 
 namespace eight::cpu::EIGHT_ISA_NAMESPACE {

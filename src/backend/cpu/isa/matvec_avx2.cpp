@@ -300,6 +300,10 @@ void matvec_q8(const MatmulProblem& p, ThreadPool& pool) {
   });
 }
 
+void unpack_row_fast(DType t, const void* src, int64_t k, int8_t* q, float* scale, float* bias) {
+  if (!unpack_row_simd(t, src, k, q, scale, bias)) unpack_row(t, src, k, q, scale, bias);
+}
+
 }  // namespace eight::cpu::EIGHT_ISA_NAMESPACE
 
 #endif

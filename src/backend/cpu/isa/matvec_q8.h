@@ -13,8 +13,8 @@ inline constexpr int64_t kMatvecMaxRows = 8;
 bool matvec_q8_supports(DType w_type);
 void matvec_q8(const MatmulProblem& p, ThreadPool& pool);
 
-// unpack_row (isa/unpack.h) with SIMD decoders for the types that have one (AVX-512 build only:
-// the batched int8 path is its only user).
+// unpack_row (isa/unpack.h) with SIMD decoders for the types that have one (AVX2 and AVX-512
+// builds: the batched int8 path is its only user).
 void unpack_row_fast(DType t, const void* src, int64_t k, int8_t* q, float* scale, float* bias);
 
 }  // namespace eight::cpu::EIGHT_ISA_NAMESPACE
