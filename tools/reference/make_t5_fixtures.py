@@ -14,6 +14,7 @@ Writes:
   hidden.npz                    transformers' last_hidden_state for each model and text
 """
 import glob
+import gzip
 import json
 import os
 import sys
@@ -114,6 +115,58 @@ def tokenizer_fixtures(tmp):
     return cases
 
 
+# (name, transformers class, config overrides, tokenizer): t5-base style (ReLU, bias in block 0,
+# few buckets), v1.1 (gated-gelu, T5's default buckets/distance so that a config-less single file
+# infers it), umT5 (per-layer bias, byte-fallback vocabulary).
+MODELS = [
+    ("t5", "T5EncoderModel", dict(feed_forward_proj="relu", relative_attention_num_buckets=8,
+                                  relative_attention_max_distance=20), "spm"),
+    ("t5v11", "T5EncoderModel", dict(feed_forward_proj="gated-gelu"), "spm"),
+    ("umt5", "UMT5EncoderModel", dict(feed_forward_proj="gated-gelu",
+                                      relative_attention_num_buckets=16,
+                                      relative_attention_max_distance=64), "spm_bytes"),
+]
+HIDDEN_TEXTS = [TEXTS[0], TEXTS[1], TEXTS[8]]
+PAD_TO = 48
+
+
+def model_fixtures():
+    import torch
+    import transformers
+    from tokenizers import Tokenizer
+
+    torch.manual_seed(0)
+    out = {}
+    for name, cls, over, tok_name in MODELS:
+        tok = Tokenizer.from_file(os.path.join(OUT, tok_name.replace("spm", "tokenizer") + ".json"))
+        cfg_cls = transformers.UMT5Config if cls.startswith("UMT5") else transformers.T5Config
+        cfg = cfg_cls(vocab_size=tok.get_vocab_size(), d_model=32, d_kv=8, num_heads=4, d_ff=48,
+                      num_layers=2, num_decoder_layers=0, dropout_rate=0.0, **over)
+        model = getattr(transformers, cls)(cfg).eval()
+        with torch.no_grad():  # non-trivial norm weights (they start at 1)
+            for n, p in model.named_parameters():
+                if "layer_norm" in n:
+                    p.uniform_(0.5, 1.5)
+        d = os.path.join(OUT, name)
+        model.save_pretrained(d, safe_serialization=True)
+        for t_i, text in enumerate(HIDDEN_TEXTS):
+            ids = tok.encode(text).ids
+            x = torch.tensor([ids])
+            with torch.no_grad():
+                h = model(input_ids=x).last_hidden_state[0].numpy()
+                # Padded to PAD_TO with <pad> (0): with the attention mask (T5's usual call)
+                # and without it (FLUX's pipeline passes no mask: padding attends and is seen).
+                padded = torch.tensor([ids + [0] * (PAD_TO - len(ids))])
+                mask = torch.tensor([[1] * len(ids) + [0] * (PAD_TO - len(ids))])
+                hm = model(input_ids=padded, attention_mask=mask).last_hidden_state[0].numpy()
+                hn = model(input_ids=padded).last_hidden_state[0].numpy()
+            out[f"{name}_{t_i}_ids"] = np.array(ids, dtype=np.int32)
+            out[f"{name}_{t_i}"] = h.astype(np.float32)
+            out[f"{name}_{t_i}_masked"] = hm.astype(np.float32)
+            out[f"{name}_{t_i}_unmasked"] = hn.astype(np.float32)
+    np.savez_compressed(os.path.join(OUT, "hidden.npz"), **out)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -122,8 +175,14 @@ def main():
     print(f"{len(cases)} tokenizer cases, {len(diff)} where sentencepiece and tokenizers differ")
     for c in diff:
         print(" ", c["model"], repr(c["text"]), c["spm"], c["hf"])
-    if "--tokenizers-only" in sys.argv:
-        return
+    if "--tokenizers-only" not in sys.argv:
+        model_fixtures()
+    # The charsmap makes each tokenizer file ~250-370 KB; gzip keeps the fixtures small.
+    for f in ("spm.model", "spm_bytes.model", "tokenizer.json", "tokenizer_bytes.json"):
+        path = os.path.join(OUT, f)
+        with open(path, "rb") as src, gzip.GzipFile(path + ".gz", "wb", 9, mtime=0) as dst:
+            dst.write(src.read())
+        os.remove(path)
 
 
 if __name__ == "__main__":
