@@ -47,6 +47,14 @@ Charsmap Charsmap::parse(std::string_view blob, const std::string& where) {
 }
 
 std::string_view Charsmap::match(std::string_view s, size_t* consumed) const {
+  return search(s, consumed, false);
+}
+
+std::string_view Charsmap::match_shortest(std::string_view s, size_t* consumed) const {
+  return search(s, consumed, true);
+}
+
+std::string_view Charsmap::search(std::string_view s, size_t* consumed, bool shortest) const {
   *consumed = 0;
   if (units_.empty()) return {};
   constexpr int kMaxResults = 32;  // SentencePiece's kMaxTrieResultsSize
@@ -54,7 +62,7 @@ std::string_view Charsmap::match(std::string_view s, size_t* consumed) const {
   size_t pos = offset(units_[0]);
   uint32_t best_value = 0;
   int results = 0;
-  for (size_t i = 0; i < s.size() && results < kMaxResults; ++i) {
+  for (size_t i = 0; i < s.size() && results < (shortest ? 1 : kMaxResults); ++i) {
     const auto c = static_cast<uint8_t>(s[i]);
     pos ^= c;
     if (pos >= n) break;

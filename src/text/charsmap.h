@@ -22,8 +22,12 @@ class Charsmap {
   // SentencePiece's normalizer looks): its replacement, with *consumed set to the prefix length;
   // *consumed = 0 when no rule matches.
   std::string_view match(std::string_view s, size_t* consumed) const;
+  // The rule for the shortest prefix instead (Hugging Face's Precompiled normalizer takes the
+  // first result of the same search).
+  std::string_view match_shortest(std::string_view s, size_t* consumed) const;
 
  private:
+  std::string_view search(std::string_view s, size_t* consumed, bool shortest) const;
   std::vector<uint32_t> units_;
   std::string normalized_;
   std::string where_;

@@ -233,7 +233,7 @@ std::vector<int32_t> UnigramTokenizer::encode(std::string_view text, bool add_eo
 std::string UnigramTokenizer::normalize(std::string_view text) const {
   const Impl& m = *impl_;
   if (m.source == "spiece.model") return m.spm_normalize(text);
-  std::string s(text);
+  std::string s = valid_utf8(text);  // the normalizers' regexes need valid UTF-8
   for (const auto& f : m.hf_normalizers) s = f(s);
   return s;
 }

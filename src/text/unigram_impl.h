@@ -53,4 +53,7 @@ struct UnigramTokenizer::Impl {
   void encode_hf(std::string_view text, std::vector<int32_t>& out) const;
 };
 
+// Valid UTF-8 with each malformed byte as U+FFFD (tokenizers only ever sees valid strings).
+std::string valid_utf8(std::string_view s);
+
 }  // namespace eight::text

@@ -71,8 +71,8 @@ struct Pattern {
   explicit Pattern(const std::string& re, const std::string& where) {
     int err = 0;
     PCRE2_SIZE off = 0;
-    code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(re.data()), re.size(), PCRE2_UTF, &err, &off,
-                         nullptr);
+    code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(re.data()), re.size(), PCRE2_UTF | PCRE2_UCP,
+                         &err, &off, nullptr);
     check(code != nullptr, "[tokenizer] ", where, ": Replace pattern '", re,
           "' does not compile (at offset ", off, ")");
   }
@@ -109,20 +109,50 @@ struct Pattern {
   }
 };
 
-std::string precompiled(const Charsmap& map, std::string_view s) {
+}  // namespace
+
+std::string valid_utf8(std::string_view s) {
   std::string out;
   while (!s.empty()) {
+    const size_t len = utf8_valid_char_len(s);
+    out += len ? s.substr(0, len) : std::string_view("\xEF\xBF\xBD");
+    s.remove_prefix(std::max<size_t>(len, 1));
+  }
+  return out;
+}
+
+namespace {
+
+// tokenizers' Precompiled (spm_precompiled's normalize_string): per extended grapheme cluster
+// (PCRE2's \X, UAX #29), a cluster under 6 bytes is replaced whole by the rule of its shortest
+// matching prefix; otherwise, and when no rule matches, each character on its own.
+std::string precompiled(const Charsmap& map, std::string_view s) {
+  static const Pattern grapheme("\\X", "grapheme clusters");
+  pcre2_match_data* md = pcre2_match_data_create_from_pattern(grapheme.code, nullptr);
+  std::string out;
+  size_t at = 0;
+  while (at < s.size()) {
+    const int rc = pcre2_match(grapheme.code, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), at,
+                               PCRE2_NO_UTF_CHECK, md, nullptr);
+    const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
+    const size_t end =
+        rc >= 0 && ov[1] > at ? ov[1] : at + std::max<size_t>(1, utf8_valid_char_len(s.substr(at)));
+    const std::string_view g = s.substr(at, end - at);
     size_t used = 0;
-    const std::string_view r = map.match(s, &used);
+    std::string_view r = g.size() < 6 ? map.match_shortest(g, &used) : std::string_view();
     if (used > 0) {
       out += r;
     } else {
-      used = utf8_valid_char_len(s);
-      out += used ? s.substr(0, used) : std::string_view("\xEF\xBF\xBD");
-      used = std::max<size_t>(used, 1);
+      for (size_t i = 0; i < g.size();) {
+        const size_t len = std::max<size_t>(1, utf8_valid_char_len(g.substr(i)));
+        r = map.match_shortest(g.substr(i, len), &used);
+        out += used > 0 ? r : g.substr(i, len);
+        i += len;
+      }
     }
-    s.remove_prefix(used);
+    at = end;
   }
+  pcre2_match_data_free(md);
   return out;
 }
 
@@ -229,7 +259,9 @@ void set_post_processor(UnigramTokenizer::Impl& m, const Json& p) {
 
 }  // namespace
 
-void UnigramTokenizer::Impl::encode_hf(std::string_view text, std::vector<int32_t>& out) const {
+void UnigramTokenizer::Impl::encode_hf(std::string_view raw, std::vector<int32_t>& out) const {
+  const std::string valid = valid_utf8(raw);
+  const std::string_view text = valid;
   auto encode_segment = [&](std::string_view seg, bool at_start) {
     std::string s(seg);
     for (const auto& f : hf_normalizers) s = f(s);
