@@ -167,10 +167,37 @@ def model_fixtures():
     np.savez_compressed(os.path.join(OUT, "hidden.npz"), **out)
 
 
+def fuzz_seeds(tmp):
+    """Small seeds for tests/fuzz/fuzz_spiece.cpp: a tiny model with a few custom normalization
+    rules (so its charsmap is small), as a whole model (mode byte 0) and its charsmap (mode 1)."""
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    rules = os.path.join(tmp, "rules.tsv")
+    with open(rules, "w") as f:  # full-width A -> A, fi ligature -> f i, e + acute -> é
+        f.write("FF21\t41\nFB01\t66 69\n65 301\tE9\n3000\t20\n")
+    prefix = os.path.join(tmp, "seed")
+    with open(os.path.join(tmp, "seed.txt"), "w") as f:
+        f.write("\n".join(["Hello world!", "fine cafe", "abc def ghi", "\uff21\ufb01"] * 4) + "\n")
+    spm.SentencePieceTrainer.train(
+        input=os.path.join(tmp, "seed.txt"), model_prefix=prefix, vocab_size=300,
+        model_type="unigram", normalization_rule_tsv=rules, byte_fallback=True, minloglevel=2,
+        hard_vocab_limit=False)
+    blob = open(prefix + ".model", "rb").read()
+    m = pb.ModelProto()
+    m.ParseFromString(blob)
+    seeds = os.path.join(OUT, "..", "..", "fuzz", "seeds", "fuzz_spiece")
+    os.makedirs(seeds, exist_ok=True)
+    with open(os.path.join(seeds, "model"), "wb") as f:
+        f.write(b"\0" + blob)
+    with open(os.path.join(seeds, "charsmap"), "wb") as f:
+        f.write(b"\1" + m.normalizer_spec.precompiled_charsmap)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         cases = tokenizer_fixtures(tmp)
+        fuzz_seeds(tmp)
     diff = [c for c in cases if c["spm"] != c["hf"]]
     print(f"{len(cases)} tokenizer cases, {len(diff)} where sentencepiece and tokenizers differ")
     for c in diff:
