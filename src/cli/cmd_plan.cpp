@@ -8,6 +8,7 @@
 
 #include "backend/vulkan/vulkan.h"
 #include "cli/args.h"
+#include "cli/t5_embed.h"
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/thread_pool.h"
@@ -18,6 +19,7 @@
 #include "runtime/plan/diffusion.h"
 #include "runtime/plan/planner.h"
 #include "runtime/plan/report.h"
+#include "runtime/plan/t5.h"
 #include "runtime/plan/whisper.h"
 
 namespace eight::cli {
@@ -168,6 +170,24 @@ int run(int argc, char** argv) {
       whisper::is_ct2_dir(model)) {
     if (budget.ram <= 0) budget.ram = system_ram_budget();
     return plan_whisper(model, beams, budget, json);
+  }
+  if (is_t5_encoder(model)) {  // a text encoder: weights, one input's activations
+    const T5Plan plan = plan_t5(model, ctx, threads, budget.ram);
+    if (json)
+      std::printf("%s\n", nlohmann::json({{"architecture", plan.config.model_type},
+                                          {"model", plan.model},
+                                          {"tokens", plan.tokens},
+                                          {"weight_bytes", plan.weight_bytes},
+                                          {"activation_bytes", plan.activation_bytes},
+                                          {"scratch_bytes", plan.scratch_bytes},
+                                          {"host_peak_bytes", plan.host_peak()},
+                                          {"ram_budget_bytes", plan.cpu.budget},
+                                          {"fits", plan.fits()}})
+                              .dump(2)
+                              .c_str());
+    else
+      std::fputs(render_plan(plan).c_str(), stdout);
+    return plan.fits() ? 0 : 1;
   }
   if (std::filesystem::is_regular_file(model)) {
     const gguf::File file = gguf::File::open(model);

@@ -179,15 +179,19 @@ const std::string& Encoder::path() const {
   return impl_->path;
 }
 
-std::shared_ptr<const Encoder> Encoder::load(const std::string& path) {
+Config load_config(const std::string& path, const safetensors::Checkpoint& ckpt) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  auto m = std::make_unique<Impl>(safetensors::Checkpoint::open(path));
-  m->path = path;
   const fs::path dir = fs::is_directory(path, ec) ? fs::path(path) : fs::path(path).parent_path();
   const fs::path cfg = dir / "config.json";
+  return fs::exists(cfg, ec) ? parse_config(read_text(cfg), cfg.string()) : infer_config(ckpt);
+}
+
+std::shared_ptr<const Encoder> Encoder::load(const std::string& path) {
+  auto m = std::make_unique<Impl>(safetensors::Checkpoint::open(path));
+  m->path = path;
   Config& c = m->c;
-  c = fs::exists(cfg, ec) ? parse_config(read_text(cfg), cfg.string()) : infer_config(m->ckpt);
+  c = load_config(path, m->ckpt);
   const safetensors::Checkpoint& ck = m->ckpt;
   m->shared = need(ck, ck.has("shared.weight") ? "shared.weight" : "encoder.embed_tokens.weight",
                    {c.vocab, c.d_model});

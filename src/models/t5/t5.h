@@ -42,6 +42,9 @@ Config parse_config(const std::string& json_text, const std::string& where);
 // max distance keep T5's defaults 32 / 128, which every T5 v1.1 and umT5 uses).
 Config infer_config(const safetensors::Checkpoint& ckpt);
 const char* feed_forward_name(FeedForward ff);
+// The config of a checkpoint opened from `path`: config.json in the directory (or beside the
+// file) when present, else infer_config.
+Config load_config(const std::string& path, const safetensors::Checkpoint& ckpt);
 
 // Bucket of key position minus query position (bidirectional, as T5's encoder).
 int64_t relative_position_bucket(int64_t relative, int64_t num_buckets, int64_t max_distance);
