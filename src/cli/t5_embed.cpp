@@ -1,6 +1,7 @@
 // `eight embed` for T5-family encoders (see t5_embed.h).
 #include "cli/t5_embed.h"
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -82,7 +83,11 @@ int run_t5_embed(const std::string& path, const std::vector<std::string>& texts,
       ids.resize(static_cast<size_t>(opt.pad_to), tok.pad() >= 0 ? tok.pad() : 0);
     }
     const int64_t valid = opt.attend_padding ? static_cast<int64_t>(ids.size()) : n_valid;
+    const auto t0 = std::chrono::steady_clock::now();
     states.push_back(enc->forward(ids, valid, pool));
+    log_info("[embed] encoded ", ids.size(), " tokens in ",
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), " s (",
+             pool.size(), " threads)");
     all_ids.push_back(std::move(ids));
   }
   const int64_t D = c.d_model;
@@ -119,9 +124,10 @@ int run_t5_embed(const std::string& path, const std::vector<std::string>& texts,
   }
   for (size_t i = 0; i < texts.size(); ++i) {
     const float* r = states[i].data<const float>();
+    const std::string shown = texts[i].size() > 60 ? texts[i].substr(0, 57) + "..." : texts[i];
     std::printf(
         "text %s: %zu tokens -> last_hidden_state float32 [%lld, %lld], first [%.4f, %.4f, %.4f]\n",
-        texts[i].c_str(), all_ids[i].size(), static_cast<long long>(states[i].size(0)),
+        shown.c_str(), all_ids[i].size(), static_cast<long long>(states[i].size(0)),
         static_cast<long long>(D), r[0], r[1 % D], r[2 % D]);
   }
   if (!opt.output.empty()) std::printf("wrote %s\n", opt.output.c_str());
