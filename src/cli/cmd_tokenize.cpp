@@ -48,6 +48,12 @@ void print_json(const nlohmann::json& j) {
   std::printf("%s\n", s.c_str());
 }
 
+void print_ids(const std::vector<int32_t>& ids) {
+  std::string line;
+  for (size_t i = 0; i < ids.size(); ++i) line += cat(i ? " " : "", ids[i]);
+  std::printf("%s\n", line.c_str());
+}
+
 // T5-family tokenizers: spiece.model / tokenizer.json; add_eos appends </s> as T5 does.
 int run_unigram(const std::string& model, const std::string& batch, bool json, bool add_eos,
                 const ArgParser& p) {
@@ -66,9 +72,7 @@ int run_unigram(const std::string& model, const std::string& batch, bool json, b
     print_json({{"ids", ids}, {"pieces", pieces}});
     return 0;
   }
-  std::string line;
-  for (size_t i = 0; i < ids.size(); ++i) line += cat(i ? " " : "", ids[i]);
-  std::printf("%s\n", line.c_str());
+  print_ids(ids);
   return 0;
 }
 
@@ -96,49 +100,22 @@ int run(int argc, char** argv) {
   if (text::UnigramTokenizer::handles(model)) return run_unigram(model, batch, json, !no_bos, p);
   if (!batch.empty()) {
     auto tok = text::Tokenizer::from_gguf(gguf::File::open(model));
-    std::ifstream in(batch, std::ios::binary);
-    check(in.good(), "[tokenize] cannot open '", batch, "'");
-    nlohmann::json texts;
-    try {
-      texts = nlohmann::json::parse(in);
-    } catch (const std::exception& e) {
-      fail("[tokenize] ", batch, " is not valid JSON: ", e.what());
-    }
-    check(texts.is_array(), "[tokenize] ", batch, " must hold a JSON array of strings");
-    for (const auto& t : texts) {
-      check(t.is_string(), "[tokenize] ", batch, ": every entry must be a string");
-      nlohmann::json j;
-      std::vector<int32_t> ids = tok.encode(t.get<std::string>(), !no_bos, special);
-      j["ids"] = ids;
-      j["text"] = tok.decode(ids, special);
-      std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-      std::printf("%s\n", line.c_str());
+    for (const std::string& t : read_batch(batch)) {
+      const std::vector<int32_t> ids = tok.encode(t, !no_bos, special);
+      print_json({{"ids", ids}, {"text", tok.decode(ids, special)}});
     }
     return 0;
   }
-  std::string text;
-  if (p.positionals().empty() || p.positionals()[0] == "-") {
-    std::ostringstream s;
-    s << std::cin.rdbuf();
-    text = s.str();
-  } else {
-    text = p.positionals()[0];
-  }
+  const std::string text = read_text(p);
   auto tok = text::Tokenizer::from_gguf(gguf::File::open(model));
-  std::vector<int32_t> ids = tok.encode(text, !no_bos, special);
+  const std::vector<int32_t> ids = tok.encode(text, !no_bos, special);
   if (json) {
-    nlohmann::json j;
-    j["ids"] = ids;
-    j["pieces"] = nlohmann::json::array();
-    for (int32_t id : ids) j["pieces"].push_back(tok.token_to_piece(id, true));
-    // A piece can be part of a UTF-8 character; show such bytes as U+FFFD rather than fail.
-    std::string s = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    std::printf("%s\n", s.c_str());
+    nlohmann::json pieces = nlohmann::json::array();
+    for (int32_t id : ids) pieces.push_back(tok.token_to_piece(id, true));
+    print_json({{"ids", ids}, {"pieces", pieces}});
     return 0;
   }
-  std::string line;
-  for (size_t i = 0; i < ids.size(); ++i) line += cat(i ? " " : "", ids[i]);
-  std::printf("%s\n", line.c_str());
+  print_ids(ids);
   return 0;
 }
 
