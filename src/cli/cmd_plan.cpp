@@ -31,6 +31,32 @@ bool is_whisper_file(const std::string& path) {
   return in.read(reinterpret_cast<char*>(&magic), 4) && magic == whisper::kGgmlMagic;
 }
 
+// Encoder plans (bert, T5): their JSON object or table; exit status 1 when it does not fit.
+nlohmann::json encoder_fields(const BertPlan& p) {
+  return {{"architecture", "bert"}, {"pooling", p.pooling}};
+}
+nlohmann::json encoder_fields(const T5Plan& p) {
+  return {{"architecture", p.config.model_type}};
+}
+template <class P>
+int print_encoder_plan(const P& plan, bool json) {
+  if (json) {
+    nlohmann::json j = encoder_fields(plan);
+    j.update({{"model", plan.model},
+              {"tokens", plan.tokens},
+              {"weight_bytes", plan.weight_bytes},
+              {"activation_bytes", plan.activation_bytes},
+              {"scratch_bytes", plan.scratch_bytes},
+              {"host_peak_bytes", plan.host_peak()},
+              {"ram_budget_bytes", plan.cpu.budget},
+              {"fits", plan.fits()}});
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    std::fputs(render_plan(plan).c_str(), stdout);
+  }
+  return plan.fits() ? 0 : 1;
+}
+
 // A whisper.cpp file: weights, one window's encoder activations, cross K/V and per-hypothesis
 // self caches, against the RAM budget (the CPU runs it).
 int plan_whisper(const std::string& path, int beams, const DeviceBudget& budget, bool json) {
@@ -171,44 +197,12 @@ int run(int argc, char** argv) {
     if (budget.ram <= 0) budget.ram = system_ram_budget();
     return plan_whisper(model, beams, budget, json);
   }
-  if (is_t5_encoder(model)) {  // a text encoder: weights, one input's activations
-    const T5Plan plan = plan_t5(model, ctx, threads, budget.ram);
-    if (json)
-      std::printf("%s\n", nlohmann::json({{"architecture", plan.config.model_type},
-                                          {"model", plan.model},
-                                          {"tokens", plan.tokens},
-                                          {"weight_bytes", plan.weight_bytes},
-                                          {"activation_bytes", plan.activation_bytes},
-                                          {"scratch_bytes", plan.scratch_bytes},
-                                          {"host_peak_bytes", plan.host_peak()},
-                                          {"ram_budget_bytes", plan.cpu.budget},
-                                          {"fits", plan.fits()}})
-                              .dump(2)
-                              .c_str());
-    else
-      std::fputs(render_plan(plan).c_str(), stdout);
-    return plan.fits() ? 0 : 1;
-  }
+  if (is_t5_encoder(model))  // a text encoder: weights, one input's activations
+    return print_encoder_plan(plan_t5(model, ctx, threads, budget.ram), json);
   if (std::filesystem::is_regular_file(model)) {
     const gguf::File file = gguf::File::open(model);
     if (file.architecture() == "bert") {  // an encoder: weights, one input's activations
-      const BertPlan plan = plan_bert(file, ctx, threads, budget.ram);
-      if (json)
-        std::printf("%s\n", nlohmann::json({{"architecture", "bert"},
-                                            {"model", plan.model},
-                                            {"tokens", plan.tokens},
-                                            {"pooling", plan.pooling},
-                                            {"weight_bytes", plan.weight_bytes},
-                                            {"activation_bytes", plan.activation_bytes},
-                                            {"scratch_bytes", plan.scratch_bytes},
-                                            {"host_peak_bytes", plan.host_peak()},
-                                            {"ram_budget_bytes", plan.cpu.budget},
-                                            {"fits", plan.fits()}})
-                                .dump(2)
-                                .c_str());
-      else
-        std::fputs(render_plan(plan).c_str(), stdout);
-      return plan.fits() ? 0 : 1;
+      return print_encoder_plan(plan_bert(file, ctx, threads, budget.ram), json);
     }
     const Plan plan = plan_llm(describe_gguf(file), request, budget);
     json ? void(out = plan_to_json(plan)) : void(text = render_plan(plan));

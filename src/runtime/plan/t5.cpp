@@ -4,6 +4,7 @@
 #include "core/memory.h"
 #include "core/thread_pool.h"
 #include "formats/safetensors.h"
+#include "runtime/plan/bert.h"
 #include "runtime/plan/scratch_peak.h"
 
 namespace eight {
@@ -38,17 +39,8 @@ T5Plan plan_t5(const std::string& path, int64_t tokens, int n_threads, int64_t r
   s.add(DType::F32, T, T);   // out_h = p · v_h
   p.scratch_bytes = s.bytes(threads);
 
-  p.cpu.device = "cpu";
-  p.cpu.budget = ram > 0 ? ram : system_ram_budget();
-  p.cpu.items.push_back({.what = "weights",
-                         .bytes = p.weight_bytes,
-                         .why = cat(dtype_name(matrix), " matrices, used in place from the file"),
-                         .mapped = true});
-  p.cpu.items.push_back({.what = "activations",
-                         .bytes = p.activation_bytes,
-                         .why = cat("one input of ", T, " tokens")});
-  p.cpu.items.push_back(
-      {.what = "kernel scratch", .bytes = p.scratch_bytes, .why = cat(threads, " threads")});
+  p.cpu = encoder_cpu_plan(ram, p.weight_bytes, matrix, p.activation_bytes, T, p.scratch_bytes,
+                           threads);
   return p;
 }
 
@@ -57,17 +49,7 @@ std::string render_plan(const T5Plan& p) {
   std::string s = cat(p.model, " (", c.model_type, " encoder: ", c.n_layers, " layers, d_model ",
                       c.d_model, ", ", c.n_heads, " heads of ", c.d_kv, ", d_ff ", c.d_ff, " ",
                       t5::feed_forward_name(c.ff), ", vocab ", c.vocab, ")\n");
-  s += cat("  cpu budget ", format_bytes(p.cpu.budget), "\n");
-  for (const auto& b : p.cpu.items) {
-    std::string line = cat("    ", b.what);
-    line.resize(std::max<size_t>(line.size() + 1, 24), ' ');
-    std::string bytes = format_bytes(b.bytes);
-    line += std::string(bytes.size() < 12 ? 12 - bytes.size() : 0, ' ') + bytes + "   " + b.why;
-    s += line + "\n";
-  }
-  s +=
-      cat("verdict: ", p.fits() ? "fits" : "does NOT fit", " in RAM: ", format_bytes(p.host_peak()),
-          " of ", format_bytes(p.cpu.budget), " (CPU only)\n");
+  s += render_cpu_items(p.cpu, "CPU only");
   return s;
 }
 
