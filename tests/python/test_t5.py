@@ -196,3 +196,29 @@ def test_bad_files_give_clear_errors(tok_dir, tmp_path):
     shutil.copy(DATA / "t5" / "model.safetensors", d / "model.safetensors")
     r = run("embed", "-m", d, "--tokenizer", tok_dir / "tokenizer.json", "--text", "x", ok=False)
     assert r.returncode == 1 and "DenseReluDense.wi.weight" in r.stderr and "[48, 32]" in r.stderr
+
+
+def test_sharded_checkpoint(tok_dir, tmp_path):
+    # model.safetensors.index.json over two shards, as transformers saves large encoders.
+    raw = (DATA / "umt5" / "model.safetensors").read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = {k: v for k, v in json.loads(raw[8:8 + n]).items() if k != "__metadata__"}
+    names = sorted(header)
+    weight_map = {}
+    for s, part in enumerate((names[::2], names[1::2])):
+        fname = f"model-0000{s + 1}-of-00002.safetensors"
+        h, blobs, at = {}, [], 0
+        for k in part:
+            b = raw[8 + n + header[k]["data_offsets"][0]:8 + n + header[k]["data_offsets"][1]]
+            h[k] = {"dtype": header[k]["dtype"], "shape": header[k]["shape"],
+                    "data_offsets": [at, at + len(b)]}
+            blobs.append(b)
+            at += len(b)
+            weight_map[k] = fname
+        hb = json.dumps(h).encode()
+        hb += b" " * (-len(hb) % 8)
+        (tmp_path / fname).write_bytes(struct.pack("<Q", len(hb)) + hb + b"".join(blobs))
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    shutil.copy(DATA / "umt5" / "config.json", tmp_path / "config.json")
+    _, got = hidden(tmp_path, tok_dir / MODELS["umt5"], TEXTS[2], out=tmp_path / "h.npy")
+    assert nmse(got, np.load(DATA / "hidden.npz")["umt5_2"]) <= 1e-6
