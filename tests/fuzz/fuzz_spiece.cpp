@@ -17,7 +17,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     if (data[0] % 2 == 0) {
       const auto tok = eight::text::UnigramTokenizer::from_spiece(body, "fuzz.model");
-      const auto ids = tok.encode("Hello  ＦＵＬＬ wörld e\xCC\x81 \xF0\x9F\x98\x80 \xFF<unk>", true);
+      const auto ids =
+          tok.encode("Hello  ＦＵＬＬ wörld e\xCC\x81 \xF0\x9F\x98\x80 \xFF<unk>", true);
       volatile size_t sink = tok.decode(ids).size();
       (void)sink;
     } else {
