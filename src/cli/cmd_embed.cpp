@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cli/clip_common.h"
+#include "cli/t5_embed.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "formats/npy.h"
@@ -66,9 +67,24 @@ int run(int argc, char** argv) {
   p.option("--text", &texts, "TEXT", "a text to embed (repeatable)");
   p.option("-o,--output", &out, "FILE", "also write float32 [n, dim] to a .npy file");
   p.flag("--json", &json, "print [{\"input\", \"type\", \"embedding\"}]");
+  T5EmbedOptions t5;
+  p.option("--tokenizer", &t5.tokenizer, "PATH",
+           "T5 only: spiece.model, tokenizer.json or a directory (default: beside -m)");
+  p.option("--max-sequence-length", &t5.max_sequence_length, "N",
+           "T5 only: truncate to N tokens, </s> kept last (default: no limit)");
+  p.option("--pad-to", &t5.pad_to, "N",
+           "T5 only: pad with <pad> to N tokens; padding is masked unless --attend-padding");
+  p.flag("--attend-padding", &t5.attend_padding,
+         "T5 only: no attention mask over the padding (as FLUX's pipeline calls T5)");
   p.epilog(
       "-m also takes a GGUF text embedding model (architecture bert: bge, all-MiniLM, e5; or a\n"
       "llama/qwen2/phi3 LLM, embedded by its last token), which embeds --text only, on the CPU.\n\n"
+      "-m also takes a T5-family encoder (T5, T5 v1.1, umT5: a Hugging Face directory with\n"
+      "config.json and safetensors, or a single file such as t5xxl_fp16.safetensors with\n"
+      "--tokenizer). For T5 the output is the encoder's last hidden state, float32\n"
+      "[n_tokens, d_model] per text (not pooled, not normalised; </s> included); --json gives\n"
+      "{input, ids, shape} (+ last_hidden_state when at most 4096 values); -o writes\n"
+      "[n_tokens, d_model], or [n_texts, n_tokens, d_model] for several texts of one length.\n\n"
       "examples:\n  eight embed -m bge-small-en-v1.5-f16.gguf --text \"a cat\" --text \"a dog\"\n"
       "  eight embed -m clip-vit-base-patch32 --image cat.jpg --text \"a cat\" --json");
   if (auto rc = p.parse(argc, argv)) return *rc;
@@ -76,7 +92,12 @@ int run(int argc, char** argv) {
   const std::vector<Input> inputs = ordered_inputs(argc, argv, images, texts);
   check(inputs.size() == images.size() + texts.size(), "[embed] lost track of the inputs");
 
-  if (const std::string path = clip_args.resolve(); is_text_embedding_gguf(path)) {
+  if (const std::string path = clip_args.resolve(); is_t5_encoder(path)) {
+    check(images.empty(), "[embed] ", path, " is a text encoder (--image needs a CLIP model)");
+    t5.output = out;
+    t5.json = json;
+    return run_t5_embed(path, texts, t5, clip_args.pool());
+  } else if (is_text_embedding_gguf(path)) {
     check(images.empty(), "[embed] ", path, " embeds text only (--image needs a CLIP model)");
     const auto embedder = TextEmbedder::load(path);
     log_info("[embed] ", embedder->architecture(), ", ", embedder->dim(), "-d, ",

@@ -9,6 +9,7 @@
 #include "backend/vulkan/vulkan.h"
 #include "cli/args.h"
 #include "cli/llm_common.h"
+#include "cli/t5_embed.h"
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/thread_pool.h"
@@ -22,6 +23,7 @@
 #include "runtime/plan/diffusion.h"
 #include "runtime/plan/planner.h"
 #include "runtime/plan/report.h"
+#include "runtime/plan/t5.h"
 #include "runtime/plan/whisper.h"
 
 namespace eight::cli {
@@ -31,6 +33,32 @@ bool is_whisper_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   uint32_t magic = 0;
   return in.read(reinterpret_cast<char*>(&magic), 4) && magic == whisper::kGgmlMagic;
+}
+
+// Encoder plans (bert, T5): their JSON object or table; exit status 1 when it does not fit.
+nlohmann::json encoder_fields(const BertPlan& p) {
+  return {{"architecture", "bert"}, {"pooling", p.pooling}};
+}
+nlohmann::json encoder_fields(const T5Plan& p) {
+  return {{"architecture", p.config.model_type}};
+}
+template <class P>
+int print_encoder_plan(const P& plan, bool json) {
+  if (json) {
+    nlohmann::json j = encoder_fields(plan);
+    j.update({{"model", plan.model},
+              {"tokens", plan.tokens},
+              {"weight_bytes", plan.weight_bytes},
+              {"activation_bytes", plan.activation_bytes},
+              {"scratch_bytes", plan.scratch_bytes},
+              {"host_peak_bytes", plan.host_peak()},
+              {"ram_budget_bytes", plan.cpu.budget},
+              {"fits", plan.fits()}});
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    std::fputs(render_plan(plan).c_str(), stdout);
+  }
+  return plan.fits() ? 0 : 1;
 }
 
 // A whisper.cpp file: weights, one window's encoder activations, cross K/V and per-hypothesis
@@ -180,29 +208,15 @@ int run(int argc, char** argv) {
     if (budget.ram <= 0) budget.ram = system_ram_budget();
     return plan_whisper(model, beams, budget, json);
   }
+  if (is_t5_encoder(model))  // a text encoder: weights, one input's activations
+    return print_encoder_plan(plan_t5(model, ctx, threads, budget.ram), json);
   mmproj = VisionArgs::default_mmproj(model, mmproj);
   check(mmproj.empty() || std::filesystem::is_regular_file(model) || llm::is_hf_llm_dir(model),
         "--mmproj applies to an LLM file or directory");
   if (std::filesystem::is_regular_file(model) || llm::is_hf_llm_dir(model)) {
     const gguf::File file = llm::open_llm_file(model);
     if (file.architecture() == "bert") {  // an encoder: weights, one input's activations
-      const BertPlan plan = plan_bert(file, ctx, threads, budget.ram);
-      if (json)
-        std::printf("%s\n", nlohmann::json({{"architecture", "bert"},
-                                            {"model", plan.model},
-                                            {"tokens", plan.tokens},
-                                            {"pooling", plan.pooling},
-                                            {"weight_bytes", plan.weight_bytes},
-                                            {"activation_bytes", plan.activation_bytes},
-                                            {"scratch_bytes", plan.scratch_bytes},
-                                            {"host_peak_bytes", plan.host_peak()},
-                                            {"ram_budget_bytes", plan.cpu.budget},
-                                            {"fits", plan.fits()}})
-                                .dump(2)
-                                .c_str());
-      else
-        std::fputs(render_plan(plan).c_str(), stdout);
-      return plan.fits() ? 0 : 1;
+      return print_encoder_plan(plan_bert(file, ctx, threads, budget.ram), json);
     }
     LLMDesc desc = describe_gguf(file);
     std::shared_ptr<const llava::VisionEncoder> vision;

@@ -37,17 +37,8 @@ BertPlan plan_bert(const gguf::File& f, int64_t tokens, int n_threads, int64_t r
   s.add_attention(D / p.n_head);
   p.scratch_bytes = s.bytes(threads);
 
-  p.cpu.device = "cpu";
-  p.cpu.budget = ram > 0 ? ram : system_ram_budget();
-  p.cpu.items.push_back({.what = "weights",
-                         .bytes = p.weight_bytes,
-                         .why = cat(dtype_name(matrix), " matrices, used in place from the file"),
-                         .mapped = true});
-  p.cpu.items.push_back({.what = "activations",
-                         .bytes = p.activation_bytes,
-                         .why = cat("one input of ", T, " tokens")});
-  p.cpu.items.push_back(
-      {.what = "kernel scratch", .bytes = p.scratch_bytes, .why = cat(threads, " threads")});
+  p.cpu = encoder_cpu_plan(ram, p.weight_bytes, matrix, p.activation_bytes, T, p.scratch_bytes,
+                           threads);
   return p;
 }
 
@@ -55,8 +46,31 @@ std::string render_plan(const BertPlan& p) {
   std::string s =
       cat(p.model, " (bert embeddings: ", p.n_layer, " layers, width ", p.n_embd, ", ", p.n_head,
           " heads, n_ff ", p.n_ff, ", context ", p.n_ctx, ", ", p.pooling, " pooling)\n");
-  s += cat("  cpu budget ", format_bytes(p.cpu.budget), "\n");
-  for (const auto& b : p.cpu.items) {
+  s += render_cpu_items(p.cpu, "CPU only: no KV cache, no logits");
+  return s;
+}
+
+DevicePlan encoder_cpu_plan(int64_t ram, int64_t weight_bytes, DType matrix,
+                            int64_t activation_bytes, int64_t tokens, int64_t scratch_bytes,
+                            int threads) {
+  DevicePlan cpu;
+  cpu.device = "cpu";
+  cpu.budget = ram > 0 ? ram : system_ram_budget();
+  cpu.items.push_back({.what = "weights",
+                       .bytes = weight_bytes,
+                       .why = cat(dtype_name(matrix), " matrices, used in place from the file"),
+                       .mapped = true});
+  cpu.items.push_back({.what = "activations",
+                       .bytes = activation_bytes,
+                       .why = cat("one input of ", tokens, " tokens")});
+  cpu.items.push_back(
+      {.what = "kernel scratch", .bytes = scratch_bytes, .why = cat(threads, " threads")});
+  return cpu;
+}
+
+std::string render_cpu_items(const DevicePlan& cpu, const std::string& note) {
+  std::string s = cat("  cpu budget ", format_bytes(cpu.budget), "\n");
+  for (const auto& b : cpu.items) {
     std::string line = cat("    ", b.what);
     line.resize(std::max<size_t>(line.size() + 1, 24), ' ');
     std::string bytes = format_bytes(b.bytes);
@@ -64,8 +78,8 @@ std::string render_plan(const BertPlan& p) {
     s += line + "\n";
   }
   s +=
-      cat("verdict: ", p.fits() ? "fits" : "does NOT fit", " in RAM: ", format_bytes(p.host_peak()),
-          " of ", format_bytes(p.cpu.budget), " (CPU only: no KV cache, no logits)\n");
+      cat("verdict: ", cpu.fits() ? "fits" : "does NOT fit", " in RAM: ", format_bytes(cpu.total()),
+          " of ", format_bytes(cpu.budget), " (", note, ")\n");
   return s;
 }
 

@@ -28,4 +28,11 @@ struct BertPlan {
 BertPlan plan_bert(const gguf::File& file, int64_t tokens, int n_threads, int64_t ram);
 std::string render_plan(const BertPlan& plan);
 
+// Shared by the encoder plans (bert, T5): the CPU items (weights mapped from the file, one
+// input's activations, kernel scratch) and their table with the verdict line.
+DevicePlan encoder_cpu_plan(int64_t ram, int64_t weight_bytes, DType matrix,
+                            int64_t activation_bytes, int64_t tokens, int64_t scratch_bytes,
+                            int threads);
+std::string render_cpu_items(const DevicePlan& cpu, const std::string& note);
+
 }  // namespace eight
