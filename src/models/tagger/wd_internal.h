@@ -1,0 +1,70 @@
+#pragma once
+// SmilingWolf's WD v3 taggers as timm saves them: the config, the weights by their timm names, and
+// the backbones (wd_vit.cpp, wd_convnext.cpp, wd_swinv2.cpp) behind one small interface.
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <memory>
+#include <string>
+
+#include "formats/safetensors.h"
+#include "models/clip/clip_internal.h"
+#include "models/tagger/tagger.h"
+
+namespace eight::tagger::wd {
+
+// config.json: {"architecture", "num_classes", "model_args": {...}, "pretrained_cfg": {...}}.
+struct Config {
+  std::string architecture;  // timm's model name: "vit_base_patch16_224", "convnext_base", ...
+  int64_t num_classes = 0;
+  nlohmann::json model_args = nlohmann::json::object();  // timm create_model kwargs
+  int64_t input_size = 0;                                // pretrained_cfg.input_size [3, S, S]
+  double crop_pct = 1.0;                                 // pretrained_cfg.crop_pct
+  std::array<float, 3> mean{0.5f, 0.5f, 0.5f};           // pretrained_cfg.mean (RGB)
+  std::array<float, 3> std{0.5f, 0.5f, 0.5f};
+};
+
+// Throws Error naming `source` for malformed JSON, a missing architecture or input size, and an
+// interpolation other than bicubic.
+Config parse_config(const std::string& json_text, const std::string& source);
+
+// The activation a timm act_layer name means ("gelu" exact, "gelu_tanh", "quick_gelu", ...).
+ops::Activation activation_of(const nlohmann::json& model_args, const std::string& source);
+
+// The checkpoint's tensors by timm name, with checks that name the tensor and the numbers.
+class Weights {
+ public:
+  Weights(const safetensors::Checkpoint& ckpt, std::string source);
+  bool has(const std::string& name) const;
+  const Tensor& need(const std::string& name) const;                         // any shape
+  Tensor need(const std::string& name, const Dims& shape) const;             // shape checked
+  Tensor vector_f32(const std::string& name, int64_t n) const;               // [n] made f32
+  Tensor matrix(const std::string& name, int64_t rows, int64_t cols) const;  // matmul weight
+  clip::LayerNorm norm(const std::string& prefix, int64_t n) const;          // prefix.{weight,bias}
+  clip::Linear linear(const std::string& prefix, int64_t out, int64_t in) const;
+  const std::string& source() const { return source_; }
+
+ private:
+  clip::NamedTensors tensors_;
+  std::string source_;
+};
+
+// A backbone: pixels F32 [n, 3, S, S] → pooled features F32 [n, num_features] (timm's
+// forward_head(pre_logits=True)), the head applied by the caller.
+class Backbone {
+ public:
+  virtual ~Backbone() = default;
+  virtual int64_t num_features() const = 0;
+  virtual Tensor features(const Tensor& pixels, ThreadPool& pool) const = 0;
+  // Activation bytes of one batch of n images (all threads' scratch included).
+  virtual int64_t activation_bytes(int64_t n, int n_threads) const = 0;
+};
+
+std::unique_ptr<Backbone> load_vit(const Config& c, const Weights& w);
+std::unique_ptr<Backbone> load_convnext(const Config& c, const Weights& w);
+std::unique_ptr<Backbone> load_swinv2(const Config& c, const Weights& w);
+
+// Layer norm over each row of x [rows, n] in place, rows in parallel.
+void layer_norm_rows(const Tensor& x, const clip::LayerNorm& n, float eps, ThreadPool& pool);
+
+}  // namespace eight::tagger::wd
