@@ -55,7 +55,7 @@ class Checkpoint {
   const std::string& format() const { return format_; }  // "zip" or "legacy"
   // The unpickled object (dicts, lists, strings, numbers, tensor refs): non-tensor values such as
   // DeepBooru's `tags` list or audiocraft's `xp.cfg` are read from here.
-  const pickle::Value& root() const { return *root_; }
+  const pickle::Value& root() const { return doc_->root(); }
   // Every tensor in the tree, in the order the pickle holds them. A tensor reached twice (the
   // same object under two names) is listed under each name.
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
@@ -85,7 +85,7 @@ class Checkpoint {
 
   std::string name_, format_;
   std::shared_ptr<Storage> storage_;
-  pickle::ValuePtr root_;
+  std::shared_ptr<pickle::Document> doc_;
   std::vector<TensorInfo> tensors_;
   std::unordered_map<std::string, size_t> index_;
   std::unordered_map<std::string, StorageBytes> storages_;

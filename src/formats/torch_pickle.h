@@ -15,6 +15,7 @@
 // of the buffer. Failures throw eight::Error naming the input, the opcode and its byte offset.
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <utility>
@@ -32,6 +33,7 @@ struct Limits {
   uint64_t max_string_bytes = 1ull << 30;  // one str/bytes value
   uint64_t max_total_bytes = 4ull << 30;   // all str/bytes values together
   size_t max_items = 50'000'000;           // elements in all containers together
+  size_t max_values = 20'000'000;          // values created
 };
 
 // A storage referenced by a persistent id ('storage', <torch.XStorage>, key, location, numel).
@@ -55,7 +57,8 @@ struct TensorRef {
 enum class Kind : uint8_t {
   None,
   Bool,
-  Int,
+  Int,     // fits int64: `i`
+  BigInt,  // a longer Python int: `s` holds its little-endian two's-complement bytes
   Float,
   Str,
   Bytes,
@@ -65,31 +68,44 @@ enum class Kind : uint8_t {
   Set,      // set / frozenset
   Tensor,   // a TensorRef
   Storage,  // a bare StorageRef (rare: a storage saved on its own)
-  Global,   // an allowed global itself, not called (e.g. torch.float32 passed as an argument)
-  Object,   // an inert instance of an allowed data global: `name`, `args`, `state`
+  Global,   // an allowed global itself, not called (e.g. torch.float32 passed as data)
+  Object,   // an inert instance of an allowed data class (argparse.Namespace, numpy.dtype ...)
 };
 
 std::string_view kind_name(Kind k);  // "none", "dict", "tensor", ...
 
-struct Value;
-using ValuePtr = std::shared_ptr<Value>;
-
+// One unpickled value. Values are owned by their Document and point at each other with plain
+// pointers (pickles can build cycles through the memo; the Document frees them all at once).
 struct Value {
   Kind kind = Kind::None;
   bool b = false;
   int64_t i = 0;
   double f = 0;
-  std::string s;                                    // Str / Bytes content; Global / Object name
-  std::vector<ValuePtr> items;                      // List / Tuple / Set; Object args
-  std::vector<std::pair<ValuePtr, ValuePtr>> dict;  // Dict entries; Object attributes (state)
-  std::shared_ptr<TensorRef> tensor;                // Kind::Tensor
-  std::shared_ptr<StorageRef> storage;              // Kind::Storage
+  std::string s;                    // Str / Bytes / BigInt content; Global / Object name
+  std::vector<const Value*> items;  // List / Tuple / Set items; Object arguments
+  std::vector<std::pair<const Value*, const Value*>> dict;  // Dict entries in order
+  const Value* state = nullptr;  // what BUILD set (Object attributes, an OrderedDict's _metadata)
+  std::shared_ptr<const TensorRef> tensor;    // Kind::Tensor
+  std::shared_ptr<const StorageRef> storage;  // Kind::Storage
 
   bool is(Kind k) const { return kind == k; }
-  // Dict lookup by string key; nullptr when absent or not a dict.
+  // Dict (or Object attribute) lookup by string key; nullptr when absent or not a dict.
   const Value* get(std::string_view key) const;
   // Short human description ("dict(3)", "str 'abc'", "tensor F32 [2, 3]").
   std::string describe() const;
+};
+
+// Owns every Value of one unpickled program.
+class Document {
+ public:
+  const Value& root() const { return *root_; }
+  Value* make(Kind k);
+  void set_root(const Value* v) { root_ = v; }
+  size_t size() const { return values_.size(); }
+
+ private:
+  std::deque<Value> values_;
+  const Value* root_ = nullptr;
 };
 
 // Whether `module.name` is on the allow-list (exposed for tests and messages).
@@ -98,7 +114,7 @@ bool global_allowed(std::string_view module, std::string_view name);
 // Runs the pickle program in [data, data+size) and returns the value STOP leaves. `name` is used
 // in messages. `end` (optional) receives the offset just past STOP, so a caller can read the
 // several pickles in a row of the legacy format.
-ValuePtr unpickle(const uint8_t* data, size_t size, const std::string& name,
-                  const Limits& limits = {}, size_t* end = nullptr);
+std::shared_ptr<Document> unpickle(const uint8_t* data, size_t size, const std::string& name,
+                                   const Limits& limits = {}, size_t* end = nullptr);
 
 }  // namespace eight::pickle
