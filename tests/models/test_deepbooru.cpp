@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "formats/image.h"
-#include "formats/safetensors.h"
+#include "formats/torch_checkpoint.h"
 #include "models/deepbooru/deepbooru.h"
 #include "ops/conv.h"
 #include "test_util.h"
@@ -86,16 +86,15 @@ double nmse(const float* got, const std::vector<double>& want) {
   return num / den;
 }
 
-// The network on the safetensors copy of the fixture's weights (the .pt path is in
-// tests/python/test_deepbooru.py).
+// The network on the fixture's weights (through `eight tag` in tests/python/test_deepbooru.py).
 TEST(DeepBooru, ProbabilitiesMatchPyTorch) {
-  const auto file = safetensors::File::open(data_dir() + "model-tiny.safetensors");
+  const auto file = torch::Checkpoint::open(data_dir() + "model-tiny.pt");
   std::vector<std::string> names;
   for (const auto& t : file.tensors()) names.push_back(t.name);
   const auto ref = expected();
   const Network net = Network::load(
       names, [&](const std::string& n) { return file.find_tensor(n) ? file.tensor(n) : Tensor(); },
-      static_cast<int64_t>(ref["tags"].size()), "model-tiny.safetensors");
+      static_cast<int64_t>(ref["tags"].size()), "model-tiny.pt");
   ThreadPool pool(2);
   std::vector<std::vector<float>> got;
   for (const std::string name : {"wide.png", "tall.png"}) {
@@ -117,7 +116,7 @@ TEST(DeepBooru, ProbabilitiesMatchPyTorch) {
 }
 
 TEST(DeepBooru, RefusesMisshapenAndUnknownTensors) {
-  const auto file = safetensors::File::open(data_dir() + "model-tiny.safetensors");
+  const auto file = torch::Checkpoint::open(data_dir() + "model-tiny.pt");
   std::vector<std::string> names;
   for (const auto& t : file.tensors()) names.push_back(t.name);
   auto lookup = [&](const std::string& n) {

@@ -212,13 +212,12 @@ def main():
                 "preprocessed": {name: preprocessed_summary(Image.open(DATA / name))
                                  for name, _ in images}}
     (DATA / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
-    # A safetensors copy of the same tensors for readers without the .pt path (no tags inside).
-    try:
-        from safetensors.torch import save_file
-        save_file({k: v for k, v in sd.items() if k != "tags"}, str(DATA / "model-tiny.safetensors"),
-                  metadata={"tags": json.dumps(TAGS)})
-    except ImportError:
-        pass
+    # Small broken checkpoints (the stem alone): eight must refuse each naming the problem.
+    stem = {k: v for k, v in sd.items() if k.startswith("n_Conv_0.")}
+    torch.save({**stem, "tags": list(TAGS)}, DATA / "bad-missing.pt")  # no n_Conv_1
+    odd = dict(stem, **{"n_Conv_0.weight": stem["n_Conv_0.weight"][:, :, :5, :5].contiguous()})
+    torch.save({**odd, "tags": list(TAGS)}, DATA / "bad-shape.pt")
+    torch.save(stem, DATA / "bad-no-tags.pt")
     for name, pr in zip(images, probs):
         print(name[0], np.round(pr, 3))
 

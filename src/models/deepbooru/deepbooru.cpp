@@ -92,6 +92,7 @@ struct Loader {
     check(w.shape() == want, "[deepbooru] ", source, ": ", name, " is ", w.shape().str(),
           ", expected ", want.str());
     Conv c{.w = ops::conv2d_prepare_weight(w), .bias = {}};
+    if (k > 1) bytes += static_cast<int64_t>(c.w.w.nbytes());  // the reordered copy
     if (bias) {
       const Tensor b = get(i, "bias");
       check(b.shape() == Dims{c_out}, "[deepbooru] ", source, ": n_Conv_", i, ".bias is ",

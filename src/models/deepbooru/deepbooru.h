@@ -70,8 +70,8 @@ class Network {
 
 // A1111's images.resize_image(2, img, width, height) with no upscaler ("resize and fill"): fit the
 // image inside width x height keeping its aspect ratio (PIL LANCZOS), centre it, and fill the
-// bands beside it by stretching its edge rows (or columns) with PIL's default filter (BICUBIC). Throws Error for an image so thin that
-// its resized side would be 0 pixels.
+// bands beside it by stretching its edge rows (or columns) with PIL's default filter (BICUBIC).
+// Throws Error for an image so thin that its resized side would be 0 pixels.
 image::Image resize_and_fill(const image::Image& img, int width, int height);
 
 // The DeepBooru input for one image: resize_and_fill to 512 x 512, then /255 as float32:
