@@ -71,7 +71,7 @@ def main():
             torch_s.append(time.perf_counter() - t)
     got = {t["name"]: t["score"] for t in out[0]["general"]}
     got.update(out[0]["rating"])
-    g = np.array([got[t] for t in tags])
+    g = np.array([got.get(t, 0.0) for t in tags])  # 0 when not above 0
     nmse = float(np.sum((g - p) ** 2) / np.sum(p ** 2))
     shutil.rmtree(tmp)
     e, t = statistics.median(eight_s), statistics.median(torch_s)

@@ -96,6 +96,9 @@ class TinyDeepDanbooru(torch.nn.Module):
         return getattr(self, f"n_Conv_{i}")
 
     def forward(self, x):  # x: NHWC in 0..1
+        return torch.sigmoid(self.logits(x))
+
+    def logits(self, x):
         x = x.permute(0, 3, 1, 2)
         # TensorFlow's "same" padding for 7x7/2 on an even size: 2 before, 3 after.
         x = F.relu(self.c(0)(F.pad(x, [2, 3, 2, 3])))
@@ -105,12 +108,7 @@ class TinyDeepDanbooru(torch.nn.Module):
             h = F.pad(h, [1, 1, 1, 1] if s == 1 else [0, 1, 0, 1])
             h = self.c(c)(F.relu(self.c(b)(h)))
             x = F.relu(h + (self.c(proj)(x) if proj is not None else x))
-        x = self.c(178)(x).mean(dim=(2, 3))
-        return torch.sigmoid(x)
-
-    def logits(self, x):
-        p = self.forward(x)
-        return torch.log(p) - torch.log1p(-p)
+        return self.c(178)(x).mean(dim=(2, 3))
 
 
 def resize_and_fill(im, width=SIZE, height=SIZE):
@@ -183,6 +181,9 @@ def main():
     if args.full:
         model = TinyDeepDanbooru(1, 9176).eval()
         init_weights(model, gen)
+        with torch.no_grad():  # unsaturated probabilities, as for the fixture
+            x = torch.from_numpy(pixels(test_images()[0][1]))
+            model.n_Conv_178.weight.mul_(3.0 / model.logits(x).std())
         sd = {k: v.float() for k, v in model.state_dict().items()}
         sd["tags"] = [f"tag_{i}" for i in range(9173)] + ["rating:safe", "rating:questionable",
                                                           "rating:explicit"]
