@@ -9,12 +9,14 @@ Needs torch (run with /work/diff-venv/bin/python) and a full-size model, e.g. ra
 
 eight's per-image time is the slope between a run over 1 image and one over N+1 (so loading the
 file and starting the process are left out); PyTorch's is model(x) alone. The runs alternate
-(eight, PyTorch, eight, ...) and medians are printed with the load average. The probabilities of
+(eight, PyTorch, eight, ...) and medians are printed with the load average, as wall time and as
+CPU time (all threads), the fairer measure on a shared machine. The probabilities of
 both are compared too (NMSE).
 """
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -31,12 +33,18 @@ sys.path.insert(0, os.path.join(ROOT, "tools", "reference"))
 import make_deepbooru_fixtures as ref  # noqa: E402
 
 
+def children_cpu():
+    u = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return u.ru_utime + u.ru_stime
+
+
 def eight_run(cli, model, images, threads):
-    t = time.perf_counter()
+    """(wall seconds, CPU seconds, JSON output) of one `eight tag` run."""
+    t, c = time.perf_counter(), children_cpu()
     r = subprocess.run([cli, "tag", "-m", model, *images, "-t", str(threads), "--json",
                         "--threshold", "0", "--batch", "1"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    return time.perf_counter() - t, json.loads(r.stdout)
+    return time.perf_counter() - t, children_cpu() - c, json.loads(r.stdout)
 
 
 def main():
@@ -59,16 +67,18 @@ def main():
     for i in range(args.images + 1):
         images.append(os.path.join(tmp, f"{i}.png"))
         shutil.copy(src, images[-1])
-    eight_s, torch_s = [], []
+    eight_s, torch_s, eight_cpu, torch_cpu = [], [], [], []
     with torch.no_grad():
         net(x)  # warm-up
         for _ in range(args.rounds):
-            t1, out = eight_run(args.cli, args.model, images[:1], args.threads)
-            tn, _ = eight_run(args.cli, args.model, images, args.threads)
+            t1, c1, out = eight_run(args.cli, args.model, images[:1], args.threads)
+            tn, cn, _ = eight_run(args.cli, args.model, images, args.threads)
             eight_s.append((tn - t1) / args.images)
-            t = time.perf_counter()
+            eight_cpu.append((cn - c1) / args.images)
+            t, c = time.perf_counter(), time.process_time()
             p = net(x)[0].numpy()
             torch_s.append(time.perf_counter() - t)
+            torch_cpu.append(time.process_time() - c)
     got = {t["name"]: t["score"] for t in out[0]["general"]}
     got.update(out[0]["rating"])
     g = np.array([got.get(t, 0.0) for t in tags])  # 0 when not above 0
@@ -78,7 +88,11 @@ def main():
     print(f"threads {args.threads}, load {os.getloadavg()[0]:.1f}, torch {torch.__version__}")
     print(f"eight   {e:.3f} s/image ({1 / e:.2f} images/s)  runs {[round(v, 3) for v in eight_s]}")
     print(f"PyTorch {t:.3f} s/image ({1 / t:.2f} images/s)  runs {[round(v, 3) for v in torch_s]}")
-    print(f"eight / PyTorch speed: {t / e:.2f}x; probabilities NMSE {nmse:.2e}")
+    ec, tc = statistics.median(eight_cpu), statistics.median(torch_cpu)
+    print(f"CPU seconds per image (all threads; fairer when the machine is shared): eight {ec:.3f},"
+          f" PyTorch {tc:.3f}")
+    print(f"eight / PyTorch speed: wall {t / e:.2f}x, CPU {tc / ec:.2f}x; probabilities NMSE "
+          f"{nmse:.2e}")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 #include "formats/image.h"
+#include "formats/torch_checkpoint.h"
 #include "ops/conv.h"
 
 namespace eight::deepbooru {
@@ -56,6 +57,12 @@ class Network {
   // x: F32 [n, H, W, 3] in 0..1 (H and W multiples of 128; A1111 always feeds 512) →
   // probabilities F32 [n, n_tags].
   Tensor forward(const Tensor& x, ThreadPool& pool) const;
+
+  // A1111's file as the safe PyTorch reader opened it: the state dict's tensors (under any wrapper
+  // prefix) and the `tags` list of strings, returned in *tags. Throws Error naming `source` for a
+  // missing or malformed `tags` list and everything load() refuses.
+  static Network from_checkpoint(const torch::Checkpoint& ck, const std::string& source,
+                                 std::vector<std::string>* tags);
 
   int64_t n_tags() const { return n_tags_; }
   int64_t weight_bytes() const { return weight_bytes_; }

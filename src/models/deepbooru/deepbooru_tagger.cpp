@@ -13,40 +13,17 @@
 namespace eight::deepbooru {
 namespace {
 
-std::vector<tagger::Tag> read_tags(const torch::Checkpoint& ck, const std::string& source) {
-  const pickle::Value* tags = ck.root().get("tags");
-  check(tags != nullptr && tags->is(pickle::Kind::List), "[deepbooru] ", source,
-        " has no 'tags' list (A1111's model-resnet_custom_v3.pt holds its tag names there beside "
-        "the n_Conv_* tensors)",
-        tags ? ", got " + tags->describe() : std::string());
-  std::vector<tagger::Tag> out;
-  out.reserve(tags->items.size());
-  for (size_t i = 0; i < tags->items.size(); ++i) {
-    const pickle::Value* t = tags->items[i];
-    check(t->is(pickle::Kind::Str) && !t->s.empty(), "[deepbooru] ", source, ": tags[", i, "] is ",
-          t->describe(), ", expected a tag name");
-    const bool rating = t->s.rfind("rating:", 0) == 0;
-    out.push_back({t->s, rating ? tagger::Category::Rating : tagger::Category::General});
-  }
-  check(!out.empty(), "[deepbooru] ", source, ": the 'tags' list is empty");
-  return out;
-}
-
 class DeepBooruTagger final : public tagger::Tagger {
  public:
   explicit DeepBooruTagger(const std::string& path)
       : name_(std::filesystem::path(path).filename().string()), ck_(torch::Checkpoint::open(path)) {
-    tags_ = read_tags(ck_, name_);
-    const std::string prefix = ck_.state_dict_prefix();
     std::vector<std::string> names;
-    for (const torch::TensorInfo& t : ck_.tensors())
-      names.push_back(t.name.rfind(prefix, 0) == 0 ? t.name.substr(prefix.size()) : t.name);
-    net_ = Network::load(
-        names,
-        [&](const std::string& n) {
-          return ck_.find_tensor(prefix + n) ? ck_.tensor(prefix + n) : Tensor();
-        },
-        static_cast<int64_t>(tags_.size()), name_);
+    net_ = Network::from_checkpoint(ck_, name_, &names);
+    for (std::string& n : names) {
+      const bool rating = n.rfind("rating:", 0) == 0;
+      tags_.push_back(
+          {std::move(n), rating ? tagger::Category::Rating : tagger::Category::General});
+    }
   }
 
   std::string name() const override { return name_; }
@@ -94,4 +71,32 @@ const bool registered = [] {
 }();
 
 }  // namespace
+
+Network Network::from_checkpoint(const torch::Checkpoint& ck, const std::string& source,
+                                 std::vector<std::string>* tags) {
+  const pickle::Value* list = ck.root().get("tags");
+  check(list != nullptr && list->is(pickle::Kind::List), "[deepbooru] ", source,
+        " has no 'tags' list (A1111's model-resnet_custom_v3.pt holds its tag names there beside "
+        "the n_Conv_* tensors)",
+        list ? ", got " + list->describe() : std::string());
+  tags->clear();
+  for (size_t i = 0; i < list->items.size(); ++i) {
+    const pickle::Value* t = list->items[i];
+    check(t->is(pickle::Kind::Str) && !t->s.empty(), "[deepbooru] ", source, ": tags[", i, "] is ",
+          t->describe(), ", expected a tag name");
+    tags->push_back(t->s);
+  }
+  check(!tags->empty(), "[deepbooru] ", source, ": the 'tags' list is empty");
+  const std::string prefix = ck.state_dict_prefix();
+  std::vector<std::string> names;
+  for (const torch::TensorInfo& t : ck.tensors())
+    names.push_back(t.name.rfind(prefix, 0) == 0 ? t.name.substr(prefix.size()) : t.name);
+  return load(
+      names,
+      [&](const std::string& n) {
+        return ck.find_tensor(prefix + n) ? ck.tensor(prefix + n) : Tensor();
+      },
+      static_cast<int64_t>(tags->size()), source);
+}
+
 }  // namespace eight::deepbooru
