@@ -195,6 +195,33 @@ Network Network::load(const std::vector<std::string>& names,
   return net;
 }
 
+Network Network::from_checkpoint(const torch::Checkpoint& ck, const std::string& source,
+                                 std::vector<std::string>* tags) {
+  const pickle::Value* list = ck.root().get("tags");
+  check(list != nullptr && list->is(pickle::Kind::List), "[deepbooru] ", source,
+        " has no 'tags' list (A1111's model-resnet_custom_v3.pt holds its tag names there beside "
+        "the n_Conv_* tensors)",
+        list ? ", got " + list->describe() : std::string());
+  tags->clear();
+  for (size_t i = 0; i < list->items.size(); ++i) {
+    const pickle::Value* t = list->items[i];
+    check(t->is(pickle::Kind::Str) && !t->s.empty(), "[deepbooru] ", source, ": tags[", i, "] is ",
+          t->describe(), ", expected a tag name");
+    tags->push_back(t->s);
+  }
+  check(!tags->empty(), "[deepbooru] ", source, ": the 'tags' list is empty");
+  const std::string prefix = ck.state_dict_prefix();
+  std::vector<std::string> names;
+  for (const torch::TensorInfo& t : ck.tensors())
+    names.push_back(t.name.rfind(prefix, 0) == 0 ? t.name.substr(prefix.size()) : t.name);
+  return load(
+      names,
+      [&](const std::string& n) {
+        return ck.find_tensor(prefix + n) ? ck.tensor(prefix + n) : Tensor();
+      },
+      static_cast<int64_t>(tags->size()), source);
+}
+
 int64_t Network::activation_bytes(int64_t size) const {
   // Stem output and pooled map, then per block its input, reduce, spatial, expand and shortcut
   // outputs alive at once; plus one conv unfold tile (8 MiB, as ops::conv2d_nhwc).
