@@ -25,6 +25,7 @@
 #include "server/http_server.h"
 #include "server/image_service.h"
 #include "server/llm_backend.h"
+#include "server/tag_service.h"
 #include "server/whisper_service.h"
 #include "text/chat_template.h"
 #include "text/tool_calls.h"
@@ -182,6 +183,10 @@ int run(int argc, char** argv) {
   p.option("--embedding", &embedding_model, "MODEL",
            "also serve a GGUF text embedding model (bert: bge, all-MiniLM, ...; or a decoder LLM, "
            "last-token pooling) on /v1/embeddings; a bert GGUF given as -m is served this way");
+  std::string tag_model;
+  p.option("--tag-model", &tag_model, "MODEL",
+           "also serve an image tagger (WD v3 folder or store name) on /v1/tags; without -m "
+           "only tags are served");
   std::string image_model;
   int image_queue = 4;
   p.option("--image-model", &image_model, "MODEL",
@@ -217,7 +222,7 @@ int run(int argc, char** argv) {
   // The text model: -m, or the bundled default unless only other services were asked for.
   std::unique_ptr<LLMStack> llm;
   if (!model.model.empty() || (whisper_path.empty() && clip_model.empty() && image_model.empty() &&
-                               embedding_model.empty()))
+                               embedding_model.empty() && tag_model.empty()))
     llm = std::make_unique<LLMStack>(model, parallel, queue, alias, mmproj);
   std::unique_ptr<server::WhisperService> speech;
   ThreadPool& pool = global_thread_pool(model.session_options().n_threads);
@@ -274,6 +279,14 @@ int run(int argc, char** argv) {
         std::move(pipeline), pool,
         server::ImageServiceOptions{.model_id = {}, .queue = image_queue});
     services.push_back(images.get());
+  }
+  std::unique_ptr<server::TagService> tagging;
+  if (!tag_model.empty()) {
+    tagging = std::make_unique<server::TagService>(
+        tagger::open(resolve_model_path(tag_model)),
+        server::TagServiceOptions{.model_id = {}, .n_threads = model.session_options().n_threads});
+    services.push_back(tagging.get());
+    if (!p.given("--max-body")) max_body = std::max<int64_t>(max_body, int64_t{32} << 20);
   }
   server::HttpServer http({.host = host,
                            .port = port,

@@ -7,11 +7,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "cli/args.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "core/thread_pool.h"
 #include "models/tagger/tagger.h"
+#include "runtime/plan/planner.h"
 #include "runtime/store/store.h"
 #include "runtime/vision/tags.h"
 
@@ -54,7 +57,7 @@ void print_result(const std::string& image, const vision::TagResult& r) {
 }
 
 struct FolderCounts {
-  int tagged = 0, unreadable = 0, kept = 0;
+  int tagged = 0, kept = 0, same_name = 0;
 };
 
 int run(int argc, char** argv) {
@@ -113,15 +116,33 @@ int run(int argc, char** argv) {
 
   const auto model = tagger::open(resolve_model_path(model_arg));
   ThreadPool& pool = global_thread_pool(threads);
+  // The weights (mapped) and one batch's activations against the RAM budget before the first
+  // forward pass allocates them.
+  const tagger::MemoryEstimate mem = model->memory(batch, pool.size());
+  check(mem.weight_bytes + mem.activation_bytes <= system_ram_budget(), "[planner] ", model->name(),
+        " needs ", format_bytes(mem.weight_bytes + mem.activation_bytes), " of RAM (weights ",
+        format_bytes(mem.weight_bytes), ", activations ", format_bytes(mem.activation_bytes),
+        " for ", batch, " images per pass) but the budget is ", format_bytes(system_ram_budget()),
+        "; use a smaller --batch");
 
   FolderCounts counts;
   std::vector<std::string> todo;
+  std::set<std::string> captions;  // a.png and a.jpg would both write a.txt: the first one wins
   for (const std::string& img : images) {
-    if (folder_mode && !overwrite && fs::exists(caption_path(img), ec)) {
-      ++counts.kept;
+    if (!folder_mode) {
+      todo.push_back(img);
       continue;
     }
-    todo.push_back(img);
+    const std::string txt = caption_path(img);
+    if (!captions.insert(txt).second) {
+      std::fprintf(stderr, "eight tag: warning: skipping %s: %s is written for another image\n",
+                   img.c_str(), txt.c_str());
+      ++counts.same_name;
+    } else if (!overwrite && fs::exists(txt, ec)) {
+      ++counts.kept;
+    } else {
+      todo.push_back(img);
+    }
   }
   int failures = 0, done = 0;
   nlohmann::json out = nlohmann::json::array();
@@ -142,9 +163,13 @@ int run(int argc, char** argv) {
         }
       },
       [&](size_t i, const std::string& msg) {
-        std::fprintf(stderr, "eight tag: warning: skipping %s: %s\n", todo[i].c_str(), msg.c_str());
+        if (folder_mode)
+          std::fprintf(stderr, "[%d/%zu] warning: skipping %s: %s\n", ++done, todo.size(),
+                       todo[i].c_str(), msg.c_str());
+        else
+          std::fprintf(stderr, "eight tag: warning: skipping %s: %s\n", todo[i].c_str(),
+                       msg.c_str());
         ++failures;
-        if (folder_mode) ++done;
       });
   if (json) std::printf("%s\n", out.dump(2).c_str());
   if (folder_mode) {
@@ -152,6 +177,8 @@ int run(int argc, char** argv) {
     if (counts.kept > 0)
       std::fprintf(stderr, ", %d kept their existing .txt (--overwrite replaces them)",
                    counts.kept);
+    if (counts.same_name > 0)
+      std::fprintf(stderr, ", %d skipped for sharing a name with another image", counts.same_name);
     std::fprintf(stderr, "\n");
     return 0;
   }

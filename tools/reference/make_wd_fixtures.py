@@ -24,8 +24,11 @@ is an identity; the head is scaled so the probabilities spread over (0, 1).
 
 - images/a.png (80x50 RGB), images/b.png (48x90 RGB) and images/c.png (70x70 RGBA, half
   transparent, half opaque, with a half-transparent box): inputs.
-- expected.npz: for each model folder M, M_pixels float32 [3, 3, 64, 64] (the preprocessed
-  input of the three images) and M_probs float32 [3, n_tags] (sigmoid of the model's logits).
+- expected.npz: for each model folder M, M_probs float32 [3, n_tags] (sigmoid of the model's
+  logits for the three images).
+- levels.npy: float16 [3, 64, 64, 3], the 8-bit RGB levels of the three images after padding and
+  the bicubic resize (before scaling); the model input is (level / 255 - 0.5) / 0.5 in BGR order,
+  which the script asserts against timm's tensors.
   Preprocessing is the WD reference for the timm models (neggles/wdv3-timm, which SmilingWolf's
   model cards point to): RGBA composited on white, padded to a square on white (image centered),
   then timm's eval transform from pretrained_cfg (resize bicubic to input_size, ToTensor,
@@ -140,6 +143,18 @@ def pad_square(img):  # wdv3-timm's pil_pad_square
     return canvas
 
 
+def levels_of(transform, names):
+    """The 8-bit RGB images after padding and the resize/crop, before ToTensor: [n, S, S, 3]."""
+    pil_steps = [t for t in transform.transforms if type(t).__name__ in ("Resize", "CenterCrop")]
+    out = []
+    for n in names:
+        img = pad_square(ensure_rgb(Image.open(OUT / "images" / n)))
+        for t in pil_steps:
+            img = t(img)
+        out.append(np.asarray(img))
+    return np.stack(out)
+
+
 def randomize(model, seed):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -189,8 +204,13 @@ def main():
             probs64 = torch.sigmoid(ref.double()(x.double()))
         print(folder_name, arch, "probs", probs64.min().item(), probs64.max().item(),
               "f32 vs f64 max", (probs.double() - probs64).abs().max().item(), file=sys.stderr)
-        expected[f"{folder_name}_pixels"] = x.numpy().astype(np.float32)
         expected[f"{folder_name}_probs"] = probs64.numpy().astype(np.float32)
+        if folder_name == "vit":
+            # The model input is exactly (level / 255 - 0.5) / 0.5 of these levels, BGR: check it.
+            levels = levels_of(transform, names)
+            want = (torch.from_numpy(levels).permute(0, 3, 1, 2)[:, [2, 1, 0]] / 255.0 - 0.5) / 0.5
+            assert torch.equal(want.float(), x), "levels do not give the pixels"
+            np.save(OUT / "levels.npy", levels.astype(np.float16))
     np.savez_compressed(OUT / "expected.npz", **expected)
 
 

@@ -159,29 +159,28 @@ class ConvNeXt final : public Backbone {
       for (const Block& blk : st.blocks) run_block(blk, x, pool);
     }
     // Global average pool over H x W (in double), then head.norm.
-    const int64_t HW = x.size(1) * x.size(2), C = features_;
-    Tensor out = Tensor::empty({n, C}, DType::F32);
-    for (int64_t b = 0; b < n; ++b)
-      for (int64_t c = 0; c < C; ++c) {
-        double s = 0;
-        for (int64_t i = 0; i < HW; ++i) s += x.data<float>()[(b * HW + i) * C + c];
-        out.data<float>()[b * C + c] = static_cast<float>(s / static_cast<double>(HW));
-      }
+    Tensor out = mean_positions(x.reshape({-1, features_}), n);
     layer_norm_rows(out, head_norm_, kEps, pool);
     return out;
   }
 
-  int64_t activation_bytes(int64_t n, int /*n_threads*/) const override {
+  int64_t activation_bytes(int64_t n, int n_threads) const override {
     // The largest stage: x, the depthwise output and the MLP hidden (4C) per position, plus the
-    // unfolded patches of the convolution that enters it.
+    // unfolded patches of the convolution that enters it, plus the matmul kernels' scratch.
     int64_t best = 4 * n * size_ * size_ * 3 * 2;  // NCHW and NHWC pixels
     int64_t hw = (size_ / stem_.k) * (size_ / stem_.k);
+    std::vector<std::array<int64_t, 2>> products = {{n * hw, stem_.k * stem_.k * 3}};
     for (const Stage& st : stages_) {
-      if (st.down.k > 0) hw /= st.down.k * st.down.k;
+      if (st.down.k > 0) {
+        hw /= st.down.k * st.down.k;
+        products.push_back({n * hw, st.down.k * st.down.k * st.down.c_in});
+      }
       const int64_t I = st.blocks.empty() ? 0 : st.blocks[0].fc1.weight.size(0);
       best = std::max(best, 4 * n * hw * (3 * st.dim + I));
+      products.push_back({n * hw, st.dim});
+      products.push_back({n * hw, I});
     }
-    return best + 4 * n * hw * features_;
+    return best + 4 * n * hw * features_ + matmul_scratch_bound(DType::F32, products, n_threads);
   }
 
  private:
@@ -191,12 +190,7 @@ class ConvNeXt final : public Backbone {
     depthwise7(x, blk, h, pool);
     const Tensor h2 = h.reshape({rows, C});
     layer_norm_rows(h2, blk.norm, kEps, pool);
-    Tensor ff = ops::matmul(h2, blk.fc1.weight, pool, {.bias = &blk.fc1.bias});
-    pool.parallel_for((rows + 63) / 64, [&](int64_t t, int) {
-      const Tensor part = ff.slice(0, t * 64, std::min(rows, (t + 1) * 64));
-      ops::activation(act_, part, part);
-    });
-    ops::matmul(ff, blk.fc2.weight, h2, pool, {.bias = &blk.fc2.bias});
+    mlp_rows(h2, blk.fc1, blk.fc2, act_, h2, pool);
     const Tensor xr = x.reshape({rows, C});
     pool.parallel_for((rows + 63) / 64, [&](int64_t t, int) {
       for (int64_t r = t * 64; r < std::min(rows, (t + 1) * 64); ++r) {

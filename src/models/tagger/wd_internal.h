@@ -67,4 +67,18 @@ std::unique_ptr<Backbone> load_swinv2(const Config& c, const Weights& w);
 // Layer norm over each row of x [rows, n] in place, rows in parallel.
 void layer_norm_rows(const Tensor& x, const clip::LayerNorm& n, float eps, ThreadPool& pool);
 
+// timm's Mlp: out[rows, C] = fc2(act(fc1(x[rows, C]))); out may not be x.
+void mlp_rows(const Tensor& x, const clip::Linear& fc1, const clip::Linear& fc2,
+              ops::Activation act, const Tensor& out, ThreadPool& pool);
+
+// An upper bound on the CPU matmul kernels' per-thread scratch (backend/cpu/scratch.h) for products
+// y = x[rows, k]·wᵀ with f32/f16/bf16 weights `w`, each given as {rows, k}: every product's caller
+// and task slots counted, the task ones on every thread (the planner's ScratchPeak takes the
+// largest per slot instead; the sum is never smaller).
+int64_t matmul_scratch_bound(DType w, const std::vector<std::array<int64_t, 2>>& products,
+                             int n_threads);
+
+// Global average pool of channels-last maps: x [n * positions, C] → [n, C], summed in double.
+Tensor mean_positions(const Tensor& x, int64_t n);
+
 }  // namespace eight::tagger::wd

@@ -155,24 +155,19 @@ class SwinV2 final : public Backbone {
       for (const Block& blk : st.blocks) run_block(blk, x, n, res, pool);
     }
     layer_norm_rows(x, norm_, kEps, pool);
-    const int64_t HW = res * res, C = features_;
-    Tensor out = Tensor::empty({n, C}, DType::F32);
-    for (int64_t b = 0; b < n; ++b)
-      for (int64_t c = 0; c < C; ++c) {
-        double s = 0;
-        for (int64_t i = 0; i < HW; ++i) s += x.data<float>()[(b * HW + i) * C + c];
-        out.data<float>()[b * C + c] = static_cast<float>(s / static_cast<double>(HW));
-      }
-    return out;
+    return mean_positions(x, n);
   }
 
   int64_t activation_bytes(int64_t n, int n_threads) const override {
     // Per stage: x, q‖k‖v, attention out, projection and MLP hidden rows, the merged patches, and
     // each thread's window scores (N²) and gathered q, k, v (3·N·d).
-    int64_t best = 4 * n * (3 * size_ * size_ + 2 * (size_ / p_) * (size_ / p_) * stages_[0].dim);
+    const int64_t S = size_, C0 = patch_norm_.weight.size(0);
+    int64_t best = 4 * n * (3 * S * S + 2 * (S / p_) * (S / p_) * C0);
+    std::vector<std::array<int64_t, 2>> products;
     for (const Stage& st : stages_) {
       const int64_t rows = n * st.res * st.res;
       const int64_t I = st.blocks.empty() ? 0 : st.blocks[0].fc1.weight.size(0);
+      for (const int64_t k : {st.dim, 4 * st.dim, I}) products.push_back({rows, k});
       int64_t per_thread = 0;
       for (const Block& b : st.blocks) {
         const int64_t N = b.ws * b.ws;
@@ -180,7 +175,11 @@ class SwinV2 final : public Backbone {
       }
       best = std::max(best, 4 * (rows * (7 * st.dim + I) + n_threads * per_thread));
     }
-    return best;
+    // Plus the kernels' scratch: the patch convolution's and the matmuls'.
+    return best +
+           ops::conv2d_scratch_bytes({n, 3, S, S}, patch_w_.shape, patch_w_.w.dtype(),
+                                     {.stride = {p_, p_}}, true) +
+           matmul_scratch_bound(DType::F32, products, n_threads);
   }
 
  private:
@@ -302,12 +301,7 @@ class SwinV2 final : public Backbone {
     Tensor y = ops::matmul(attn, blk.proj.weight, pool, {.bias = &blk.proj.bias});
     layer_norm_rows(y, blk.norm1, kEps, pool);
     add_rows(x, y, pool);
-    Tensor ff = ops::matmul(x, blk.fc1.weight, pool, {.bias = &blk.fc1.bias});
-    pool.parallel_for((rows + 63) / 64, [&](int64_t t, int) {
-      const Tensor part = ff.slice(0, t * 64, std::min(rows, (t + 1) * 64));
-      ops::activation(act_, part, part);
-    });
-    ops::matmul(ff, blk.fc2.weight, y, pool, {.bias = &blk.fc2.bias});
+    mlp_rows(x, blk.fc1, blk.fc2, act_, y, pool);
     layer_norm_rows(y, blk.norm2, kEps, pool);
     add_rows(x, y, pool);
   }

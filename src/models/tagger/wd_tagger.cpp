@@ -16,9 +16,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "backend/cpu/scratch.h"
 #include "core/error.h"
 #include "models/registry.h"
 #include "models/tagger/wd_internal.h"
+#include "ops/activation.h"
 #include "ops/matmul.h"
 #include "ops/norm.h"
 
@@ -135,6 +137,42 @@ void layer_norm_rows(const Tensor& x, const clip::LayerNorm& n, float eps, Threa
     const Tensor xr = x.slice(0, t * kChunk, std::min(rows, (t + 1) * kChunk));
     ops::layer_norm(xr, xr, {.weight = &n.weight, .bias = &n.bias, .eps = eps});
   });
+}
+
+void mlp_rows(const Tensor& x, const clip::Linear& fc1, const clip::Linear& fc2,
+              ops::Activation act, const Tensor& out, ThreadPool& pool) {
+  const Tensor ff =
+      ops::matmul(x, fc1.weight, pool, {.bias = fc1.bias.defined() ? &fc1.bias : nullptr});
+  const int64_t rows = ff.size(0);
+  pool.parallel_for((rows + 63) / 64, [&](int64_t t, int) {
+    const Tensor part = ff.slice(0, t * 64, std::min(rows, (t + 1) * 64));
+    ops::activation(act, part, part);
+  });
+  ops::matmul(ff, fc2.weight, out, pool, {.bias = fc2.bias.defined() ? &fc2.bias : nullptr});
+}
+
+int64_t matmul_scratch_bound(DType w, const std::vector<std::array<int64_t, 2>>& products,
+                             int n_threads) {
+  int64_t total = 0;
+  for (const auto& [rows, k] : products) {
+    const cpu::MatmulScratch s = cpu::matmul_scratch(w, rows, k);
+    for (int i = 0; i < cpu::kScratchSlots; ++i)
+      total += static_cast<int64_t>(cpu::scratch_alloc_bytes(s.caller[i])) +
+               n_threads * static_cast<int64_t>(cpu::scratch_alloc_bytes(s.task[i]));
+  }
+  return total;
+}
+
+Tensor mean_positions(const Tensor& x, int64_t n) {
+  const int64_t C = x.size(1), P = x.size(0) / n;
+  Tensor out = Tensor::empty({n, C}, DType::F32);
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t c = 0; c < C; ++c) {
+      double s = 0;
+      for (int64_t i = 0; i < P; ++i) s += x.data<float>()[(b * P + i) * C + c];
+      out.data<float>()[b * C + c] = static_cast<float>(s / static_cast<double>(P));
+    }
+  return out;
 }
 
 namespace {

@@ -37,6 +37,7 @@ class ViT final : public Backbone {
     check(grid_ * p_ == c.input_size, "[wd] ", src, ": input size ", c.input_size,
           " is not a multiple of the ", p_, " px patch");
     patch_w_ = ops::conv2d_prepare_weight(pw);
+    weight_type_ = w.need("blocks.0.mlp.fc1.weight").dtype();
     if (w.has("patch_embed.proj.bias")) patch_b_ = w.vector_f32("patch_embed.proj.bias", D_);
     if (w.has("cls_token")) cls_ = clip::to_f32(w.need("cls_token", {1, 1, D_})).reshape({D_});
     const int64_t np = grid_ * grid_, prefix = cls_.defined() ? 1 : 0;
@@ -139,12 +140,19 @@ class ViT final : public Backbone {
     const int64_t np = grid_ * grid_, T = np + (cls_.defined() ? 1 : 0), R = n * T;
     const int64_t I = tower_.config.intermediate, d = D_ / tower_.config.heads;
     const int64_t K = 3 * p_ * p_;
+    const int64_t S = grid_ * p_;
+    // Plus the kernels' scratch: the patch convolution's and the matmuls' (per-head products run
+    // on every thread).
     return 4 * (n * np * D_ + n * np * K + R * D_ + R * (5 * D_ + I) + n_threads * (T * T + d * T) +
-                n * D_);
+                n * D_) +
+           ops::conv2d_scratch_bytes({n, 3, S, S}, patch_w_.shape, patch_w_.w.dtype(),
+                                     {.stride = {p_, p_}}, true) +
+           matmul_scratch_bound(weight_type_, {{R, D_}, {R, I}, {T, d}, {T, T}}, n_threads);
   }
 
  private:
   int64_t D_ = 0, p_ = 0, grid_ = 0;
+  DType weight_type_ = DType::F32;
   ops::Conv2dWeight patch_w_;
   Tensor patch_b_, cls_, pos_;
   bool pos_has_prefix_ = true, avg_pool_ = true;
