@@ -122,7 +122,7 @@ int run(int argc, char** argv) {
     return 2;
   }
   if (whisper::is_ct2_dir(model)) return convert_whisper_ct2(model, out, type);
-  if (!std::filesystem::is_directory(model) && torch::looks_like_checkpoint(model)) {
+  if (!std::filesystem::is_directory(model) && torch::is_checkpoint_path(model)) {
     if (!type.empty()) {
       std::fprintf(stderr, "eight convert: a PyTorch checkpoint keeps its dtypes (no --type)\n");
       return 2;

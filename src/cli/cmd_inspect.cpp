@@ -304,7 +304,7 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "eight inspect: --dump needs --tensor NAME\n");
     return 2;
   }
-  if (torch::looks_like_checkpoint(p.positionals()[0]))
+  if (torch::is_checkpoint_path(p.positionals()[0]))
     return inspect_torch(p.positionals()[0], json, all_tensors, tensor, dump);
   const gguf::File f = gguf::File::open(p.positionals()[0]);
   if (!tensor.empty()) return inspect_tensor(f, tensor, dump, json);

@@ -16,6 +16,7 @@ using pickle::Value;
 // torch/serialization.py: MAGIC_NUMBER = 0x1950a86a20f9469cfc6c, PROTOCOL_VERSION = 1001.
 constexpr uint8_t kMagic[] = {0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
 constexpr int64_t kLegacyProtocol = 1001;
+constexpr uint64_t kMaxRepeatBytes = 256ull << 20;
 
 bool is_tar(const uint8_t* p, size_t n) {
   return n >= 512 && std::memcmp(p + 257, "ustar", 5) == 0;
@@ -23,14 +24,14 @@ bool is_tar(const uint8_t* p, size_t n) {
 
 // "<name>/data.pkl" of a torch.save zip (the folder is the file's stem, any name is allowed).
 std::string archive_prefix(const zip::Archive& z, const std::string& name) {
+  for (const auto& e : z.entries())
+    check(e.name.find("/constants.pkl") == std::string::npos, "[torch] ", name,
+          " is a TorchScript archive (torch.jit.save), not a torch.save checkpoint");
   for (const auto& e : z.entries()) {
     const size_t slash = e.name.find('/');
     if (slash != std::string::npos && e.name.compare(slash + 1, std::string::npos, "data.pkl") == 0)
       return e.name.substr(0, slash + 1);
   }
-  for (const auto& e : z.entries())
-    check(e.name.find("constants.pkl") == std::string::npos, "[torch] ", name,
-          " is a TorchScript archive (torch.jit.save), not a torch.save checkpoint");
   fail("[torch] ", name, ": zip archive without a data.pkl (not a torch.save checkpoint)");
 }
 
@@ -132,6 +133,7 @@ Checkpoint Checkpoint::parse(std::shared_ptr<Storage> bytes, const std::string& 
   }
   c.collect(c.doc_->root(), "", 0);
   for (const auto& t : c.tensors_) (void)c.storage_bytes(t.storage_key, t.name);
+  c.prefix_ = c.find_state_dict_prefix();
   return c;
 }
 
@@ -152,14 +154,17 @@ void Checkpoint::collect(const Value& v, const std::string& prefix, int depth) {
     case Kind::Tensor: {
       const pickle::TensorRef& r = *v.tensor;
       TensorInfo t;
-      t.name = prefix;
+      t.name = prefix.empty() ? "root" : prefix;  // torch.save(tensor) saves a bare tensor
       t.dtype = r.storage.dtype;
       t.element_bytes = r.storage.element_bytes;
       check(r.shape.size() <= static_cast<size_t>(kMaxDims), "[torch] tensor '", prefix, "' has ",
             r.shape.size(), " dimensions (eight supports ", kMaxDims, ")");
+      int64_t numel = 1;
       for (size_t d = 0; d < r.shape.size(); ++d) {
         check(r.shape[d] >= 0 && r.stride[d] >= 0, "[torch] tensor '", prefix,
               "' has a negative size or stride");
+        check(!__builtin_mul_overflow(numel, r.shape[d], &numel) && numel <= (int64_t{1} << 48),
+              "[torch] tensor '", prefix, "' has an absurd number of elements");
         t.shape.push_back(r.shape[d]);
         t.stride.push_back(r.stride[d]);
       }
@@ -195,6 +200,12 @@ const Checkpoint::StorageBytes& Checkpoint::storage_bytes(const std::string& key
     check(ok && last < limit, "[torch] ", name_, ": tensor '", tensor, "' (", t->shape.str(),
           " at element offset ", t->storage_offset, ") reaches past its storage '", key, "' of ",
           limit, " elements");
+    // Zero strides repeat elements (expand()); a copy of such a view is bounded so a tiny file
+    // cannot ask for an enormous allocation.
+    const uint64_t bytes = static_cast<uint64_t>(t->numel()) * t->element_bytes;
+    check(bytes <= it->second.size || bytes <= kMaxRepeatBytes, "[torch] ", name_, ": tensor '",
+          tensor, "' ", t->shape.str(), " repeats its storage '", key, "' of ", it->second.size,
+          " bytes to ", bytes, " bytes (zero strides); refused above ", kMaxRepeatBytes);
   }
   return it->second;
 }
@@ -204,17 +215,22 @@ const TensorInfo* Checkpoint::find_tensor(const std::string& name) const {
   return it == index_.end() ? nullptr : &tensors_[it->second];
 }
 
-Tensor Checkpoint::raw_tensor(const TensorInfo& info) const {
+Tensor Checkpoint::tensor(const TensorInfo& info) const {
   const StorageBytes& s = storage_bytes(info.storage_key, info.name);
   const DType dt = view_dtype(info);
+  if (info.numel() == 0) return Tensor::empty(info.shape, dt);
   const size_t es = info.element_bytes;
   const size_t start = s.offset + static_cast<size_t>(info.storage_offset) * es;
   const auto* base = static_cast<const uint8_t*>(s.holder->data()) + start;
   if (info.contiguous && (reinterpret_cast<uintptr_t>(base) % es) == 0)
     return Tensor::from_storage(s.holder, start, info.shape, dt);
-  // Strided or misaligned: gather element by element into a contiguous tracked copy.
+  // Misaligned (legacy files): one copy. Strided: gather element by element. Tracked memory.
   Tensor out = Tensor::empty(info.shape, dt);
   auto* dst = static_cast<uint8_t*>(out.raw());
+  if (info.contiguous) {
+    std::memcpy(dst, base, out.nbytes());
+    return out;
+  }
   const int nd = info.shape.size();
   int64_t idx[kMaxDims] = {};
   for (int64_t k = 0, n = info.numel(); k < n; ++k) {
@@ -226,10 +242,6 @@ Tensor Checkpoint::raw_tensor(const TensorInfo& info) const {
   return out;
 }
 
-Tensor Checkpoint::tensor(const TensorInfo& info) const {
-  return raw_tensor(info);
-}
-
 Tensor Checkpoint::tensor(const std::string& name) const {
   const TensorInfo* t = find_tensor(name);
   check(t != nullptr, "[torch] no tensor '", name, "' in ", name_, " (it has ", tensors_.size(),
@@ -237,7 +249,7 @@ Tensor Checkpoint::tensor(const std::string& name) const {
   return tensor(*t);
 }
 
-std::string Checkpoint::state_dict_prefix() const {
+std::string Checkpoint::find_state_dict_prefix() const {
   static const char* wrappers[] = {"state_dict", "model_state_dict", "model", "best_state",
                                    "module",     "network",          "net",   "params"};
   const Value* v = &root();
@@ -274,20 +286,35 @@ Tensor Checkpoint::state_tensor(const std::string& key) const {
 
 bool looks_like_checkpoint(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  uint8_t head[4] = {};
+  uint8_t head[64] = {};
   if (!in.read(reinterpret_cast<char*>(head), 4)) return false;
-  if (std::memcmp(head, "PK\x03\x04", 4) == 0) {
-    // A zip: a torch checkpoint when some entry name ends in data.pkl (names are in the clear).
-    in.seekg(0, std::ios::end);
-    const auto size = static_cast<std::streamoff>(in.tellg());
-    const std::streamoff tail = std::min<std::streamoff>(size, 1 << 20);
-    std::string buf(static_cast<size_t>(tail), '\0');
-    in.seekg(size - tail);
-    in.read(buf.data(), tail);
-    return buf.find("/data.pkl") != std::string::npos;
+  // Legacy: PROTO 2, then LONG1 of 10 bytes (the magic number).
+  if (head[0] == 0x80 && head[2] == 0x8a && head[3] == 0x0a) return true;
+  if (std::memcmp(head, "PK\x03\x04", 4) != 0) return false;
+  // A zip: torch.save writes ARCHIVE/data.pkl first; other writers may not, so the central
+  // directory at the end (names in the clear) is searched too.
+  in.read(reinterpret_cast<char*>(head) + 4, sizeof head - 4);
+  const size_t got = 4 + static_cast<size_t>(in.gcount());
+  const size_t name_len = got >= 30 ? head[26] | head[27] << 8 : 0;
+  if (got >= 30 + name_len && name_len >= 9 &&
+      std::memcmp(head + 30 + name_len - 9, "/data.pkl", 9) == 0)
+    return true;
+  in.clear();
+  in.seekg(0, std::ios::end);
+  const auto size = static_cast<std::streamoff>(in.tellg());
+  const std::streamoff tail = std::min<std::streamoff>(size, 4 << 20);
+  std::string buf(static_cast<size_t>(tail), '\0');
+  in.seekg(size - tail);
+  in.read(buf.data(), tail);
+  return buf.find("/data.pkl") != std::string::npos;
+}
+
+bool is_checkpoint_path(const std::string& path) {
+  for (const char* ext : {".pt", ".pth", ".ckpt"}) {
+    const size_t n = std::strlen(ext);
+    if (path.size() > n && path.compare(path.size() - n, n, ext) == 0) return true;
   }
-  // Legacy: PROTO 2, LONG1 of 10 bytes (the magic number).
-  return head[0] == 0x80 && head[2] == 0x8a && head[3] == 0x0a;
+  return looks_like_checkpoint(path);
 }
 
 }  // namespace eight::torch

@@ -27,7 +27,8 @@
 namespace eight::torch {
 
 struct TensorInfo {
-  std::string name;   // dotted path in the object tree: "state_dict.encoder.layer.0.weight"
+  std::string name;   // dotted path in the object tree: "state_dict.encoder.layer.0.weight";
+                      // list items by index ("0.weight"); a bare saved tensor is "root"
   std::string dtype;  // safetensors spelling: "F32", "F16", "BF16", "F64", "I64", "I32", "I16",
                       // "I8", "U8", "BOOL"
   size_t element_bytes = 0;
@@ -60,30 +61,29 @@ class Checkpoint {
   // same object under two names) is listed under each name.
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const TensorInfo* find_tensor(const std::string& name) const;
-  // Read-only view (or contiguous copy, see above). Throws Error when absent or not viewable.
+  // Read-only view (or contiguous copy, see above), dtype view_dtype(info): U8/BOOL bytes as I8.
+  // Throws Error when absent or not viewable.
   Tensor tensor(const std::string& name) const;
   Tensor tensor(const TensorInfo& info) const;
-  // The raw bytes of a tensor's elements in C order (U8/BOOL kept as stored), for converters that
-  // write the dtype as saved. Copies only when non-contiguous.
-  Tensor raw_tensor(const TensorInfo& info) const;
 
   // The prefix (with its trailing dot, or "") under which "the state dict" sits in common
   // wrappers: "state_dict.", "model.", "module.", "best_state.", "model.module." ...; the names
   // of tensors() that start with it, less the prefix, are the model's parameter names.
-  std::string state_dict_prefix() const;
+  const std::string& state_dict_prefix() const { return prefix_; }
   // tensor(state_dict_prefix() + key).
   Tensor state_tensor(const std::string& key) const;
 
  private:
   struct StorageBytes {
-    size_t offset = 0;  // into storage_ (or copy_)
+    size_t offset = 0;  // into holder
     uint64_t size = 0;
     std::shared_ptr<Storage> holder;  // the file mapping or an inflated copy
   };
   void collect(const pickle::Value& v, const std::string& prefix, int depth);
+  std::string find_state_dict_prefix() const;
   const StorageBytes& storage_bytes(const std::string& key, const std::string& tensor) const;
 
-  std::string name_, format_;
+  std::string name_, format_, prefix_;
   std::shared_ptr<Storage> storage_;
   std::shared_ptr<pickle::Document> doc_;
   std::vector<TensorInfo> tensors_;
@@ -94,5 +94,8 @@ class Checkpoint {
 // True when the file starts like a torch checkpoint (zip holding a data.pkl, or a pickle with the
 // legacy magic number), for format dispatch by content rather than extension.
 bool looks_like_checkpoint(const std::string& path);
+// looks_like_checkpoint(), or a name ending in .pt, .pth or .ckpt (so that a damaged file of that
+// name is reported by this reader). .bin is ambiguous (whisper.cpp, CTranslate2) and not counted.
+bool is_checkpoint_path(const std::string& path);
 
 }  // namespace eight::torch

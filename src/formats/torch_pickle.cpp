@@ -12,63 +12,6 @@
 
 namespace eight::pickle {
 
-std::string_view kind_name(Kind k) {
-  static constexpr std::string_view names[] = {"none", "bool",   "int",     "int",    "float",
-                                               "str",  "bytes",  "list",    "tuple",  "dict",
-                                               "set",  "tensor", "storage", "global", "object"};
-  return names[static_cast<size_t>(k)];
-}
-
-Value* Document::make(Kind k) {
-  Value& v = values_.emplace_back();
-  v.kind = k;
-  return &v;
-}
-
-const Value* Value::get(std::string_view key) const {
-  const Value* d = this;
-  if (kind == Kind::Object) d = state;
-  if (!d || d->kind != Kind::Dict) return nullptr;
-  for (const auto& [k, v] : d->dict)
-    if (k->kind == Kind::Str && k->s == key) return v;
-  return nullptr;
-}
-
-std::string Value::describe() const {
-  switch (kind) {
-    case Kind::None:
-      return "None";
-    case Kind::Bool:
-      return b ? "True" : "False";
-    case Kind::Int:
-      return std::to_string(i);
-    case Kind::BigInt:
-      return cat("int (", s.size(), " bytes)");
-    case Kind::Float:
-      return cat(f);
-    case Kind::Str:
-      return s.size() > 40 ? cat("str '", s.substr(0, 40), "...'") : cat("str '", s, "'");
-    case Kind::Bytes:
-      return cat("bytes(", s.size(), ")");
-    case Kind::List:
-    case Kind::Tuple:
-    case Kind::Set:
-      return cat(kind_name(kind), "(", items.size(), ")");
-    case Kind::Dict:
-      return cat("dict(", dict.size(), ")");
-    case Kind::Tensor:
-      return cat("tensor ", tensor->storage.dtype, " ",
-                 Dims(tensor->shape.begin(), tensor->shape.end()).str());
-    case Kind::Storage:
-      return cat("storage ", storage->dtype, " (", storage->numel, ")");
-    case Kind::Global:
-      return cat("global ", s);
-    case Kind::Object:
-      return cat("object ", s);
-  }
-  return "?";
-}
-
 namespace {
 
 enum Op : uint8_t {
@@ -247,17 +190,17 @@ class Machine final : public Context {
   const Value* long_bytes(uint64_t len);
   const Value* text_int(const std::string& s, bool is_long);
   const Value* text_string(std::string s);
-  std::string raw_unicode_escape(const std::string& s);
 
+  // A map, not a vector: a hostile LONG_BINPUT index must not allocate up to it.
   void memo_put(uint64_t idx, const Value* v) {
     if (idx >= lim_.max_memo) error(cat("memo index ", idx, " exceeds the limit ", lim_.max_memo));
-    if (idx >= memo_.size()) memo_.resize(static_cast<size_t>(idx) + 1, nullptr);
-    memo_[static_cast<size_t>(idx)] = v;
+    if (memo_.size() >= lim_.max_memo) error(cat("more than ", lim_.max_memo, " memo entries"));
+    memo_[idx] = v;
   }
   const Value* memo_get(uint64_t idx) {
-    if (idx >= memo_.size() || !memo_[static_cast<size_t>(idx)])
-      error(cat("memo index ", idx, " was never stored"));
-    return memo_[static_cast<size_t>(idx)];
+    const auto it = memo_.find(idx);
+    if (it == memo_.end()) error(cat("memo index ", idx, " was never stored"));
+    return it->second;
   }
   void set_items(Value* d, const std::vector<const Value*>& kv) {
     if (kv.size() % 2) error("SETITEMS with an odd number of items");
@@ -284,7 +227,8 @@ class Machine final : public Context {
   const std::string& name_;
   Limits lim_;
   std::shared_ptr<Document> doc_;
-  std::vector<const Value*> stack_, memo_;
+  std::vector<const Value*> stack_;
+  std::unordered_map<uint64_t, const Value*> memo_;
   std::vector<size_t> marks_;
   std::unordered_map<const Value*, std::unordered_map<std::string_view, size_t>> dict_index_;
   uint64_t total_bytes_ = 0;
@@ -347,46 +291,6 @@ const Value* Machine::text_string(std::string s) {
     out += c;
   }
   return new_str(Kind::Str, std::move(out));
-}
-
-// Protocol 0 UNICODE is "raw-unicode-escape": bytes are Latin-1 code points, except \uXXXX and
-// \UXXXXXXXX escapes. Returned as UTF-8.
-std::string Machine::raw_unicode_escape(const std::string& s) {
-  std::string out;
-  auto utf8 = [&](uint32_t cp) {
-    if (cp > 0x10ffff) error("\\U escape beyond Unicode");
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xc0 | cp >> 6);
-      out += static_cast<char>(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xe0 | cp >> 12);
-      out += static_cast<char>(0x80 | (cp >> 6 & 0x3f));
-      out += static_cast<char>(0x80 | (cp & 0x3f));
-    } else {
-      out += static_cast<char>(0xf0 | cp >> 18);
-      out += static_cast<char>(0x80 | (cp >> 12 & 0x3f));
-      out += static_cast<char>(0x80 | (cp >> 6 & 0x3f));
-      out += static_cast<char>(0x80 | (cp & 0x3f));
-    }
-  };
-  for (size_t k = 0; k < s.size(); ++k) {
-    const size_t digits = s[k] != '\\' || k + 1 >= s.size() ? 0
-                          : s[k + 1] == 'u'                 ? 4
-                          : s[k + 1] == 'U'                 ? 8
-                                                            : 0;
-    if (digits && k + 2 + digits <= s.size()) {
-      const std::string h = s.substr(k + 2, digits);
-      if (h.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
-        error("malformed \\u escape");
-      utf8(static_cast<uint32_t>(std::strtoul(h.c_str(), nullptr, 16)));
-      k += 1 + digits;
-    } else {
-      utf8(static_cast<uint8_t>(s[k]));
-    }
-  }
-  return out;
 }
 
 void Machine::step(uint8_t op) {
@@ -473,7 +377,7 @@ void Machine::step(uint8_t op) {
       push(new_str(Kind::Str, bytes_arg(le(1))));
       return;
     case UNICODE:
-      push(new_str(Kind::Str, raw_unicode_escape(line())));
+      push(new_str(Kind::Str, raw_unicode_escape(*this, line())));
       return;
     case BINUNICODE:
       push(new_str(Kind::Str, bytes_arg(le(4))));

@@ -228,8 +228,9 @@ const Value* resolve_global(Context& cx, const std::string& module, const std::s
   const std::string as_written = cat(module, ".", name);
   if (!allow_list().count(q))
     cx.error(cat("global '", q, "'", q == as_written ? "" : cat(" (written '", as_written, "')"),
-                 " is not allowed (a checkpoint holds tensors and plain data; this one would run "
-                 "code when loaded by Python, so it is refused)"));
+                 " is not allowed: only tensors and plain data are read and nothing is run (a "
+                 "pickled class or function, which Python would import and call; a checkpoint "
+                 "of weights should hold a state_dict())"));
   Value* v = cx.make(Kind::Global);
   v->s = q;
   return v;
@@ -248,9 +249,22 @@ const Value* call(Context& cx, const Value* fn, const Value* args) {
       if (data->kind != Kind::Tensor) cx.error(cat(q, " of ", data->describe()));
       return data;
     }
-    case Fn::RebuildFromType:
+    case Fn::RebuildFromType: {
       // func(*args) re-typed to a Tensor subclass; the type and Python state are irrelevant here.
-      return call(cx, arg(cx, args, 0, q), arg(cx, args, 2, q));
+      // func may itself be this function: bound the chain (tuples nest as deep as the input).
+      thread_local int nested = 0;
+      if (nested >= 8) cx.error(cat(q, " nested more than 8 deep"));
+      ++nested;
+      const Value* r = nullptr;
+      try {
+        r = call(cx, arg(cx, args, 0, q), arg(cx, args, 2, q));
+      } catch (...) {
+        --nested;
+        throw;
+      }
+      --nested;
+      return r;
+    }
     case Fn::OrderedDict: {
       Value* d = cx.make(Kind::Dict);
       if (args->items.empty()) return d;

@@ -28,6 +28,8 @@ const Value* call(Context& cx, const Value* fn, const Value* args);
 void build(Context& cx, Value* target, const Value* state);
 // BINPERSID / PERSID: torch's ('storage', <type>, key, location, numel) ids.
 const Value* persistent_load(Context& cx, const Value* pid);
+// Protocol 0 UNICODE ("raw-unicode-escape": Latin-1 bytes and \uXXXX escapes) as UTF-8.
+std::string raw_unicode_escape(Context& cx, const std::string& s);
 // Errors when the value nests deeper than `max_depth` (or is cyclic).
 void check_depth(Context& cx, const Value& root, size_t max_depth);
 

@@ -201,6 +201,7 @@ def test_handmade_tensor_and_offsets(tmp_path):
 @pytest.mark.parametrize("case,pkl,storage,message", [
     ("past_storage", tensor_pickle([8], [1]), 16, "reaches past its storage"),
     ("missing_storage", tensor_pickle([4], [1]), None, "which the file does not hold"),
+    ("expanded", tensor_pickle([255] * 4, [0] * 4), 16, "zero strides"),
     ("deep", b"\x80\x02" + b"]" * 1000 + b"a" * 999 + b".", None, "nest deeper"),
     ("cycle", b"\x80\x02]q\x00h\x00a.", None, "cyclic"),
     ("huge_string", b"\x80\x02X\xff\xff\xff\x7f", None, "exceeds the limit"),
@@ -231,3 +232,29 @@ def test_plain_values_every_protocol(tmp_path, protocol):
     assert v["b"] == {"bytes": b"by\xfftes".hex()} and v["n"] == -(1 << 40)
     assert v["s"] == [3] and v["f"] == [4] and v["nested"] == {"k": [[], {}]}
     assert j["tensors"] == []
+
+
+def test_zip64_and_deflated_entries(tmp_path):
+    """A re-zipped checkpoint: deflated entries, and over 65535 entries (ZIP64 end records)."""
+    values = np.arange(4, dtype=np.float32) * 1.5
+    p = tmp_path / "z64.pt"
+    with zipfile.ZipFile(p, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("archive/data.pkl", tensor_pickle([4], [1]))
+        z.writestr("archive/data/0", values.tobytes())
+        for i in range(0x10000):
+            z.writestr(f"archive/x/{i}", b"", compress_type=zipfile.ZIP_STORED)
+    raw = open(p, "rb").read()
+    assert raw.rfind(b"PK\x06\x06") > 0  # the ZIP64 end record is there
+    out = tmp_path / "w.npy"
+    r = run("inspect", str(p), "--tensor", "w", "--dump", str(out))
+    assert r.returncode == 0, r.stderr
+    np.testing.assert_array_equal(np.load(out), values)
+
+
+def test_pickle_corruption_caught_by_crc(tmp_path):
+    raw = bytearray(open(os.path.join(DATA, "zip_basic.pt"), "rb").read())
+    raw[200] ^= 0x40  # inside data.pkl, which starts in the first 128 bytes
+    p = tmp_path / "crc.pt"
+    p.write_bytes(bytes(raw))
+    r = run("inspect", str(p))
+    assert r.returncode == 1 and "fails its CRC-32 check" in r.stderr, r.stderr

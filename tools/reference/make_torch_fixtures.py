@@ -8,7 +8,8 @@ Writes, all with torch.save as users' files are written:
   zip_basic.pt      zip format: f32/f16/bf16/f64/i64/i32/i16/i8/u8/bool tensors, a view with a
                     storage offset, two names sharing one storage, a transposed (non-contiguous)
                     tensor, a nested dict with a `tags` list, numbers, a numpy scalar, torch.Size,
-                    torch.device, a set, and a Parameter.
+                    torch.device, a set, a Parameter, and a tensor and a Parameter with Python
+                    attributes (saved through _rebuild_from_type_v2 / _rebuild_parameter_with_state).
   legacy_basic.pt   the same object with _use_new_zipfile_serialization=False.
   module_state.bin  an nn.Module state_dict() (OrderedDict with _metadata), HF-style.
   wrapped.ckpt      {"state_dict": {"module.<key>": ...}, "epoch": 3} (Lightning/DataParallel).
@@ -40,6 +41,11 @@ def basic_object():
     base = torch.randn(4, 5, generator=g)
     shared = torch.arange(12, dtype=torch.float32)
     param = torch.nn.Parameter(torch.randn(3, generator=g))
+    # Python attributes make torch.save use _rebuild_from_type_v2 / _rebuild_parameter_with_state.
+    attr_tensor = torch.arange(3, dtype=torch.float32)
+    attr_tensor.note = "x"
+    attr_param = torch.nn.Parameter(torch.full((2,), 0.5))
+    attr_param.tag = 5
     return {
         "f32": base,
         "f16": torch.randn(2, 3, generator=g).half(),
@@ -57,6 +63,8 @@ def basic_object():
         "shared_b": shared[6:],  # same storage, offset 6
         "transposed": torch.randn(3, 4, generator=g).t(),  # non-contiguous
         "param": param,
+        "attr_tensor": attr_tensor,
+        "attr_param": attr_param,
         "meta": {
             "tags": ["1girl", "solo", "rating:safe", "ünïcode"],
             "count": 3,
