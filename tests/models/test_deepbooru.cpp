@@ -2,10 +2,13 @@
 // by tools/reference/make_deepbooru_fixtures.py), and ops::conv2d_nhwc against ops::conv2d.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/memory.h"
 #include "formats/image.h"
 #include "formats/torch_checkpoint.h"
 #include "models/deepbooru/deepbooru.h"
@@ -113,6 +116,26 @@ TEST(DeepBooru, ProbabilitiesMatchPyTorch) {
     dgot.push_back(got[0][i] - got[1][i]);
   }
   EXPECT_LE(nmse(dgot.data(), dwant), 1e-3);
+}
+
+// The planned activations (models/deepbooru: activation_bytes) against what the tracked allocator
+// sees during forward(); EIGHT_DEEPBOORU_PT names another checkpoint (the full-size one).
+TEST(DeepBooru, PlannedActivationsCoverMeasured) {
+  const char* env = std::getenv("EIGHT_DEEPBOORU_PT");
+  const auto file = torch::Checkpoint::open(env && *env ? env : data_dir() + "model-tiny.pt");
+  std::vector<std::string> tags;
+  const Network net = Network::from_checkpoint(file, "model.pt", &tags);
+  ThreadPool pool(2);
+  const Tensor x = preprocess(image::load(data_dir() + "wide.png")).unsqueeze(0).contiguous();
+  MemoryTracker& t = memory_tracker();
+  t.reset_peak();
+  const int64_t before = t.stats().heap_current;
+  const Tensor p = net.forward(x, pool);
+  const int64_t measured = t.stats().heap_peak - before;
+  const int64_t planned = net.activation_bytes();
+  std::printf("planned %lld, measured %lld bytes\n", static_cast<long long>(planned),
+              static_cast<long long>(measured));
+  EXPECT_GE(planned, measured);
 }
 
 TEST(DeepBooru, RefusesMisshapenAndUnknownTensors) {
