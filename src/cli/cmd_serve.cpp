@@ -193,7 +193,8 @@ int run(int argc, char** argv) {
            "last-token pooling) on /v1/embeddings; a bert GGUF given as -m is served this way");
   std::string tag_model;
   p.option("--tag-model", &tag_model, "MODEL",
-           "also serve an image tagger (WD v3 folder or store name) on /v1/tags; without -m "
+           "also serve an image tagger (WD v3 folder, DeepBooru .pt or store name) on /v1/tags; "
+           "without -m "
            "only tags are served");
   std::string image_model;
   int image_queue = 4;

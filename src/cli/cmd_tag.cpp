@@ -70,8 +70,8 @@ int run(int argc, char** argv) {
   int threads = 0, batch = 4;
   bool json = false, overwrite = false;
   p.option("-m,--model", &model_arg, "MODEL",
-           "tagger: a WD v3 folder (model.safetensors, config.json, selected_tags.csv) or a "
-           "store name (required)");
+           "tagger: a WD v3 folder (model.safetensors, config.json, selected_tags.csv), "
+           "DeepBooru's model-resnet_custom_v3.pt, or a store name (required)");
   p.option("--threshold", &th.general, "P",
            "general tags with a probability above P are kept (default 0.35)");
   p.option("--character-threshold", &th.character, "P",

@@ -3,7 +3,9 @@
 // orientation applied, and the CLIP-style preprocessing a checkpoint's preprocessor_config.json
 // describes (shortest side resized with bicubic filtering, center crop, RGB, mean/std
 // normalization).
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -51,6 +53,17 @@ PreprocessConfig parse_preprocess_config(const std::string& json_text);
 // 8-bit RGB (horizontal pass, then vertical, each rounded). Returns the image itself when the size
 // is unchanged.
 Image resize(const Image& image, int width, int height);
+
+// PIL's resampling filters (Image.BICUBIC, Image.LANCZOS), with PIL's 8-bit arithmetic.
+enum class Filter { Bicubic, Lanczos };
+struct ResizeOptions {
+  Filter filter = Filter::Bicubic;
+  // PIL's `box` (x0, y0, x1, y1): the source region mapped onto the output; none = the whole
+  // image. A region of zero height (or width) stretches the rows (columns) around that edge, as
+  // A1111's "resize and fill" does.
+  std::optional<std::array<double, 4>> box;
+};
+Image resize(const Image& image, int width, int height, const ResizeOptions& options);
 
 // The pixel tensor the vision tower takes: F32 [3, crop_height, crop_width].
 Tensor preprocess(const Image& image, const PreprocessConfig& config);

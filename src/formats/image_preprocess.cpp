@@ -5,7 +5,9 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <numbers>
 #include <vector>
 
 #include "core/error.h"
@@ -23,6 +25,17 @@ double bicubic(double x) {
   return 0.0;
 }
 
+double sinc(double x) {
+  if (x == 0.0) return 1.0;
+  x *= std::numbers::pi;
+  return std::sin(x) / x;
+}
+
+// PIL's LANCZOS: sinc windowed by sinc(x / 3), support 3 (the half-open interval as PIL's).
+double lanczos(double x) {
+  return -3.0 <= x && x < 3.0 ? sinc(x) * sinc(x / 3.0) : 0.0;
+}
+
 // PIL keeps 8-bit resampling in 32-bit integers: 22 fractional bits leave room for 8 bits of pixel
 // and 2 of headroom for the kernel's overshoot.
 constexpr int kPrecisionBits = 32 - 8 - 2;
@@ -33,21 +46,29 @@ struct Taps {
   std::vector<int32_t> weights;
 };
 
-// PIL's precompute_coeffs + normalize_coeffs_8bpc for in_size → out_size over the whole axis.
-std::vector<Taps> resample_taps(int in_size, int out_size) {
-  const double scale = static_cast<double>(in_size) / out_size;
+// PIL's precompute_coeffs + normalize_coeffs_8bpc for the input span [in0, in1) of an axis of
+// in_size pixels → out_size (in1 < 0: the whole axis). A span of zero length (PIL's box with equal
+// ends) gives every output the taps around in0: how A1111 stretches an edge row.
+std::vector<Taps> resample_taps(int in_size, int out_size, Filter filter = Filter::Bicubic,
+                                double in0 = 0.0, double in1 = -1.0) {
+  if (in1 < 0) in1 = in_size;
+  const double scale = (in1 - in0) / out_size;
   const double filter_scale = std::max(scale, 1.0);  // antialias: widen the kernel when shrinking
-  const double support = 2.0 * filter_scale;
+  const double support = (filter == Filter::Lanczos ? 3.0 : 2.0) * filter_scale;
+  const double ss = 1.0 / filter_scale;
   std::vector<Taps> taps(static_cast<size_t>(out_size));
   std::vector<double> w;
   for (int i = 0; i < out_size; ++i) {
-    const double center = (i + 0.5) * scale;
+    const double center = in0 + (i + 0.5) * scale;
     // Truncation (not floor) as PIL's (int) cast; both ends clamp to the image.
     const int lo = std::max(0, static_cast<int>(center - support + 0.5));
     const int hi = std::min(in_size, static_cast<int>(center + support + 0.5));
     w.assign(static_cast<size_t>(std::max(0, hi - lo)), 0.0);
     double sum = 0.0;
-    for (int x = lo; x < hi; ++x) sum += w[x - lo] = bicubic((x - center + 0.5) / filter_scale);
+    for (int x = lo; x < hi; ++x) {
+      const double t = (x - center + 0.5) * ss;
+      sum += w[x - lo] = filter == Filter::Lanczos ? lanczos(t) : bicubic(t);
+    }
     Taps& t = taps[static_cast<size_t>(i)];
     t.first = lo;
     t.weights.resize(w.size());
@@ -194,17 +215,26 @@ PreprocessConfig parse_preprocess_config(const std::string& json_text) {
 }
 
 Image resize(const Image& image, int width, int height) {
+  return resize(image, width, height, {});
+}
+
+Image resize(const Image& image, int width, int height, const ResizeOptions& options) {
   const int W = image.width, H = image.height;
   check(image.rgb.defined() && image.rgb.dim() == 3 && image.rgb.size(0) == H &&
             image.rgb.size(1) == W && image.rgb.size(2) == 3 && image.rgb.is_contiguous(),
         "[image.resize] expects a contiguous [", H, ", ", W, ", 3] image");
   check(W > 0 && H > 0 && width > 0 && height > 0 && int64_t{width} * height <= kMaxPixels,
         "[image.resize] cannot resize ", W, "x", H, " to ", width, "x", height);
+  const std::array<double, 4> box = options.box.value_or(std::array<double, 4>{0, 0, 0, 0});
+  const double x0 = options.box ? box[0] : 0, x1 = options.box ? box[2] : W;
+  const double y0 = options.box ? box[1] : 0, y1 = options.box ? box[3] : H;
+  check(x0 >= 0 && y0 >= 0 && x1 >= x0 && y1 >= y0 && x1 <= W && y1 <= H, "[image.resize] box (",
+        x0, ", ", y0, ", ", x1, ", ", y1, ") is outside the ", W, "x", H, " image");
   // Pillow resamples one axis at a time, rounding to uint8 after each pass, so the order matters
   // for exact pixels: horizontal first, except when the width grows while the height shrinks
   // (then the smaller vertical result goes through the horizontal pass), as Pillow 13 does.
-  auto horizontal = [width](const Image& in) {
-    const std::vector<Taps> tx = resample_taps(in.width, width);
+  auto horizontal = [&](const Image& in) {
+    const std::vector<Taps> tx = resample_taps(in.width, width, options.filter, x0, x1);
     Image out{width, in.height, Tensor::empty({in.height, width, 3}, DType::I8)};
     const auto* src = in.rgb.data<const uint8_t>();
     auto* dst = out.rgb.data<uint8_t>();
@@ -214,8 +244,8 @@ Image resize(const Image& image, int width, int height) {
                    dst + (static_cast<int64_t>(y) * width + x) * 3);
     return out;
   };
-  auto vertical = [height](const Image& in) {
-    const std::vector<Taps> ty = resample_taps(in.height, height);
+  auto vertical = [&](const Image& in) {
+    const std::vector<Taps> ty = resample_taps(in.height, height, options.filter, y0, y1);
     Image out{in.width, height, Tensor::empty({height, in.width, 3}, DType::I8)};
     const auto* src = in.rgb.data<const uint8_t>();
     auto* dst = out.rgb.data<uint8_t>();
@@ -226,9 +256,12 @@ Image resize(const Image& image, int width, int height) {
                    dst + (static_cast<int64_t>(y) * in.width + x) * 3);
     return out;
   };
-  if (width == W && height == H) return image;
-  if (width == W) return vertical(image);
-  if (height == H) return horizontal(image);
+  // PIL skips an axis whose size and span are unchanged.
+  const bool need_x = width != W || x0 != 0 || x1 != W;
+  const bool need_y = height != H || y0 != 0 || y1 != H;
+  if (!need_x && !need_y) return image;
+  if (!need_x) return vertical(image);
+  if (!need_y) return horizontal(image);
   if (width > W && height < H) return horizontal(vertical(image));
   return vertical(horizontal(image));
 }

@@ -148,6 +148,31 @@ void reorder_channels_last(const Tensor& w, const Tensor& out, int64_t o0, int64
     move(w.data<uint16_t>(), out.data<uint16_t>());
 }
 
+// Unfolds output pixels [p0, p0 + rows) of a channels-last input xt [H, W, C_in]: row r holds the
+// taps (ky, kx) in order, each the cg channels from c0 (zeros outside the image, before it by
+// `padding` and after it up to the geometry's size).
+void unfold_tile(const float* xt, const Geometry& g, const Conv2dParams& p, int64_t c0, int64_t cg,
+                 int64_t p0, int64_t rows, float* cols, ThreadPool& pool) {
+  const int64_t kk = cg * g.kh * g.kw;
+  pool.parallel_chunks(rows, 8, [&](int64_t b, int64_t e, int) {
+    for (int64_t r = b; r < e; ++r) {
+      const int64_t oy = (p0 + r) / g.w_out, ox = (p0 + r) % g.w_out;
+      float* row = cols + r * kk;
+      for (int64_t ky = 0; ky < g.kh; ++ky) {
+        const int64_t iy = oy * p.stride[0] - p.padding[0] + ky * p.dilation[0];
+        for (int64_t kx = 0; kx < g.kw; ++kx) {
+          const int64_t ix = ox * p.stride[1] - p.padding[1] + kx * p.dilation[1];
+          float* dst = row + (ky * g.kw + kx) * cg;
+          if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w)
+            std::fill_n(dst, cg, 0.f);
+          else
+            std::copy_n(xt + (iy * g.w + ix) * g.c_in + c0, cg, dst);
+        }
+      }
+    }
+  });
+}
+
 void check_weight(const Tensor& w) {
   check(w.defined() && w.dim() == 4, "[conv2d] w must be [C_out, C_in / groups, kh, kw], got ",
         w.defined() ? w.shape().str() : std::string("undefined"));
@@ -251,26 +276,7 @@ void conv2d(const Tensor& x, const Conv2dWeight& w, const Tensor& y, ThreadPool&
     const Tensor wg = wc.slice(0, grp * og, (grp + 1) * og);
     for (int64_t p0 = 0; p0 < hw; p0 += tile) {
       const int64_t rows = std::min(tile, hw - p0);
-      // Unfold: row r = pixel p0 + r, taps (ky, kx) in order, each cg channels (zeros outside).
-      pool.parallel_chunks(rows, 8, [&](int64_t b, int64_t e, int) {
-        for (int64_t r = b; r < e; ++r) {
-          const int64_t oy = (p0 + r) / g.w_out, ox = (p0 + r) % g.w_out;
-          float* row = cols.data<float>() + r * kk;
-          for (int64_t ky = 0; ky < g.kh; ++ky) {
-            const int64_t iy = oy * p.stride[0] - p.padding[0] + ky * p.dilation[0];
-            for (int64_t kx = 0; kx < g.kw; ++kx) {
-              const int64_t ix = ox * p.stride[1] - p.padding[1] + kx * p.dilation[1];
-              float* dst = row + (ky * g.kw + kx) * cg;
-              if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) {
-                std::fill_n(dst, cg, 0.f);
-              } else {
-                const float* src = xt.data<float>() + (iy * g.w + ix) * g.c_in + grp * cg;
-                std::copy_n(src, cg, dst);
-              }
-            }
-          }
-        }
-      });
+      unfold_tile(xt.data<float>(), g, p, grp * cg, cg, p0, rows, cols.data<float>(), pool);
       const Tensor ct = cols.slice(0, 0, rows), ot = out.slice(0, 0, rows);
       matmul(ct, wg, ot, pool);
       // out [rows, og] -> y [og, hw] at column p0 (+ bias), one output channel per item.
@@ -284,6 +290,40 @@ void conv2d(const Tensor& x, const Conv2dWeight& w, const Tensor& y, ThreadPool&
         }
       });
     }
+  }
+}
+
+void conv2d_nhwc(const Tensor& x, const Conv2dWeight& w, const Tensor& y, ThreadPool& pool,
+                 const Conv2dParams& p) {
+  check(x.defined() && x.dim() == 3 && x.is_contiguous() && x.device() == Device::cpu(),
+        "[conv2d_nhwc] x must be a contiguous [H, W, C_in] tensor on the CPU, got ",
+        x.defined() ? x.str() : std::string("undefined"));
+  check(p.groups == 1, "[conv2d_nhwc] groups = ", p.groups, " (only 1 is supported)");
+  check(w.w.defined() && w.shape.size() == 4 && w.w.dim() == 2,
+        "[conv2d_nhwc] the weight was not made by conv2d_prepare_weight");
+  const Geometry g = geometry(x.permute({2, 0, 1}), w.shape, p);
+  check(y.defined() && y.dtype() == DType::F32 && y.shape() == Dims{g.h_out, g.w_out, g.c_out} &&
+            y.is_contiguous() && y.device() == Device::cpu(),
+        "[conv2d_nhwc] y must be a contiguous f32 [", g.h_out, ", ", g.w_out, ", ", g.c_out,
+        "] on the CPU, got ", y.defined() ? y.str() : std::string("undefined"));
+  if (p.bias)
+    check(p.bias->defined() && p.bias->dtype() == DType::F32 && p.bias->numel() == g.c_out &&
+              p.bias->is_contiguous(),
+          "[conv2d_nhwc] bias must be a contiguous f32 [", g.c_out, "]");
+  const int64_t kk = g.c_in * g.kh * g.kw, hw = g.h_out * g.w_out;
+  const MatmulParams mp{.bias = p.bias};
+  const Tensor y2 = y.reshape({hw, g.c_out});
+  // A 1x1 stride-1 convolution without padding is the product itself: no copy at all.
+  if (kk == g.c_in && hw == g.h * g.w) {
+    matmul(x.reshape({hw, g.c_in}), w.w, y2, pool, mp);
+    return;
+  }
+  const int64_t tile = std::clamp<int64_t>(kTileBytes / (kk * 4), 16, hw);
+  Tensor cols = Tensor::empty({tile, kk}, DType::F32);
+  for (int64_t p0 = 0; p0 < hw; p0 += tile) {
+    const int64_t rows = std::min(tile, hw - p0);
+    unfold_tile(x.data<float>(), g, p, 0, g.c_in, p0, rows, cols.data<float>(), pool);
+    matmul(cols.slice(0, 0, rows), w.w, y2.slice(0, p0, p0 + rows), pool, mp);
   }
 }
 

@@ -55,6 +55,14 @@ Conv2dWeight conv2d_prepare_weight(const Tensor& w, ThreadPool* pool = nullptr);
 void conv2d(const Tensor& x, const Conv2dWeight& w, const Tensor& y, ThreadPool& pool,
             const Conv2dParams& params = {});
 
+// Channels last, for networks that stay channels last from layer to layer (DeepBooru's ResNet):
+// x [H, W, C_in] f32 contiguous, y [H_out, W_out, C_out]; groups = 1, CPU only. The product is
+// written straight into y (no transposes); a 1x1 stride-1 convolution is one matmul on x itself,
+// others unfold tiles of about 8 MiB as conv2d does. padding_end gives TensorFlow's asymmetric
+// "same" padding ({.stride = {2, 2}, .padding = {0, 0}, .padding_end = {1, 1}} for a 3x3/2).
+void conv2d_nhwc(const Tensor& x, const Conv2dWeight& w, const Tensor& y, ThreadPool& pool,
+                 const Conv2dParams& params = {});
+
 // The output shape conv2d expects for this input and weight (or weight shape).
 Dims conv2d_output_shape(const Tensor& x, const Tensor& w, const Conv2dParams& params = {});
 Dims conv2d_output_shape(const Tensor& x, const Dims& w_shape, const Conv2dParams& params = {});
