@@ -1,6 +1,7 @@
 // The catalog holds the whole seed list (15 models in 16 rows over 6 categories), parses, and
 // resolves names and download sources for the model store.
 #include <gtest/gtest.h>
+#include <algorithm>
 
 #include <fstream>
 #include <set>
@@ -66,13 +67,15 @@ TEST(Catalog, LlmHyperparametersMatchModelsMd) {
   EXPECT_EQ(kv_mib("deepseek-coder-6.7b-instruct"), 512);
   for (const auto& m : catalog().models()) {
     EXPECT_FALSE(m.architecture.empty()) << m.id;
-    // Supported means it runs: an LLM whose architecture the runtime registers and that needs
-    // nothing beyond the LLM (LLaVA's vision tower is not written yet), or another model whose
+    // Supported means it runs: an LLM whose architecture the runtime registers and whose extra
+    // components (LLaVA's mmproj) have their runtime registered too, or another model whose
     // architecture the models layer registers with all its parts (CLIP's two towers, Whisper);
     // everything else planned.
+    const bool sees = std::find(m.tasks.begin(), m.tasks.end(), "vision") != m.tasks.end();
     const bool runs = m.kind == ModelKind::LLM
                           ? llm::find_llm_architecture(m.architecture) != nullptr &&
-                                m.variant().components.empty()
+                                (m.variant().components.empty() ||
+                                 (sees && find_architecture("llava") != nullptr))
                           : find_architecture(m.architecture) != nullptr;
     EXPECT_EQ(m.support, runs ? Support::Supported : Support::Planned)
         << m.id << ": the support status must say whether eight runs it today";

@@ -14,11 +14,20 @@
 #include "formats/safetensors.h"
 #include "models/clip/clip_internal.h"
 #include "models/llava/llava.h"
+#include "models/registry.h"
 #include "ops/activation.h"
 #include "ops/matmul.h"
 
 namespace eight::llava {
 namespace {
+
+// The vision side of LLaVA-type LLMs (mmproj files, LLaVA-NeXT directories): the catalog marks a
+// vision LLM as runnable when this is registered.
+const bool registered = (register_architecture({.name = "llava",
+                                                .family = "vision",
+                                                .summary = "LLaVA 1.6 vision tower + projector "
+                                                           "(mmproj GGUF or LLaVA-NeXT dir)"}),
+                         true);
 
 using nlohmann::json;
 
