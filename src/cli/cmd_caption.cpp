@@ -52,7 +52,8 @@ int run_caption(int argc, char** argv) {
   a.add_to(p, "captioning");
   p.option("--prompt", &prompt, "TEXT",
            "caption prefix the model continues, e.g. \"a picture of\" (default: none)");
-  p.option("--beams", &beams, "N", "beam search with N beams (default: the model's, else 1 = greedy)");
+  p.option("--beams", &beams, "N",
+           "beam search with N beams (default: the model's, else 1 = greedy)");
   p.flag("--json", &a.json, "print {\"captions\": [{\"image\", \"text\", \"tokens\"}]}");
   p.positional_count(1, -1);
   p.epilog(
@@ -63,8 +64,8 @@ int run_caption(int argc, char** argv) {
   check(beams == -1 || (beams >= 1 && beams <= 64), "--beams must be in [1, 64], got ", beams);
   const auto model = a.load();
   ThreadPool& pool = global_thread_pool(a.threads);
-  const blip::GenerateOptions opt{.prompt = prompt, .max_new_tokens = a.max_tokens,
-                                  .num_beams = beams};
+  const blip::GenerateOptions opt{
+      .prompt = prompt, .max_new_tokens = a.max_tokens, .num_beams = beams};
   nlohmann::json caps = nlohmann::json::array();
   int failures = 0;
   for (const std::string& path : p.positionals()) {
@@ -101,7 +102,8 @@ int run_ask(int argc, char** argv) {
   const auto model = a.load();
   ThreadPool& pool = global_thread_pool(a.threads);
   const Tensor pixels = model->preprocess(image::load(p.positionals()[0]));
-  const blip::Generated g = model->answer(pixels, question, {.prompt = "", .max_new_tokens = a.max_tokens, .num_beams = -1}, pool);
+  const blip::Generated g = model->answer(
+      pixels, question, {.prompt = "", .max_new_tokens = a.max_tokens, .num_beams = -1}, pool);
   if (a.json)
     std::printf("%s\n",
                 nlohmann::json{{"answer", g.text}, {"tokens", ids_json(g.tokens)}}.dump(2).c_str());

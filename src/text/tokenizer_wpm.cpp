@@ -64,7 +64,8 @@ bool is_cjk(uint32_t cp) {
 }  // namespace
 
 void Tokenizer::Impl::encode_wpm(std::string_view text, std::vector<int32_t>& out) const {
-  wordpiece_encode(text, [this](const std::string& piece) { return find(piece); }, unk, out);
+  wordpiece_encode(
+      text, [this](const std::string& piece) { return find(piece); }, unk, out);
 }
 
 void wordpiece_encode(std::string_view text, const std::function<int32_t(const std::string&)>& find,

@@ -55,15 +55,17 @@ struct Config {
 };
 
 struct GenerateOptions {
-  std::string prompt;         // caption prefix (captioning models only)
-  int max_new_tokens = -1;    // -1: the model's max_length
-  int num_beams = -1;         // -1: the model's num_beams
+  std::string prompt;       // caption prefix (captioning models only)
+  int max_new_tokens = -1;  // -1: the model's max_length
+  int num_beams = -1;       // -1: the model's num_beams
 };
 
 struct Generated {
   std::vector<int32_t> tokens;  // after the prompt, without the final [SEP]
   std::string text;             // the whole decoded sequence (prompt included), as the processor
                                 // decodes it with skip_special_tokens
+  bool ended = false;           // generation stopped at [SEP] (not at the length limit)
+  int64_t prompt_tokens = 0;    // decoder prompt ([DEC] + prefix), plus the question for VQA
 };
 
 class Model {

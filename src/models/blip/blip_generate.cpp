@@ -33,9 +33,8 @@ std::vector<int64_t> top_k(const std::vector<float>& x, int64_t k) {
   std::vector<int64_t> idx(x.size());
   std::iota(idx.begin(), idx.end(), 0);
   k = std::min<int64_t>(k, static_cast<int64_t>(x.size()));
-  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int64_t a, int64_t b) {
-    return x[a] > x[b] || (x[a] == x[b] && a < b);
-  });
+  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
+                    [&](int64_t a, int64_t b) { return x[a] > x[b] || (x[a] == x[b] && a < b); });
   idx.resize(static_cast<size_t>(k));
   return idx;
 }
@@ -57,8 +56,8 @@ std::vector<int32_t> greedy(const Model::Impl& m, const std::vector<int32_t>& pr
       if (!(mask && j == eos) && (best < 0 || l[j] > l[best])) best = j;
     seq.push_back(static_cast<int32_t>(best));
     if (best == eos || static_cast<int64_t>(seq.size()) >= g.max_length) break;
-    logits = decoder_step(m, {seq.back()}, static_cast<int64_t>(seq.size()) - 1, cache, cross,
-                          pool);
+    logits =
+        decoder_step(m, {seq.back()}, static_cast<int64_t>(seq.size()) - 1, cache, cross, pool);
   }
   return seq;
 }

@@ -24,11 +24,11 @@ struct Attention {
 
 // {text_encoder,text_decoder.bert}.encoder.layer.N (post-norm BERT with cross-attention).
 struct TextLayer {
-  Attention self_attn;                 // attention
-  std::optional<Attention> cross;      // crossattention (is_decoder configs)
-  Linear fc1;                          // intermediate.dense
-  Linear fc2;                          // output.dense
-  LayerNorm norm;                      // output.LayerNorm
+  Attention self_attn;             // attention
+  std::optional<Attention> cross;  // crossattention (is_decoder configs)
+  Linear fc1;                      // intermediate.dense
+  Linear fc2;                      // output.dense
+  LayerNorm norm;                  // output.LayerNorm
 };
 
 struct TextModel {
@@ -40,9 +40,9 @@ struct TextModel {
 
 // text_decoder.cls.predictions
 struct LmHead {
-  Linear transform;       // transform.dense
-  LayerNorm norm;         // transform.LayerNorm
-  Linear decoder;         // decoder.weight (tied to the word embeddings when absent) + bias
+  Linear transform;  // transform.dense
+  LayerNorm norm;    // transform.LayerNorm
+  Linear decoder;    // decoder.weight (tied to the word embeddings when absent) + bias
 };
 
 // The WordPiece vocabulary of vocab.txt or tokenizer.json, plus the tokens decode skips.

@@ -65,7 +65,8 @@ Config parse_config(const json& j) {
         "[blip] config.json names architecture '", arch,
         "'; BlipForConditionalGeneration or BlipForQuestionAnswering is needed");
   c.vqa = arch == "BlipForQuestionAnswering";
-  const json vj = j.value("vision_config", json::object()), tj = j.value("text_config", json::object());
+  const json vj = j.value("vision_config", json::object()),
+             tj = j.value("text_config", json::object());
   VisionConfig& v = c.vision;
   v.hidden = field(vj, "hidden_size", v.hidden);
   v.intermediate = field(vj, "intermediate_size", v.intermediate);
@@ -320,22 +321,24 @@ std::unique_ptr<Model::Impl> load_directory(const std::string& dir) {
         tw[src + n + x] = need(w, src + n + x);
     }
   }
-  m->tower = clip::load_tower(
-      tw, "vision_model",
-      {.hidden = v.hidden, .intermediate = v.intermediate, .layers = v.layers, .heads = v.heads,
-       .eps = v.eps, .act = "gelu"});
+  m->tower = clip::load_tower(tw, "vision_model",
+                              {.hidden = v.hidden,
+                               .intermediate = v.intermediate,
+                               .layers = v.layers,
+                               .heads = v.heads,
+                               .eps = v.eps,
+                               .act = "gelu"});
   m->class_embedding = clip::to_f32(
       clip::need_tensor(w, "vision_model.embeddings.class_embedding", {1, 1, D}).reshape({D}));
   m->patch_embedding = {
-      .weight = clip::weight_matrix(w, "vision_model.embeddings.patch_embedding.weight",
-                                    {D, 3, p, p})
-                    .reshape({D, 3 * p * p}),
-      .bias = clip::to_f32(
-          clip::need_tensor(w, "vision_model.embeddings.patch_embedding.bias", {D}))};
-  m->position_embedding =
-      clip::to_f32(clip::need_tensor(w, "vision_model.embeddings.position_embedding",
-                                     {1, grid * grid + 1, D})
-                       .reshape({grid * grid + 1, D}));
+      .weight =
+          clip::weight_matrix(w, "vision_model.embeddings.patch_embedding.weight", {D, 3, p, p})
+              .reshape({D, 3 * p * p}),
+      .bias =
+          clip::to_f32(clip::need_tensor(w, "vision_model.embeddings.patch_embedding.bias", {D}))};
+  m->position_embedding = clip::to_f32(
+      clip::need_tensor(w, "vision_model.embeddings.position_embedding", {1, grid * grid + 1, D})
+          .reshape({grid * grid + 1, D}));
   m->post_norm = clip::load_norm(w, "vision_model.post_layernorm", D);
 
   const TextConfig& t = c.text;
@@ -346,10 +349,10 @@ std::unique_ptr<Model::Impl> load_directory(const std::string& dir) {
   const std::string h = "text_decoder.cls.predictions.";
   m->head.transform = clip::load_linear(w, h + "transform.dense", t.hidden, t.hidden);
   m->head.norm = clip::load_norm(w, h + "transform.LayerNorm", t.hidden);
-  m->head.decoder.weight = w.count(h + "decoder.weight")
-                               ? clip::weight_matrix(w, h + "decoder.weight",
-                                                     {t.vocab_size, t.hidden})
-                               : m->decoder.word_embeddings;  // tie_word_embeddings
+  m->head.decoder.weight =
+      w.count(h + "decoder.weight")
+          ? clip::weight_matrix(w, h + "decoder.weight", {t.vocab_size, t.hidden})
+          : m->decoder.word_embeddings;  // tie_word_embeddings
   m->head.decoder.bias = clip::to_f32(clip::need_tensor(
       w, w.count(h + "decoder.bias") ? h + "decoder.bias" : h + "bias", {t.vocab_size}));
   log_debug("[blip] loaded ", dir, ": ", m->weight_bytes, " weight bytes");

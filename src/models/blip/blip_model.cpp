@@ -36,7 +36,9 @@ Generated finish(const Model& model, const std::vector<int32_t>& seq, size_t pro
                  int32_t eos) {
   Generated out;
   out.tokens.assign(seq.begin() + static_cast<std::ptrdiff_t>(prompt_len), seq.end());
-  if (!out.tokens.empty() && out.tokens.back() == eos) out.tokens.pop_back();
+  out.ended = !out.tokens.empty() && out.tokens.back() == eos;
+  if (out.ended) out.tokens.pop_back();
+  out.prompt_tokens = static_cast<int64_t>(prompt_len);
   out.text = model.decode(seq);
   return out;
 }
@@ -99,9 +101,9 @@ Tensor Model::image_embeddings(const Tensor& pixels_in, ThreadPool& pool) const 
     for (int64_t j = 0; j < D; ++j)
       x.data<float>()[(1 + i) * D + j] = emb.data<float>()[i * D + j] + pos[(1 + i) * D + j];
   clip::run_tower(m.tower, x, {S}, false, pool);
-  ops::layer_norm(x, x,
-                  {.weight = &m.post_norm.weight, .bias = &m.post_norm.bias,
-                   .eps = static_cast<float>(c.eps)});
+  ops::layer_norm(
+      x, x,
+      {.weight = &m.post_norm.weight, .bias = &m.post_norm.bias, .eps = static_cast<float>(c.eps)});
   return x;
 }
 
@@ -141,24 +143,23 @@ std::string Model::decode(const std::vector<int32_t>& ids) const {
       out += " " + t;
     first = false;
   }
-  for (const auto& [from, to] : std::initializer_list<std::pair<std::string, std::string>>{
-           {" .", "."},
-           {" ?", "?"},
-           {" !", "!"},
-           {" ,", ","},
-           {" ' ", "'"},
-           {" n't", "n't"},
-           {" 'm", "'m"},
-           {" 's", "'s"},
-           {" 've", "'ve"},
-           {" 're", "'re"}})
+  for (const auto& [from, to] :
+       std::initializer_list<std::pair<std::string, std::string>>{{" .", "."},
+                                                                  {" ?", "?"},
+                                                                  {" !", "!"},
+                                                                  {" ,", ","},
+                                                                  {" ' ", "'"},
+                                                                  {" n't", "n't"},
+                                                                  {" 'm", "'m"},
+                                                                  {" 's", "'s"},
+                                                                  {" 've", "'ve"},
+                                                                  {" 're", "'re"}})
     for (size_t at = out.find(from); at != std::string::npos; at = out.find(from, at))
       out.replace(at, from.size(), to);
   return out;
 }
 
-Generated Model::caption(const Tensor& pixels, const GenerateOptions& opt,
-                         ThreadPool& pool) const {
+Generated Model::caption(const Tensor& pixels, const GenerateOptions& opt, ThreadPool& pool) const {
   const Impl& m = *impl_;
   check(!m.config.vqa, "[blip] ", m.name,
         " is a question-answering model (BlipForQuestionAnswering): ask it a question");
@@ -185,13 +186,14 @@ Generated Model::answer(const Tensor& pixels, const std::string& question,
   check(static_cast<int64_t>(q.size()) <= t.max_positions, "[blip] the question has ", q.size(),
         " tokens; the model takes ", t.max_positions);
   const Tensor image = image_embeddings(pixels, pool);
-  const Tensor question_states =
-      encode_question(*m.question_encoder, t, q, cross_kv(*m.question_encoder, t, image, pool),
-                      pool);
+  const Tensor question_states = encode_question(
+      *m.question_encoder, t, q, cross_kv(*m.question_encoder, t, image, pool), pool);
   const CrossKV cross = cross_kv(m.decoder, t, question_states, pool);
   const std::vector<int32_t> prompt{t.bos_token_id};
-  return finish(*this, generate(m, prompt, cross, settings(m.config, opt, 1), pool), 1,
-                t.sep_token_id);
+  Generated g = finish(*this, generate(m, prompt, cross, settings(m.config, opt, 1), pool), 1,
+                       t.sep_token_id);
+  g.prompt_tokens += static_cast<int64_t>(q.size());
+  return g;
 }
 
 }  // namespace eight::blip

@@ -94,7 +94,8 @@ Tensor embed(const TextModel& m, const TextConfig& c, const std::vector<int32_t>
   const auto n = static_cast<int64_t>(ids.size());
   Tensor idt = Tensor::empty({n}, DType::I32);
   for (int64_t i = 0; i < n; ++i) {
-    check(ids[i] >= 0 && ids[i] < c.vocab_size, "[blip] token id ", ids[i], " outside the vocabulary");
+    check(ids[i] >= 0 && ids[i] < c.vocab_size, "[blip] token id ", ids[i],
+          " outside the vocabulary");
     idt.data<int32_t>()[i] = ids[i];
   }
   const int64_t last = same_pos ? pos0 : pos0 + n - 1;
@@ -108,7 +109,8 @@ Tensor embed(const TextModel& m, const TextConfig& c, const std::vector<int32_t>
     for (int64_t j = 0; j < c.hidden; ++j) r[j] += p[j];
   }
   ops::layer_norm(x, x,
-                  {.weight = &m.embed_norm.weight, .bias = &m.embed_norm.bias,
+                  {.weight = &m.embed_norm.weight,
+                   .bias = &m.embed_norm.bias,
                    .eps = static_cast<float>(c.eps)});
   return x;
 }
@@ -118,8 +120,8 @@ Tensor embed(const TextModel& m, const TextConfig& c, const std::vector<int32_t>
 CrossKV cross_kv(const TextModel& m, const TextConfig& c, const Tensor& encoder_states,
                  ThreadPool& pool) {
   check(encoder_states.dim() == 2 && encoder_states.size(1) == c.encoder_hidden,
-        "[blip] cross-attention states ", encoder_states.str(), " are not [n, ",
-        c.encoder_hidden, "]");
+        "[blip] cross-attention states ", encoder_states.str(), " are not [n, ", c.encoder_hidden,
+        "]");
   CrossKV kv;
   for (const TextLayer& L : m.layers) {
     check(L.cross.has_value(), "[blip] a text layer has no cross-attention");
@@ -199,9 +201,9 @@ Tensor decoder_step(const Model::Impl& m, const std::vector<int32_t>& tokens, in
   }
   Tensor h = linear(x, m.head.transform, pool);
   ops::activation(ops::Activation::GELU, h, h);
-  ops::layer_norm(h, h,
-                  {.weight = &m.head.norm.weight, .bias = &m.head.norm.bias,
-                   .eps = static_cast<float>(c.eps)});
+  ops::layer_norm(
+      h, h,
+      {.weight = &m.head.norm.weight, .bias = &m.head.norm.bias, .eps = static_cast<float>(c.eps)});
   return linear(h, m.head.decoder, pool);
 }
 
