@@ -71,6 +71,16 @@ struct Model::Impl {
 
 // Loading (blip_load.cpp).
 std::unique_ptr<Model::Impl> load_directory(const std::string& dir);
+// config.json's text (BlipConfig with transformers' defaults; generation fields of text_config).
+Config parse_config_json(const std::string& text);
+// The vocabulary from tokenizer.json, else vocab.txt, plus tokenizer_config.json's added special
+// tokens (each argument a file's text, empty when absent). Throws Error on malformed input.
+Vocab parse_vocab(const std::string& tokenizer_json, const std::string& vocab_txt,
+                  const std::string& tokenizer_config);
+// [CLS] WordPiece(text) [SEP], and BertTokenizer.decode(ids, skip_special_tokens=True)
+// (blip_model.cpp).
+std::vector<int32_t> encode(const Vocab& v, const std::string& text);
+std::string decode(const Vocab& v, const std::vector<int32_t>& ids);
 
 // Text side (blip_text.cpp). Cross-attention keys and values of one encoder sequence, per layer.
 struct CrossKV {

@@ -27,14 +27,19 @@ std::string read_text(const fs::path& p) {
   return s.str();
 }
 
-json parse_json(const fs::path& p) {
+json parse_json_text(const std::string& text, const std::string& name) {
+  json j;
   try {
-    json j = json::parse(read_text(p));
-    check(j.is_object(), "[blip] ", p.string(), " is not a JSON object");
-    return j;
+    j = json::parse(text);
   } catch (const json::exception& e) {
-    fail("[blip] ", p.string(), " is not valid JSON: ", e.what());
+    fail("[blip] ", name, " is not valid JSON: ", e.what());
   }
+  check(j.is_object(), "[blip] ", name, " is not a JSON object");
+  return j;
+}
+
+json parse_json(const fs::path& p) {
+  return parse_json_text(read_text(p), p.string());
 }
 
 template <class T>
@@ -56,6 +61,10 @@ void check_tower(int hidden, int inter, int layers, int heads, const char* where
 }
 
 Config parse_config(const json& j) {
+  check(!j.contains("vision_config") || j["vision_config"].is_object(),
+        "[blip] config.json: vision_config is not an object");
+  check(!j.contains("text_config") || j["text_config"].is_object(),
+        "[blip] config.json: text_config is not an object");
   Config c;
   const std::string arch = j.contains("architectures") && j["architectures"].is_array() &&
                                    !j["architectures"].empty() && j["architectures"][0].is_string()
@@ -157,7 +166,7 @@ void mark_special(Vocab& v, const std::string& token) {
 }
 
 void add_token(Vocab& v, const std::string& token, int32_t id) {
-  check(id >= 0 && id < (1 << 22), "[blip] tokenizer: token id ", id, " out of range");
+  check(id >= 0 && id < (1 << 20), "[blip] tokenizer: token id ", id, " out of range");
   if (static_cast<size_t>(id) >= v.tokens.size()) {
     v.tokens.resize(static_cast<size_t>(id) + 1);
     v.special.resize(static_cast<size_t>(id) + 1, false);
@@ -166,15 +175,18 @@ void add_token(Vocab& v, const std::string& token, int32_t id) {
   v.ids.emplace(token, id);
 }
 
-Vocab read_vocab(const fs::path& d) {
+}  // namespace
+
+static Vocab parse_vocab_json(const std::string& tokenizer_json, const std::string& vocab_txt,
+                              const std::string& tokenizer_config) {
   Vocab v;
   std::vector<std::string> added_special;
-  if (fs::exists(d / "tokenizer.json")) {
-    const json j = parse_json(d / "tokenizer.json");
+  if (!tokenizer_json.empty()) {
+    const json j = parse_json_text(tokenizer_json, "tokenizer.json");
     const json& model = j.contains("model") ? j["model"] : json();
     check(model.is_object() && model.value("type", "") == "WordPiece" && model.contains("vocab") &&
               model["vocab"].is_object(),
-          "[blip] ", (d / "tokenizer.json").string(), " is not a WordPiece tokenizer");
+          "[blip] tokenizer.json is not a WordPiece tokenizer");
     for (auto it = model["vocab"].begin(); it != model["vocab"].end(); ++it) {
       check(it.value().is_number_integer(), "[blip] tokenizer.json: id of '", it.key(),
             "' is not an integer");
@@ -183,21 +195,21 @@ Vocab read_vocab(const fs::path& d) {
     if (j.contains("added_tokens") && j["added_tokens"].is_array())
       for (const json& t : j["added_tokens"]) {
         const std::string content = t.value("content", "");
+        check(t.is_object(), "[blip] tokenizer.json: an added token is not an object");
         add_token(v, content, t.value("id", -1));
         if (t.value("special", false)) added_special.push_back(content);
       }
   } else {
-    check(fs::exists(d / "vocab.txt"), "[blip] '", d.string(),
-          "' has neither tokenizer.json nor vocab.txt");
-    std::istringstream in(read_text(d / "vocab.txt"));
+    check(!vocab_txt.empty(), "[blip] the model has neither tokenizer.json nor vocab.txt");
+    std::istringstream in(vocab_txt);
     int32_t id = 0;
     for (std::string line; std::getline(in, line); ++id) {
       if (!line.empty() && line.back() == '\r') line.pop_back();
       add_token(v, line, id);
     }
   }
-  if (fs::exists(d / "tokenizer_config.json")) {
-    const json j = parse_json(d / "tokenizer_config.json");
+  if (!tokenizer_config.empty()) {
+    const json j = parse_json_text(tokenizer_config, "tokenizer_config.json");
     // Added tokens ([DEC], [ENC]) follow the vocabulary in order when only vocab.txt lists it.
     for (const char* key : {"bos_token", "eos_token"})
       if (j.contains(key) && j[key].is_string()) added_special.push_back(j[key].get<std::string>());
@@ -227,10 +239,24 @@ Vocab read_vocab(const fs::path& d) {
   v.cls = id_of("[CLS]");
   v.sep = id_of("[SEP]");
   v.unk = id_of("[UNK]");
-  check(v.cls >= 0 && v.sep >= 0, "[blip] the vocabulary in '", d.string(),
-        "' has no [CLS] or [SEP]");
+  check(v.cls >= 0 && v.sep >= 0, "[blip] the vocabulary has no [CLS] or [SEP]");
   return v;
 }
+
+Vocab parse_vocab(const std::string& tokenizer_json, const std::string& vocab_txt,
+                  const std::string& tokenizer_config) {
+  try {
+    return parse_vocab_json(tokenizer_json, vocab_txt, tokenizer_config);
+  } catch (const json::exception& e) {  // a field of the wrong JSON type
+    fail("[blip] malformed tokenizer files: ", e.what());
+  }
+}
+
+Config parse_config_json(const std::string& text) {
+  return parse_config(parse_json_text(text, "config.json"));
+}
+
+namespace {
 
 Tensor need(const NamedTensors& w, const std::string& name) {
   auto it = w.find(name);
@@ -282,13 +308,17 @@ std::unique_ptr<Model::Impl> load_directory(const std::string& dir) {
   auto m = std::make_unique<Model::Impl>();
   m->name = d.filename().empty() ? d.parent_path().filename().string() : d.filename().string();
   Config& c = m->config;
-  c = parse_config(parse_json(d / "config.json"));
+  c = parse_config_json(read_text(d / "config.json"));
   if (fs::exists(d / "generation_config.json"))
     parse_generation(parse_json(d / "generation_config.json"), c.generation);
   else
     parse_generation(json::object(), c.generation);
   c.preprocess = parse_preprocess(d / "preprocessor_config.json", c.vision.image_size);
-  m->vocab = read_vocab(d);
+  auto text_of = [&d](const char* f) { return fs::exists(d / f) ? read_text(d / f) : ""; };
+  check(fs::exists(d / "tokenizer.json") || fs::exists(d / "vocab.txt"), "[blip] '", dir,
+        "' has neither tokenizer.json nor vocab.txt");
+  m->vocab = parse_vocab(text_of("tokenizer.json"), text_of("vocab.txt"),
+                         text_of("tokenizer_config.json"));
   check(static_cast<int64_t>(m->vocab.tokens.size()) <= c.text.vocab_size, "[blip] ", dir,
         ": the tokenizer has ", m->vocab.tokens.size(), " tokens, the model ", c.text.vocab_size);
 

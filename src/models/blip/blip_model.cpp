@@ -108,7 +108,14 @@ Tensor Model::image_embeddings(const Tensor& pixels_in, ThreadPool& pool) const 
 }
 
 std::vector<int32_t> Model::tokenize(const std::string& text) const {
-  const Vocab& v = impl_->vocab;
+  return encode(impl_->vocab, text);
+}
+
+std::string Model::decode(const std::vector<int32_t>& ids) const {
+  return blip::decode(impl_->vocab, ids);
+}
+
+std::vector<int32_t> encode(const Vocab& v, const std::string& text) {
   std::vector<int32_t> ids{v.cls};
   // wordpiece_encode asks for word starts as "▁piece" and continuations bare: vocab.txt spells
   // them "piece" and "##piece".
@@ -125,8 +132,7 @@ std::vector<int32_t> Model::tokenize(const std::string& text) const {
   return ids;
 }
 
-std::string Model::decode(const std::vector<int32_t>& ids) const {
-  const Vocab& v = impl_->vocab;
+std::string decode(const Vocab& v, const std::vector<int32_t>& ids) {
   // tokenizers' WordPiece decoder: "##" pieces join the previous token, others get a space (not
   // the first); then BERT's clean_up_tokenization.
   std::string out;
