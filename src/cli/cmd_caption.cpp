@@ -7,9 +7,11 @@
 #include "cli/args.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/memory.h"
 #include "core/thread_pool.h"
 #include "formats/image.h"
 #include "models/blip/blip.h"
+#include "runtime/plan/blip.h"
 #include "runtime/store/store.h"
 
 namespace eight::cli {
@@ -34,6 +36,19 @@ struct BlipArgs {
     check(max_tokens == -1 || (max_tokens >= 1 && max_tokens <= 4096),
           "--max-tokens must be in [1, 4096], got ", max_tokens);
     return blip::Model::load(resolve_model_path(model));
+  }
+  // The memory plan for this run (generation settings as they will be resolved), checked against
+  // the RAM budget before any image is decoded.
+  void check_plan(const blip::Model& m, int beams, size_t prompt_tokens) const {
+    const blip::GenerationConfig& g = m.config().generation;
+    const int max_length =
+        max_tokens >= 0 ? static_cast<int>(prompt_tokens) + max_tokens : g.max_length;
+    const BlipPlan plan =
+        plan_blip(m.config(), m.name(), m.weight_bytes(), m.matrix_type(),
+                  beams > 0 ? beams : g.num_beams, max_length, global_thread_pool(threads).size());
+    log_debug("[caption] plan: ", format_bytes(plan.host_peak()), " (decoder ",
+              format_bytes(plan.decoder_bytes), ")");
+    plan.check_host_budget();
   }
 };
 
@@ -63,6 +78,7 @@ int run_caption(int argc, char** argv) {
   if (auto rc = p.parse(argc, argv)) return *rc;
   check(beams == -1 || (beams >= 1 && beams <= 64), "--beams must be in [1, 64], got ", beams);
   const auto model = a.load();
+  a.check_plan(*model, beams, 1 + model->tokenize(prompt).size());
   ThreadPool& pool = global_thread_pool(a.threads);
   const blip::GenerateOptions opt{
       .prompt = prompt, .max_new_tokens = a.max_tokens, .num_beams = beams};
@@ -100,6 +116,7 @@ int run_ask(int argc, char** argv) {
   if (auto rc = p.parse(argc, argv)) return *rc;
   check(!question.empty(), "a question is required (-q \"what is in the picture?\")");
   const auto model = a.load();
+  a.check_plan(*model, 1, 1);
   ThreadPool& pool = global_thread_pool(a.threads);
   const Tensor pixels = model->preprocess(image::load(p.positionals()[0]));
   const blip::Generated g = model->answer(

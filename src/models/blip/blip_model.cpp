@@ -65,6 +65,11 @@ int64_t Model::weight_bytes() const {
   return impl_->weight_bytes;
 }
 
+DType Model::matrix_type() const {
+  return impl_->decoder.layers.empty() ? impl_->decoder.word_embeddings.dtype()
+                                       : impl_->decoder.layers[0].fc1.weight.dtype();
+}
+
 Tensor Model::preprocess(const image::Image& img) const {
   const image::PreprocessConfig& pc = impl_->config.preprocess;
   return image::preprocess(image::resize(img, pc.crop_width, pc.crop_height), pc);
