@@ -117,6 +117,8 @@ Config parse_config(const json& j) {
   g.min_length = field(tj, "min_length", g.min_length);
   g.num_beams = field(tj, "num_beams", g.num_beams);
   g.length_penalty = field(tj, "length_penalty", g.length_penalty);
+  if (field(tj, "repetition_penalty", 1.0) != 1.0 || field(tj, "no_repeat_ngram_size", 0) > 0)
+    log_warn("[blip] text_config sets repetition_penalty / no_repeat_ngram_size: not applied");
   return c;
 }
 
@@ -125,6 +127,8 @@ void parse_generation(const json& j, GenerationConfig& g) {
   g.min_length = field(j, "min_length", g.min_length);
   g.num_beams = field(j, "num_beams", g.num_beams);
   g.length_penalty = field(j, "length_penalty", g.length_penalty);
+  if (field(j, "repetition_penalty", 1.0) != 1.0 || field(j, "no_repeat_ngram_size", 0) > 0)
+    log_warn("[blip] repetition_penalty / no_repeat_ngram_size are set but not applied");
   if (j.contains("early_stopping") && j["early_stopping"].is_boolean())
     g.early_stopping = j["early_stopping"].get<bool>();
   check(g.max_length >= 1 && g.max_length <= 8192 && g.min_length >= 0 && g.num_beams >= 1 &&
