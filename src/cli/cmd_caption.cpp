@@ -27,8 +27,8 @@ struct BlipArgs {
                  " model: a Hugging Face checkpoint folder or a store name (required)");
     p.option("-t,--threads", &threads, "N", "CPU threads (default: all cores)");
     p.option("--max-tokens", &max_tokens, "N",
-             "tokens generated at most, after the prompt (default: the model's max_length, 20 "
-             "in all, when it sets none)");
+             "tokens generated at most, after the prompt (default: the model's max_length in "
+             "all when its config sets one, else 20 new tokens, as transformers does)");
   }
   std::shared_ptr<const blip::Model> load() const {
     check(!model.empty(), "a BLIP model is required (-m MODEL)");
@@ -42,7 +42,8 @@ struct BlipArgs {
   void check_plan(const blip::Model& m, int beams, size_t prompt_tokens) const {
     const blip::GenerationConfig& g = m.config().generation;
     const int max_length =
-        max_tokens >= 0 ? static_cast<int>(prompt_tokens) + max_tokens : g.max_length;
+        static_cast<int>(prompt_tokens) +
+        (max_tokens >= 0 ? max_tokens : g.max_length);  // an upper bound either way
     const BlipPlan plan =
         plan_blip(m.config(), m.name(), m.weight_bytes(), m.matrix_type(),
                   beams > 0 ? beams : g.num_beams, max_length, global_thread_pool(threads).size());

@@ -78,6 +78,7 @@ TEST(Blip, CaptionsAndAnswersMatchGenerate) {
   const json e = expected();
   const auto cap = blip::Model::load(data_dir() + "/caption");
   const auto vqa = blip::Model::load(data_dir() + "/vqa");
+  const auto runon = blip::Model::load(data_dir() + "/runon");
   ThreadPool pool(2);
   auto check_run = [](const blip::Generated& g, const json& want, size_t prompt_len,
                       const std::string& what) {
@@ -97,11 +98,27 @@ TEST(Blip, CaptionsAndAnswersMatchGenerate) {
     check_run(cap->caption(px, {.prompt = "", .max_new_tokens = 30, .num_beams = 2}, pool),
               v["beam2_new30"], 1, it.key() + " beam2");
     const size_t prompt_len = v["prompt"]["prompt_ids"].size() - 1;
-    check_run(cap->caption(px, {.prompt = "a picture of", .max_new_tokens = -1, .num_beams = -1},
-                           pool),
-              v["prompt"], prompt_len, it.key() + " prompt");
+    check_run(
+        cap->caption(px, {.prompt = "a picture of", .max_new_tokens = -1, .num_beams = -1}, pool),
+        v["prompt"], prompt_len, it.key() + " prompt");
     check_run(vqa->answer(px, v["vqa"]["question"].get<std::string>(), {}, pool), v["vqa"], 1,
               it.key() + " vqa");
+    // A model that runs to the length limit: with no max_length in its configs, transformers 5
+    // generates 20 new tokens after the prompt, whatever the prompt's length.
+    const json& r = v["runon"];
+    auto tail = [](const json& seq, size_t n) {
+      std::vector<int32_t> all = ids(seq);
+      return std::vector<int32_t>(all.begin() + static_cast<std::ptrdiff_t>(n), all.end());
+    };
+    EXPECT_EQ(runon->caption(px, {}, pool).tokens, tail(r["ids"], 1)) << it.key();
+    EXPECT_EQ(runon->caption(px, {.prompt = "", .max_new_tokens = -1, .num_beams = 2}, pool).tokens,
+              tail(r["beam2"], 1))
+        << it.key();
+    const blip::Generated g =
+        runon->caption(px, {.prompt = "a picture of", .max_new_tokens = -1, .num_beams = -1}, pool);
+    EXPECT_EQ(g.tokens, tail(r["prompt_ids"], prompt_len)) << it.key();
+    EXPECT_EQ(g.tokens.size(), 20u);
+    EXPECT_FALSE(g.ended);
   }
   // The other model kind is refused with a message saying what to do.
   const Tensor px = npy::read(data_dir() + "/pixels_noise.npy");

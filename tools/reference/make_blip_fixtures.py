@@ -51,7 +51,7 @@ def config(vocab_size, tok):
     return BlipConfig(text_config=text, vision_config=vision, projection_dim=16)
 
 
-def randomize(model, sep_id):
+def randomize(model, sep_id, sep_bias=1.0):
     # BLIP initializes the vision tower with std 1e-10 (its weights come from pretraining), which
     # would make every image give the same caption; random weights of ordinary size make the tokens
     # depend on the pixels. A sharper LM head (its transform's LayerNorm scale) makes greedy and
@@ -69,7 +69,7 @@ def randomize(model, sep_id):
         head = model.text_decoder.cls.predictions
         head.transform.LayerNorm.weight.mul_(3.0)
         head.bias.normal_(0, 0.5, generator=g)
-        head.bias[sep_id] += 1.0
+        head.bias[sep_id] += sep_bias
 
 
 def images():
@@ -104,7 +104,11 @@ def main():
     randomize(cap, tok.sep_token_id)
     qa = BlipForQuestionAnswering(cfg).eval()
     randomize(qa, tok.sep_token_id)
-    for d, model, safe in (("caption", cap, True), ("vqa", qa, False)):
+    # A captioner that rarely says [SEP]: generation runs to transformers' default length.
+    torch.manual_seed(1)
+    runon = BlipForConditionalGeneration(cfg).eval()
+    randomize(runon, tok.sep_token_id, sep_bias=-2.0)
+    for d, model, safe in (("caption", cap, True), ("vqa", qa, False), ("runon", runon, True)):
         model.save_pretrained(OUT / d, safe_serialization=safe)
         tok.save_pretrained(OUT / d)
         proc.save_pretrained(OUT / d)
@@ -137,6 +141,9 @@ def main():
         e["beam2_new30"] = {"ids": long, "text": tok.decode(long, skip_special_tokens=True)}
         e["prompt"] = {"prompt": "a picture of", "prompt_ids": prompt_ids[0].tolist(), "ids": cond,
                        "text": tok.decode(cond, skip_special_tokens=True)}
+        e["runon"] = {"ids": gen(runon, pixel_values=px),
+                      "prompt_ids": gen(runon, pixel_values=px, input_ids=prompt_ids.clone()),
+                      "beam2": gen(runon, pixel_values=px, num_beams=2)}
         e["vqa"] = {"question": question, "question_ids": q["input_ids"][0].tolist(),
                     "ids": answer, "text": tok.decode(answer, skip_special_tokens=True)}
     expected["tokenize"] = {s: tok(s)["input_ids"] for s in

@@ -39,8 +39,11 @@ struct TextConfig {
 // Decoding settings, as transformers' GenerationConfig defaults them (generation_config.json,
 // else the legacy fields of config.json's text_config, else transformers' defaults).
 struct GenerationConfig {
-  int max_length = 20;  // prompt + generated tokens, the [DEC] token included
-  int min_length = 0;   // [SEP] is masked until the sequence has this many tokens
+  // Prompt + generated tokens, the [DEC] token included, when a config sets it. When none does,
+  // transformers 5 generates 20 new tokens (max_length = 20 + prompt, at most max_positions).
+  int max_length = 20;
+  bool max_length_set = false;
+  int min_length = 0;  // [SEP] is masked until the sequence has this many tokens
   int num_beams = 1;
   double length_penalty = 1.0;
   bool early_stopping = false;

@@ -113,6 +113,7 @@ Config parse_config(const json& j) {
         " outside the vocabulary of ", t.vocab_size);
   // Legacy generation fields in text_config (what transformers' GenerationConfig falls back to).
   GenerationConfig& g = c.generation;
+  g.max_length_set = tj.contains("max_length") && !tj["max_length"].is_null();
   g.max_length = field(tj, "max_length", g.max_length);
   g.min_length = field(tj, "min_length", g.min_length);
   g.num_beams = field(tj, "num_beams", g.num_beams);
@@ -123,6 +124,7 @@ Config parse_config(const json& j) {
 }
 
 void parse_generation(const json& j, GenerationConfig& g) {
+  g.max_length_set = g.max_length_set || (j.contains("max_length") && !j["max_length"].is_null());
   g.max_length = field(j, "max_length", g.max_length);
   g.min_length = field(j, "min_length", g.min_length);
   g.num_beams = field(j, "num_beams", g.num_beams);

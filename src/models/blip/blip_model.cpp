@@ -2,6 +2,7 @@
 // biased stride-p convolution, [class; patches] + positions, pre-norm encoder layers run by CLIP's
 // tower, post_layernorm over every position), preprocessing, the WordPiece tokenizer, and the
 // caption / answer pipelines of BlipForConditionalGeneration / BlipForQuestionAnswering.generate.
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
@@ -24,7 +25,10 @@ const bool registered = [] {
 // transformers' generate: max_new_tokens, when given, counts from the end of the prompt.
 GenerationConfig settings(const Config& c, const GenerateOptions& opt, size_t prompt_len) {
   GenerationConfig g = c.generation;
-  if (opt.max_new_tokens >= 0) g.max_length = static_cast<int>(prompt_len) + opt.max_new_tokens;
+  if (opt.max_new_tokens >= 0)
+    g.max_length = static_cast<int>(prompt_len) + opt.max_new_tokens;
+  else if (!g.max_length_set)  // transformers 5: 20 new tokens, within the decoder's positions
+    g.max_length = std::min(g.max_length + static_cast<int>(prompt_len), c.text.max_positions);
   if (opt.num_beams > 0) g.num_beams = opt.num_beams;
   check(g.num_beams <= 64, "[blip] at most 64 beams, got ", g.num_beams);
   check(g.max_length <= c.text.max_positions, "[blip] ", g.max_length,
