@@ -1,7 +1,8 @@
 // `eight convert`: a Hugging Face checkpoint directory (today: CLIP) or an SDXL single file into
 // one GGUF file, with the weight matrices in the type asked for; a CTranslate2 (faster-whisper)
 // Whisper directory into whisper.cpp's ggml file. (`eight convert-tokenizer`
-// converts a tokenizer.json alone; `eight quantize` re-types an existing GGUF.)
+// converts a tokenizer.json alone; `eight quantize` re-types an existing GGUF.) A PyTorch
+// checkpoint (.pt/.pth/.bin/.ckpt) becomes safetensors or GGUF with its dtypes kept.
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -10,8 +11,10 @@
 #include <sstream>
 
 #include "cli/args.h"
+#include "cli/torch_cli.h"
 #include "core/dtype.h"
 #include "core/error.h"
+#include "formats/torch_checkpoint.h"
 #include "formats/whisper_ct2.h"
 #include "models/clip/clip_convert.h"
 #include "models/llava/llava_convert.h"
@@ -84,6 +87,7 @@ int run(int argc, char** argv) {
               "one GGUF file, or a CTranslate2 Whisper directory into a whisper.cpp ggml file.");
   std::string model, out, type;
   int threads = 0;
+  bool state_dict = false;
   p.option("-m,--model", &model, "PATH",
            "checkpoint directory (config.json, *.safetensors, ...) or SDXL .safetensors file");
   p.option("-o,--output", &out, "FILE", "the GGUF (Whisper: ggml) file to write");
@@ -92,6 +96,9 @@ int run(int argc, char** argv) {
            "(default f16; SDXL: also q4_k_m, q5_k_m, default q4_k_m; Whisper: f32 or f16, default "
            "f32 for a float32 directory, else f16)");
   p.option("-t,--threads", &threads, "N", "threads (default: all cores)");
+  p.flag("--state-dict", &state_dict,
+         "PyTorch checkpoint: write only the state dict's tensors, named without its wrapper "
+         "prefix (state_dict., model., module. ...)");
   p.epilog(
       "Supported today: CLIP (model_type \"clip\") and LLaVA-NeXT (\"llava_next\": writes OUT and\n"
       "mmproj-OUT next to it, llama.cpp's pair; --type f32 or f16). Norms, biases and position "
@@ -102,6 +109,8 @@ int run(int argc, char** argv) {
       "convolutions, VAE and embeddings F16, norms and biases F32.\n"
       "A CTranslate2 (faster-whisper) Whisper directory (model.bin, config.json, vocabulary)\n"
       "becomes a whisper.cpp ggml file; int8/int16 weights are dequantized into it.\n"
+      "A PyTorch checkpoint (.pt/.pth/.bin/.ckpt, read without running its pickle) becomes\n"
+      "OUT.safetensors or OUT.gguf holding every tensor with its dtype as stored.\n"
       "Example: eight convert -m clip-vit-large-patch14 -o clip-l14-q8_0.gguf --type q8_0\n"
       "         eight convert faster-whisper-base -o ggml-base.bin\n"
       "         eight convert sd_xl_base_1.0.safetensors -o sdxl-q4_k_m.gguf --type q4_k_m");
@@ -113,6 +122,13 @@ int run(int argc, char** argv) {
     return 2;
   }
   if (whisper::is_ct2_dir(model)) return convert_whisper_ct2(model, out, type);
+  if (!std::filesystem::is_directory(model) && torch::looks_like_checkpoint(model)) {
+    if (!type.empty()) {
+      std::fprintf(stderr, "eight convert: a PyTorch checkpoint keeps its dtypes (no --type)\n");
+      return 2;
+    }
+    return convert_torch(model, out, state_dict);
+  }
   if (!std::filesystem::is_directory(model))
     return convert_sdxl(model, out, type.empty() ? "q4_k_m" : type, threads);
   if (type.empty()) type = "f16";
@@ -142,10 +158,11 @@ int run(int argc, char** argv) {
   return 0;
 }
 
-const Registration reg({.name = "convert",
-                        .summary = "convert a checkpoint (CLIP, SDXL) to GGUF, CT2 Whisper to ggml",
-                        .run = run,
-                        .order = 615});
+const Registration reg(
+    {.name = "convert",
+     .summary = "convert a checkpoint (CLIP, SDXL, .pt) to GGUF, CT2 Whisper to ggml",
+     .run = run,
+     .order = 615});
 
 }  // namespace
 }  // namespace eight::cli

@@ -1,6 +1,7 @@
 // `eight inspect FILE`: what a GGUF file holds — metadata, architecture, parameter count, the quant
 // mix (tensors and bytes per type) and the tensor table — for people (default) or machines
-// (--json). `--tensor NAME --dump OUT.npy` writes one tensor dequantized to float32.
+// (--json). `--tensor NAME --dump OUT.npy` writes one tensor dequantized to float32. PyTorch
+// checkpoints (.pt/.pth/.bin/.ckpt) are listed by cli/torch_cli.cpp.
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -8,11 +9,13 @@
 
 #include "backend/cpu/quant.h"
 #include "cli/args.h"
+#include "cli/torch_cli.h"
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/thread_pool.h"
 #include "formats/gguf.h"
 #include "formats/npy.h"
+#include "formats/torch_checkpoint.h"
 #include "runtime/store/store.h"
 
 namespace eight::cli {
@@ -281,7 +284,8 @@ void print_human(const gguf::File& f, bool all_tensors) {
 int run(int argc, char** argv) {
   ArgParser p("inspect", "FILE",
               "Show what a GGUF model file holds: metadata, architecture, parameter count, the "
-              "quant mix and the tensor table.");
+              "quant mix and the tensor table; or a PyTorch checkpoint's (.pt, .pth, .bin, .ckpt) "
+              "tensors and, with --json, its other values, read without running its pickle.");
   bool json = false, all_tensors = false;
   std::string tensor, dump;
   p.flag("--json", &json, "print everything as JSON (all metadata values in full)");
@@ -293,12 +297,15 @@ int run(int argc, char** argv) {
   p.positional_count(1, 1);
   p.epilog(
       "examples:\n  eight inspect model.gguf\n  eight inspect model.gguf --json\n"
-      "  eight inspect model.gguf --tensor blk.0.attn_q.weight --dump q.npy");
+      "  eight inspect model.gguf --tensor blk.0.attn_q.weight --dump q.npy\n"
+      "  eight inspect pytorch_model.bin --json");
   if (auto rc = p.parse(argc, argv)) return *rc;
   if (!dump.empty() && tensor.empty()) {
     std::fprintf(stderr, "eight inspect: --dump needs --tensor NAME\n");
     return 2;
   }
+  if (torch::looks_like_checkpoint(p.positionals()[0]))
+    return inspect_torch(p.positionals()[0], json, all_tensors, tensor, dump);
   const gguf::File f = gguf::File::open(p.positionals()[0]);
   if (!tensor.empty()) return inspect_tensor(f, tensor, dump, json);
   if (json)
@@ -308,10 +315,11 @@ int run(int argc, char** argv) {
   return 0;
 }
 
-const Registration reg({.name = "inspect",
-                        .summary = "show a GGUF file's metadata, quant mix and tensors",
-                        .run = run,
-                        .order = 40});
+const Registration reg(
+    {.name = "inspect",
+     .summary = "show a GGUF file's (or PyTorch checkpoint's) metadata and tensors",
+     .run = run,
+     .order = 40});
 
 }  // namespace
 }  // namespace eight::cli
