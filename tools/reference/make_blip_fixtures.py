@@ -114,9 +114,13 @@ def main():
         proc.save_pretrained(OUT / d)
         shutil.copy(tmp / "vocab.txt", OUT / d / "vocab.txt")
     shutil.rmtree(tmp)
-    # The VQA directory keeps only vocab.txt (+ tokenizer_config.json): both tokenizer sources
-    # are exercised.
+    # The VQA directory keeps only vocab.txt (+ tokenizer_config.json), and its weights as
+    # pytorch_model.bin (torch.save of the state dict, as the hub's .bin files are): both tokenizer
+    # sources and both weight formats are exercised.
     (OUT / "vqa" / "tokenizer.json").unlink(missing_ok=True)
+    for f in (OUT / "vqa").glob("model*.safetensors"):
+        f.unlink()
+    torch.save(qa.state_dict(), OUT / "vqa" / "pytorch_model.bin")
 
     def gen(model, **kw):
         with torch.no_grad():

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "formats/safetensors.h"
+#include "formats/torch_checkpoint.h"
 #include "models/blip/blip_internal.h"
 
 namespace eight::blip {
@@ -328,13 +329,21 @@ std::unique_ptr<Model::Impl> load_directory(const std::string& dir) {
   check(static_cast<int64_t>(m->vocab.tokens.size()) <= c.text.vocab_size, "[blip] ", dir,
         ": the tokenizer has ", m->vocab.tokens.size(), " tokens, the model ", c.text.vocab_size);
 
-  check(fs::exists(d / "model.safetensors") || fs::exists(d / "model.safetensors.index.json"),
-        "[blip] '", dir, "' has no model.safetensors (pytorch_model.bin needs converting: eight ",
-        "convert, or save_pretrained with safe_serialization)");
-  const safetensors::Checkpoint ckpt = safetensors::Checkpoint::open(dir);
+  // safetensors, else pytorch_model.bin through the restricted unpickler (views of the mapping).
   NamedTensors w;
-  for (const auto& n : ckpt.names())
-    if (!n.ends_with("position_ids")) w.emplace(n, ckpt.tensor(n));
+  if (fs::exists(d / "model.safetensors") || fs::exists(d / "model.safetensors.index.json")) {
+    const safetensors::Checkpoint ckpt = safetensors::Checkpoint::open(dir);
+    for (const auto& n : ckpt.names())
+      if (!n.ends_with("position_ids")) w.emplace(n, ckpt.tensor(n));
+  } else {
+    check(fs::exists(d / "pytorch_model.bin"), "[blip] '", dir,
+          "' has no model.safetensors or pytorch_model.bin");
+    const torch::Checkpoint ckpt = torch::Checkpoint::open((d / "pytorch_model.bin").string());
+    const std::string prefix = ckpt.state_dict_prefix();
+    for (const torch::TensorInfo& info : ckpt.tensors())
+      if (info.name.starts_with(prefix) && !info.name.ends_with("position_ids"))
+        w.emplace(info.name.substr(prefix.size()), ckpt.tensor(info));
+  }
   m->weight_bytes = bytes_of(w);
 
   // Vision tower: BLIP's fused qkv rows are [q; k; v] (reshaped (3, heads, head_dim)), so the
