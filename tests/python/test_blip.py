@@ -141,3 +141,28 @@ def test_server_answers_chat_with_blip():
         assert server.alive()
     finally:
         server.stop()
+
+
+def test_server_caption_model_beside_an_llm():
+    requests = pytest.importorskip("requests")
+    need_cli()
+    from server_util import pick_model
+    server = ServeProcess("-m", pick_model(), "--caption-model", DATA / "caption")
+    try:
+        ids = [m["id"] for m in requests.get(server.url + "/v1/models", timeout=30).json()["data"]]
+        assert "caption" in ids and len(ids) == 2
+        want = EXPECTED["images"]["gradient.png"]
+        for text, key in (("", "greedy"), ("a picture of", "prompt")):
+            content = [{"type": "image_url", "image_url": {"url": data_url(DATA / "gradient.png")}}]
+            if text:
+                content.append({"type": "text", "text": text})
+            r = requests.post(server.url + "/v1/chat/completions", timeout=60, json={
+                "model": "caption", "messages": [{"role": "user", "content": content}]})
+            assert r.status_code == 200, r.text
+            assert r.json()["choices"][0]["message"]["content"] == want[key]["text"]
+        # A chat naming no model still goes to the LLM.
+        r = requests.post(server.url + "/v1/chat/completions", timeout=120, json={
+            "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
+        assert r.status_code == 200 and r.json()["model"] != "caption"
+    finally:
+        server.stop()
