@@ -12,6 +12,7 @@
 #include "cli/args.h"
 #include "cli/llm_common.h"
 #include "core/log.h"
+#include "models/blip/blip.h"
 #include "models/llava/llava.h"
 #include "models/llm/llm.h"
 #include "ops/device.h"
@@ -20,6 +21,7 @@
 #include "runtime/llm/scheduler.h"
 #include "runtime/plan/planner.h"
 #include "runtime/store/store.h"
+#include "server/caption_service.h"
 #include "server/clip_service.h"
 #include "server/embedding_service.h"
 #include "server/http_server.h"
@@ -187,6 +189,11 @@ int run(int argc, char** argv) {
   p.option("--clip", &clip_model, "CLIP",
            "also serve a CLIP model (folder, GGUF or store name) on /v1/embeddings (text), "
            "/v1/images/embeddings and /v1/classify; without -m only those are served");
+  std::string caption_model;
+  p.option("--caption-model", &caption_model, "MODEL",
+           "also serve a BLIP model (Hugging Face folder or store name): chat completions naming "
+           "it, with an image_url part, get its caption (the text is the caption's prefix) or, "
+           "for a VQA model, its answer to the text");
   std::string embedding_model;
   p.option("--embedding", &embedding_model, "MODEL",
            "also serve a GGUF text embedding model (bert: bge, all-MiniLM, ...; or a decoder LLM, "
@@ -230,8 +237,9 @@ int run(int argc, char** argv) {
   }
   // The text model: -m, or the bundled default unless only other services were asked for.
   std::unique_ptr<LLMStack> llm;
-  if (!model.model.empty() || (whisper_path.empty() && clip_model.empty() && image_model.empty() &&
-                               embedding_model.empty() && tag_model.empty()))
+  if (!model.model.empty() ||
+      (whisper_path.empty() && clip_model.empty() && image_model.empty() &&
+       embedding_model.empty() && tag_model.empty() && caption_model.empty()))
     llm = std::make_unique<LLMStack>(model, parallel, queue, alias,
                                      VisionArgs::default_mmproj(model.model, mmproj));
   std::unique_ptr<server::WhisperService> speech;
@@ -298,6 +306,15 @@ int run(int argc, char** argv) {
     services.push_back(tagging.get());
     if (!p.given("--max-body")) max_body = std::max<int64_t>(max_body, int64_t{32} << 20);
   }
+  std::unique_ptr<server::CaptionService> captions;
+  if (!caption_model.empty()) {
+    captions = std::make_unique<server::CaptionService>(
+        blip::Model::load(resolve_model_path(caption_model)),
+        server::CaptionServiceOptions{.model_id = {},
+                                      .n_threads = model.session_options().n_threads});
+    services.push_back(captions.get());
+    if (!p.given("--max-body")) max_body = std::max<int64_t>(max_body, int64_t{32} << 20);
+  }
   server::HttpServer http({.host = host,
                            .port = port,
                            .api_key = api_key,
@@ -324,6 +341,7 @@ int run(int argc, char** argv) {
                  speech            ? "speech"
                  : vision          ? "vision"
                  : text_embeddings ? "embeddings"
+                 : captions        ? "captions"
                                    : "images",
                  pool.size(), api_key.empty() ? "" : ", API key required");
   if (vision && (llm || speech))
@@ -338,6 +356,9 @@ int run(int argc, char** argv) {
     std::fprintf(stderr,
                  "eight serve: image model %s on /v1/images/generations, /sdapi/v1/txt2img\n",
                  images->model_ids()[0].c_str());
+  if (captions && (llm || speech || vision || text_embeddings || images))
+    std::fprintf(stderr, "eight serve: caption model %s on /v1/chat/completions (by its id)\n",
+                 captions->model_ids()[0].c_str());
   if (llm && speech)
     std::fprintf(stderr, "eight serve: speech model %s on /v1/audio/*\n",
                  speech->model_ids()[0].c_str());

@@ -80,6 +80,13 @@ struct HttpServer::Impl {
   void handle_chat(const httplib::Request& req, httplib::Response& res) {
     guarded(res, [&] {
       ChatRequest r = parse_chat_request(parse_body(req.body));
+      for (Service* s : services)
+        if (s->answers_chat(r.model, text != nullptr)) {
+          const ServiceResponse out = s->chat(req.body);
+          res.status = out.status;
+          res.set_content(out.body, out.content_type);
+          return;
+        }
       check_model(r.model);
       TextBackend& b = backend();
       const nlohmann::ordered_json tools =

@@ -45,6 +45,12 @@ class Service {
   // Model ids this service answers to (listed by /v1/models).
   virtual std::vector<std::string> model_ids() const = 0;
   virtual std::vector<Route> routes() = 0;
+  // Chat completions this service answers itself (BLIP captions and answers): those naming one of
+  // its models, or naming none when no text model is loaded. `body` is the raw JSON request.
+  virtual bool answers_chat(const std::string& /*model*/, bool /*text_model_loaded*/) const {
+    return false;
+  }
+  virtual ServiceResponse chat(const std::string& /*body*/) { return {}; }
 };
 
 }  // namespace eight::server

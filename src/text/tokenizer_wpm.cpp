@@ -8,6 +8,7 @@
 #include "text/jinja_value.h"
 #include "text/tokenizer_impl.h"
 #include "text/unicode_data.h"
+#include "text/wordpiece.h"
 
 namespace eight::text {
 namespace unicode {
@@ -63,6 +64,12 @@ bool is_cjk(uint32_t cp) {
 }  // namespace
 
 void Tokenizer::Impl::encode_wpm(std::string_view text, std::vector<int32_t>& out) const {
+  wordpiece_encode(
+      text, [this](const std::string& piece) { return find(piece); }, unk, out);
+}
+
+void wordpiece_encode(std::string_view text, const std::function<int32_t(const std::string&)>& find,
+                      int32_t unk, std::vector<int32_t>& out) {
   // Normalize and split into words (each a vector of code points).
   std::vector<std::vector<uint32_t>> words(1);
   auto end_word = [&] {
