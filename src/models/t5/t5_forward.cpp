@@ -6,18 +6,13 @@
 #include "core/error.h"
 #include "models/t5/t5_internal.h"
 #include "ops/activation.h"
+#include "ops/elementwise.h"
 #include "ops/matmul.h"
 #include "ops/norm.h"
 
 namespace eight::t5 {
 
 namespace {
-
-void add(const Tensor& y, const Tensor& x) {
-  float* a = y.data<float>();
-  const float* b = x.data<const float>();
-  for (int64_t i = 0; i < y.numel(); ++i) a[i] += b[i];
-}
 
 // Self-attention of one layer: q, k, v, out [T, H·d_kv] f32; table [buckets, H] f32;
 // bucket[j - i + T - 1] the bucket of key j for query i. Scores are q·k (no 1/sqrt(d) in T5)
@@ -96,19 +91,17 @@ Tensor Encoder::forward(const std::vector<int32_t>& ids, int64_t n_valid, Thread
     nn::linear(v, h, L.v, pool);
     attention(q, k, v, a, *table, bucket, n_valid, c.n_heads, pool);
     nn::linear(h, a, L.o, pool);
-    add(x, h);
+    ops::add(x, h, x);
     // T5LayerFF: x + wo(act(wi(rms_norm(x)))) or x + wo(act(wi_0(.)) * wi_1(.))
     ops::rms_norm(x, h, {.weight = &L.ff_norm, .eps = c.eps});
     nn::linear(f0, h, L.wi0, pool);
     ops::activation(activation_of(c.ff), f0, f0);
     if (c.gated()) {
       nn::linear(f1, h, L.wi1, pool);
-      float* g = f0.data<float>();
-      const float* u = f1.data<const float>();
-      for (int64_t i = 0; i < f0.numel(); ++i) g[i] *= u[i];
+      ops::mul(f0, f1, f0);
     }
     nn::linear(h, f0, L.wo, pool);
-    add(x, h);
+    ops::add(x, h, x);
   }
   ops::rms_norm(x, x, {.weight = &m.final_norm, .eps = c.eps});
   return x;
