@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 
 #include "core/error.h"
 
@@ -52,6 +53,19 @@ void MappedFile::advise_willneed(size_t offset, size_t len) const {
   const size_t start = offset / page * page;
   const size_t end = std::min(size_, offset + len);
   ::madvise(static_cast<char*>(data_) + start, end - start, MADV_WILLNEED);
+}
+
+std::string read_small_file(const std::string& path, const char* who, int64_t max_bytes) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  check(in.good(), who, " cannot open '", path, "'");
+  const std::streamoff size = in.tellg();
+  check(size >= 0 && size <= max_bytes, who, " '", path, "' has ", static_cast<int64_t>(size),
+        " bytes, more than the ", max_bytes, " such a file may have");
+  std::string bytes(static_cast<size_t>(size), '\0');
+  in.seekg(0);
+  in.read(bytes.data(), size);
+  check(in.gcount() == size, who, " cannot read '", path, "'");
+  return bytes;
 }
 
 }  // namespace eight

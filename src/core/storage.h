@@ -69,4 +69,10 @@ class BorrowedStorage final : public Storage {
   bool writable_;
 };
 
+// Reads a whole small file (a config, a tokenizer, a tag list) into a string. Errors name `who`
+// (e.g. "[blip]") and the path when the file cannot be read or holds more than max_bytes, so a
+// huge or special file never becomes an unbounded allocation.
+std::string read_small_file(const std::string& path, const char* who,
+                            int64_t max_bytes = int64_t{1} << 30);
+
 }  // namespace eight

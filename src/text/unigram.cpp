@@ -7,10 +7,10 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 
 #include "core/error.h"
+#include "core/storage.h"
 #include "text/unigram_impl.h"
 
 namespace eight::text {
@@ -23,21 +23,6 @@ constexpr std::string_view kSpace = "\xE2\x96\x81";  // U+2581 "▁"
 size_t one_char_len(char c) {
   static constexpr uint8_t kLen[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
   return kLen[static_cast<uint8_t>(c) >> 4];
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  check(in.good(), "[tokenizer] cannot open '", path, "'");
-  const std::streamoff size = in.tellg();
-  // The largest real vocabularies (umT5's 256k pieces) are ~5 MB as spiece.model and ~20 MB as
-  // tokenizer.json; anything past 1 GiB is not a tokenizer.
-  check(size >= 0 && size <= (std::streamoff{1} << 30), "[tokenizer] ", path, " has ", size,
-        " bytes, more than a tokenizer file can have");
-  std::string bytes(static_cast<size_t>(size), '\0');
-  in.seekg(0);
-  in.read(bytes.data(), size);
-  check(in.good(), "[tokenizer] cannot read '", path, "'");
-  return bytes;
 }
 
 }  // namespace
@@ -311,7 +296,7 @@ UnigramTokenizer UnigramTokenizer::open(const std::string& path) {
           " holds neither tokenizer.json nor spiece.model");
     file = (fs::exists(json, ec) ? json : spm).string();
   }
-  const std::string bytes = read_file(file);
+  const std::string bytes = read_small_file(file, "[tokenizer]");
   const size_t first = bytes.find_first_not_of(" \t\r\n");
   if (first != std::string::npos && bytes[first] == '{') return from_tokenizer_json(bytes, file);
   return from_spiece(bytes, file);

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/storage.h"
 #include "formats/safetensors.h"
 #include "formats/torch_checkpoint.h"
 #include "models/blip/blip_internal.h"
@@ -19,14 +20,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using clip::NamedTensors;
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  check(in.good(), "[blip] cannot open '", p.string(), "'");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 json parse_json_text(const std::string& text, const std::string& name) {
   json j;
@@ -40,7 +33,7 @@ json parse_json_text(const std::string& text, const std::string& name) {
 }
 
 json parse_json(const fs::path& p) {
-  return parse_json_text(read_text(p), p.string());
+  return parse_json_text(read_small_file(p.string(), "[blip]"), p.string());
 }
 
 template <class T>
@@ -315,13 +308,15 @@ std::unique_ptr<Model::Impl> load_directory(const std::string& dir) {
   auto m = std::make_unique<Model::Impl>();
   m->name = d.filename().empty() ? d.parent_path().filename().string() : d.filename().string();
   Config& c = m->config;
-  c = parse_config_json(read_text(d / "config.json"));
+  c = parse_config_json(read_small_file((d / "config.json").string(), "[blip]"));
   if (fs::exists(d / "generation_config.json"))
     parse_generation(parse_json(d / "generation_config.json"), c.generation);
   else
     parse_generation(json::object(), c.generation);
   c.preprocess = parse_preprocess(d / "preprocessor_config.json", c.vision.image_size);
-  auto text_of = [&d](const char* f) { return fs::exists(d / f) ? read_text(d / f) : ""; };
+  auto text_of = [&d](const char* f) {
+    return fs::exists(d / f) ? read_small_file((d / f).string(), "[blip]") : "";
+  };
   check(fs::exists(d / "tokenizer.json") || fs::exists(d / "vocab.txt"), "[blip] '", dir,
         "' has neither tokenizer.json nor vocab.txt");
   m->vocab = parse_vocab(text_of("tokenizer.json"), text_of("vocab.txt"),

@@ -4,12 +4,11 @@
 
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "core/error.h"
 #include "core/half.h"
 #include "core/log.h"
+#include "core/storage.h"
 #include "formats/gguf.h"
 #include "formats/image.h"
 #include "formats/safetensors.h"
@@ -22,14 +21,6 @@ namespace {
 
 using nlohmann::json;
 namespace fs = std::filesystem;
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  check(in.good(), "[convert] cannot read ", p.string());
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 int64_t need_int(const json& j, const char* key, const char* where) {
   check(j.contains(key) && j.at(key).is_number_integer() && j.at(key).get<int64_t>() > 0,
@@ -81,7 +72,7 @@ ConvertPairReport convert_llava_next(const std::string& dir, const std::string& 
   check(type == DType::F32 || type == DType::F16, "[convert] LLaVA-NeXT converts to f32 or f16 (",
         "quantize the LLM GGUF afterwards with eight quantize)");
   const fs::path d(dir);
-  const json cfg = json::parse(read_text(d / "config.json"));
+  const json cfg = json::parse(read_small_file((d / "config.json").string(), "[convert]"));
   check(cfg.value("model_type", "") == "llava_next" && cfg.contains("text_config") &&
             cfg.contains("vision_config"),
         "[convert] ", dir, " is not a LLaVA-NeXT checkpoint (model_type llava_next)");
@@ -144,7 +135,8 @@ ConvertPairReport convert_llava_next(const std::string& dir, const std::string& 
     w.set("clip.vision.feature_layer", gguf::Value::i32_array({static_cast<int32_t>(layer)}));
     image::PreprocessConfig pp;
     if (fs::exists(d / "preprocessor_config.json"))
-      pp = image::parse_preprocess_config(read_text(d / "preprocessor_config.json"));
+      pp = image::parse_preprocess_config(
+          read_small_file((d / "preprocessor_config.json").string(), "[convert]"));
     w.set("clip.vision.image_mean", gguf::Value::f32_array({pp.mean[0], pp.mean[1], pp.mean[2]}));
     w.set("clip.vision.image_std", gguf::Value::f32_array({pp.std[0], pp.std[1], pp.std[2]}));
     w.set("clip.use_gelu", gguf::Value::boolean(vc.value("hidden_act", "") == "gelu"));

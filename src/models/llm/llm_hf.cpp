@@ -3,11 +3,10 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/storage.h"
 #include "text/tokenizer_import.h"
 
 namespace eight::llm {
@@ -16,17 +15,9 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  check(in.good(), "[hf] cannot read ", p.string());
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 json read_json(const fs::path& p) {
   try {
-    return json::parse(read_text(p));
+    return json::parse(read_small_file(p.string(), "[hf]"));
   } catch (const json::parse_error& e) {
     fail("[hf] ", p.string(), " is not valid JSON: ", e.what());
   }
@@ -87,7 +78,8 @@ void set_u32(HFTextModel& m, const std::string& key, int64_t v) {
 
 // The chat template when tokenizer_config.json has none: newer transformers save it beside.
 std::string side_chat_template(const fs::path& dir) {
-  if (fs::exists(dir / "chat_template.jinja")) return read_text(dir / "chat_template.jinja");
+  if (fs::exists(dir / "chat_template.jinja"))
+    return read_small_file((dir / "chat_template.jinja").string(), "[hf]");
   for (const char* name : {"chat_template.json", "processor_config.json"}) {
     if (!fs::exists(dir / name)) continue;
     const json j = read_json(dir / name);
@@ -102,9 +94,10 @@ bool add_tokenizer(const fs::path& dir, HFTextModel& m) {
   gguf::Writer w;
   bool found = false;
   if (fs::exists(dir / "tokenizer.json")) {
-    const std::string tcfg =
-        fs::exists(dir / "tokenizer_config.json") ? read_text(dir / "tokenizer_config.json") : "";
-    text::import_hf_tokenizer(read_text(dir / "tokenizer.json"), tcfg, w);
+    const std::string tcfg = fs::exists(dir / "tokenizer_config.json")
+                                 ? read_small_file((dir / "tokenizer_config.json").string(), "[hf]")
+                                 : "";
+    text::import_hf_tokenizer(read_small_file((dir / "tokenizer.json").string(), "[hf]"), tcfg, w);
     found = true;
   } else if (fs::exists(dir / "tokenizer.model")) {
     log_warn("[hf] ", dir.string(),

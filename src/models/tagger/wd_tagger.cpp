@@ -13,11 +13,10 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "backend/cpu/scratch.h"
 #include "core/error.h"
+#include "core/storage.h"
 #include "models/registry.h"
 #include "models/tagger/wd_internal.h"
 #include "ops/activation.h"
@@ -179,22 +178,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  check(in.good(), "[wd] cannot read ", p.string());
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 class WdTagger final : public Tagger {
  public:
   explicit WdTagger(const std::string& dir) : dir_(dir) {
     const fs::path d(dir);
     name_ = d.filename().empty() ? d.parent_path().filename().string() : d.filename().string();
-    config_ = parse_config(read_file(d / "config.json"), (d / "config.json").string());
-    tags_ =
-        parse_selected_tags(read_file(d / "selected_tags.csv"), (d / "selected_tags.csv").string());
+    config_ = parse_config(read_small_file((d / "config.json").string(), "[wd]"),
+                           (d / "config.json").string());
+    tags_ = parse_selected_tags(read_small_file((d / "selected_tags.csv").string(), "[wd]"),
+                                (d / "selected_tags.csv").string());
     ckpt_ = safetensors::Checkpoint::open(dir);
     const Weights w(ckpt_, ckpt_.path());
     const std::string& a = config_.architecture;

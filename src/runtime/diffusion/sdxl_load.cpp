@@ -25,17 +25,9 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  check(in.good(), "[sdxl] cannot open '", p.string(), "'");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 json parse_json(const fs::path& p) {
   try {
-    return json::parse(read_text(p));
+    return json::parse(read_small_file(p.string(), "[sdxl]"));
   } catch (const json::exception& e) {
     fail("[sdxl] '", p.string(), "' is not valid JSON: ", e.what());
   }
@@ -83,15 +75,18 @@ std::string pad_token_of(const fs::path& dir, const std::string& fallback) {
 
 std::optional<text::CLIPTokenizer> read_tokenizer(const fs::path& dir) {
   if (fs::exists(dir / "vocab.json") && fs::exists(dir / "merges.txt"))
-    return text::CLIPTokenizer::from_vocab_json(read_text(dir / "vocab.json"),
-                                                read_text(dir / "merges.txt"));
+    return text::CLIPTokenizer::from_vocab_json(
+        read_small_file((dir / "vocab.json").string(), "[sdxl]"),
+        read_small_file((dir / "merges.txt").string(), "[sdxl]"));
   if (fs::exists(dir / "tokenizer.json"))
-    return text::CLIPTokenizer::from_tokenizer_json(read_text(dir / "tokenizer.json"));
+    return text::CLIPTokenizer::from_tokenizer_json(
+        read_small_file((dir / "tokenizer.json").string(), "[sdxl]"));
   return std::nullopt;
 }
 
 std::string config_of(const fs::path& dir) {
-  return fs::exists(dir / "config.json") ? read_text(dir / "config.json") : std::string();
+  return fs::exists(dir / "config.json") ? read_small_file((dir / "config.json").string(), "[sdxl]")
+                                         : std::string();
 }
 
 SDXLFiles read_directory(const fs::path& root) {
@@ -117,7 +112,8 @@ SDXLFiles read_directory(const fs::path& root) {
   f.text_encoder_config = config_of(root / "text_encoder");
   f.text_encoder_2 = read_folder_weights(root / "text_encoder_2", &f.text_encoder_2_file_bytes);
   f.text_encoder_2_config = config_of(root / "text_encoder_2");
-  f.scheduler_config = read_text(root / "scheduler" / "scheduler_config.json");
+  f.scheduler_config =
+      read_small_file((root / "scheduler" / "scheduler_config.json").string(), "[sdxl]");
   f.tokenizer = read_tokenizer(root / "tokenizer");
   f.tokenizer_2 = read_tokenizer(root / "tokenizer_2");
   f.pad_token = pad_token_of(root / "tokenizer", f.pad_token);
