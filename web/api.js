@@ -39,7 +39,10 @@ const Api = (() => {
   function showError(err) {
     if (err && err.name === "AbortError") return;
     const text =
-      err instanceof ApiError ? `HTTP ${err.status}: ${err.message}` : `Error: ${err && err.message ? err.message : err}`;
+      !(err instanceof ApiError) ? `Error: ${err && err.message ? err.message : err}`
+      // A numeric status is the HTTP answer's; a code comes from an error event mid-stream.
+      : typeof err.status === "number" ? `HTTP ${err.status}: ${err.message}`
+      : `Error (${err.status}): ${err.message}`;
     $("errorText").textContent = text;
     $("error").hidden = false;
     console.error(text);
@@ -107,7 +110,7 @@ const Api = (() => {
           const data = line.slice(5).trim();
           if (data === "[DONE]") return;
           const obj = JSON.parse(data);
-          if (obj.error) throw new ApiError(obj.error.code || 500, obj.error.message || "stream error");
+          if (obj.error) throw new ApiError(obj.error.code || "stream", obj.error.message || "stream error");
           onEvent(obj);
         }
       }

@@ -26,6 +26,7 @@
         break;
       } catch (err) {
         if (!(err instanceof Api.ApiError && err.status === 401)) throw err;
+        Api.showError(err);
         $("status").textContent = "waiting for the API key";
         await new Promise((resolve) => {
           const wait = setInterval(() => {
@@ -37,13 +38,14 @@
         });
       }
     }
+    Api.clearError();
     // The ids /v1/models lists, with the task and vision the status reports for each.
     const listed = (await Api.json("/v1/models")).data.map((m) => m.id);
     const info = new Map(s.models.map((m) => [m.id, m]));
     const models = listed.map((id) => info.get(id) || {id, task: "unknown", vision: false});
     Chat.setModels(models);
-    const has = Media.setModels(models);
-    has.chat = models.some((m) => m.task === "chat" || m.task === "caption");
+    const has = {chat: models.some((m) => m.task === "chat" || m.task === "caption"),
+                 ...Media.setModels(models)};
     const shown = Object.keys(has).filter((k) => has[k]);
     for (const k of shown) $("tab-" + k).hidden = false;
     const want = localStorage.getItem("eight.tab");

@@ -192,6 +192,7 @@ const Chat = (() => {
     current.updated = Date.now();
     $("prompt").value = "";
     clearImage();
+    const request = JSON.stringify(requestBody(m.id)); // the history before the reply
     const reply = {role: "assistant", content: "", model: m.id};
     current.messages.push(reply);
     renderList();
@@ -212,7 +213,7 @@ const Chat = (() => {
     try {
       const res = await Api.call("/v1/chat/completions", {
         method: "POST", headers: {"Content-Type": "application/json"},
-        body: JSON.stringify(requestBody(m.id)), signal: controller.signal});
+        body: request, signal: controller.signal});
       const onText = (t) => {
         if (!t) return;
         reply.content += t;
