@@ -159,8 +159,15 @@ def test_chat_streams_and_keeps_conversations(server, browser):
       window.sent = [];
       const f = window.fetch;
       window.fetch = (url, o) => { if (o && o.body) window.sent.push(o.body); return f(url, o); };""")
-    send(d, "What is a cat?")
-    msg = last_reply(d)
+    # The demo model writes a reply in a few milliseconds: a slow link (DevTools' network
+    # emulation, about one 250-byte SSE event per 60 ms) lets the page show it arriving.
+    d.set_network_conditions(offline=False, latency=1, download_throughput=4 * 1024,
+                             upload_throughput=1 << 20)
+    try:
+        send(d, "What is a cat?")
+        msg = last_reply(d)
+    finally:
+        d.delete_network_conditions()
     sent = json.loads(d.execute_script("return window.sent[0]"))
     assert sent == {"model": "eight-demo", "stream": True, "temperature": 0, "top_p": 0.95,
                     "max_tokens": 48, "seed": 7,
@@ -168,7 +175,8 @@ def test_chat_streams_and_keeps_conversations(server, browser):
     assert msg.get_attribute("data-state") == "done"
     assert int(msg.get_attribute("data-chunks")) > 1
     lengths = [n for n in d.execute_script("return window.lengths") if n > 0]
-    assert len(set(lengths)) > 1, f"the reply appeared at once, not streamed: {lengths}"
+    assert len(set(lengths)) > 1, \
+        f"the reply appeared at once, not streamed: {lengths}"
     # The same request through the API gives the same text (greedy): the UI shows what was sent.
     reply = stored_messages(d)[-1]["content"]
     api = requests.post(server.url + "/v1/chat/completions", timeout=60, json={
