@@ -24,6 +24,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 requests = pytest.importorskip("requests")
 BLIP = SOURCE / "tests" / "data" / "blip"
+DEEPBOORU = SOURCE / "tests" / "data" / "deepbooru"
 ARTIFACTS = pathlib.Path(CLI).resolve().parents[1] / "test-artifacts"
 KEY = "web-ui-test-key"
 
@@ -40,10 +41,19 @@ def whisper_model(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(whisper_model):
+def sdxl_model(tmp_path_factory):
+    import sdxl_tiny
+    root = tmp_path_factory.mktemp("sdxl")
+    sdxl_tiny.write_pipeline(root / "tiny", root / "tiny.safetensors")
+    return root / "tiny"
+
+
+@pytest.fixture(scope="module")
+def server(whisper_model, sdxl_model):
     need_cli()
     s = ServeProcess("-m", pick_model(), "--caption-model", BLIP / "caption", "--whisper",
                      whisper_model, "--whisper-beam-size", "1", "--whisper-max-tokens", "12",
+                     "--image-model", sdxl_model, "--tag-model", DEEPBOORU / "model-tiny.pt",
                      threads=2)
     yield s
     s.stop()
@@ -141,7 +151,7 @@ def test_chat_streams_and_keeps_conversations(server, browser):
     assert "eight-demo (chat" in status and "caption (caption, sees images)" in status
     assert "plan" in status  # the LLM's memory plan
     tabs = [b.text for b in d.find_elements(By.CSS_SELECTOR, "#tabs button") if b.is_displayed()]
-    assert tabs == ["Chat", "Speech", "Vision"]  # no image model: no Images tab
+    assert tabs == ["Chat", "Images", "Speech", "Vision"]
     assert not d.find_element(By.ID, "imageLabel").is_displayed()  # the demo LLM is text-only
     d.find_element(By.CSS_SELECTOR, "#settings summary").click()
     for field, value in (("temperature", "0"), ("max_tokens", "48"), ("seed", "7")):
@@ -230,8 +240,8 @@ def test_switch_to_a_vision_model_and_upload_an_image(server, browser):
     ready(d)
     expected = json.loads((BLIP / "expected.json").read_text())["images"]["gradient.png"]
     picker = Select(d.find_element(By.ID, "model"))
-    assert [o.get_attribute("value") for o in picker.options] == ["eight-demo",
-                                                                   "ggml-tiny-random", "caption"]
+    assert [o.get_attribute("value") for o in picker.options] == [
+        "eight-demo", "ggml-tiny-random", "tiny", "model-tiny.pt", "caption"]
     assert not picker.options[1].is_enabled()  # speech is not a chat model
     picker.select_by_value("caption")
     wait(d, lambda: d.find_element(By.ID, "imageLabel").is_displayed(), what="image upload")
@@ -345,3 +355,58 @@ def test_api_key_prompt(keyed_server, browser):
     send(d, "again")
     wait(d, lambda: d.find_element(By.ID, "keyPrompt").is_displayed(), what="prompt after 401")
     assert last_reply(d).get_attribute("data-state") == "error"
+
+
+@artifacts_on_failure
+def test_images_tab_gallery(server, browser):
+    d = browser
+    open_page(d, server.url)
+    ready(d)
+    d.find_element(By.ID, "tab-images").click()
+    d.find_element(By.ID, "imgPrompt").send_keys("a red cube")
+    d.find_element(By.ID, "imgNegative").send_keys("blurry")
+    Select(d.find_element(By.ID, "imgSize")).select_by_visible_text("64x64")
+    d.find_element(By.ID, "imgSteps").send_keys("2")
+    d.find_element(By.ID, "imgSeed").send_keys("5")
+    d.find_element(By.ID, "imgGenerate").click()
+    wait(d, lambda: d.find_elements(By.CSS_SELECTOR, "#gallery .card img"), 60, "image")
+    card = d.find_element(By.CSS_SELECTOR, "#gallery .card")
+    caption = card.find_element(By.TAG_NAME, "figcaption").text
+    for line in ("prompt: a red cube", "negative: blurry", "size: 64x64", "steps: 2", "seed: 5",
+                 "model: tiny"):
+        assert line in caption
+    src = card.find_element(By.TAG_NAME, "img").get_attribute("src")
+    api = requests.post(server.url + "/v1/images/generations", timeout=60, json={
+        "prompt": "a red cube", "negative_prompt": "blurry", "size": "64x64", "steps": 2,
+        "seed": 5}).json()
+    assert src == "data:image/png;base64," + api["data"][0]["b64_json"]
+    assert d.execute_script("return arguments[0].naturalWidth", card.find_element(
+        By.TAG_NAME, "img")) == 64
+    # Out-of-range steps: the server's message in the page, and no empty card left behind.
+    d.find_element(By.ID, "imgSteps").clear()
+    d.find_element(By.ID, "imgSteps").send_keys("500")
+    d.find_element(By.ID, "imgGenerate").click()
+    assert error_text(d) == "HTTP 400: steps must be between 1 and 150"
+    assert len(d.find_elements(By.CSS_SELECTOR, "#gallery .card")) == 1
+
+
+@artifacts_on_failure
+def test_vision_tab_tags(server, browser):
+    d = browser
+    open_page(d, server.url)
+    ready(d)
+    d.find_element(By.ID, "tab-vision").click()
+    assert not d.find_element(By.ID, "classifyRow").is_displayed()  # no CLIP served
+    d.find_element(By.ID, "visionFile").send_keys(str(DEEPBOORU / "tall.png"))
+    wait(d, lambda: d.find_element(By.ID, "visionPreview").is_displayed(), what="preview")
+    d.find_element(By.ID, "tagThreshold").clear()
+    d.find_element(By.ID, "tagThreshold").send_keys("0.2")
+    d.find_element(By.ID, "tagButton").click()
+    wait(d, lambda: d.find_elements(By.CSS_SELECTOR, "#visionResult li"), 30, "tags")
+    shown = [li.text for li in d.find_elements(By.CSS_SELECTOR, "#visionResult li")]
+    image = d.execute_script("return document.getElementById('visionPreview').src")
+    api = requests.post(server.url + "/v1/tags", timeout=60,
+                        json={"image": image, "threshold": 0.2}).json()
+    want = [f"{k}: {v:.3f}" for k, v in api["rating"].items()]
+    want += [f"{t['name']}: {t['score']:.3f}" for t in api["general"] + api["character"]]
+    assert shown == want and want
