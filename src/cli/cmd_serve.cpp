@@ -172,7 +172,7 @@ nlohmann::json plan_memory(const Plan& p) {
 int run(int argc, char** argv) {
   ArgParser p("serve", "[-m MODEL] [--whisper WHISPER_MODEL]",
               "Serve a model through the OpenAI API (/v1/chat/completions, /v1/completions, "
-              "/v1/models, /health, /metrics).");
+              "/v1/models, /health, /metrics) and a web UI at / (see docs/web-ui.md).");
   ModelArgs model;
   model.add_to(p, /*model_required=*/false);
   std::string host = "127.0.0.1", api_key, cors, alias;

@@ -132,6 +132,11 @@ def last_reply(d, timeout=60):
     return d.find_elements(By.CSS_SELECTOR, ".msg.assistant")[-1]
 
 
+def last_reply_chunks(d):
+    return d.execute_script("const m = [...document.querySelectorAll('.msg.assistant')].pop();"
+                            "return m && m.dataset.chunks ? Number(m.dataset.chunks) : 0")
+
+
 def stored_messages(d):
     return d.execute_script("return JSON.parse(localStorage.getItem('eight.conversations'))[0]"
                             ".messages")
@@ -193,12 +198,27 @@ def test_chat_streams_and_keeps_conversations(server, browser):
         "model": "eight-demo", "messages": [{"role": "user", "content": "What is a cat?"}],
         "temperature": 0, "top_p": 0.95, "max_tokens": 48, "seed": 7}).json()
     assert reply == api["choices"][0]["message"]["content"] and reply.strip()
+    # Stop: the reply keeps what arrived and says it was stopped.
+    d.set_network_conditions(offline=False, latency=1, download_throughput=1024,
+                             upload_throughput=1 << 20)
+    try:
+        send(d, "Tell me more.")
+        wait(d, lambda: last_reply_chunks(d) > 0, what="first chunk")
+        d.find_element(By.ID, "stop").click()
+        msg = last_reply(d)
+    finally:
+        d.delete_network_conditions()
+    assert msg.get_attribute("data-state") == "stopped"
+    assert stored_messages(d)[-1]["content"].endswith("*(stopped)*")
+    assert msg.find_element(By.CSS_SELECTOR, ".body em").text == "(stopped)"
+    assert d.find_element(By.ID, "send").is_enabled()
     # Conversations survive a reload; a new one and a delete update the list.
     d.refresh()
     ready(d)
     assert len(d.find_elements(By.CSS_SELECTOR, "#conversations li")) == 1
     assert d.find_element(By.CSS_SELECTOR, "#conversations li .open").text == "What is a cat?"
     assert "What is a cat?" in d.find_element(By.ID, "messages").text
+    assert len(stored_messages(d)) == 4
     d.find_element(By.ID, "newChat").click()
     assert len(d.find_elements(By.CSS_SELECTOR, "#conversations li")) == 2
     d.find_elements(By.CSS_SELECTOR, "#conversations li .delete")[1].click()
