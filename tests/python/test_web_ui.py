@@ -106,11 +106,18 @@ def wait(d, cond, timeout=20, what="condition"):
     return WebDriverWait(d, timeout, poll_frequency=0.05).until(lambda _: cond(), message=what)
 
 
-def open_page(d, url, fresh=True):
+def open_page(d, url, wait_ready=True):
+    """The page with empty local storage, once it has loaded what the server serves."""
     d.get(url + "/")
-    if fresh:
-        d.execute_script("localStorage.clear()")
-        d.get(url + "/")
+    d.execute_script("localStorage.clear()")
+    d.get(url + "/")
+    if wait_ready:
+        ready(d)
+
+
+def fill(d, field, value):
+    d.find_element(By.ID, field).clear()
+    d.find_element(By.ID, field).send_keys(value)
 
 
 def ready(d):
@@ -151,7 +158,6 @@ def error_text(d):
 def test_chat_streams_and_keeps_conversations(server, browser):
     d = browser
     open_page(d, server.url)
-    ready(d)
     status = d.find_element(By.ID, "status").text
     assert "eight-demo (chat" in status and "caption (caption, sees images)" in status
     assert "plan" in status  # the LLM's memory plan
@@ -160,8 +166,7 @@ def test_chat_streams_and_keeps_conversations(server, browser):
     assert not d.find_element(By.ID, "imageLabel").is_displayed()  # the demo LLM is text-only
     d.find_element(By.CSS_SELECTOR, "#settings summary").click()
     for field, value in (("temperature", "0"), ("max_tokens", "48"), ("seed", "7")):
-        d.find_element(By.ID, field).clear()
-        d.find_element(By.ID, field).send_keys(value)
+        fill(d, field, value)
     # Record the reply's text length at every DOM change: streamed text arrives in steps.
     d.execute_script("""
       window.lengths = [];
@@ -230,7 +235,6 @@ def test_chat_streams_and_keeps_conversations(server, browser):
 def test_markdown_is_rendered_without_html(server, browser):
     d = browser
     open_page(d, server.url)
-    ready(d)
     html = d.execute_script("""
       const md = "Hi **bold** and *it* with `x<y`\\n\\n- one\\n- two\\n\\n1. first\\n2. second\\n\\n"
         + "<img src=x onerror=\\"window.pwned=1\\"> [ok](https://example.com) [bad](javascript:alert(1))"
@@ -257,7 +261,6 @@ def test_markdown_is_rendered_without_html(server, browser):
 def test_switch_to_a_vision_model_and_upload_an_image(server, browser):
     d = browser
     open_page(d, server.url)
-    ready(d)
     expected = json.loads((BLIP / "expected.json").read_text())["images"]["gradient.png"]
     picker = Select(d.find_element(By.ID, "model"))
     assert [o.get_attribute("value") for o in picker.options] == [
@@ -297,7 +300,6 @@ def test_transcribe_a_file_and_a_recording(server, browser, tmp_path):
         "The quick brown fox jumps over the lazy dog."))
     d = browser
     open_page(d, server.url)
-    ready(d)
     d.find_element(By.ID, "tab-speech").click()
     d.find_element(By.ID, "audioFile").send_keys(str(wav))
     d.find_element(By.ID, "transcribe").click()
@@ -334,16 +336,13 @@ def test_transcribe_a_file_and_a_recording(server, browser, tmp_path):
 def test_api_errors_are_shown(server, browser):
     d = browser
     open_page(d, server.url)
-    ready(d)
     d.find_element(By.CSS_SELECTOR, "#settings summary").click()
-    d.find_element(By.ID, "temperature").clear()
-    d.find_element(By.ID, "temperature").send_keys("5")
+    fill(d, "temperature", "5")
     send(d, "hello")
     assert error_text(d) == "HTTP 400: 'temperature' must be between 0 and 2, got 5"
     assert last_reply(d).get_attribute("data-state") == "error"
     # A caption model without an image: the server's message, word for word.
-    d.find_element(By.ID, "temperature").clear()
-    d.find_element(By.ID, "temperature").send_keys("0")
+    fill(d, "temperature", "0")
     Select(d.find_element(By.ID, "model")).select_by_value("caption")
     d.find_element(By.ID, "newChat").click()
     send(d, "no image")
@@ -357,7 +356,7 @@ def test_api_key_prompt(keyed_server, browser):
     assert requests.get(keyed_server.url + "/", timeout=10).status_code == 200
     assert requests.get(keyed_server.url + "/ui/app.js", timeout=10).status_code == 200
     assert requests.get(keyed_server.url + "/v1/models", timeout=10).status_code == 401
-    open_page(d, keyed_server.url)
+    open_page(d, keyed_server.url, wait_ready=False)
     wait(d, lambda: d.find_element(By.ID, "keyPrompt").is_displayed(), what="key prompt")
     assert d.execute_script("return document.body.dataset.ready") is None
     d.find_element(By.ID, "keyInput").send_keys("wrong")
@@ -381,7 +380,6 @@ def test_api_key_prompt(keyed_server, browser):
 def test_images_tab_gallery(server, browser):
     d = browser
     open_page(d, server.url)
-    ready(d)
     d.find_element(By.ID, "tab-images").click()
     d.find_element(By.ID, "imgPrompt").send_keys("a red cube")
     d.find_element(By.ID, "imgNegative").send_keys("blurry")
@@ -403,8 +401,7 @@ def test_images_tab_gallery(server, browser):
     assert d.execute_script("return arguments[0].naturalWidth", card.find_element(
         By.TAG_NAME, "img")) == 64
     # Out-of-range steps: the server's message in the page, and no empty card left behind.
-    d.find_element(By.ID, "imgSteps").clear()
-    d.find_element(By.ID, "imgSteps").send_keys("500")
+    fill(d, "imgSteps", "500")
     d.find_element(By.ID, "imgGenerate").click()
     assert error_text(d) == "HTTP 400: steps must be between 1 and 150"
     assert len(d.find_elements(By.CSS_SELECTOR, "#gallery .card")) == 1
@@ -414,13 +411,11 @@ def test_images_tab_gallery(server, browser):
 def test_vision_tab_tags(server, browser):
     d = browser
     open_page(d, server.url)
-    ready(d)
     d.find_element(By.ID, "tab-vision").click()
     assert not d.find_element(By.ID, "classifyRow").is_displayed()  # no CLIP served
     d.find_element(By.ID, "visionFile").send_keys(str(DEEPBOORU / "tall.png"))
     wait(d, lambda: d.find_element(By.ID, "visionPreview").is_displayed(), what="preview")
-    d.find_element(By.ID, "tagThreshold").clear()
-    d.find_element(By.ID, "tagThreshold").send_keys("0.2")
+    fill(d, "tagThreshold", "0.2")
     d.find_element(By.ID, "tagButton").click()
     wait(d, lambda: d.find_elements(By.CSS_SELECTOR, "#visionResult li"), 30, "tags")
     shown = [li.text for li in d.find_elements(By.CSS_SELECTOR, "#visionResult li")]
