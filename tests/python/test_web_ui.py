@@ -3,11 +3,12 @@ against `eight serve` with the demo LLM, a tiny BLIP captioner and a tiny Whispe
 chat, markdown safety, switching models, an image upload, a transcription (file and microphone),
 API errors shown in the page and the API-key prompt. A failing case leaves a screenshot and the
 browser console log in build/test-artifacts/."""
+import base64
 import functools
 import json
 import pathlib
 import shutil
-import subprocess
+import sys
 import time
 
 import pytest
@@ -23,8 +24,10 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 requests = pytest.importorskip("requests")
+sys.path.insert(0, str(SOURCE / "tests" / "reference"))
 BLIP = SOURCE / "tests" / "data" / "blip"
 DEEPBOORU = SOURCE / "tests" / "data" / "deepbooru"
+LLAVA = SOURCE / "tests" / "data" / "llava"
 ARTIFACTS = pathlib.Path(CLI).resolve().parents[1] / "test-artifacts"
 KEY = "web-ui-test-key"
 
@@ -49,11 +52,20 @@ def sdxl_model(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(whisper_model, sdxl_model):
+def clip_model(tmp_path_factory):
+    from make_random_clip import make_checkpoint  # tests/reference
+    folder = tmp_path_factory.mktemp("clip") / "tiny-clip"
+    make_checkpoint(str(folder), preset="tiny", dtype="F32", seed=3)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(whisper_model, sdxl_model, clip_model):
     need_cli()
     s = ServeProcess("-m", pick_model(), "--caption-model", BLIP / "caption", "--whisper",
                      whisper_model, "--whisper-beam-size", "1", "--whisper-max-tokens", "12",
                      "--image-model", sdxl_model, "--tag-model", DEEPBOORU / "model-tiny.pt",
+                     "--clip", clip_model,
                      threads=2)
     yield s
     s.stop()
@@ -264,7 +276,7 @@ def test_switch_to_a_vision_model_and_upload_an_image(server, browser):
     expected = json.loads((BLIP / "expected.json").read_text())["images"]["gradient.png"]
     picker = Select(d.find_element(By.ID, "model"))
     assert [o.get_attribute("value") for o in picker.options] == [
-        "eight-demo", "ggml-tiny-random", "tiny", "model-tiny.pt", "caption"]
+        "eight-demo", "ggml-tiny-random", "tiny-clip", "tiny", "model-tiny.pt", "caption"]
     assert not picker.options[1].is_enabled()  # speech is not a chat model
     picker.select_by_value("caption")
     wait(d, lambda: d.find_element(By.ID, "imageLabel").is_displayed(), what="image upload")
@@ -408,11 +420,10 @@ def test_images_tab_gallery(server, browser):
 
 
 @artifacts_on_failure
-def test_vision_tab_tags(server, browser):
+def test_vision_tab_tags_and_labels(server, browser):
     d = browser
     open_page(d, server.url)
     d.find_element(By.ID, "tab-vision").click()
-    assert not d.find_element(By.ID, "classifyRow").is_displayed()  # no CLIP served
     d.find_element(By.ID, "visionFile").send_keys(str(DEEPBOORU / "tall.png"))
     wait(d, lambda: d.find_element(By.ID, "visionPreview").is_displayed(), what="preview")
     fill(d, "tagThreshold", "0.2")
@@ -425,3 +436,46 @@ def test_vision_tab_tags(server, browser):
     want = [f"{k}: {v:.3f}" for k, v in api["rating"].items()]
     want += [f"{t['name']}: {t['score']:.3f}" for t in api["general"] + api["character"]]
     assert shown == want and want
+    # Zero-shot labels through CLIP: the page lists the API's probabilities in its order.
+    fill(d, "labels", "a red square, a blue circle,a tree")
+    d.find_element(By.ID, "classifyButton").click()
+    wait(d, lambda: "labels (tiny-clip)" in d.find_element(By.ID, "visionResult").text, 30,
+         "labels")
+    shown = [li.text for li in d.find_elements(By.CSS_SELECTOR, "#visionResult li")]
+    api = requests.post(server.url + "/v1/classify", timeout=60, json={
+        "image": image, "labels": ["a red square", "a blue circle", "a tree"]}).json()
+    assert shown == [f"{x['label']}: {x['probability']:.3f}" for x in api["data"][0]["labels"]]
+
+
+@pytest.fixture(scope="module")
+def llava_server():
+    need_cli()
+    s = ServeProcess("-m", LLAVA / "tiny", threads=2)
+    yield s
+    s.stop()
+
+
+@artifacts_on_failure
+def test_image_to_a_vision_llm(llava_server, browser):
+    d = browser
+    open_page(d, llava_server.url)
+    [option] = Select(d.find_element(By.ID, "model")).options
+    assert option.text == "tiny (sees images)"
+    d.find_element(By.CSS_SELECTOR, "#settings summary").click()
+    for field, value in (("temperature", "0"), ("max_tokens", "3")):
+        fill(d, field, value)
+    d.find_element(By.ID, "image").send_keys(str(LLAVA / "img_square.png"))
+    wait(d, lambda: d.find_elements(By.CSS_SELECTOR, "#imagePreview img"), what="preview")
+    send(d, "hi")
+    msg = last_reply(d)
+    assert msg.get_attribute("data-state") == "done", error_text(d)
+    [user, reply] = stored_messages(d)
+    url = "data:image/png;base64," + base64.b64encode((LLAVA / "img_square.png").read_bytes()).decode()
+    assert user["image"] == url
+    # The API with the same image part gives the same (greedy) text.
+    api = requests.post(llava_server.url + "/v1/chat/completions", timeout=60, json={
+        "model": "tiny", "temperature": 0, "top_p": 0.95, "max_tokens": 3, "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "hi"},
+                                         {"type": "image_url", "image_url": {"url": url}}]}]})
+    assert reply["content"] == api.json()["choices"][0]["message"]["content"]
+    assert api.json()["usage"]["prompt_tokens"] > 51  # the image's 51 tokens were in the prompt
