@@ -46,9 +46,7 @@ def whisper_model(tmp_path_factory):
 @pytest.fixture(scope="module")
 def sdxl_model(tmp_path_factory):
     import sdxl_tiny
-    root = tmp_path_factory.mktemp("sdxl")
-    sdxl_tiny.write_pipeline(root / "tiny", root / "tiny.safetensors")
-    return root / "tiny"
+    return sdxl_tiny.write_pipeline(tmp_path_factory.mktemp("sdxl") / "tiny", dtype="f16")
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +78,17 @@ def keyed_server():
 
 
 @pytest.fixture(scope="module")
-def browser():
+def llava_server():
+    need_cli()
+    s = ServeProcess("-m", LLAVA / "tiny", threads=2)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(server, keyed_server, llava_server):
+    # Started after the servers and closed before them: a server stops at once only when the
+    # browser's keep-alive connections are gone.
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
     o = Options()
@@ -151,6 +159,40 @@ def last_reply(d, timeout=60):
     return d.find_elements(By.CSS_SELECTOR, ".msg.assistant")[-1]
 
 
+def pace_streams(d, ms):
+    """Wraps the page's fetch(): request bodies are kept in window.sent, and the server's
+    event streams reach the page one SSE event per `ms` milliseconds. The demo model writes a
+    reply in a few milliseconds, often in one network read; paced, each event gets painted, so
+    a test can see the text arrive."""
+    d.execute_script("""
+      const ms = arguments[0];
+      window.sent = [];
+      const f = window.originalFetch || (window.originalFetch = window.fetch);
+      window.fetch = async (url, o) => {
+        if (o && o.body) window.sent.push(o.body);
+        const res = await f(url, o);
+        if (!(res.headers.get('Content-Type') || '').startsWith('text/event-stream')) return res;
+        const reader = res.body.getReader(), dec = new TextDecoder(), enc = new TextEncoder();
+        let buf = '';
+        const events = [];
+        const paced = new ReadableStream({async pull(c) {
+          while (!events.length) {
+            const {value, done} = await reader.read();
+            if (done) { if (buf) c.enqueue(enc.encode(buf)); c.close(); return; }
+            buf += dec.decode(value, {stream: true});
+            let cut;
+            while ((cut = buf.indexOf('\\n\\n')) >= 0) {
+              events.push(buf.slice(0, cut + 2));
+              buf = buf.slice(cut + 2);
+            }
+          }
+          await new Promise((r) => setTimeout(r, ms));
+          c.enqueue(enc.encode(events.shift()));
+        }});
+        return new Response(paced, {status: res.status, headers: res.headers});
+      };""", ms)
+
+
 def last_reply_chunks(d):
     return d.execute_script("const m = [...document.querySelectorAll('.msg.assistant')].pop();"
                             "return m && m.dataset.chunks ? Number(m.dataset.chunks) : 0")
@@ -177,7 +219,8 @@ def test_chat_streams_and_keeps_conversations(server, browser):
     assert tabs == ["Chat", "Images", "Speech", "Vision"]
     assert not d.find_element(By.ID, "imageLabel").is_displayed()  # the demo LLM is text-only
     d.find_element(By.CSS_SELECTOR, "#settings summary").click()
-    for field, value in (("temperature", "0"), ("max_tokens", "48"), ("seed", "7")):
+    for field, value in (("system", "Be brief."), ("temperature", "0"), ("max_tokens", "48"),
+                         ("seed", "7")):
         fill(d, field, value)
     # Record the reply's text length at every DOM change: streamed text arrives in steps.
     d.execute_script("""
@@ -187,23 +230,14 @@ def test_chat_streams_and_keeps_conversations(server, browser):
         if (m) window.lengths.push(m.textContent.length);
       }).observe(document.getElementById('messages'), {childList: true, subtree: true,
                                                       characterData: true});""")
-    d.execute_script("""
-      window.sent = [];
-      const f = window.fetch;
-      window.fetch = (url, o) => { if (o && o.body) window.sent.push(o.body); return f(url, o); };""")
-    # The demo model writes a reply in a few milliseconds: a slow link (DevTools' network
-    # emulation, about one 250-byte SSE event per 60 ms) lets the page show it arriving.
-    d.set_network_conditions(offline=False, latency=1, download_throughput=4 * 1024,
-                             upload_throughput=1 << 20)
-    try:
-        send(d, "What is a cat?")
-        msg = last_reply(d)
-    finally:
-        d.delete_network_conditions()
+    pace_streams(d, 40)
+    send(d, "What is a cat?")
+    msg = last_reply(d)
     sent = json.loads(d.execute_script("return window.sent[0]"))
     assert sent == {"model": "eight-demo", "stream": True, "temperature": 0, "top_p": 0.95,
                     "max_tokens": 48, "seed": 7,
-                    "messages": [{"role": "user", "content": "What is a cat?"}]}
+                    "messages": [{"role": "system", "content": "Be brief."},
+                                 {"role": "user", "content": "What is a cat?"}]}
     assert msg.get_attribute("data-state") == "done"
     assert int(msg.get_attribute("data-chunks")) > 1
     lengths = [n for n in d.execute_script("return window.lengths") if n > 0]
@@ -212,19 +246,15 @@ def test_chat_streams_and_keeps_conversations(server, browser):
     # The same request through the API gives the same text (greedy): the UI shows what was sent.
     reply = stored_messages(d)[-1]["content"]
     api = requests.post(server.url + "/v1/chat/completions", timeout=60, json={
-        "model": "eight-demo", "messages": [{"role": "user", "content": "What is a cat?"}],
-        "temperature": 0, "top_p": 0.95, "max_tokens": 48, "seed": 7}).json()
+        "model": "eight-demo", "messages": sent["messages"], "temperature": 0, "top_p": 0.95,
+        "max_tokens": 48, "seed": 7}).json()
     assert reply == api["choices"][0]["message"]["content"] and reply.strip()
     # Stop: the reply keeps what arrived and says it was stopped.
-    d.set_network_conditions(offline=False, latency=1, download_throughput=1024,
-                             upload_throughput=1 << 20)
-    try:
-        send(d, "Tell me more.")
-        wait(d, lambda: last_reply_chunks(d) > 0, what="first chunk")
-        d.find_element(By.ID, "stop").click()
-        msg = last_reply(d)
-    finally:
-        d.delete_network_conditions()
+    pace_streams(d, 1000)
+    send(d, "Tell me more.")
+    wait(d, lambda: last_reply_chunks(d) > 0, what="first chunk")
+    d.find_element(By.ID, "stop").click()
+    msg = last_reply(d)
     assert msg.get_attribute("data-state") == "stopped"
     assert stored_messages(d)[-1]["content"].endswith("*(stopped)*")
     assert msg.find_element(By.CSS_SELECTOR, ".body em").text == "(stopped)"
@@ -445,14 +475,6 @@ def test_vision_tab_tags_and_labels(server, browser):
     api = requests.post(server.url + "/v1/classify", timeout=60, json={
         "image": image, "labels": ["a red square", "a blue circle", "a tree"]}).json()
     assert shown == [f"{x['label']}: {x['probability']:.3f}" for x in api["data"][0]["labels"]]
-
-
-@pytest.fixture(scope="module")
-def llava_server():
-    need_cli()
-    s = ServeProcess("-m", LLAVA / "tiny", threads=2)
-    yield s
-    s.stop()
 
 
 @artifacts_on_failure
