@@ -15,7 +15,7 @@ const Markdown = (() => {
   const safeUrl = (url) => /^(https?:|mailto:)/i.test(url.trim());
 
   // Inline spans: `code`, **bold**, __bold__, *italic*, _italic_, [text](url), bare URLs.
-  const INLINE = /(`+)([\s\S]*?[^`])\1(?!`)|\*\*([\s\S]+?)\*\*|__([\s\S]+?)__|\*(?!\s)([^*]+?)\*|(?<![\w])_(?!\s)([^_]+?)_(?![\w])|\[([^\]]+)\]\(([^)\s]+)\)|(https?:\/\/[^\s<>()]+[^\s<>().,;:!?'"])/;
+  const INLINE = /(`+)([\s\S]*?[^`])\1(?!`)|\*\*([\s\S]+?)\*\*|__([\s\S]+?)__|\*(?!\s)([^*]+?)\*|_(?!\s)([^_]+?)_(?!\w)|\[([^\]]+)\]\(([^)\s]+)\)|(https?:\/\/[^\s<>()]+[^\s<>().,;:!?'"])/;
 
   function inline(parent, text) {
     while (text.length) {
@@ -23,6 +23,13 @@ const Markdown = (() => {
       if (!m) {
         parent.appendChild(document.createTextNode(text));
         return;
+      }
+      // _x_ inside a word (snake_case_names) is not emphasis. Checked here rather than with a
+      // lookbehind, which older Safari cannot parse.
+      if (m[6] !== undefined && m.index > 0 && /\w/.test(text[m.index - 1])) {
+        parent.appendChild(document.createTextNode(text.slice(0, m.index + 1)));
+        text = text.slice(m.index + 1);
+        continue;
       }
       if (m.index > 0) parent.appendChild(document.createTextNode(text.slice(0, m.index)));
       if (m[1]) {
