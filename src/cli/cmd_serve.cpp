@@ -121,13 +121,18 @@ struct LLMStack {
       o.bos_token = chat.bos_token;
       o.eos_token = chat.eos_token;
       o.tools = tools;
-      // An image part's "<image>" stays the image's place even where the vocabulary has it as a
-      // special token (llava-hf's tokenizers do): it is not message text to protect.
-      const std::string marked = text.tokenizer().protect_special(kImageMarker);
+      // Image parts' marks (server::kImagePart) pass as they are; the text around them is
+      // protected, so a user's own "<image>" stays text even where the vocabulary has it as a
+      // special token (llava-hf's tokenizers do).
       const ChatJson protected_messages = map_contents(messages, [&](std::string_view s) {
-        std::string p = text.tokenizer().protect_special(s);
-        for (size_t at = 0; marked != kImageMarker && (at = p.find(marked, at)) != p.npos;)
-          p.replace(at, marked.size(), kImageMarker);
+        std::string p;
+        for (size_t pos = 0;;) {
+          const size_t at = s.find(server::kImagePart, pos);
+          p += text.tokenizer().protect_special(s.substr(pos, at - pos));
+          if (at == s.npos) break;
+          p += server::kImagePart;
+          pos = at + server::kImagePart.size();
+        }
         return p;
       });
       return std::string(kChatPrompt) + render_chat(chat.template_src, protected_messages, o);
