@@ -119,9 +119,13 @@ const Media = (() => {
     const p = (v, w) => String(v).padStart(w, "0");
     return `${p(Math.floor(ms / 3600000), 2)}:${p(Math.floor(ms / 60000) % 60, 2)}:${p(Math.floor(ms / 1000) % 60, 2)}${sep}${p(ms % 1000, 3)}`;
   };
+  // The cues the server writes for response_format srt/vtt: empty segments left out, and "-->"
+  // in the text shortened (it would end a cue line early in players).
   const subtitles = (segments, vtt) =>
     (vtt ? "WEBVTT\n\n" : "") +
-    segments.map((s, i) => `${vtt ? "" : i + 1 + "\n"}${stamp(s.start, vtt ? "." : ",")} --> ${stamp(s.end, vtt ? "." : ",")}\n${s.text.trim()}\n`).join("\n");
+    segments.map((s) => ({...s, text: s.text.trim().replaceAll("-->", "->")})).filter((s) => s.text)
+      .map((s, i) => `${vtt ? "" : i + 1 + "\n"}${stamp(s.start, vtt ? "." : ",")} --> ${stamp(s.end, vtt ? "." : ",")}\n${s.text}\n\n`)
+      .join("");
 
   function link(id, text, type) {
     const a = $(id);
