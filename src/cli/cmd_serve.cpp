@@ -160,10 +160,24 @@ struct LLMStack {
   server::LLMBackend backend;
 };
 
+// The LLM's memory plan as the web UI's status line shows it.
+nlohmann::json plan_memory(const Plan& p) {
+  return {{"verdict", verdict_name(p.verdict)},
+          {"summary", p.summary},
+          {"ctx", p.request.ctx},
+          {"parallel", p.request.parallel},
+          {"weight_bytes", p.weight_bytes},
+          {"kv_bytes", p.kv_bytes},
+          {"compute_bytes", p.compute_bytes},
+          {"host_bytes", p.host_peak()},
+          {"gpu_bytes", p.gpu.total()},
+          {"gpu_device", p.gpu.device}};
+}
+
 int run(int argc, char** argv) {
   ArgParser p("serve", "[-m MODEL] [--whisper WHISPER_MODEL]",
               "Serve a model through the OpenAI API (/v1/chat/completions, /v1/completions, "
-              "/v1/models, /health, /metrics).");
+              "/v1/models, /health, /metrics) and a web UI at / (see docs/web-ui.md).");
   ModelArgs model;
   model.add_to(p, /*model_required=*/false);
   std::string host = "127.0.0.1", api_key, cors, alias;
@@ -320,12 +334,22 @@ int run(int argc, char** argv) {
     services.push_back(captions.get());
     if (!p.given("--max-body")) max_body = std::max<int64_t>(max_body, int64_t{32} << 20);
   }
+  std::vector<server::ModelStatus> status;
+  if (llm) status.push_back({llm->alias, "chat", llm->vision != nullptr, plan_memory(llm->plan)});
+  const std::pair<server::Service*, const char*> kinds[] = {
+      {speech.get(), "speech"}, {vision.get(), "clip"},  {text_embeddings.get(), "embeddings"},
+      {images.get(), "images"}, {tagging.get(), "tags"}, {captions.get(), "caption"}};
+  for (const auto& [service, task] : kinds)
+    if (service)
+      for (const std::string& id : service->model_ids())
+        status.push_back({id, task, service == captions.get(), nullptr});
   server::HttpServer http({.host = host,
                            .port = port,
                            .api_key = api_key,
                            .cors_origin = cors,
                            .max_body_bytes = static_cast<size_t>(max_body),
-                           .handler_threads = parallel + queue + 8},
+                           .handler_threads = parallel + queue + 8,
+                           .models = std::move(status)},
                           llm ? &llm->backend : nullptr, services);
   http.bind();
   g_server = &http;
