@@ -18,7 +18,7 @@ namespace eight::cli {
 namespace {
 
 struct BlipArgs {
-  std::string model;
+  std::string model, ram;
   int threads = 0, max_tokens = -1;
   bool json = false;
   void add_to(ArgParser& p, const char* kind) {
@@ -26,6 +26,9 @@ struct BlipArgs {
              std::string("BLIP ") + kind +
                  " model: a Hugging Face checkpoint folder or a store name (required)");
     p.option("-t,--threads", &threads, "N", "CPU threads (default: all cores)");
+    p.option("--ram", &ram, "SIZE",
+             "RAM budget the run must fit, checked before it starts (default: this machine's RAM "
+             "minus 1 GiB; eight plan MODEL shows the bill)");
     p.option("--max-tokens", &max_tokens, "N",
              "tokens generated at most, after the prompt (default: the model's max_length in "
              "all when its config sets one, else 20 new tokens, as transformers does)");
@@ -49,7 +52,7 @@ struct BlipArgs {
                   beams > 0 ? beams : g.num_beams, max_length, global_thread_pool(threads).size());
     log_debug("[caption] plan: ", format_bytes(plan.host_peak()), " (decoder ",
               format_bytes(plan.decoder_bytes), ")");
-    plan.check_host_budget();
+    plan.check_host_budget(ram.empty() ? 0 : parse_bytes(ram));
   }
 };
 

@@ -1,0 +1,74 @@
+// The BLIP memory plan (runtime/plan/blip.h) against the tracked allocators on the tiny
+// random-weight fixtures (tests/data/blip: a captioning model in safetensors, a VQA model in
+// pytorch_model.bin): in a fresh child process, the bytes the load leaves resident against the
+// planned weights, and the peak of a real caption / answer (preprocess, vision tower, decoder
+// with its caches, beam search) over them against the rest of the plan. Both must be covered
+// and within 5 %, for greedy and beam search and two generation lengths.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <string>
+
+#include "child_process.h"
+#include "core/memory.h"
+#include "core/thread_pool.h"
+#include "formats/image.h"
+#include "models/blip/blip.h"
+#include "runtime/plan/blip.h"
+
+namespace eight {
+namespace {
+
+const std::string kData = std::string(EIGHT_SOURCE_DIR) + "/tests/data/blip/";
+
+// {planned, measured} for the weights (run == false) or one generation (run == true).
+std::pair<int64_t, int64_t> measure(const std::string& model, int beams, int max_new, int threads,
+                                    bool run) {
+  return testing::in_child([&] {
+    MemoryTracker& tr = memory_tracker();
+    ThreadPool pool(threads);
+    const int64_t base = tr.stats().current;
+    const auto m = blip::Model::load(kData + model);
+    // As `eight caption` / `eight ask` plan it: [DEC] (and no prompt), then the new tokens.
+    const BlipPlan plan = plan_blip(m->config(), m->name(), m->weight_bytes(), m->matrix_type(),
+                                    beams, 1 + max_new, pool.size());
+    const int64_t loaded = tr.stats().current - base;
+    if (!run) return std::pair{plan.weight_bytes, loaded};
+    tr.reset_peak();
+    const int64_t before = tr.stats().current;
+    const Tensor px = m->preprocess(image::load(kData + "gradient.png"));
+    const blip::GenerateOptions opt{.prompt = "", .max_new_tokens = max_new, .num_beams = beams};
+    if (m->is_vqa())
+      m->answer(px, "what is in the picture?", opt, pool);
+    else
+      m->caption(px, opt, pool);
+    return std::pair{plan.host_peak() - plan.weight_bytes, tr.stats().peak - before};
+  });
+}
+
+void expect_tight(const std::string& label, std::pair<int64_t, int64_t> r) {
+  const auto [planned, measured] = r;
+  ASSERT_GE(measured, 0) << label << ": the run failed";
+  std::printf("%-36s planned %10lld measured %10lld ratio %.4f\n", label.c_str(),
+              static_cast<long long>(planned), static_cast<long long>(measured),
+              static_cast<double>(measured) / static_cast<double>(planned));
+  EXPECT_LE(measured, planned) << label << ": the plan must cover the peak";
+  EXPECT_GE(static_cast<double>(measured), 0.95 * static_cast<double>(planned))
+      << label << ": the plan should be within 5 %";
+}
+
+TEST(PlannerBlip, MeasuredPeakWithinFivePercent) {
+  for (const char* model : {"caption", "vqa"}) {
+    const std::string m = model;
+    expect_tight(m + " weights", measure(m, 1, 10, 1, false));
+    for (int threads : {1, 2})
+      for (int beams : {1, 3})
+        for (int max_new : {5, 30})
+          expect_tight(m + " beams " + std::to_string(beams) + " tokens " +
+                           std::to_string(max_new) + " threads " + std::to_string(threads),
+                       measure(m, beams, max_new, threads, true));
+  }
+}
+
+}  // namespace
+}  // namespace eight

@@ -1,0 +1,86 @@
+// The tagger memory plan (runtime/plan/tagger.h) against the tracked allocators, for each tagger
+// architecture on its tiny fixture (tests/data/wd, tests/data/deepbooru): in a fresh child process
+// (fresh thread pool and kernel scratch), the bytes the load leaves resident (the file mapping and
+// the loader's copies) against the planned weights, and the peak of a real `eight tag` pass
+// (vision::tag_images: decode, preprocess, stack, predict) over the resident bytes against the
+// planned run (inputs, activations, kernel scratch). Both must be covered and within 5 %, at two
+// batch sizes and two thread counts, so no constant can pass.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <string>
+
+#include "child_process.h"
+#include "core/error.h"
+#include "core/memory.h"
+#include "core/thread_pool.h"
+#include "formats/image.h"
+#include "models/tagger/tagger.h"
+#include "runtime/plan/tagger.h"
+#include "runtime/vision/tags.h"
+
+namespace eight {
+namespace {
+
+const std::string kData = std::string(EIGHT_SOURCE_DIR) + "/tests/data/";
+
+struct Case {
+  std::string model, image;
+};
+
+// {planned, measured} for the weights (run == false) or for one tag_images pass of `batch`
+// copies of the image in one batch (run == true).
+std::pair<int64_t, int64_t> measure(const Case& c, int64_t batch, int threads, bool run) {
+  return testing::in_child([&] {
+    MemoryTracker& tr = memory_tracker();
+    ThreadPool pool(threads);
+    const int64_t base = tr.stats().current;
+    const auto model = tagger::open(kData + c.model);
+    int w = 0, h = 0;
+    if (!image::read_size(kData + c.image, &w, &h)) throw Error("cannot read " + c.image);
+    const TaggerPlan plan = plan_tagger(
+        *model, {.batch = batch, .n_threads = pool.size(), .image_width = w, .image_height = h});
+    const int64_t loaded = tr.stats().current - base;
+    if (!run) return std::pair{plan.weight_bytes(), loaded};
+    tr.reset_peak();
+    const int64_t before = tr.stats().current;
+    int results = 0;
+    vision::tag_images(
+        *model, static_cast<size_t>(batch), static_cast<int>(batch), pool,
+        [&](size_t) { return image::load(kData + c.image); },
+        [&](size_t, const float*) { ++results; },
+        [&](size_t, const std::string& e) { throw Error(e); });
+    const int64_t measured = results == batch ? tr.stats().peak - before : -1;
+    return std::pair{plan.host_peak() - plan.weight_bytes(), measured};
+  });
+}
+
+void expect_tight(const std::string& label, std::pair<int64_t, int64_t> r) {
+  const auto [planned, measured] = r;
+  ASSERT_GE(measured, 0) << label << ": the run failed";
+  std::printf("%-36s planned %10lld measured %10lld ratio %.4f\n", label.c_str(),
+              static_cast<long long>(planned), static_cast<long long>(measured),
+              static_cast<double>(measured) / static_cast<double>(planned));
+  EXPECT_LE(measured, planned) << label << ": the plan must cover the peak";
+  EXPECT_GE(static_cast<double>(measured), 0.95 * static_cast<double>(planned))
+      << label << ": the plan should be within 5 %";
+}
+
+TEST(PlannerTagger, MeasuredPeakWithinFivePercent) {
+  const Case cases[] = {{"wd/vit", "wd/images/c.png"},
+                        {"wd/vit_cls", "wd/images/a.png"},
+                        {"wd/convnext", "wd/images/c.png"},
+                        {"wd/swinv2", "wd/images/b.png"},
+                        {"deepbooru/model-tiny.pt", "deepbooru/wide.png"}};
+  for (const Case& c : cases) {
+    expect_tight(c.model + " weights", measure(c, 1, 1, false));
+    for (int threads : {1, 2})
+      for (int64_t batch : {1, 3})
+        expect_tight(c.model + " batch " + std::to_string(batch) + " threads " +
+                         std::to_string(threads),
+                     measure(c, batch, threads, true));
+  }
+}
+
+}  // namespace
+}  // namespace eight
