@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include "child_process.h"
@@ -28,8 +29,9 @@ struct Case {
   std::string model, image;
 };
 
-// {planned, measured} for the weights (run == false) or for one tag_images pass of `batch`
-// copies of the image in one batch (run == true).
+// {planned, measured} for the weights (run == false) or for a tag_images pass over 2 · batch
+// copies of the image (run == true): the second batch runs with the kernels' scratch already
+// grown, the steady state of a folder of images, which is what the plan bills.
 std::pair<int64_t, int64_t> measure(const Case& c, int64_t batch, int threads, bool run) {
   return testing::in_child([&] {
     MemoryTracker& tr = memory_tracker();
@@ -46,23 +48,26 @@ std::pair<int64_t, int64_t> measure(const Case& c, int64_t batch, int threads, b
     const int64_t before = tr.stats().current;
     int results = 0;
     vision::tag_images(
-        *model, static_cast<size_t>(batch), static_cast<int>(batch), pool,
+        *model, static_cast<size_t>(2 * batch), static_cast<int>(batch), pool,
         [&](size_t) { return image::load(kData + c.image); },
         [&](size_t, const float*) { ++results; },
         [&](size_t, const std::string& e) { throw Error(e); });
-    const int64_t measured = results == batch ? tr.stats().peak - before : -1;
+    const int64_t measured = results == 2 * batch ? tr.stats().peak - before : -1;
     return std::pair{plan.host_peak() - plan.weight_bytes(), measured};
   });
 }
 
-void expect_tight(const std::string& label, std::pair<int64_t, int64_t> r) {
+// measured <= planned, and measured >= 95 % of `floor` (the plan itself, or for several threads
+// the one-thread plan: whether the pool's other threads take any of a tiny product's few tasks,
+// and so grow scratch of their own, is up to scheduling; the plan counts them all).
+void expect_tight(const std::string& label, std::pair<int64_t, int64_t> r, int64_t floor) {
   const auto [planned, measured] = r;
   ASSERT_GE(measured, 0) << label << ": the run failed";
-  std::printf("%-36s planned %10lld measured %10lld ratio %.4f\n", label.c_str(),
+  std::printf("%-42s planned %10lld measured %10lld ratio %.4f\n", label.c_str(),
               static_cast<long long>(planned), static_cast<long long>(measured),
               static_cast<double>(measured) / static_cast<double>(planned));
   EXPECT_LE(measured, planned) << label << ": the plan must cover the peak";
-  EXPECT_GE(static_cast<double>(measured), 0.95 * static_cast<double>(planned))
+  EXPECT_GE(static_cast<double>(measured), 0.95 * static_cast<double>(floor))
       << label << ": the plan should be within 5 %";
 }
 
@@ -73,14 +78,17 @@ TEST(PlannerTagger, MeasuredPeakWithinFivePercent) {
                         {"wd/swinv2", "wd/images/b.png"},
                         {"deepbooru/model-tiny.pt", "deepbooru/wide.png"}};
   for (const Case& c : cases) {
-    expect_tight(c.model + " weights", measure(c, 1, 1, false));
-    for (int threads : {1, 2})
-      for (int64_t batch : {1, 3})
-        expect_tight(c.model + " batch " + std::to_string(batch) + " threads " +
-                         std::to_string(threads),
-                     measure(c, batch, threads, true));
+    const auto w = measure(c, 1, 1, false);
+    expect_tight(c.model + " weights", w, w.first);
+    for (int64_t batch : {1, 3}) {
+      const std::string b = c.model + " batch " + std::to_string(batch);
+      const auto one = measure(c, batch, 1, true);
+      expect_tight(b + " threads 1", one, one.first);
+      expect_tight(b + " threads 2", measure(c, batch, 2, true), one.first);
+    }
   }
 }
 
 }  // namespace
 }  // namespace eight
+
