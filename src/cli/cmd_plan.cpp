@@ -27,8 +27,8 @@
 #include "runtime/plan/diffusion.h"
 #include "runtime/plan/planner.h"
 #include "runtime/plan/report.h"
-#include "runtime/plan/tagger.h"
 #include "runtime/plan/t5.h"
+#include "runtime/plan/tagger.h"
 #include "runtime/plan/whisper.h"
 
 namespace eight::cli {
@@ -121,8 +121,7 @@ bool is_blip_dir(const std::string& path) {
 
 // Image-to-text models (BLIP captioning / VQA, WD taggers, DeepBooru), planned as `eight caption`,
 // `eight ask` and `eight tag` check them: the common fields of the encoder plans plus their own.
-int print_vision_plan(const DevicePlan& cpu, const std::string& text, nlohmann::json j,
-                      bool json) {
+int print_vision_plan(const DevicePlan& cpu, const std::string& text, nlohmann::json j, bool json) {
   if (json) {
     std::printf("%s\n", j.dump(2).c_str());
   } else {
@@ -139,7 +138,7 @@ int plan_blip_dir(const std::string& dir, int beams, int64_t max_tokens, int thr
   check(b >= 1 && b <= 64, "--beams must be in [1, 64], got ", b);
   // As `eight caption` bounds it: [DEC] and the prompt, then the new tokens.
   const int max_length = static_cast<int>(max_tokens > 0 ? 1 + max_tokens : g.max_length);
-  BlipPlan plan = plan_blip(m->config(), m->name(), m->weight_bytes(), m->matrix_type(), b,
+  BlipPlan plan = plan_blip(m->config(), m->name(), m->file_bytes(), m->matrix_type(), b,
                             max_length, threads > 0 ? threads : default_thread_count());
   if (ram > 0) plan.cpu.budget = ram;
   nlohmann::json j = {{"architecture", m->is_vqa() ? "blip-vqa" : "blip"},

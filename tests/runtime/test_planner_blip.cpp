@@ -30,8 +30,10 @@ std::pair<int64_t, int64_t> measure(const std::string& model, int beams, int max
     const int64_t base = tr.stats().current;
     const auto m = blip::Model::load(kData + model);
     // As `eight caption` / `eight ask` plan it: [DEC] (and no prompt), then the new tokens.
-    const BlipPlan plan = plan_blip(m->config(), m->name(), m->weight_bytes(), m->matrix_type(),
-                                    beams, 1 + max_new, pool.size());
+    const std::string question = "what is in the picture?";
+    const BlipPlan plan =
+        plan_blip(m->config(), m->name(), m->file_bytes(), m->matrix_type(), beams, 1 + max_new,
+                  pool.size(), static_cast<int>(m->tokenize(question).size()));
     const int64_t loaded = tr.stats().current - base;
     if (!run) return std::pair{plan.weight_bytes, loaded};
     tr.reset_peak();
@@ -39,34 +41,41 @@ std::pair<int64_t, int64_t> measure(const std::string& model, int beams, int max
     const Tensor px = m->preprocess(image::load(kData + "gradient.png"));
     const blip::GenerateOptions opt{.prompt = "", .max_new_tokens = max_new, .num_beams = beams};
     if (m->is_vqa())
-      m->answer(px, "what is in the picture?", opt, pool);
+      m->answer(px, question, opt, pool);
     else
       m->caption(px, opt, pool);
     return std::pair{plan.host_peak() - plan.weight_bytes, tr.stats().peak - before};
   });
 }
 
-void expect_tight(const std::string& label, std::pair<int64_t, int64_t> r) {
+// measured <= planned, and measured >= 95 % of `floor` (the plan itself, or for two threads the
+// one-thread plan: whether the second thread takes any of a tiny product's few tasks, and so
+// grows scratch of its own, is up to scheduling; the plan counts every thread's).
+void expect_tight(const std::string& label, std::pair<int64_t, int64_t> r, int64_t floor) {
   const auto [planned, measured] = r;
   ASSERT_GE(measured, 0) << label << ": the run failed";
   std::printf("%-36s planned %10lld measured %10lld ratio %.4f\n", label.c_str(),
               static_cast<long long>(planned), static_cast<long long>(measured),
               static_cast<double>(measured) / static_cast<double>(planned));
   EXPECT_LE(measured, planned) << label << ": the plan must cover the peak";
-  EXPECT_GE(static_cast<double>(measured), 0.95 * static_cast<double>(planned))
+  EXPECT_GE(static_cast<double>(measured), 0.95 * static_cast<double>(floor))
       << label << ": the plan should be within 5 %";
 }
 
 TEST(PlannerBlip, MeasuredPeakWithinFivePercent) {
   for (const char* model : {"caption", "vqa"}) {
     const std::string m = model;
-    expect_tight(m + " weights", measure(m, 1, 10, 1, false));
-    for (int threads : {1, 2})
-      for (int beams : {1, 3})
-        for (int max_new : {5, 30})
-          expect_tight(m + " beams " + std::to_string(beams) + " tokens " +
-                           std::to_string(max_new) + " threads " + std::to_string(threads),
-                       measure(m, beams, max_new, threads, true));
+    const auto w = measure(m, 1, 10, 1, false);
+    expect_tight(m + " weights", w, w.first);
+    // Greedy and short: the vision tower's pass is the peak; 8 beams of 38 tokens: the decoder's
+    // caches are.
+    for (const auto& [beams, max_new] : {std::pair{1, 5}, std::pair{8, 38}}) {
+      const std::string b =
+          m + " beams " + std::to_string(beams) + " tokens " + std::to_string(max_new);
+      const auto one = measure(m, beams, max_new, 1, true);
+      expect_tight(b + " threads 1", one, one.first);
+      expect_tight(b + " threads 2", measure(m, beams, max_new, 2, true), one.first);
+    }
   }
 }
 

@@ -91,4 +91,3 @@ TEST(PlannerTagger, MeasuredPeakWithinFivePercent) {
 
 }  // namespace
 }  // namespace eight
-

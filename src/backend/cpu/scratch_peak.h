@@ -28,8 +28,7 @@ struct ScratchPeak {
   void add_per_thread(DType type, int64_t rows, int64_t k) {
     if (rows <= 0 || k <= 0) return;
     const MatmulScratch s = matmul_scratch(type, rows, k);
-    for (int i = 0; i < kScratchSlots; ++i)
-      task[i] = std::max({task[i], s.caller[i], s.task[i]});
+    for (int i = 0; i < kScratchSlots; ++i) task[i] = std::max({task[i], s.caller[i], s.task[i]});
   }
   // ops::attention's CPU kernel: every thread asks kAttentionScratchSlot for heads of d values.
   void add_attention(int64_t d) {

@@ -239,7 +239,8 @@ struct ConvCost {
 ConvCost conv_cost(const Conv& c, int64_t h, int64_t w, int64_t stride, int64_t pad,
                    int64_t pad_end) {
   const int64_t k = c.w.shape[2], c_in = c.w.shape[1];
-  const int64_t ho = (h + pad + pad_end - k) / stride + 1, wo = (w + pad + pad_end - k) / stride + 1;
+  const int64_t ho = (h + pad + pad_end - k) / stride + 1,
+                wo = (w + pad + pad_end - k) / stride + 1;
   const int64_t kk = c_in * k * k;
   if (k == 1 && stride == 1 && pad == 0 && pad_end == 0) return {ho * wo, 0, kk};
   return {ho * wo, ops::conv2d_tile_rows(kk, ho * wo), kk};

@@ -15,7 +15,9 @@ namespace {
 class DeepBooruTagger final : public tagger::Tagger {
  public:
   explicit DeepBooruTagger(const std::string& path)
-      : path_(path), name_(std::filesystem::path(path).filename().string()), ck_(torch::Checkpoint::open(path)) {
+      : path_(path),
+        name_(std::filesystem::path(path).filename().string()),
+        ck_(torch::Checkpoint::open(path)) {
     std::vector<std::string> names;
     net_ = Network::from_checkpoint(ck_, name_, &names);
     for (std::string& n : names) {

@@ -165,10 +165,10 @@ class SwinV2 final : public Backbone {
     // thread's window buffer (scores N², q, k, v 3·N·d, N row indices); the pooled rows.
     const int64_t S = size_, C0 = patch_norm_.weight.size(0), r0 = S / p_;
     const int64_t emb = 4 * n * r0 * r0 * C0;
-    int64_t peak = std::max(ops::conv2d_scratch_bytes({n, 3, S, S}, patch_w_.shape,
-                                                      patch_w_.w.dtype(), {.stride = {p_, p_}},
-                                                      true),
-                            emb);
+    int64_t peak =
+        std::max(ops::conv2d_scratch_bytes({n, 3, S, S}, patch_w_.shape, patch_w_.w.dtype(),
+                                           {.stride = {p_, p_}}, true),
+                 emb);
     int64_t res = r0, C = C0;
     for (const Stage& st : stages_) {
       const int64_t rows = n * st.res * st.res;
@@ -178,8 +178,8 @@ class SwinV2 final : public Backbone {
       C = st.dim;
       for (const Block& b : st.blocks) {
         const int64_t N = b.ws * b.ws, I = b.fc1.weight.size(0);
-        peak = std::max(peak, 4 * (rows * (6 * C + I) +
-                                   n_threads * (N * N + 3 * N * (C / b.heads) + N)));
+        peak = std::max(peak,
+                        4 * (rows * (6 * C + I) + n_threads * (N * N + 3 * N * (C / b.heads) + N)));
       }
     }
     return emb + std::max(peak, 4 * n * (res * res * C + C));

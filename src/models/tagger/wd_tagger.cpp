@@ -280,8 +280,8 @@ class WdTagger final : public Tagger {
     const int64_t w = image_width > 0 ? image_width : S, h = image_height > 0 ? image_height : S;
     const int64_t side = std::max(w, h);
     const auto scaled = static_cast<int64_t>(std::floor(static_cast<double>(S) / config_.crop_pct));
-    m.preprocess_bytes = image::decode_bytes(w, h) + 3 * side * side + 3 * scaled * scaled +
-                         4 * 3 * S * S;
+    m.preprocess_bytes =
+        image::decode_bytes(w, h) + 3 * side * side + 3 * scaled * scaled + 4 * 3 * S * S;
     return m;
   }
 

@@ -141,10 +141,10 @@ class ViT final : public Backbone {
     // CLIP's tower), then the pooled rows.
     const int64_t np = grid_ * grid_, T = np + (cls_.defined() ? 1 : 0), R = n * T;
     const int64_t I = tower_.config.intermediate, d = D_ / tower_.config.heads, S = grid_ * p_;
-    const int64_t conv = ops::conv2d_scratch_bytes({n, 3, S, S}, patch_w_.shape,
-                                                   patch_w_.w.dtype(), {.stride = {p_, p_}}, true);
-    const int64_t tower = 4 * (R * D_ + std::max(R * (5 * D_ + I) + n_threads * (T * T + d * T),
-                                                 n * D_));
+    const int64_t conv = ops::conv2d_scratch_bytes({n, 3, S, S}, patch_w_.shape, patch_w_.w.dtype(),
+                                                   {.stride = {p_, p_}}, true);
+    const int64_t tower =
+        4 * (R * D_ + std::max(R * (5 * D_ + I) + n_threads * (T * T + d * T), n * D_));
     return 4 * n * np * D_ + std::max(conv, tower);
   }
 

@@ -34,11 +34,11 @@ TaggerPlan plan_tagger(const tagger::Tagger& model, const TaggerPlanRequest& r) 
   // Decoding the next image and running the network never overlap (tag_images does one, then
   // the other), so only the larger of the two is billed.
   const bool run_larger = m.activation_bytes >= m.preprocess_bytes;
-  p.cpu.items.push_back(
-      {.what = run_larger ? "activations" : "image decoding",
-       .bytes = std::max(m.activation_bytes, m.preprocess_bytes),
-       .why = run_larger ? cat("one forward pass of ", r.batch, " images")
-                         : cat("one ", r.image_width, "x", r.image_height, " image")});
+  p.cpu.items.push_back({.what = run_larger ? "activations" : "image decoding",
+                         .bytes = std::max(m.activation_bytes, m.preprocess_bytes),
+                         .why = run_larger
+                                    ? cat("one forward pass of ", r.batch, " images")
+                                    : cat("one ", r.image_width, "x", r.image_height, " image")});
   p.cpu.items.push_back({.what = "kernel scratch",
                          .bytes = m.scratch_bytes,
                          .why = cat(p.request.n_threads, " threads")});

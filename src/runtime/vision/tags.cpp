@@ -112,8 +112,7 @@ void tag_images(const tagger::Tagger& model, size_t n_inputs, int batch, ThreadP
     if (filled == 0) return;
     const Tensor probs = model.predict(stacked.slice(0, 0, filled), pool).contiguous();
     check(probs.dim() == 2 && probs.size(0) == filled && probs.size(1) == n_tags, "[tag] ",
-          model.name(), " returned ", probs.str(), " for ", filled, " images of ", n_tags,
-          " tags");
+          model.name(), " returned ", probs.str(), " for ", filled, " images of ", n_tags, " tags");
     for (size_t i = 0; i < pending.size(); ++i)
       on_result(pending[i], probs.data<float>() + static_cast<int64_t>(i) * n_tags);
     filled = 0;
