@@ -300,8 +300,10 @@ int run(int argc, char** argv) {
     return plan.fits() ? 0 : 1;
   }
   if (is_blip_dir(model)) {
-    check(max_tokens >= 0 && max_tokens <= 4096, "--max-tokens must be in [1, 4096], got ",
-          max_tokens);
+    check(!p.given("--max-tokens") || (max_tokens >= 1 && max_tokens <= 4096),
+          "--max-tokens must be in [1, 4096], got ", max_tokens);
+    check(!p.given("--beams") || (beams >= 1 && beams <= 64), "--beams must be in [1, 64], got ",
+          beams);
     return plan_blip_dir(model, p.given("--beams") ? beams : 0, max_tokens, threads, budget.ram,
                          json);
   }
