@@ -14,6 +14,7 @@
 #include "core/thread_pool.h"
 #include "formats/image.h"
 #include "models/blip/blip.h"
+#include "plan_check.h"
 #include "runtime/plan/blip.h"
 
 namespace eight {
@@ -48,33 +49,19 @@ std::pair<int64_t, int64_t> measure(const std::string& model, int beams, int max
   });
 }
 
-// measured <= planned, and measured >= 95 % of `floor` (the plan itself, or for two threads the
-// one-thread plan: whether the second thread takes any of a tiny product's few tasks, and so
-// grows scratch of its own, is up to scheduling; the plan counts every thread's).
-void expect_tight(const std::string& label, std::pair<int64_t, int64_t> r, int64_t floor) {
-  const auto [planned, measured] = r;
-  ASSERT_GE(measured, 0) << label << ": the run failed";
-  std::printf("%-36s planned %10lld measured %10lld ratio %.4f\n", label.c_str(),
-              static_cast<long long>(planned), static_cast<long long>(measured),
-              static_cast<double>(measured) / static_cast<double>(planned));
-  EXPECT_LE(measured, planned) << label << ": the plan must cover the peak";
-  EXPECT_GE(static_cast<double>(measured), 0.95 * static_cast<double>(floor))
-      << label << ": the plan should be within 5 %";
-}
-
 TEST(PlannerBlip, MeasuredPeakWithinFivePercent) {
   for (const char* model : {"caption", "vqa"}) {
     const std::string m = model;
     const auto w = measure(m, 1, 10, 1, false);
-    expect_tight(m + " weights", w, w.first);
+    testing::expect_plan_tight(m + " weights", w, w.first);
     // Greedy and short: the vision tower's pass is the peak; 8 beams of 38 tokens: the decoder's
     // caches are.
     for (const auto& [beams, max_new] : {std::pair{1, 5}, std::pair{8, 38}}) {
       const std::string b =
           m + " beams " + std::to_string(beams) + " tokens " + std::to_string(max_new);
       const auto one = measure(m, beams, max_new, 1, true);
-      expect_tight(b + " threads 1", one, one.first);
-      expect_tight(b + " threads 2", measure(m, beams, max_new, 2, true), one.first);
+      testing::expect_plan_tight(b + " threads 1", one, one.first);
+      testing::expect_plan_tight(b + " threads 2", measure(m, beams, max_new, 2, true), one.first);
     }
   }
 }

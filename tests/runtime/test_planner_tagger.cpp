@@ -17,6 +17,7 @@
 #include "core/thread_pool.h"
 #include "formats/image.h"
 #include "models/tagger/tagger.h"
+#include "plan_check.h"
 #include "runtime/plan/tagger.h"
 #include "runtime/vision/tags.h"
 
@@ -57,20 +58,6 @@ std::pair<int64_t, int64_t> measure(const Case& c, int64_t batch, int threads, b
   });
 }
 
-// measured <= planned, and measured >= 95 % of `floor` (the plan itself, or for several threads
-// the one-thread plan: whether the pool's other threads take any of a tiny product's few tasks,
-// and so grow scratch of their own, is up to scheduling; the plan counts them all).
-void expect_tight(const std::string& label, std::pair<int64_t, int64_t> r, int64_t floor) {
-  const auto [planned, measured] = r;
-  ASSERT_GE(measured, 0) << label << ": the run failed";
-  std::printf("%-42s planned %10lld measured %10lld ratio %.4f\n", label.c_str(),
-              static_cast<long long>(planned), static_cast<long long>(measured),
-              static_cast<double>(measured) / static_cast<double>(planned));
-  EXPECT_LE(measured, planned) << label << ": the plan must cover the peak";
-  EXPECT_GE(static_cast<double>(measured), 0.95 * static_cast<double>(floor))
-      << label << ": the plan should be within 5 %";
-}
-
 TEST(PlannerTagger, MeasuredPeakWithinFivePercent) {
   const Case cases[] = {{"wd/vit", "wd/images/c.png"},
                         {"wd/vit_cls", "wd/images/a.png"},
@@ -79,12 +66,12 @@ TEST(PlannerTagger, MeasuredPeakWithinFivePercent) {
                         {"deepbooru/model-tiny.pt", "deepbooru/wide.png"}};
   for (const Case& c : cases) {
     const auto w = measure(c, 1, 1, false);
-    expect_tight(c.model + " weights", w, w.first);
+    testing::expect_plan_tight(c.model + " weights", w, w.first);
     for (int64_t batch : {1, 3}) {
       const std::string b = c.model + " batch " + std::to_string(batch);
       const auto one = measure(c, batch, 1, true);
-      expect_tight(b + " threads 1", one, one.first);
-      expect_tight(b + " threads 2", measure(c, batch, 2, true), one.first);
+      testing::expect_plan_tight(b + " threads 1", one, one.first);
+      testing::expect_plan_tight(b + " threads 2", measure(c, batch, 2, true), one.first);
     }
   }
 }
