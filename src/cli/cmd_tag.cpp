@@ -130,6 +130,8 @@ int run(int argc, char** argv) {
     if (!image::read_size(img, &w, &h)) continue;  // reported when it is decoded
     rq.image_width = std::max<int64_t>(rq.image_width, w);
     rq.image_height = std::max<int64_t>(rq.image_height, h);
+    rq.image_file_bytes =
+        std::max(rq.image_file_bytes, static_cast<int64_t>(fs::file_size(img, ec)));
   }
   if (!ram.empty()) rq.ram = parse_bytes(ram);
   plan_tagger(*model, rq).check_host_budget();

@@ -9,6 +9,8 @@
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <stdexcept>
 #include <string>
 
 #include "child_process.h"
@@ -20,6 +22,7 @@
 #include "plan_check.h"
 #include "runtime/plan/tagger.h"
 #include "runtime/vision/tags.h"
+#include "test_util.h"
 
 namespace eight {
 namespace {
@@ -74,6 +77,41 @@ TEST(PlannerTagger, MeasuredPeakWithinFivePercent) {
       testing::expect_plan_tight(b + " threads 2", measure(c, batch, 2, true), one.first);
     }
   }
+}
+
+// Decoding a large image is billed as a bound (formats/image.h decode_bytes plus the file): random
+// pixels (which do not compress) in an RGB PNG, an RGBA PNG (stb's worst case) and a JPEG, each
+// decoded and preprocessed in a fresh process, stay under it for a WD tagger (whose white square
+// is the largest buffer) and DeepBooru.
+TEST(PlannerTagger, LargeImageDecodingIsCovered) {
+  testing::TempDir dir;
+  const std::string cmd = testing::python_with("numpy,PIL") + " -c \"import numpy as np, sys; " +
+                          "from PIL import Image; a = (np.random.RandomState(0).rand(450, 600, " +
+                          "4) * 255).astype('uint8'); d = sys.argv[1]; " +
+                          "Image.fromarray(a[:, :, :3]).save(d + '/rgb.png'); " +
+                          "Image.fromarray(a).save(d + '/rgba.png'); " +
+                          "Image.fromarray(a[:, :, :3]).save(d + '/rgb.jpg', quality=95)\" " +
+                          dir.path();
+  if (testing::run_command(cmd) != 0)
+    throw std::runtime_error("could not write the images: " + cmd);
+  for (const char* model : {"wd/vit", "deepbooru/model-tiny.pt"})
+    for (const char* name : {"rgb.png", "rgba.png", "rgb.jpg"}) {
+      const std::string img = dir.file(name);
+      const auto [planned, measured] = testing::in_child([&] {
+        MemoryTracker& tr = memory_tracker();
+        const auto m = tagger::open(kData + model);
+        const int64_t file = static_cast<int64_t>(std::filesystem::file_size(img));
+        const int64_t plan = m->memory(1, 1, 600, 450).preprocess_bytes + file;
+        tr.reset_peak();
+        const int64_t before = tr.stats().current;
+        const Tensor px = m->preprocess(image::load(img));
+        return std::pair{plan, tr.stats().peak - before};
+      });
+      std::printf("%s %s: planned %lld, measured %lld\n", model, name,
+                  static_cast<long long>(planned), static_cast<long long>(measured));
+      EXPECT_GT(measured, 0) << model << " " << name;
+      EXPECT_LE(measured, planned) << model << " " << name;
+    }
 }
 
 }  // namespace

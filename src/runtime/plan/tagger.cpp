@@ -22,6 +22,7 @@ TaggerPlan plan_tagger(const tagger::Tagger& model, const TaggerPlanRequest& r) 
   p.request.n_threads = r.n_threads > 0 ? r.n_threads : default_thread_count();
   p.request.ram = r.ram > 0 ? r.ram : system_ram_budget();
   p.memory = model.memory(r.batch, p.request.n_threads, r.image_width, r.image_height);
+  p.memory.preprocess_bytes += r.image_file_bytes;
   const tagger::MemoryEstimate& m = p.memory;
   p.cpu.device = "cpu";
   p.cpu.budget = p.request.ram;

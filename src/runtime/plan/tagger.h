@@ -14,11 +14,12 @@
 namespace eight {
 
 struct TaggerPlanRequest {
-  int64_t batch = 1;         // images per forward pass (eight tag --batch)
-  int n_threads = 0;         // 0: default_thread_count()
-  int64_t image_width = 0;   // the largest image decoded; 0: the model's input size
-  int64_t image_height = 0;  //
-  int64_t ram = 0;           // budget; 0: system_ram_budget()
+  int64_t batch = 1;             // images per forward pass (eight tag --batch)
+  int n_threads = 0;             // 0: default_thread_count()
+  int64_t image_width = 0;       // the largest image decoded; 0: the model's input size
+  int64_t image_height = 0;      //
+  int64_t image_file_bytes = 0;  // the largest image file (mapped while it is decoded)
+  int64_t ram = 0;               // budget; 0: system_ram_budget()
 };
 
 struct TaggerPlan {
