@@ -18,7 +18,7 @@ namespace eight::cli {
 namespace {
 
 struct BlipArgs {
-  std::string model;
+  std::string model, ram;
   int threads = 0, max_tokens = -1;
   bool json = false;
   void add_to(ArgParser& p, const char* kind) {
@@ -26,6 +26,9 @@ struct BlipArgs {
              std::string("BLIP ") + kind +
                  " model: a Hugging Face checkpoint folder or a store name (required)");
     p.option("-t,--threads", &threads, "N", "CPU threads (default: all cores)");
+    p.option("--ram", &ram, "SIZE",
+             "RAM budget the run must fit, checked before it starts (default: this machine's RAM "
+             "minus 1 GiB; eight plan MODEL shows the bill)");
     p.option("--max-tokens", &max_tokens, "N",
              "tokens generated at most, after the prompt (default: the model's max_length in "
              "all when its config sets one, else 20 new tokens, as transformers does)");
@@ -39,17 +42,18 @@ struct BlipArgs {
   }
   // The memory plan for this run (generation settings as they will be resolved), checked against
   // the RAM budget before any image is decoded.
-  void check_plan(const blip::Model& m, int beams, size_t prompt_tokens) const {
+  void check_plan(const blip::Model& m, int beams, size_t prompt_tokens,
+                  size_t question_tokens = 0) const {
     const blip::GenerationConfig& g = m.config().generation;
     const int max_length =
         static_cast<int>(prompt_tokens) +
         (max_tokens >= 0 ? max_tokens : g.max_length);  // an upper bound either way
-    const BlipPlan plan =
-        plan_blip(m.config(), m.name(), m.weight_bytes(), m.matrix_type(),
-                  beams > 0 ? beams : g.num_beams, max_length, global_thread_pool(threads).size());
+    const BlipPlan plan = plan_blip(
+        m.config(), m.name(), m.file_bytes(), m.matrix_type(), beams > 0 ? beams : g.num_beams,
+        max_length, global_thread_pool(threads).size(), static_cast<int>(question_tokens));
     log_debug("[caption] plan: ", format_bytes(plan.host_peak()), " (decoder ",
               format_bytes(plan.decoder_bytes), ")");
-    plan.check_host_budget();
+    plan.check_host_budget(ram.empty() ? 0 : parse_bytes(ram));
   }
 };
 
@@ -117,7 +121,7 @@ int run_ask(int argc, char** argv) {
   if (auto rc = p.parse(argc, argv)) return *rc;
   check(!question.empty(), "a question is required (-q \"what is in the picture?\")");
   const auto model = a.load();
-  a.check_plan(*model, 1, 1);
+  a.check_plan(*model, 1, 1, model->tokenize(question).size());
   ThreadPool& pool = global_thread_pool(a.threads);
   const Tensor pixels = model->preprocess(image::load(p.positionals()[0]));
   const blip::Generated g = model->answer(

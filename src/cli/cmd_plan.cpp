@@ -12,18 +12,23 @@
 #include "cli/t5_embed.h"
 #include "core/error.h"
 #include "core/memory.h"
+#include "core/storage.h"
 #include "core/thread_pool.h"
 #include "formats/gguf.h"
 #include "formats/whisper_ct2.h"
+#include "models/blip/blip.h"
 #include "models/llava/llava.h"
 #include "models/llm/llm_hf.h"
+#include "models/tagger/tagger.h"
 #include "runtime/diffusion/image_pipeline.h"
 #include "runtime/llm/multimodal.h"
 #include "runtime/plan/bert.h"
+#include "runtime/plan/blip.h"
 #include "runtime/plan/diffusion.h"
 #include "runtime/plan/planner.h"
 #include "runtime/plan/report.h"
 #include "runtime/plan/t5.h"
+#include "runtime/plan/tagger.h"
 #include "runtime/plan/whisper.h"
 
 namespace eight::cli {
@@ -104,12 +109,92 @@ int plan_whisper(const std::string& path, int beams, const DeviceBudget& budget,
   return fits ? 0 : 1;
 }
 
+// A Hugging Face BLIP directory (captioning or VQA): config.json names a Blip architecture.
+bool is_blip_dir(const std::string& path) {
+  const std::filesystem::path cfg = std::filesystem::path(path) / "config.json";
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(cfg, ec)) return false;
+  const std::string text = read_small_file(cfg.string(), "[plan]");
+  return text.find("\"BlipForConditionalGeneration\"") != std::string::npos ||
+         text.find("\"BlipForQuestionAnswering\"") != std::string::npos;
+}
+
+// Image-to-text models (BLIP captioning / VQA, WD taggers, DeepBooru), planned as `eight caption`,
+// `eight ask` and `eight tag` check them: the common fields of the encoder plans plus their own.
+int print_vision_plan(const DevicePlan& cpu, const std::string& text, nlohmann::json j, bool json) {
+  if (json) {
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    std::fputs(text.c_str(), stdout);
+  }
+  return cpu.fits() ? 0 : 1;
+}
+
+int plan_blip_dir(const std::string& dir, int beams, int64_t max_tokens, int threads, int64_t ram,
+                  bool json) {
+  const auto m = blip::Model::load(dir);  // maps the weights; nothing runs
+  const blip::GenerationConfig& g = m->config().generation;
+  const int b = beams > 0 ? beams : g.num_beams;
+  check(b >= 1 && b <= 64, "--beams must be in [1, 64], got ", b);
+  // As `eight caption` bounds it: [DEC] and the prompt, then the new tokens.
+  const int max_length = static_cast<int>(max_tokens > 0 ? 1 + max_tokens : g.max_length);
+  BlipPlan plan = plan_blip(m->config(), m->name(), m->file_bytes(), m->matrix_type(), b,
+                            max_length, threads > 0 ? threads : default_thread_count());
+  if (ram > 0) plan.cpu.budget = ram;
+  nlohmann::json j = {{"architecture", m->is_vqa() ? "blip-vqa" : "blip"},
+                      {"model", plan.model},
+                      {"beams", plan.beams},
+                      {"max_length", plan.max_length},
+                      {"weight_bytes", plan.weight_bytes},
+                      {"activation_bytes", plan.vision_bytes + plan.decoder_bytes},
+                      {"vision_bytes", plan.vision_bytes},
+                      {"decoder_bytes", plan.decoder_bytes},
+                      {"scratch_bytes", plan.scratch_bytes},
+                      {"host_peak_bytes", plan.host_peak()},
+                      {"ram_budget_bytes", plan.cpu.budget},
+                      {"fits", plan.cpu.fits()}};
+  const std::string text =
+      cat(plan.model, " (BLIP ", m->is_vqa() ? "question answering" : "captioning", ", ", b,
+          " beam(s), up to ", max_length, " tokens)\n", render_cpu_items(plan.cpu, "CPU only"));
+  return print_vision_plan(plan.cpu, text, j, json);
+}
+
+int plan_tagger_model(const std::string& path, int64_t batch, int threads, int64_t width,
+                      int64_t height, int64_t ram, bool json) {
+  const auto model = tagger::open(path);  // maps the weights; nothing runs
+  const TaggerPlan plan = plan_tagger(*model, {.batch = batch,
+                                               .n_threads = threads,
+                                               .image_width = width,
+                                               .image_height = height,
+                                               .ram = ram});
+  const tagger::MemoryEstimate& m = plan.memory;
+  const nlohmann::json j = {{"architecture", plan.architecture},
+                            {"model", plan.model},
+                            {"batch", plan.request.batch},
+                            {"weight_bytes", m.weight_bytes},
+                            {"input_bytes", m.input_bytes},
+                            {"activation_bytes", m.activation_bytes},
+                            {"preprocess_bytes", m.preprocess_bytes},
+                            {"scratch_bytes", m.scratch_bytes},
+                            {"host_peak_bytes", plan.host_peak()},
+                            {"ram_budget_bytes", plan.cpu.budget},
+                            {"fits", plan.fits()}};
+  return print_vision_plan(plan.cpu, render_plan(plan), j, json);
+}
+
+bool is_tagger(const std::string& path) {
+  for (const tagger::Format& f : tagger::formats())
+    if (f.recognizes(path)) return true;
+  return false;
+}
+
 int run(int argc, char** argv) {
   ArgParser p("plan", "MODEL",
               "Plan memory for a model before loading it: which layers and buffers go on the GPU "
               "and the CPU, the largest context that fits, and a verdict. MODEL is a GGUF file, "
               "a Hugging Face LLM directory (LLaVA-NeXT, Llama, Mistral), a whisper.cpp file or "
-              "CTranslate2 Whisper directory, or a catalog name with an "
+              "CTranslate2 Whisper directory, a BLIP directory, a WD tagger folder or DeepBooru "
+              ".pt, or a catalog name with an "
               "optional quant (eight models lists them).");
   std::string vram = "8GiB", ram, kv_type = "f16", reserve;
   int64_t ctx = 0, parallel = 1, ubatch = 512, batch = 2048;
@@ -121,12 +206,18 @@ int run(int argc, char** argv) {
   p.option("--kv-type", &kv_type, "TYPE", "KV cache type: f16 (default), q8_0, f32");
   p.option("--parallel,-np", &parallel, "P", "parallel slots, each with its own context");
   p.option("--ubatch", &ubatch, "N", "tokens per forward pass (default 512)");
-  p.option("--batch", &batch, "N", "prompt tokens handed to the model at once (default 2048)");
+  p.option("--batch", &batch, "N",
+           "prompt tokens handed to the model at once (default 2048); taggers: images per pass "
+           "(default 4, as eight tag)");
   p.option("--gpu-reserve", &reserve, "SIZE", "VRAM kept for the GPU driver (default 512MiB)");
   p.flag("--no-flash-attn", &no_fa, "plan full attention score matrices");
   p.flag("--cpu", &cpu, "plan for the CPU only (same as --vram 0)");
   p.option("--beams", &beams, "N",
-           "Whisper: hypotheses decoded together (default 5, the beam size)");
+           "Whisper: hypotheses decoded together (default 5, the beam size); BLIP: beams "
+           "(default: the model's)");
+  int64_t max_tokens = 0;
+  p.option("--max-tokens", &max_tokens, "N",
+           "BLIP: tokens generated at most (default: the model's max_length)");
   int64_t width = 1024, height = 1024, vae_tile = -1;
   double cfg = 5.0;
   int threads = 0;
@@ -134,8 +225,11 @@ int run(int argc, char** argv) {
   p.option("--base", &base, "MODEL",
            "image models: for a GGUF holding only a UNet, the SDXL file or folder that brings the "
            "text encoders and VAE");
-  p.option("-W,--width", &width, "N", "image models: width in pixels (default 1024)");
-  p.option("-H,--height", &height, "N", "image models: height in pixels (default 1024)");
+  p.option("-W,--width", &width, "N",
+           "image models: width in pixels (default 1024); taggers: the largest image decoded "
+           "(default: the model's input size)");
+  p.option("-H,--height", &height, "N",
+           "image models: height in pixels (default 1024); taggers: as --width");
   p.option("--cfg-scale", &cfg, "F",
            "image models: guidance scale; above 1 the UNet runs on 2 samples (default 5)");
   p.option(
@@ -155,7 +249,9 @@ int run(int argc, char** argv) {
       "  eight plan ./model.gguf --vram 6GiB --ram 16GiB\n  eight plan flux-1-schnell:Q4_0\n"
       "  eight plan ggml-large-v3.bin --beams 5\n"
       "  eight plan llava-v1.6-mistral.Q4_K_M.gguf --mmproj mmproj-model-f16.gguf\n"
-      "  eight plan ./stable-diffusion-xl-base-1.0 -W 1024 -H 1024 --ram 16GiB");
+      "  eight plan ./stable-diffusion-xl-base-1.0 -W 1024 -H 1024 --ram 16GiB\n"
+      "  eight plan ./blip-image-captioning-base --beams 3 --max-tokens 30\n"
+      "  eight plan ./wd-vit-tagger-v3 --batch 8 --json");
   if (auto rc = p.parse(argc, argv)) return *rc;
 
   DeviceBudget budget;
@@ -203,6 +299,18 @@ int run(int argc, char** argv) {
     }
     return plan.fits() ? 0 : 1;
   }
+  if (is_blip_dir(model)) {
+    check(!p.given("--max-tokens") || (max_tokens >= 1 && max_tokens <= 4096),
+          "--max-tokens must be in [1, 4096], got ", max_tokens);
+    check(!p.given("--beams") || (beams >= 1 && beams <= 64), "--beams must be in [1, 64], got ",
+          beams);
+    return plan_blip_dir(model, p.given("--beams") ? beams : 0, max_tokens, threads, budget.ram,
+                         json);
+  }
+  if (is_tagger(model))  // WD tagger folders, DeepBooru's .pt: --batch images per pass
+    return plan_tagger_model(model, p.given("--batch") ? batch : 4, threads,
+                             p.given("--width") ? width : 0, p.given("--height") ? height : 0,
+                             budget.ram, json);
   if ((std::filesystem::is_regular_file(model) && is_whisper_file(model)) ||
       whisper::is_ct2_dir(model)) {
     if (budget.ram <= 0) budget.ram = system_ram_budget();

@@ -15,6 +15,7 @@
 #include "core/thread_pool.h"
 #include "models/tagger/tagger.h"
 #include "runtime/plan/planner.h"
+#include "runtime/plan/tagger.h"
 #include "runtime/store/store.h"
 #include "runtime/vision/tags.h"
 
@@ -65,7 +66,7 @@ int run(int argc, char** argv) {
               "Tag images with an image tagger (SmilingWolf's WD v3 taggers, DeepBooru): the "
               "A1111-style prompt line (general tags best first, then character tags) and the "
               "rating apart. Given a folder, writes NAME.txt beside each image in it.");
-  std::string model_arg;
+  std::string model_arg, ram;
   vision::TagThresholds th;
   int threads = 0, batch = 4;
   bool json = false, overwrite = false;
@@ -83,6 +84,9 @@ int run(int argc, char** argv) {
          "folder mode: replace existing NAME.txt files (default: keep them and skip the image)");
   p.option("-t,--threads", &threads, "N", "CPU threads (default: all cores)");
   p.option("--batch", &batch, "N", "images run together (default 4)");
+  p.option("--ram", &ram, "SIZE",
+           "RAM budget the run must fit, checked before it starts (default: this machine's RAM "
+           "minus 1 GiB; eight plan MODEL --batch N shows the bill)");
   p.positional_count(1, -1);
   p.epilog(
       "examples:\n  eight tag -m wd-vit-tagger-v3 a.png b.jpg\n"
@@ -116,14 +120,21 @@ int run(int argc, char** argv) {
 
   const auto model = tagger::open(resolve_model_path(model_arg));
   ThreadPool& pool = global_thread_pool(threads);
-  // The weights (mapped) and one batch's activations against the RAM budget before the first
-  // forward pass allocates them.
-  const tagger::MemoryEstimate mem = model->memory(batch, pool.size());
-  check(mem.weight_bytes + mem.activation_bytes <= system_ram_budget(), "[planner] ", model->name(),
-        " needs ", format_bytes(mem.weight_bytes + mem.activation_bytes), " of RAM (weights ",
-        format_bytes(mem.weight_bytes), ", activations ", format_bytes(mem.activation_bytes),
-        " for ", batch, " images per pass) but the budget is ", format_bytes(system_ram_budget()),
-        "; use a smaller --batch");
+  // The plan (weights, one batch, the network's activations or one image's decoding, kernel
+  // scratch) against the RAM budget before the first image is decoded.
+  // Images are decoded one at a time: the largest width and height (from the headers) bound it.
+  TaggerPlanRequest rq{.batch = std::min<int64_t>(batch, std::max<size_t>(1, images.size())),
+                       .n_threads = pool.size()};
+  for (const std::string& img : images) {
+    int w = 0, h = 0;
+    if (!image::read_size(img, &w, &h)) continue;  // reported when it is decoded
+    rq.image_width = std::max<int64_t>(rq.image_width, w);
+    rq.image_height = std::max<int64_t>(rq.image_height, h);
+    rq.image_file_bytes =
+        std::max(rq.image_file_bytes, static_cast<int64_t>(fs::file_size(img, ec)));
+  }
+  if (!ram.empty()) rq.ram = parse_bytes(ram);
+  plan_tagger(*model, rq).check_host_budget();
 
   FolderCounts counts;
   std::vector<std::string> todo;

@@ -181,6 +181,28 @@ Image decode(std::span<const uint8_t> bytes, const std::string& name, int64_t ma
   return image;
 }
 
+bool read_size(const std::string& path, int* width, int* height) {
+  try {
+    const MappedFile file(path);
+    const std::span<const uint8_t> bytes{file.bytes(), file.size()};
+    if (is_webp(bytes)) {
+      WebPBitstreamFeatures f;
+      if (WebPGetFeatures(bytes.data(), bytes.size(), &f) != VP8_STATUS_OK) return false;
+      *width = f.width;
+      *height = f.height;
+      return true;
+    }
+    detail::StbInfo info;
+    std::string reason;
+    if (!detail::stb_info(bytes, &info, &reason)) return false;
+    *width = info.width;
+    *height = info.height;
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
 Image load(const std::string& path) {
   const MappedFile file(path);  // throws naming the path and the system's reason
   return decode({file.bytes(), file.size()}, path);

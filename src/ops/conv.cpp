@@ -213,10 +213,14 @@ int64_t conv2d_scratch_bytes(const Dims& x_shape, const Dims& w_shape, DType w_d
   const int64_t hw = ((h + 2 * p.padding[0] - eh) / p.stride[0] + 1) *
                      ((w + 2 * p.padding[1] - ew) / p.stride[1] + 1);
   // As conv2d below: the weight in its own element size, xt, cols and out in f32.
-  const int64_t tile = std::min(std::max<int64_t>(kTileBytes / (kk * 4), 16), hw);
+  const int64_t tile = conv2d_tile_rows(kk, hw);
   const int64_t taps = w_shape[2] * w_shape[3];
   const int64_t weight = taps == 1 || prepared ? 0 : c_out * kk * (w_dtype == DType::F32 ? 4 : 2);
   return weight + (h * w * c_in + tile * kk + tile * (c_out / p.groups)) * 4;
+}
+
+int64_t conv2d_tile_rows(int64_t kk, int64_t hw) {
+  return std::min(std::max<int64_t>(kTileBytes / (kk * 4), 16), hw);
 }
 
 void conv2d(const Tensor& x, const Tensor& w, const Tensor& y, ThreadPool& pool,

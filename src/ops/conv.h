@@ -72,6 +72,9 @@ Dims conv2d_output_shape(const Tensor& x, const Dims& w_shape, const Conv2dParam
 // Models add it to their activation budgets.
 int64_t conv2d_scratch_bytes(const Dims& x_shape, const Dims& w_shape, DType w_dtype,
                              const Conv2dParams& params = {}, bool prepared = false);
+// The rows of the unfolded tiles conv2d and conv2d_nhwc multiply (kk = C_in/groups · kh · kw
+// values per output pixel, hw output pixels): the planners' matmul scratch for the product.
+int64_t conv2d_tile_rows(int64_t kk, int64_t hw);
 
 struct Conv1dParams {
   int64_t stride = 1, padding = 0, dilation = 1, groups = 1;

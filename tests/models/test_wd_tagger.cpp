@@ -99,30 +99,3 @@ TEST(WDTagger, UnknownFolderNamesTheFormats) {
 
 }  // namespace
 }  // namespace eight
-
-namespace eight {
-namespace {
-
-// The planned activations of one batch against what the tracked allocator sees during predict().
-TEST(WDTagger, PlannedActivationsCoverMeasured) {
-  ThreadPool pool(2);
-  for (const char* name : {"vit", "vit_cls", "convnext", "swinv2"}) {
-    const auto model = tagger::open(kData + name);
-    const Tensor one = model->preprocess(image::load(kData + "images/a.png"));
-    Tensor batch = Tensor::empty({2, 3, one.size(1), one.size(2)}, DType::F32);
-    std::memcpy(batch.raw(), one.raw(), one.nbytes());
-    std::memcpy(static_cast<char*>(batch.raw()) + one.nbytes(), one.raw(), one.nbytes());
-    MemoryTracker& t = memory_tracker();
-    t.reset_peak();
-    const int64_t before = t.stats().heap_current;
-    const Tensor p = model->predict(batch, pool);
-    const int64_t measured = t.stats().heap_peak - before;
-    const int64_t planned = model->memory(2, pool.size()).activation_bytes;
-    std::printf("%s: planned %lld, measured %lld bytes\n", name, static_cast<long long>(planned),
-                static_cast<long long>(measured));
-    EXPECT_GE(planned, measured) << name;
-  }
-}
-
-}  // namespace
-}  // namespace eight

@@ -80,7 +80,8 @@ class Model {
   const Config& config() const;
   std::string name() const;
   int64_t weight_bytes() const;
-  DType matrix_type() const;  // the type of the weight matrices (F32, F16, BF16)
+  int64_t file_bytes() const;  // the checkpoint files as mapped, headers included (the planner's)
+  DType matrix_type() const;   // the type of the weight matrices (F32, F16, BF16)
   bool is_vqa() const { return config().vqa; }
 
   // BlipImageProcessor: RGB, resize to the configured size (PIL bicubic), rescale, normalize.

@@ -57,6 +57,7 @@ struct Model::Impl {
   Config config;
   std::string name;
   int64_t weight_bytes = 0;
+  int64_t file_bytes = 0;  // the checkpoint files as mapped (whole)
   // vision_model
   Tensor class_embedding;     // embeddings.class_embedding [1, 1, D] as [D] f32
   Linear patch_embedding;     // embeddings.patch_embedding: conv [D, 3, p, p] as [D, 3 p p]

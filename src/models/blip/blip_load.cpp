@@ -330,10 +330,13 @@ std::unique_ptr<Model::Impl> load_directory(const std::string& dir) {
     const safetensors::Checkpoint ckpt = safetensors::Checkpoint::open(dir);
     for (const auto& n : ckpt.names())
       if (!n.ends_with("position_ids")) w.emplace(n, ckpt.tensor(n));
+    for (const auto& f : ckpt.files())
+      m->file_bytes += static_cast<int64_t>(fs::file_size(f.path()));
   } else {
     check(fs::exists(d / "pytorch_model.bin"), "[blip] '", dir,
           "' has no model.safetensors or pytorch_model.bin");
     const torch::Checkpoint ckpt = torch::Checkpoint::open((d / "pytorch_model.bin").string());
+    m->file_bytes = static_cast<int64_t>(fs::file_size(d / "pytorch_model.bin"));
     const std::string prefix = ckpt.state_dict_prefix();
     for (const torch::TensorInfo& info : ckpt.tensors())
       if (info.name.starts_with(prefix) && !info.name.ends_with("position_ids"))

@@ -69,6 +69,10 @@ int64_t Model::weight_bytes() const {
   return impl_->weight_bytes;
 }
 
+int64_t Model::file_bytes() const {
+  return impl_->file_bytes;
+}
+
 DType Model::matrix_type() const {
   return impl_->decoder.layers.empty() ? impl_->decoder.word_embeddings.dtype()
                                        : impl_->decoder.layers[0].fc1.weight.dtype();

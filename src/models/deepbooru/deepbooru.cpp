@@ -66,7 +66,7 @@ struct Loader {
   const std::function<Tensor(const std::string&)>& lookup;
   const std::string& source;
   std::set<std::string> taken;
-  int64_t bytes = 0;
+  int64_t bytes = 0, copied = 0;  // all weights; those copied out of the file
 
   Tensor get(int i, const char* part) {
     const std::string name = "n_Conv_" + std::to_string(i) + "." + part;
@@ -92,12 +92,16 @@ struct Loader {
     check(w.shape() == want, "[deepbooru] ", source, ": ", name, " is ", w.shape().str(),
           ", expected ", want.str());
     Conv c{.w = ops::conv2d_prepare_weight(w), .bias = {}};
-    if (k > 1) bytes += static_cast<int64_t>(c.w.w.nbytes());  // the reordered copy
+    if (k > 1) {  // the reordered copy
+      bytes += static_cast<int64_t>(c.w.w.nbytes());
+      copied += static_cast<int64_t>(c.w.w.nbytes());
+    }
     if (bias) {
       const Tensor b = get(i, "bias");
       check(b.shape() == Dims{c_out}, "[deepbooru] ", source, ": n_Conv_", i, ".bias is ",
             b.shape().str(), ", expected [", c_out, "]");
       c.bias = to_f32(b);
+      if (b.dtype() != DType::F32) copied += static_cast<int64_t>(c.bias.nbytes());
     }
     return c;
   }
@@ -161,7 +165,7 @@ Tensor max_pool(const Tensor& x, ThreadPool& pool) {
 Network Network::load(const std::vector<std::string>& names,
                       const std::function<Tensor(const std::string&)>& lookup, int64_t n_tags,
                       const std::string& source) {
-  Loader ld{lookup, source, {}, 0};
+  Loader ld{lookup, source, {}, 0, 0};
   Network net;
   net.stem_ = ld.conv(0, 3, 7, true);
   int64_t c = net.stem_.w.shape[0];
@@ -192,6 +196,7 @@ Network Network::load(const std::vector<std::string>& names,
   check(n_tags == net.n_tags_, "[deepbooru] ", source, ": the tag list has ", n_tags,
         " names but n_Conv_178 has ", net.n_tags_, " outputs");
   net.weight_bytes_ = ld.bytes;
+  net.copied_bytes_ = ld.copied;
   return net;
 }
 
@@ -222,20 +227,70 @@ Network Network::from_checkpoint(const torch::Checkpoint& ck, const std::string&
       static_cast<int64_t>(tags->size()), source);
 }
 
+namespace {
+
+// conv()'s shapes and what conv2d_nhwc holds beside its input and output: one tile of unfolded
+// pixels, unless the convolution is a 1x1 stride-1 product on the input itself.
+struct ConvCost {
+  int64_t hw_out, tile_rows, kk;
+  int64_t cols_bytes() const { return 4 * tile_rows * kk; }
+};
+
+ConvCost conv_cost(const Conv& c, int64_t h, int64_t w, int64_t stride, int64_t pad,
+                   int64_t pad_end) {
+  const int64_t k = c.w.shape[2], c_in = c.w.shape[1];
+  const int64_t ho = (h + pad + pad_end - k) / stride + 1,
+                wo = (w + pad + pad_end - k) / stride + 1;
+  const int64_t kk = c_in * k * k;
+  if (k == 1 && stride == 1 && pad == 0 && pad_end == 0) return {ho * wo, 0, kk};
+  return {ho * wo, ops::conv2d_tile_rows(kk, ho * wo), kk};
+}
+
+}  // namespace
+
 int64_t Network::activation_bytes(int64_t size) const {
-  // Stem output and pooled map, then per block its input, reduce, spatial, expand and shortcut
-  // outputs alive at once; plus one conv unfold tile (8 MiB, as ops::conv2d_nhwc).
-  int64_t hw = (size / 2) * (size / 2), c = stem_.w.shape[0];
-  int64_t peak = hw * c * 2;
-  hw /= 4;
+  // forward() for one image (a batch runs its images one after another), in floats beside the
+  // input: the stem's output and its tile, the max pool's output beside it; per block the
+  // input h, then reduce a, spatial a2 (with its tile), expand y and the projection's shortcut
+  // (with its tile), each alive as forward() holds them; last the pooled row.
+  const ConvCost stem = conv_cost(stem_, size, size, 2, 2, 3);
+  int64_t side = (size + 2 + 3 - 7) / 2 + 1, c = stem_.w.shape[0];
+  int64_t peak = 4 * stem.hw_out * c + stem.cols_bytes();
+  const int64_t pooled = (side + 1 - 3) / 2 + 1;
+  peak = std::max(peak, 4 * (side * side + pooled * pooled) * c);
+  side = pooled;
   for (const Block& b : blocks_) {
-    const int64_t mid = b.reduce.w.shape[0], out = b.expand.w.shape[0];
-    const int64_t ohw = hw / (b.stride * b.stride);
-    peak = std::max(peak, hw * (c + mid) + ohw * (mid + 2 * out));
-    hw = ohw;
+    const int64_t hw = side * side, mid = b.reduce.w.shape[0], out = b.expand.w.shape[0];
+    const ConvCost sp = conv_cost(b.spatial, side, side, b.stride, b.stride == 1 ? 1 : 0, 1);
+    const int64_t ohw = sp.hw_out;
+    peak = std::max(peak, 4 * (hw * c + hw * mid + ohw * mid) + sp.cols_bytes());
+    int64_t tail = 4 * (hw * c + ohw * mid + ohw * out);  // h, a2, y
+    if (b.proj.w.defined())
+      tail += 4 * ohw * out + conv_cost(b.proj, side, side, b.stride, 0, 0).cols_bytes();
+    peak = std::max(peak, tail);
+    side = (side + (b.stride == 1 ? 1 : 0) + 1 - 3) / b.stride + 1;
     c = out;
   }
-  return (peak + size * size * 3) * 4 + (int64_t{8} << 20);
+  return std::max(peak, 4 * (side * side * c + c));
+}
+
+void Network::add_scratch(cpu::ScratchPeak& s, int64_t size) const {
+  auto add = [&](const Conv& c, int64_t h, int64_t w, int64_t stride, int64_t pad, int64_t end) {
+    const ConvCost k = conv_cost(c, h, w, stride, pad, end);
+    s.add(c.w.w.dtype(), k.tile_rows > 0 ? k.tile_rows : k.hw_out, k.kk);
+  };
+  add(stem_, size, size, 2, 2, 3);
+  int64_t side = (size + 2 + 3 - 7) / 2 + 1;
+  side = (side + 1 - 3) / 2 + 1;
+  for (const Block& b : blocks_) {
+    const int64_t o = (side + (b.stride == 1 ? 1 : 0) + 1 - 3) / b.stride + 1;
+    add(b.reduce, side, side, 1, 0, 0);
+    add(b.spatial, side, side, b.stride, b.stride == 1 ? 1 : 0, 1);
+    add(b.expand, o, o, 1, 0, 0);
+    if (b.proj.w.defined()) add(b.proj, side, side, b.stride, 0, 0);
+    side = o;
+  }
+  s.add(head_.w.w.dtype(), 1, head_.w.shape[1]);
 }
 
 Tensor Network::forward(const Tensor& x, ThreadPool& pool) const {

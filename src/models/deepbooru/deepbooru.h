@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cpu/scratch_peak.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 #include "formats/image.h"
@@ -66,13 +67,19 @@ class Network {
 
   int64_t n_tags() const { return n_tags_; }
   int64_t weight_bytes() const { return weight_bytes_; }
-  // The largest activations one image holds at once at size x size, plus conv scratch.
+  // The bytes the loader copied out of the file (reordered kernels, f32 biases): resident beside
+  // the file's mapping.
+  int64_t copied_bytes() const { return copied_bytes_; }
+  // The most bytes forward() holds at once above its input and output for one image of
+  // size x size (a batch runs its images one after another), kernel scratch apart; and the
+  // matrix products it runs, for the kernels' scratch.
   int64_t activation_bytes(int64_t size = kInputSize) const;
+  void add_scratch(cpu::ScratchPeak& scratch, int64_t size = kInputSize) const;
 
  private:
   Conv stem_, head_;
   std::vector<Block> blocks_;
-  int64_t n_tags_ = 0, weight_bytes_ = 0;
+  int64_t n_tags_ = 0, weight_bytes_ = 0, copied_bytes_ = 0;
 };
 
 // A1111's images.resize_image(2, img, width, height) with no upscaler ("resize and fill"): fit the

@@ -15,7 +15,9 @@ namespace {
 class DeepBooruTagger final : public tagger::Tagger {
  public:
   explicit DeepBooruTagger(const std::string& path)
-      : name_(std::filesystem::path(path).filename().string()), ck_(torch::Checkpoint::open(path)) {
+      : path_(path),
+        name_(std::filesystem::path(path).filename().string()),
+        ck_(torch::Checkpoint::open(path)) {
     std::vector<std::string> names;
     net_ = Network::from_checkpoint(ck_, name_, &names);
     for (std::string& n : names) {
@@ -32,16 +34,26 @@ class DeepBooruTagger final : public tagger::Tagger {
   Tensor predict(const Tensor& pixels, ThreadPool& pool) const override {
     return net_.forward(pixels, pool);
   }
-  tagger::MemoryEstimate memory(int64_t batch, int) const override {
-    // Images in a batch run one after another: only the stacked inputs grow with it.
-    return {
-        .weight_bytes = net_.weight_bytes(),
-        .activation_bytes = net_.activation_bytes() +
-                            batch * (int64_t{kInputSize} * kInputSize * 3 * 4 + net_.n_tags() * 4)};
+  tagger::MemoryEstimate memory(int64_t batch, int n_threads, int64_t image_width,
+                                int64_t image_height) const override {
+    const int64_t S = kInputSize;
+    tagger::MemoryEstimate m;
+    m.weight_bytes = static_cast<int64_t>(std::filesystem::file_size(path_)) + net_.copied_bytes();
+    m.input_bytes = 4 * batch * S * S * 3;
+    // Images in a batch run one after another: only the output rows grow with it.
+    m.activation_bytes = net_.activation_bytes(S) + 4 * batch * net_.n_tags();
+    cpu::ScratchPeak scratch;
+    net_.add_scratch(scratch, S);
+    m.scratch_bytes = scratch.bytes(n_threads);
+    // preprocess(): the decoded image, its Lanczos resize into the square, the canvas, the
+    // stretched border bands and the f32 input.
+    const int64_t w = image_width > 0 ? image_width : S, h = image_height > 0 ? image_height : S;
+    m.preprocess_bytes = image::decode_bytes(w, h) + 3 * S * S * 3 + 4 * 3 * S * S;
+    return m;
   }
 
  private:
-  std::string name_;
+  std::string path_, name_;
   torch::Checkpoint ck_;
   std::vector<tagger::Tag> tags_;
   Network net_;

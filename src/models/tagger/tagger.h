@@ -28,10 +28,15 @@ struct Tag {
   Category category = Category::General;
 };
 
-// What one forward pass costs in memory, for the planner and the budget check.
+// What tagging costs in memory, from the model's shapes, for the planner and the budget check
+// (runtime/plan/tagger.h adds them up). The figures are what the code allocates, not bounds
+// with slack: tests/runtime/test_planner_tagger.cpp holds them within 5 % of the tracked peak.
 struct MemoryEstimate {
-  int64_t weight_bytes = 0;      // mapped file bytes plus the loader's own copies
-  int64_t activation_bytes = 0;  // one batch's activations plus kernel scratch, all threads
+  int64_t weight_bytes = 0;      // the file mapping plus the loader's own copies, resident
+  int64_t input_bytes = 0;       // one batch of preprocessed images, stacked (tag_images)
+  int64_t activation_bytes = 0;  // predict()'s peak above its input, kernel scratch apart
+  int64_t scratch_bytes = 0;     // the kernels' per-thread scratch over a pass, all threads
+  int64_t preprocess_bytes = 0;  // decoding and preprocessing one image of the given size
 };
 
 class Tagger {
@@ -50,7 +55,10 @@ class Tagger {
   // Safe to call from one thread at a time per pool.
   virtual Tensor predict(const Tensor& pixels, ThreadPool& pool) const = 0;
 
-  virtual MemoryEstimate memory(int64_t batch, int n_threads) const = 0;
+  // For `batch` images per predict() on `n_threads` threads, the images decoded at up to
+  // image_width x image_height pixels (0: the model's input size).
+  virtual MemoryEstimate memory(int64_t batch, int n_threads, int64_t image_width,
+                                int64_t image_height) const = 0;
 };
 
 // A tagger file format: `recognizes` looks at a path cheaply (names, headers) and says whether

@@ -164,23 +164,53 @@ class ConvNeXt final : public Backbone {
     return out;
   }
 
-  int64_t activation_bytes(int64_t n, int n_threads) const override {
-    // The largest stage: x, the depthwise output and the MLP hidden (4C) per position, plus the
-    // unfolded patches of the convolution that enters it, plus the matmul kernels' scratch.
-    int64_t best = 4 * n * size_ * size_ * 3 * 2;  // NCHW and NHWC pixels
-    int64_t hw = (size_ / stem_.k) * (size_ / stem_.k);
-    std::vector<std::array<int64_t, 2>> products = {{n * hw, stem_.k * stem_.k * 3}};
+  int64_t activation_bytes(int64_t n, int) const override {
+    // features(): the NHWC copy of the pixels, then per stride-k convolution its input, the
+    // unfolded patches and the product; per block x, the depthwise output h (the MLP writes
+    // back into it) and the MLP hidden; last the pooled rows.
+    const int64_t S = size_;
+    int64_t hw = (S / stem_.k) * (S / stem_.k);
+    int64_t peak = 4 * n * (S * S * 3 + hw * (stem_.k * stem_.k * 3 + stem_.c_out));
+    int64_t C = stem_.c_out;
+    for (const Stage& st : stages_) {
+      if (st.down.k > 0) {
+        const int64_t in = n * hw * C;
+        hw /= st.down.k * st.down.k;
+        peak = std::max(peak, 4 * (in + n * hw * (st.down.k * st.down.k * C + st.down.c_out)));
+        C = st.down.c_out;
+      }
+      for (const Block& blk : st.blocks)
+        peak = std::max(peak, 4 * n * hw * (2 * C + blk.fc1.weight.size(0)));
+    }
+    return std::max(peak, 4 * n * (hw * C + C));
+  }
+
+  void add_scratch(cpu::ScratchPeak& s, int64_t n) const override {
+    const int64_t S = size_;
+    int64_t hw = (S / stem_.k) * (S / stem_.k);
+    s.add(stem_.w.w.dtype(), n * hw, stem_.k * stem_.k * 3);
     for (const Stage& st : stages_) {
       if (st.down.k > 0) {
         hw /= st.down.k * st.down.k;
-        products.push_back({n * hw, st.down.k * st.down.k * st.down.c_in});
+        s.add(st.down.w.w.dtype(), n * hw, st.down.k * st.down.k * st.down.c_in);
       }
-      const int64_t I = st.blocks.empty() ? 0 : st.blocks[0].fc1.weight.size(0);
-      best = std::max(best, 4 * n * hw * (3 * st.dim + I));
-      products.push_back({n * hw, st.dim});
-      products.push_back({n * hw, I});
+      for (const Block& blk : st.blocks) {
+        s.add(blk.fc1.weight.dtype(), n * hw, st.dim);
+        s.add(blk.fc2.weight.dtype(), n * hw, blk.fc1.weight.size(0));
+      }
     }
-    return best + 4 * n * hw * features_ + matmul_scratch_bound(DType::F32, products, n_threads);
+  }
+
+  int64_t copied_bytes() const override {
+    int64_t b = owned_bytes(stem_.w.w) + owned_bytes(stem_.bias) + owned_bytes(stem_norm_) +
+                owned_bytes(head_norm_);
+    for (const Stage& st : stages_) {
+      b += owned_bytes(st.down_norm) + owned_bytes(st.down.w.w) + owned_bytes(st.down.bias);
+      for (const Block& blk : st.blocks)
+        b += owned_bytes(blk.dw) + owned_bytes(blk.dw_bias) + owned_bytes(blk.norm) +
+             owned_bytes(blk.fc1) + owned_bytes(blk.fc2) + owned_bytes(blk.gamma);
+    }
+    return b;
   }
 
  private:

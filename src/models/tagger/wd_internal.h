@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "backend/cpu/scratch_peak.h"
 #include "formats/safetensors.h"
 #include "models/clip/clip_internal.h"
 #include "models/tagger/tagger.h"
@@ -56,8 +57,13 @@ class Backbone {
   virtual ~Backbone() = default;
   virtual int64_t num_features() const = 0;
   virtual Tensor features(const Tensor& pixels, ThreadPool& pool) const = 0;
-  // Activation bytes of one batch of n images (all threads' scratch included).
+  // The most bytes features() holds at once above its input for n images (per-thread attention
+  // buffers included), and the matrix products it runs, for the kernels' scratch.
   virtual int64_t activation_bytes(int64_t n, int n_threads) const = 0;
+  virtual void add_scratch(cpu::ScratchPeak& scratch, int64_t n) const = 0;
+  // The bytes the loader copied out of the file mapping (prepared convolution weights, f32
+  // copies, derived tables), which stay resident beside it.
+  virtual int64_t copied_bytes() const = 0;
 };
 
 std::unique_ptr<Backbone> load_vit(const Config& c, const Weights& w);
@@ -71,12 +77,11 @@ void layer_norm_rows(const Tensor& x, const clip::LayerNorm& n, float eps, Threa
 void mlp_rows(const Tensor& x, const clip::Linear& fc1, const clip::Linear& fc2,
               ops::Activation act, const Tensor& out, ThreadPool& pool);
 
-// An upper bound on the CPU matmul kernels' per-thread scratch (backend/cpu/scratch.h) for products
-// y = x[rows, k]·wᵀ with f32/f16/bf16 weights `w`, each given as {rows, k}: every product's caller
-// and task slots counted, the task ones on every thread (the planner's ScratchPeak takes the
-// largest per slot instead; the sum is never smaller).
-int64_t matmul_scratch_bound(DType w, const std::vector<std::array<int64_t, 2>>& products,
-                             int n_threads);
+// What a loaded tensor adds beside the file mapping: its bytes when the loader copied it into
+// memory of its own, 0 for a view of the mapping (or an undefined tensor).
+int64_t owned_bytes(const Tensor& t);
+int64_t owned_bytes(const clip::Linear& l);
+int64_t owned_bytes(const clip::LayerNorm& n);
 
 // Global average pool of channels-last maps: x [n * positions, C] → [n, C], summed in double.
 Tensor mean_positions(const Tensor& x, int64_t n);

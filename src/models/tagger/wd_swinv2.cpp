@@ -159,27 +159,60 @@ class SwinV2 final : public Backbone {
   }
 
   int64_t activation_bytes(int64_t n, int n_threads) const override {
-    // Per stage: x, q‖k‖v, attention out, projection and MLP hidden rows, the merged patches, and
-    // each thread's window scores (N²) and gathered q, k, v (3·N·d).
-    const int64_t S = size_, C0 = patch_norm_.weight.size(0);
-    int64_t best = 4 * n * (3 * S * S + 2 * (S / p_) * (S / p_) * C0);
-    std::vector<std::array<int64_t, 2>> products;
+    // features(): emb [n, C0, r, r] lives to the end. Beside it: the convolution's working set
+    // (one image at a time); x; a patch merge's input and concatenated rows, then those and the
+    // reduced rows; a block's x, qkv, attention out, the projection y, the MLP hidden and each
+    // thread's window buffer (scores N², q, k, v 3·N·d, N row indices); the pooled rows.
+    const int64_t S = size_, C0 = patch_norm_.weight.size(0), r0 = S / p_;
+    const int64_t emb = 4 * n * r0 * r0 * C0;
+    int64_t peak =
+        std::max(ops::conv2d_scratch_bytes({n, 3, S, S}, patch_w_.shape, patch_w_.w.dtype(),
+                                           {.stride = {p_, p_}}, true),
+                 emb);
+    int64_t res = r0, C = C0;
     for (const Stage& st : stages_) {
       const int64_t rows = n * st.res * st.res;
-      const int64_t I = st.blocks.empty() ? 0 : st.blocks[0].fc1.weight.size(0);
-      for (const int64_t k : {st.dim, 4 * st.dim, I}) products.push_back({rows, k});
-      int64_t per_thread = 0;
+      if (st.reduction.weight.defined())
+        peak = std::max(peak, 4 * rows * 4 * C + 4 * std::max(n * res * res * C, rows * st.dim));
+      res = st.res;
+      C = st.dim;
       for (const Block& b : st.blocks) {
-        const int64_t N = b.ws * b.ws;
-        per_thread = std::max(per_thread, N * N + 3 * N * (st.dim / b.heads));
+        const int64_t N = b.ws * b.ws, I = b.fc1.weight.size(0);
+        peak = std::max(peak,
+                        4 * (rows * (6 * C + I) + n_threads * (N * N + 3 * N * (C / b.heads) + N)));
       }
-      best = std::max(best, 4 * (rows * (7 * st.dim + I) + n_threads * per_thread));
     }
-    // Plus the kernels' scratch: the patch convolution's and the matmuls'.
-    return best +
-           ops::conv2d_scratch_bytes({n, 3, S, S}, patch_w_.shape, patch_w_.w.dtype(),
-                                     {.stride = {p_, p_}}, true) +
-           matmul_scratch_bound(DType::F32, products, n_threads);
+    return emb + std::max(peak, 4 * n * (res * res * C + C));
+  }
+
+  void add_scratch(cpu::ScratchPeak& s, int64_t n) const override {
+    const int64_t S = size_, r0 = S / p_, K = 3 * p_ * p_;
+    s.add(patch_w_.w.dtype(), ops::conv2d_tile_rows(K, r0 * r0), K);
+    int64_t C = patch_norm_.weight.size(0);
+    for (const Stage& st : stages_) {
+      const int64_t rows = n * st.res * st.res;
+      if (st.reduction.weight.defined()) s.add(st.reduction.weight.dtype(), rows, 4 * C);
+      C = st.dim;
+      for (const Block& b : st.blocks) {
+        s.add(b.qkv.weight.dtype(), rows, C);
+        s.add(b.proj.weight.dtype(), rows, C);
+        s.add(b.fc1.weight.dtype(), rows, C);
+        s.add(b.fc2.weight.dtype(), rows, b.fc1.weight.size(0));
+      }
+    }
+  }
+
+  int64_t copied_bytes() const override {
+    int64_t b = owned_bytes(patch_w_.w) + owned_bytes(patch_b_) + owned_bytes(patch_norm_) +
+                owned_bytes(norm_);
+    for (const Stage& st : stages_) {
+      b += owned_bytes(st.reduction) + owned_bytes(st.down_norm);
+      for (const Block& k : st.blocks)
+        b += owned_bytes(k.qkv) + owned_bytes(k.scale) + owned_bytes(k.bias_table) +
+             owned_bytes(k.proj) + owned_bytes(k.norm1) + owned_bytes(k.norm2) +
+             owned_bytes(k.fc1) + owned_bytes(k.fc2);
+    }
+    return b;
   }
 
  private:

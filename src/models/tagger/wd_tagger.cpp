@@ -150,16 +150,17 @@ void mlp_rows(const Tensor& x, const clip::Linear& fc1, const clip::Linear& fc2,
   ops::matmul(ff, fc2.weight, out, pool, {.bias = fc2.bias.defined() ? &fc2.bias : nullptr});
 }
 
-int64_t matmul_scratch_bound(DType w, const std::vector<std::array<int64_t, 2>>& products,
-                             int n_threads) {
-  int64_t total = 0;
-  for (const auto& [rows, k] : products) {
-    const cpu::MatmulScratch s = cpu::matmul_scratch(w, rows, k);
-    for (int i = 0; i < cpu::kScratchSlots; ++i)
-      total += static_cast<int64_t>(cpu::scratch_alloc_bytes(s.caller[i])) +
-               n_threads * static_cast<int64_t>(cpu::scratch_alloc_bytes(s.task[i]));
-  }
-  return total;
+int64_t owned_bytes(const Tensor& t) {
+  if (!t.defined() || dynamic_cast<const MappedFile*>(t.storage().get()) != nullptr) return 0;
+  return static_cast<int64_t>(t.nbytes());
+}
+
+int64_t owned_bytes(const clip::Linear& l) {
+  return owned_bytes(l.weight) + owned_bytes(l.bias);
+}
+
+int64_t owned_bytes(const clip::LayerNorm& n) {
+  return owned_bytes(n.weight) + owned_bytes(n.bias);
 }
 
 Tensor mean_positions(const Tensor& x, int64_t n) {
@@ -260,14 +261,28 @@ class WdTagger final : public Tagger {
     return logits;
   }
 
-  MemoryEstimate memory(int64_t batch, int n_threads) const override {
-    int64_t files = 0;
-    for (const auto& f : ckpt_.files())
-      for (const auto& t : f.tensors()) files += static_cast<int64_t>(t.end - t.begin);
-    return {.weight_bytes = files,
-            .activation_bytes = 4 * batch * 3 * config_.input_size * config_.input_size +
-                                backbone_->activation_bytes(batch, n_threads) +
-                                4 * batch * static_cast<int64_t>(tags_.size())};
+  MemoryEstimate memory(int64_t batch, int n_threads, int64_t image_width,
+                        int64_t image_height) const override {
+    const int64_t S = config_.input_size, n_tags = static_cast<int64_t>(tags_.size());
+    MemoryEstimate m;
+    for (const auto& f : ckpt_.files())  // mapped whole
+      m.weight_bytes += static_cast<int64_t>(fs::file_size(f.path()));
+    m.weight_bytes += backbone_->copied_bytes() + owned_bytes(head_);
+    m.input_bytes = 4 * batch * 3 * S * S;
+    // The head's logits (made probabilities in place) beside the pooled features.
+    m.activation_bytes = std::max(backbone_->activation_bytes(batch, n_threads),
+                                  4 * batch * (backbone_->num_features() + n_tags));
+    cpu::ScratchPeak scratch;
+    backbone_->add_scratch(scratch, batch);
+    scratch.add(head_.weight.dtype(), batch, backbone_->num_features());
+    m.scratch_bytes = scratch.bytes(n_threads);
+    // preprocess(): the decoded RGB image, the white square, its resized copy and the f32 input.
+    const int64_t w = image_width > 0 ? image_width : S, h = image_height > 0 ? image_height : S;
+    const int64_t side = std::max(w, h);
+    const auto scaled = static_cast<int64_t>(std::floor(static_cast<double>(S) / config_.crop_pct));
+    m.preprocess_bytes =
+        image::decode_bytes(w, h) + 3 * side * side + 3 * scaled * scaled + 4 * 3 * S * S;
+    return m;
   }
 
  private:

@@ -135,19 +135,37 @@ class ViT final : public Backbone {
   }
 
   int64_t activation_bytes(int64_t n, int n_threads) const override {
-    // As plan/clip.cpp counts the CLIP vision tower: the patch embeddings, x, one layer's scratch
-    // (h, q‖k‖v, attention out, MLP hidden), each thread's head scores and Vᵀ, the pooled rows.
+    // features(): emb [n, D, grid, grid] lives to the end; first the convolution's working set
+    // (one image at a time), then x [R, D] with run_tower's buffers (h, q‖k‖v, attention out,
+    // MLP hidden: R·(5D + I)) and each thread's head scores and Vᵀ (as plan/clip.cpp counts
+    // CLIP's tower), then the pooled rows.
     const int64_t np = grid_ * grid_, T = np + (cls_.defined() ? 1 : 0), R = n * T;
-    const int64_t I = tower_.config.intermediate, d = D_ / tower_.config.heads;
-    const int64_t K = 3 * p_ * p_;
-    const int64_t S = grid_ * p_;
-    // Plus the kernels' scratch: the patch convolution's and the matmuls' (per-head products run
-    // on every thread).
-    return 4 * (n * np * D_ + n * np * K + R * D_ + R * (5 * D_ + I) + n_threads * (T * T + d * T) +
-                n * D_) +
-           ops::conv2d_scratch_bytes({n, 3, S, S}, patch_w_.shape, patch_w_.w.dtype(),
-                                     {.stride = {p_, p_}}, true) +
-           matmul_scratch_bound(weight_type_, {{R, D_}, {R, I}, {T, d}, {T, T}}, n_threads);
+    const int64_t I = tower_.config.intermediate, d = D_ / tower_.config.heads, S = grid_ * p_;
+    const int64_t conv = ops::conv2d_scratch_bytes({n, 3, S, S}, patch_w_.shape, patch_w_.w.dtype(),
+                                                   {.stride = {p_, p_}}, true);
+    const int64_t tower =
+        4 * (R * D_ + std::max(R * (5 * D_ + I) + n_threads * (T * T + d * T), n * D_));
+    return 4 * n * np * D_ + std::max(conv, tower);
+  }
+
+  void add_scratch(cpu::ScratchPeak& s, int64_t n) const override {
+    const int64_t np = grid_ * grid_, T = np + (cls_.defined() ? 1 : 0), R = n * T;
+    const int64_t d = D_ / tower_.config.heads, K = 3 * p_ * p_;
+    s.add(patch_w_.w.dtype(), ops::conv2d_tile_rows(K, np), K);
+    s.add(weight_type_, R, D_);
+    s.add(weight_type_, R, tower_.config.intermediate);
+    s.add_per_thread(DType::F32, T, d);  // q·kᵀ per (image, head), one per thread
+    s.add_per_thread(DType::F32, T, T);  // P·V
+  }
+
+  int64_t copied_bytes() const override {
+    int64_t b = owned_bytes(patch_w_.w) + owned_bytes(patch_b_) + owned_bytes(cls_) +
+                owned_bytes(pos_) + owned_bytes(norm_pre_) + owned_bytes(norm_) +
+                owned_bytes(fc_norm_);
+    for (const clip::EncoderLayer& L : tower_.layers)
+      for (const clip::Linear* l : {&L.q, &L.k, &L.v, &L.out, &L.fc1, &L.fc2}) b += owned_bytes(*l);
+    for (const clip::EncoderLayer& L : tower_.layers) b += owned_bytes(L.ln1) + owned_bytes(L.ln2);
+    return b;
   }
 
  private:

@@ -1,5 +1,7 @@
 #include "runtime/plan/blip.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/thread_pool.h"
@@ -8,7 +10,8 @@
 namespace eight {
 
 BlipPlan plan_blip(const blip::Config& c, const std::string& name, int64_t file_bytes,
-                   DType matrix_type, int beams, int max_length, int n_threads) {
+                   DType matrix_type, int beams, int max_length, int n_threads,
+                   int question_tokens) {
   check(beams >= 1 && max_length >= 1, "[planner] BLIP needs beams >= 1 and max_length >= 1");
   // The ViT is CLIP's tower without the pre-norm or a projection: CLIP's plan counts it.
   clip::Config vc;
@@ -41,7 +44,12 @@ BlipPlan plan_blip(const blip::Config& c, const std::string& name, int64_t file_
                    + 2 * L * S * E                  // cross-attention keys and values
                    + S * c.vision.hidden            // image embeddings
                    + B * (6 * D + t.intermediate);  // one step's rows
-  if (c.vqa) floats += 2 * L * t.max_positions * D + t.max_positions * (6 * D + t.intermediate);
+  // The preprocessed pixels stay with the caller through the generation.
+  floats += 3 * int64_t{c.vision.image_size} * c.vision.image_size;
+  const int64_t Q = question_tokens > 0 ? question_tokens : t.max_positions;
+  // VQA: the answer decoder cross-attends to the question's states (their keys and values
+  // replace the image's, which the question encoder used and dropped).
+  if (c.vqa) floats += 2 * L * Q * D + Q * D - 2 * L * S * E;
   p.decoder_bytes = 4 * floats + 16 * B * static_cast<int64_t>(t.vocab_size);
   p.cpu.device = "cpu";
   p.cpu.budget = system_ram_budget();
@@ -50,13 +58,14 @@ BlipPlan plan_blip(const blip::Config& c, const std::string& name, int64_t file_
        .bytes = p.weight_bytes,
        .why = cat(name, " (", dtype_name(matrix_type), " matrices), used in place from the file"),
        .mapped = true});
+  // The vision tower's activations are freed before decoding starts (only the image embeddings,
+  // counted in the decoder's, stay): the larger of the two phases is the peak.
+  const bool vision_larger = p.vision_bytes >= p.decoder_bytes;
   p.cpu.items.push_back(
-      {.what = "image activations",
-       .bytes = p.vision_bytes,
-       .why = cat("one ", c.vision.image_size, "x", c.vision.image_size, " image")});
-  p.cpu.items.push_back({.what = "decoder",
-                         .bytes = p.decoder_bytes,
-                         .why = cat(beams, " beam(s) of up to ", max_length, " tokens")});
+      {.what = vision_larger ? "image activations" : "decoder",
+       .bytes = std::max(p.vision_bytes, p.decoder_bytes),
+       .why = vision_larger ? cat("one ", c.vision.image_size, "x", c.vision.image_size, " image")
+                            : cat(beams, " beam(s) of up to ", max_length, " tokens")});
   p.cpu.items.push_back(
       {.what = "kernel scratch", .bytes = p.scratch_bytes, .why = cat(p.n_threads, " threads")});
   return p;

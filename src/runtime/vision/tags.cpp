@@ -102,37 +102,40 @@ void tag_images(const tagger::Tagger& model, size_t n_inputs, int batch, ThreadP
                 const std::function<void(size_t, const std::string&)>& on_error) {
   check(batch >= 1, "[tag] the batch must be at least 1, got ", batch);
   const auto n_tags = static_cast<int64_t>(model.tags().size());
-  std::vector<Tensor> pixels;
+  // Each preprocessed image is copied into its row of one batch tensor as soon as it is made, so
+  // a batch holds `batch` inputs once (not a list of them plus the stacked copy) and the decoded
+  // image is freed before the next one is read: what runtime/plan/tagger.h bills.
+  Tensor stacked;
+  int64_t filled = 0;
   std::vector<size_t> pending;
   auto flush = [&] {
-    if (pixels.empty()) return;
-    Dims dims{static_cast<int64_t>(pixels.size())};
-    for (const int64_t d : pixels[0].shape()) dims.push_back(d);
-    Tensor stacked = Tensor::empty(dims, DType::F32);
-    const size_t bytes = pixels[0].nbytes();
-    for (size_t i = 0; i < pixels.size(); ++i)
-      std::memcpy(static_cast<char*>(stacked.raw()) + i * bytes, pixels[i].contiguous().raw(),
-                  bytes);
-    const Tensor probs = model.predict(stacked, pool).contiguous();
-    check(probs.dim() == 2 && probs.size(1) == n_tags, "[tag] ", model.name(), " returned ",
-          probs.str(), " for ", n_tags, " tags");
+    if (filled == 0) return;
+    const Tensor probs = model.predict(stacked.slice(0, 0, filled), pool).contiguous();
+    check(probs.dim() == 2 && probs.size(0) == filled && probs.size(1) == n_tags, "[tag] ",
+          model.name(), " returned ", probs.str(), " for ", filled, " images of ", n_tags, " tags");
     for (size_t i = 0; i < pending.size(); ++i)
       on_result(pending[i], probs.data<float>() + static_cast<int64_t>(i) * n_tags);
-    pixels.clear();
+    filled = 0;
     pending.clear();
   };
   for (size_t i = 0; i < n_inputs; ++i) {
     try {
-      Tensor px = model.preprocess(load(i));
-      if (!pixels.empty() && !(px.shape() == pixels[0].shape()))
-        fail("[tag] ", model.name(), " preprocessed images to different shapes: ", px.shape().str(),
-             " and ", pixels[0].shape().str());
-      pixels.push_back(px);
+      const Tensor px = model.preprocess(load(i)).contiguous();
+      if (!stacked.defined()) {
+        Dims dims{std::min<int64_t>(batch, static_cast<int64_t>(n_inputs))};
+        for (const int64_t d : px.shape()) dims.push_back(d);
+        stacked = Tensor::empty(dims, DType::F32);
+      }
+      if (!(px.shape() == stacked.select(0, 0).shape()) || px.dtype() != DType::F32)
+        fail("[tag] ", model.name(), " preprocessed images to different shapes: ", px.str(),
+             " and ", stacked.select(0, 0).str());
+      std::memcpy(static_cast<char*>(stacked.raw()) + filled * px.nbytes(), px.raw(), px.nbytes());
+      ++filled;
       pending.push_back(i);
     } catch (const Error& e) {
       on_error(i, e.what());
     }
-    if (static_cast<int>(pixels.size()) >= batch) flush();
+    if (filled >= batch) flush();
   }
   flush();
 }
