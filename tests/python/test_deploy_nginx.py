@@ -197,8 +197,9 @@ def test_two_replicas_behind_nginx_survive_a_kill():
     finally:
         if lb:
             lb.stop()
-        a.stop()
-        b.stop()
+        for r in (a, b):
+            r.proc.kill()  # the drain has its own test; SIGTERM would wait out keep-alives
+            r.stop()
 
 
 def stream_then_signal(server, after_events=3):
@@ -273,5 +274,5 @@ def test_health_is_503_while_loading_then_200():
         assert all(s in ((503, "loading"), (0, "refused")) for s in seen[:-1]), seen
         assert not refused or refused[-1] - refused[0] < 0.5, (len(refused), seen[-3:])
     finally:
-        proc.terminate()
+        proc.kill()  # the drain is tested above; this saves its keep-alive wait
         proc.wait(timeout=20)
