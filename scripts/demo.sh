@@ -60,6 +60,8 @@ else
 fi
 
 echo
-echo "eight: chatting with $model. Try 'What is the capital of France?';"
+hint="What is the capital of France?"
+[[ $model == models/eight-demo.gguf ]] && hint="What is a cat?"
+echo "eight: chatting with $model. Try '$hint';"
 echo "       /reset clears the history, /exit or Ctrl-D quits. See 'eight --help' for everything else."
 "$eight" chat -m "$model" "$@"
