@@ -110,10 +110,12 @@ const std::vector<Family>& families() {
        {R"([\r\n])",
         // Letters of the cased scripts, as DeepSeek's tokenizer.json lists them; the Greek range
         // ends PCRE2 would see out of order are written as escapes.
-        "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-"
+        "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-"
+        "ᲺᲽ-"
         "Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-"
         "ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-\\x{1F7D}ᾀ-ᾴᾶ-ᾼιῂ-ῄῆ-ῌῐ-\\x{1FD3}ῖ-\\x{1FDB}ῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤΩℨK-"
-        "ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-"
+        "ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-"
+        "𐓓𐓘-"
         "𐓻𐲀-𐲲𐳀-"
         "𐳲𑢠-𑣟𞤀-𞥃]+",
         R"(\s?[!-/:-~！-／：-～‘-‟　-。]+)", R"(\s+$)", R"([一-龥ࠀ-一가-퟿]+)",
@@ -159,6 +161,17 @@ std::vector<std::string> pre_tokenizer_patterns(const std::string& pre) {
 bool pre_tokenizer_ignores_merges(const std::string& pre) {
   const Family* f = find_family(pre);
   return f != nullptr && f->ignore_merges;
+}
+
+std::vector<std::string_view> pre_tokenize(const std::string& pre, std::string_view text) {
+  std::vector<std::string_view> pieces{text}, next;
+  for (const auto& pat : pre_tokenizer_patterns(pre)) {
+    const Regex re(pat);
+    next.clear();
+    for (auto p : pieces) re.split(p, next);
+    pieces.swap(next);
+  }
+  return pieces;
 }
 
 std::vector<std::string> known_pre_tokenizers() {

@@ -41,6 +41,9 @@ std::vector<std::string> pre_tokenizer_patterns(const std::string& pre);
 bool pre_tokenizer_ignores_merges(const std::string& pre);
 // Every name pre_tokenizer_patterns maps to regexes.
 std::vector<std::string> known_pre_tokenizers();
+// `text` split by the name's regex sequence (compiled here: for tests and tools, not the encode
+// path, which keeps its compiled regexes). Every byte is in exactly one piece, in order.
+std::vector<std::string_view> pre_tokenize(const std::string& pre, std::string_view text);
 
 struct Tokenizer::Impl {
   TokenizerKind kind = TokenizerKind::BPE;

@@ -17,15 +17,8 @@ namespace eight::text {
 namespace {
 
 std::vector<size_t> split_ends(const std::string& pre, const std::string& text) {
-  std::vector<std::string_view> pieces{text}, next;
-  for (const auto& pat : pre_tokenizer_patterns(pre)) {
-    Regex re(pat);
-    next.clear();
-    for (auto p : pieces) re.split(p, next);
-    pieces.swap(next);
-  }
   std::vector<size_t> ends;
-  for (auto p : pieces)
+  for (auto p : pre_tokenize(pre, text))
     if (!p.empty()) ends.push_back(static_cast<size_t>(p.data() + p.size() - text.data()));
   return ends;
 }

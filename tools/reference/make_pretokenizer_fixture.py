@@ -19,7 +19,7 @@ import json
 import pathlib
 import re
 
-from tokenizers import Regex, pre_tokenizers as pt
+from tokenizers import Regex, decoders, pre_tokenizers as pt
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "src" / "text" / "pre_tokenizers.cpp"
@@ -39,20 +39,7 @@ BUILTIN = {
 # bytes B2 B3 B9 BC BD BE are the numerals ² ³ ¹ ¼ ½ ¾: tokenizers then splits inside a character.
 # eight (as llama.cpp) splits characters, not bytes; texts with those bytes are left out for falcon.
 QUIRK_BYTES = {0xB2, 0xB3, 0xB9, 0xBC, 0xBD, 0xBE}
-
-
-def bytes_to_unicode():
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
-    cs, n = bs[:], 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(bs, cs)}
-
-
-UNBYTE = bytes_to_unicode()
+BYTE_DECODER = decoders.ByteLevel()
 
 
 def cpp_families():
@@ -105,8 +92,8 @@ def main():
                 skipped += 1
                 continue
             pieces = splits(pre, t)
-            # Byte-level pieces are one mapped character per byte.
-            raw = [bytes(UNBYTE[c] for c in p) if byte_level else p.encode("utf-8")
+            # Byte-level pieces back to their bytes (tokenizers' own ByteLevel decoder).
+            raw = [(BYTE_DECODER.decode([p]) if byte_level else p).encode("utf-8")
                    for p in pieces]
             assert b"".join(raw) == t.encode("utf-8"), (name, t)
             ends, at = [], 0  # UTF-8 byte end offsets: compact and exact
