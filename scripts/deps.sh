@@ -10,7 +10,8 @@ PKGS=(build-essential cmake ninja-build ccache pkg-config git
       libpcre2-dev libstb-dev libsndfile1-dev libsamplerate0-dev libcurl4-openssl-dev zlib1g-dev
       libwebp-dev libvulkan-dev glslc
       python3 python3-venv python3-pip)
-TEST_PKGS=(clang libclang-rt-14-dev espeak-ng sox wordnet-base mesa-vulkan-drivers nginx)
+TEST_PKGS=(clang libclang-rt-14-dev espeak-ng sox wordnet-base mesa-vulkan-drivers
+           chromium chromium-driver nginx)
 
 want=("${PKGS[@]}")
 [[ "${1:-}" == "--test" ]] && want+=("${TEST_PKGS[@]}")

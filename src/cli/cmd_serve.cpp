@@ -157,13 +157,18 @@ struct LLMStack {
       o.bos_token = chat.bos_token;
       o.eos_token = chat.eos_token;
       o.tools = tools;
-      // An image part's "<image>" stays the image's place even where the vocabulary has it as a
-      // special token (llava-hf's tokenizers do): it is not message text to protect.
-      const std::string marked = text.tokenizer().protect_special(kImageMarker);
+      // Image parts' marks (server::kImagePart) pass as they are; the text around them is
+      // protected, so a user's own "<image>" stays text even where the vocabulary has it as a
+      // special token (llava-hf's tokenizers do).
       const ChatJson protected_messages = map_contents(messages, [&](std::string_view s) {
-        std::string p = text.tokenizer().protect_special(s);
-        for (size_t at = 0; marked != kImageMarker && (at = p.find(marked, at)) != p.npos;)
-          p.replace(at, marked.size(), kImageMarker);
+        std::string p;
+        for (size_t pos = 0;;) {
+          const size_t at = s.find(server::kImagePart, pos);
+          p += text.tokenizer().protect_special(s.substr(pos, at - pos));
+          if (at == s.npos) break;
+          p += server::kImagePart;
+          pos = at + server::kImagePart.size();
+        }
         return p;
       });
       return std::string(kChatPrompt) + render_chat(chat.template_src, protected_messages, o);
@@ -191,10 +196,24 @@ struct LLMStack {
   server::LLMBackend backend;
 };
 
+// The LLM's memory plan as the web UI's status line shows it.
+nlohmann::json plan_memory(const Plan& p) {
+  return {{"verdict", verdict_name(p.verdict)},
+          {"summary", p.summary},
+          {"ctx", p.request.ctx},
+          {"parallel", p.request.parallel},
+          {"weight_bytes", p.weight_bytes},
+          {"kv_bytes", p.kv_bytes},
+          {"compute_bytes", p.compute_bytes},
+          {"host_bytes", p.host_peak()},
+          {"gpu_bytes", p.gpu.total()},
+          {"gpu_device", p.gpu.device}};
+}
+
 int run(int argc, char** argv) {
   ArgParser p("serve", "[-m MODEL] [--whisper WHISPER_MODEL]",
               "Serve a model through the OpenAI API (/v1/chat/completions, /v1/completions, "
-              "/v1/models, /health, /metrics).");
+              "/v1/models, /health, /metrics) and a web UI at / (see docs/web-ui.md).");
   ModelArgs model;
   model.add_to(p, /*model_required=*/false);
   std::string host = "127.0.0.1", api_key, cors, alias;
@@ -268,7 +287,8 @@ int run(int argc, char** argv) {
                                              .api_key = api_key,
                                              .cors_origin = cors,
                                              .max_body_bytes = static_cast<size_t>(max_body),
-                                             .handler_threads = parallel + queue + 8};
+                                             .handler_threads = parallel + queue + 8,
+                                             .models = {}};
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   auto loading = std::make_unique<LoadingListener>(listen_options);
@@ -368,9 +388,19 @@ int run(int argc, char** argv) {
     services.push_back(captions.get());
     if (!p.given("--max-body")) max_body = std::max<int64_t>(max_body, int64_t{32} << 20);
   }
+  std::vector<server::ModelStatus> status;
+  if (llm) status.push_back({llm->alias, "chat", llm->vision != nullptr, plan_memory(llm->plan)});
+  const std::pair<server::Service*, const char*> kinds[] = {
+      {speech.get(), "speech"}, {vision.get(), "clip"},  {text_embeddings.get(), "embeddings"},
+      {images.get(), "images"}, {tagging.get(), "tags"}, {captions.get(), "caption"}};
+  for (const auto& [service, task] : kinds)
+    if (service)
+      for (const std::string& id : service->model_ids())
+        status.push_back({id, task, service == captions.get(), nullptr});
   server::ServerOptions options = listen_options;
   options.port = loading->http.port();
   options.max_body_bytes = static_cast<size_t>(max_body);  // the services may have raised it
+  options.models = std::move(status);
   // Everything is built before the placeholder closes: the port is free for as short as can be.
   server::HttpServer http(options, llm ? &llm->backend : nullptr, services);
   loading.reset();

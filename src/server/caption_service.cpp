@@ -21,13 +21,13 @@ std::string trim(std::string s) {
   return s.substr(a, b - a + 1);
 }
 
-// The last user message's text without the "<image>" marks image parts leave.
+// The last user message's text without the marks image parts leave (kImagePart).
 std::string user_text(const nlohmann::ordered_json& messages) {
   for (auto it = messages.rbegin(); it != messages.rend(); ++it) {
     if (it->value("role", "") != "user") continue;
     std::string t = (*it)["content"].is_string() ? (*it)["content"].get<std::string>() : "";
-    for (size_t at = t.find("<image>"); at != std::string::npos; at = t.find("<image>", at))
-      t.erase(at, 7);
+    for (size_t at = t.find(kImagePart); at != std::string::npos; at = t.find(kImagePart, at))
+      t.erase(at, kImagePart.size());
     return trim(t);
   }
   return {};

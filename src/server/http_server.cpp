@@ -13,10 +13,12 @@
 #include <random>
 
 #include "core/log.h"
+#include "core/memory.h"
 #include "server/api_error.h"
 #include "server/metrics.h"
 #include "server/openai_response.h"
 #include "server/tools.h"
+#include "server/web_ui.h"
 #include "text/grammar.h"
 
 namespace eight::server {
@@ -249,6 +251,52 @@ struct HttpServer::Impl {
     return auth == "Bearer " + opt.api_key;
   }
 
+  // A web UI file, revalidated on every load (no-cache + ETag): a new binary's page is never
+  // mixed with an old one's script, and an unchanged file costs a 304.
+  void send_web(const httplib::Request& req, httplib::Response& res) {
+    const WebFile* f = find_web_file(req.path);
+    if (!f) {
+      send_error(res, ApiError(404, "invalid_request_error", cat("no UI file ", req.path), "",
+                               "unknown_url"));
+      return;
+    }
+    res.set_header("ETag", f->etag);
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("X-Content-Type-Options", "nosniff");
+    if (req.get_header_value("If-None-Match") == f->etag) {
+      res.status = 304;
+      return;
+    }
+    res.set_content(f->body.data(), f->body.size(), f->content_type);
+  }
+
+  // /v1/eight/status: what is loaded, for what, and the memory it was planned and uses.
+  json status() const {
+    json models = json::array();
+    for (const ModelStatus& m : opt.models)
+      models.push_back(
+          {{"id", m.id}, {"task", m.task}, {"vision", m.vision}, {"memory", m.memory}});
+    const MemoryStats mem = memory_tracker().stats();
+    json body = {{"object", "eight.status"},
+                 {"version", eight_version()},
+                 {"models", models},
+                 {"auth", !opt.api_key.empty()},
+                 {"memory",
+                  {{"host_current_bytes", mem.current},
+                   {"host_peak_bytes", mem.peak},
+                   {"heap_bytes", mem.heap_current},
+                   {"mapped_bytes", mem.mapped_current}}}};
+    if (text) {
+      const BackendStats st = text->stats();
+      body["text"] = {{"slots", st.slots},
+                      {"active_slots", st.active_slots},
+                      {"queue_depth", st.queue_depth},
+                      {"kv_used_cells", st.kv_used_cells},
+                      {"kv_total_cells", st.kv_total_cells}};
+    }
+    return body;
+  }
+
   void install_routes() {
     http.set_payload_max_length(opt.max_body_bytes);
     http.set_read_timeout(opt.read_timeout_s, 0);
@@ -284,7 +332,9 @@ struct HttpServer::Impl {
           return httplib::Server::HandlerResponse::Handled;
         }
       }
-      if (req.path != "/health" && !authorized(req)) {
+      // The page and its files carry no secrets: the browser must load them to ask for the key.
+      const bool open = req.path == "/health" || (req.method == "GET" && find_web_file(req.path));
+      if (!open && !authorized(req)) {
         send_error(res, ApiError(401, "authentication_error",
                                  "missing or wrong API key: send 'Authorization: Bearer KEY'", "",
                                  "invalid_api_key"));
@@ -301,6 +351,11 @@ struct HttpServer::Impl {
     http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
       res.set_content(metrics.prometheus(text ? text->stats() : BackendStats{}),
                       "text/plain; version=0.0.4");
+    });
+    http.Get("/", [this](const httplib::Request& q, httplib::Response& r) { send_web(q, r); });
+    http.Get("/ui/.*", [this](const httplib::Request& q, httplib::Response& r) { send_web(q, r); });
+    http.Get("/v1/eight/status", [this](const httplib::Request&, httplib::Response& res) {
+      send_json(res, 200, status());
     });
     auto models = [this](const httplib::Request&, httplib::Response& res) {
       json body = models_response(text ? text->model_id() : std::string(),

@@ -1,7 +1,8 @@
 #pragma once
 // The OpenAI-compatible HTTP server: /v1/models, /v1/chat/completions, /v1/completions, /health,
-// /metrics, plus the routes of any extra Service (speech, vision). Binds to loopback unless told
-// otherwise; logs one line per request; answers every error in OpenAI's JSON shape.
+// /metrics, plus the routes of any extra Service (speech, vision), the web UI at "/" and its status
+// endpoint /v1/eight/status. Binds to loopback unless told otherwise; logs one line per request;
+// answers every error in OpenAI's JSON shape.
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -14,6 +15,15 @@
 
 namespace eight::server {
 
+// One loaded model as /v1/eight/status lists it (the web UI shows tabs and the status line from
+// it).
+struct ModelStatus {
+  std::string id;
+  std::string task;       // "chat", "caption", "speech", "images", "clip", "embeddings", "tags"
+  bool vision = false;    // chat requests may carry image_url parts
+  nlohmann::json memory;  // the planner's numbers for it (null when it was not planned)
+};
+
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;          // 0: pick a free port (see HttpServer::port())
@@ -23,6 +33,7 @@ struct ServerOptions {
   int read_timeout_s = 30;   // a client that sends nothing for this long is dropped
   int handler_threads = 32;  // concurrent connections served (waiting ones queue in the kernel)
   bool log_requests = true;
+  std::vector<ModelStatus> models;  // for /v1/eight/status
   // A placeholder that holds the port while the models load: every request, /health included,
   // gets 503 with Retry-After, so a load balancer sends nothing here until the real server is up.
   bool loading = false;

@@ -60,7 +60,7 @@ void LLMBackend::prompt_ids(const std::string& prompt, const GenerationParams& p
         [&](const std::string& piece, bool first) {
           return first ? text_.encode(piece) : text_.encode_piece(piece);
         },
-        prompt, -1, features, n_embd);
+        prompt, -1, features, n_embd, kImagePart);
   } catch (const Error& e) {
     throw ApiError(400, "invalid_request_error", e.what(), "messages");
   }

@@ -170,7 +170,7 @@ std::string image_part(const json& part, const std::string& pname) {
 }
 
 // A message's content: a string, null, or an array of {"type": "text", "text": ...} parts and
-// image_url parts (their bytes appended to `images`, "<image>" left in the text).
+// image_url parts (their bytes appended to `images`, kImagePart left in the text).
 std::string message_content(const json& m, const std::string& name, bool may_be_null,
                             std::vector<std::string>* images) {
   const json* c = field(m, "content");
@@ -190,7 +190,7 @@ std::string message_content(const json& m, const std::string& name, bool may_be_
     const std::string type = field(part, "type") ? string(part["type"], pname + ".type") : "";
     if (type == "image_url") {
       images->push_back(image_part(part, pname));
-      text += "<image>";
+      text += kImagePart;
       continue;
     }
     if (type != "text")

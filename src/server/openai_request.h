@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -15,6 +16,13 @@
 
 namespace eight::server {
 
+// Where an image_url part was in a message's content: U+10FFFE (a noncharacter, which no text
+// means) and control bytes no template writes. Carrying a mark of its own instead of the text
+// "<image>" keeps a user's literal "<image>" from taking an image's place (llava-hf vocabularies
+// even hold "<image>" as a special token). A client that sends these very code points asks for an
+// image place and gets one, or a 400 when the images do not match them in number.
+inline constexpr std::string_view kImagePart = "\xf4\x8f\xbf\xbe\x02image\x02";
+
 struct GenerationParams {
   SamplerParams sampler;
   int64_t max_tokens = -1;        // -1: until the context is full
@@ -24,7 +32,7 @@ struct GenerationParams {
   int top_logprobs = -1;       // -1: no logprobs; 0..20: logprobs with that many alternatives
   bool echo = false;           // completions: return the prompt too
   // Chat image_url parts (data: URLs, decoded), in order; each one's place in its message's
-  // content is the literal text "<image>".
+  // content is kImagePart (a client's own "<image>" text stays text).
   std::vector<std::string> images = {};
   // response_format json_object / json_schema, compiled (null: free text).
   std::shared_ptr<const text::Grammar> grammar;

@@ -79,6 +79,16 @@ def test_image_parts(server):
         assert o["choices"][0]["message"]["content"] == one["choices"][0]["message"]["content"]
 
 
+def test_literal_image_text_stays_text(server):
+    # A user's own "<image>" is text, not an image's place: the only image place is the part's.
+    said = {"type": "text", "text": "what is <image> in html?"}
+    code, plain = post(server.url, chat([said]))
+    assert code == 200, plain
+    code, one = post(server.url, chat([image("img_square.png"), said]))
+    assert code == 200, one
+    assert one["usage"]["prompt_tokens"] == plain["usage"]["prompt_tokens"] + 51
+
+
 def test_web_address_refused(server):
     body = chat([TEXT, {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}])
     code, err = post(server.url, body)

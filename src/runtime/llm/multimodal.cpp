@@ -46,11 +46,11 @@ MultimodalPrompt splice_images(std::span<const int32_t> ids, int32_t marker, int
 
 MultimodalPrompt build_multimodal_prompt(
     const std::function<std::vector<int32_t>(const std::string& piece, bool first)>& encode,
-    const std::string& prompt, int32_t bos, std::span<const Tensor> images, int64_t n_embd) {
+    const std::string& prompt, int32_t bos, std::span<const Tensor> images, int64_t n_embd,
+    std::string_view marker) {
   // Pieces between markers tokenized on their own; a marker becomes kEmbeddingToken (never a
   // real id), which splice_images then expands.
   std::vector<int32_t> ids;
-  const std::string marker = kImageMarker;
   for (size_t pos = 0, n = 0;; ++n) {
     const size_t at = prompt.find(marker, pos);
     const auto t =

@@ -7,6 +7,7 @@
 #include <functional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/tensor.h"
@@ -35,10 +36,12 @@ MultimodalPrompt splice_images(std::span<const int32_t> ids, int32_t marker, int
 // add_bos) and splices the images in (see splice_images for a prompt without one).
 // The same with the caller's tokenization: encode(piece, first) gives a piece's ids (`first`:
 // the text before the first marker, where BOS belongs; pieces may be empty). `bos`: the id a
-// marker-less prompt's images follow when it starts with it (-1: none).
+// marker-less prompt's images follow when it starts with it (-1: none). `marker`: the text that
+// holds an image's place (the server's own mark instead of "<image>").
 MultimodalPrompt build_multimodal_prompt(
     const std::function<std::vector<int32_t>(const std::string& piece, bool first)>& encode,
-    const std::string& prompt, int32_t bos, std::span<const Tensor> images, int64_t n_embd);
+    const std::string& prompt, int32_t bos, std::span<const Tensor> images, int64_t n_embd,
+    std::string_view marker = kImageMarker);
 
 // parse_special: special-token text in the pieces becomes those tokens.
 MultimodalPrompt build_multimodal_prompt(const text::Tokenizer& tok, const std::string& prompt,
