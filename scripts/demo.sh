@@ -64,4 +64,9 @@ hint="What is the capital of France?"
 [[ $model == models/eight-demo.gguf ]] && hint="What is a cat?"
 echo "eight: chatting with $model. Try '$hint';"
 echo "       /reset clears the history, /exit or Ctrl-D quits. See 'eight --help' for everything else."
-"$eight" chat -m "$model" "$@"
+# SmolLM2's template otherwise inserts its own default system prompt ("...named SmolLM, trained
+# by Hugging Face"), after which the 135M model answers simple questions worse (greedy: "L'Étoile"
+# for France's capital, "Paris" with this one).
+system=()
+[[ $model == "$name" ]] && system=(--system "You are a helpful assistant.")
+"$eight" chat -m "$model" "${system[@]}" "$@"
