@@ -11,7 +11,7 @@ PKGS=(build-essential cmake ninja-build ccache pkg-config git
       libwebp-dev libvulkan-dev glslc
       python3 python3-venv python3-pip)
 TEST_PKGS=(clang libclang-rt-14-dev espeak-ng sox wordnet-base mesa-vulkan-drivers
-           chromium chromium-driver)
+           chromium chromium-driver nginx)
 
 want=("${PKGS[@]}")
 [[ "${1:-}" == "--test" ]] && want+=("${TEST_PKGS[@]}")

@@ -210,6 +210,20 @@ int run(int argc, char** argv) {
       std::printf("   %s\n", clip(r->usage, 100).c_str());
     }
   }
+  // Models outside the seed list (the tiny default): after the seed's categories.
+  bool header = false;
+  for (const auto& e : cat_.models()) {
+    if (!e.seed_rows.empty() || !e.has_task(task)) continue;
+    if (!header)
+      std::printf("\nBeyond the seed list\n   %-28s %-30s %-8s %9s  %-16s %s\n", "MODEL",
+                  "NAME (eight plan NAME)", "QUANT", "SIZE", fit_head.c_str(), "STATUS");
+    header = true;
+    const QuantFile* q = e.variant().find_quant(e.recommended_quant());
+    std::printf("•  %-28s %-30s %-8s %9s  %-16s %s\n   %s: %s\n", clip(e.name, 28).c_str(),
+                e.id.c_str(), e.recommended_quant().c_str(), format_size(q ? q->bytes : 0).c_str(),
+                clip(short_verdict(assess(e, e.recommended_quant(), budget)), 16).c_str(),
+                support_name(e.support), e.role.c_str(), clip(e.notes, 90).c_str());
+  }
   std::printf(
       "\n⭐ must-have  ✨ highly recommended / specialized.  SIZE: weights at the seed's quant "
       "(main component for pipelines).\n%s: how the seed's quant fits, with the largest context "

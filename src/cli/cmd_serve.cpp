@@ -1,5 +1,7 @@
 // `eight serve`: the OpenAI-compatible HTTP server over one LLM, with continuous batching, and/or
 // a Whisper model for /v1/audio/transcriptions and /v1/audio/translations.
+#include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -35,16 +37,50 @@
 namespace eight::cli {
 namespace {
 
-server::HttpServer* g_server = nullptr;
+// The server a signal drains: the loading placeholder, then the real one.
+std::atomic<server::HttpServer*> g_server = nullptr;
+std::atomic<int> g_signals = 0;
+int g_drain_seconds = 10;
 
 // Marks a rendered chat prompt on its way from render_chat to encode (U+10FFFE, the noncharacter
 // protect_special uses, then bytes no template writes).
 constexpr std::string_view kChatPrompt = "\xf4\x8f\xbf\xbe\x01chat\x01";
 
 void on_signal(int) {
-  // httplib's stop() only flips a flag and shuts the socket down: safe enough from a handler.
-  if (g_server) g_server->stop();
+  // The first signal drains (streams get the grace period), a second one cuts them now. drain()
+  // only sets atomics and closes the listening socket: safe in a handler.
+  const int n = ++g_signals;
+  if (server::HttpServer* s = g_server.load()) s->drain(n == 1 ? g_drain_seconds : 0);
 }
+
+// Holds the port while the models load, answering 503 {"status":"loading"} to everything, so an
+// orchestrator or balancer can probe /health from the first second. The real server takes the
+// same port over when it closes (SO_REUSEADDR); a connection in that gap of a few microseconds
+// is refused, which a balancer retries elsewhere.
+struct LoadingListener {
+  explicit LoadingListener(server::ServerOptions o)
+      : http((o.loading = true, o.log_requests = false, o.handler_threads = 4, std::move(o)),
+             nullptr, {}) {
+    http.bind();
+    g_server = &http;
+    thread = std::thread([this] {
+      http.serve();
+      done = true;
+    });
+  }
+  ~LoadingListener() {
+    g_server = nullptr;
+    // stop() is a no-op until serve() has started listening: repeat it until serve() returns.
+    while (!done) {
+      http.stop();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    thread.join();
+  }
+  server::HttpServer http;
+  std::atomic<bool> done = false;
+  std::thread thread;
+};
 
 // The text side: the LLM, its planned slots and the scheduler behind /v1/chat/completions.
 struct LLMStack {
@@ -190,6 +226,9 @@ int run(int argc, char** argv) {
   p.option("--api-key", &api_key, "KEY", "require 'Authorization: Bearer KEY' (or EIGHT_API_KEY)");
   p.option("--cors-origin", &cors, "ORIGIN", "allow browser requests from ORIGIN ('*' for any)");
   p.option("--alias", &alias, "NAME", "model id reported by /v1/models (default: file name)");
+  p.option("--drain-timeout", &g_drain_seconds, "SECONDS",
+           "on SIGTERM/SIGINT stop accepting and let streams run this long, then end each with "
+           "an SSE error event (default 10; a second signal ends them at once)");
   p.option("--max-body", &max_body, "BYTES",
            "largest request body accepted (default 8 MiB; 25 MiB with --whisper)");
   std::string mmproj;
@@ -240,8 +279,23 @@ int run(int argc, char** argv) {
   check(parallel >= 1 && parallel <= 256, "--parallel must be between 1 and 256, got ", parallel);
   check(queue >= 0, "--queue must not be negative, got ", queue);
   check(max_body > 0, "--max-body must be positive");
+  check(g_drain_seconds >= 0, "--drain-timeout must not be negative, got ", g_drain_seconds);
   if (api_key.empty())
     if (const char* env = std::getenv("EIGHT_API_KEY")) api_key = env;
+  const server::ServerOptions listen_options{.host = host,
+                                             .port = port,
+                                             .api_key = api_key,
+                                             .cors_origin = cors,
+                                             .max_body_bytes = static_cast<size_t>(max_body),
+                                             .handler_threads = parallel + queue + 8,
+                                             .models = {}};
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  auto loading = std::make_unique<LoadingListener>(listen_options);
+  // No "on http://" here: scripts wait for that line as the sign the models are served.
+  std::fprintf(stderr, "eight serve: loading; %s:%d answers 503 until the models are ready\n",
+               host.c_str(), loading->http.port());
+  std::fflush(stderr);
 
   // A BERT GGUF as -m has no text generation: it is the embedding model.
   if (!model.model.empty() && embedding_model.empty()) {
@@ -343,18 +397,20 @@ int run(int argc, char** argv) {
     if (service)
       for (const std::string& id : service->model_ids())
         status.push_back({id, task, service == captions.get(), nullptr});
-  server::HttpServer http({.host = host,
-                           .port = port,
-                           .api_key = api_key,
-                           .cors_origin = cors,
-                           .max_body_bytes = static_cast<size_t>(max_body),
-                           .handler_threads = parallel + queue + 8,
-                           .models = std::move(status)},
-                          llm ? &llm->backend : nullptr, services);
+  server::ServerOptions options = listen_options;
+  options.port = loading->http.port();
+  options.max_body_bytes = static_cast<size_t>(max_body);  // the services may have raised it
+  options.models = std::move(status);
+  // Everything is built before the placeholder closes: the port is free for as short as can be.
+  server::HttpServer http(options, llm ? &llm->backend : nullptr, services);
+  loading.reset();
+  if (g_signals > 0) {
+    std::fprintf(stderr, "eight serve: stopped before the models were served\n");
+    return 0;
+  }
   http.bind();
   g_server = &http;
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
+  if (g_signals > 0) http.drain(0);  // a signal in the gap between the two listeners
   if (llm)
     std::fprintf(stderr,
                  "eight serve: %s on http://%s:%d (%d slots × %lld tokens, KV %s %s, %d "
@@ -392,7 +448,7 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "eight serve: speech model %s on /v1/audio/*\n",
                  speech->model_ids()[0].c_str());
   std::fflush(stderr);
-  http.serve();
+  http.serve();  // returns once a drain has finished every request in flight
   g_server = nullptr;
   std::fprintf(stderr, "eight serve: stopped\n");
   return 0;

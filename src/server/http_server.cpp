@@ -2,6 +2,9 @@
 
 #include <httplib.h>
 
+#include <time.h>
+
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -28,6 +31,20 @@ struct HttpServer::Impl {
   std::vector<Service*> services;
   httplib::Server http;
   Metrics metrics;
+  // Drain state, written by a signal handler: hence lock-free atomics and CLOCK_MONOTONIC
+  // nanoseconds (clock_gettime is async-signal-safe; steady_clock::now() is not promised to be).
+  std::atomic<bool> draining{false};
+  std::atomic<int64_t> drain_deadline_ns{0};
+  static_assert(std::atomic<int64_t>::is_always_lock_free);
+
+  static int64_t monotonic_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+  }
+  bool drain_expired() const {
+    return draining.load() && monotonic_ns() >= drain_deadline_ns.load();
+  }
 
   Impl(ServerOptions o, TextBackend* t, std::vector<Service*> s)
       : opt(std::move(o)), text(t), services(std::move(s)) {}
@@ -146,11 +163,14 @@ struct HttpServer::Impl {
           // With tools, the text goes through the call parser: deltas carry only what is
           // certain to be content or a call (no per-token logprobs then).
           ToolStream calls(shape.tool_format);
+          bool cut = false;  // the drain's grace period ran out mid-stream
           auto send_deltas = [&](const std::vector<json>& deltas) {
             for (const json& d : deltas) open = open && write(sse(delta_chunk(shape, d)));
           };
           try {
             GenerationResult out = text->generate(prompt, gen, [&](const TokenEvent& t) {
+              if (drain_expired()) cut = true;
+              if (cut) return false;
               if (shape.tools)
                 send_deltas(calls.feed(t.text));
               else
@@ -159,7 +179,17 @@ struct HttpServer::Impl {
             });
             metrics.record_generation(out, seconds_since(t0));
             if (shape.tools) send_deltas(calls.finish());
-            if (open) {
+            if (cut) {
+              // Never end a stream silently: a client (or a proxy's client) must be able to
+              // tell a cut answer from a finished one.
+              write("data: " +
+                    ApiError(503, "server_error",
+                             cat("the server is shutting down; this stream was cut after ",
+                                 out.completion_tokens, " tokens"),
+                             "", "server_shutting_down")
+                        .body() +
+                    "\n\n");
+            } else if (open) {
               write(sse(final_chunk(shape, out, calls.has_calls())));
               if (shape.include_usage) write(sse(usage_chunk(shape, out)));
               write("data: [DONE]\n\n");
@@ -169,7 +199,7 @@ struct HttpServer::Impl {
           } catch (const ApiError& e) {
             // Headers are gone already: report the error as an event, as OpenAI does mid-stream.
             write("data: " + e.body() + "\n\n");
-          } catch (const Error& e) {
+          } catch (const std::exception& e) {
             write("data: " + ApiError(500, "server_error", e.what()).body() + "\n\n");
           }
           sink.done();
@@ -271,10 +301,28 @@ struct HttpServer::Impl {
     http.set_payload_max_length(opt.max_body_bytes);
     http.set_read_timeout(opt.read_timeout_s, 0);
     http.set_write_timeout(opt.read_timeout_s, 0);
+    // The placeholder closes each connection after its answer: an idle keep-alive connection
+    // would hold its stop() for httplib's keep-alive timeout (5 s) with the port closed.
+    if (opt.loading) http.set_keep_alive_max_count(1);
     const int threads = opt.handler_threads;
     http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
 
     http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      // Loading or draining: nothing new is started here. /health says which, for balancers.
+      if (opt.loading || draining.load()) {
+        const char* state = opt.loading ? "loading" : "draining";
+        if (req.path == "/health") {
+          send_json(res, 503, {{"status", state}});
+          res.set_header("Retry-After", "1");
+        } else {
+          send_error(res, ApiError(503, "server_error",
+                                   opt.loading ? "the models are still loading; retry shortly"
+                                               : "the server is shutting down",
+                                   "", opt.loading ? "model_loading" : "server_shutting_down"));
+        }
+        if (draining.load()) res.set_header("Connection", "close");
+        return httplib::Server::HandlerResponse::Handled;
+      }
       if (!opt.cors_origin.empty()) {
         res.set_header("Access-Control-Allow-Origin", opt.cors_origin);
         res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
@@ -410,6 +458,21 @@ void HttpServer::serve() {
 
 void HttpServer::stop() {
   if (impl_ && impl_->http.is_running()) impl_->http.stop();
+}
+
+void HttpServer::drain(int grace_seconds) {
+  if (!impl_) return;
+  const int64_t deadline =
+      Impl::monotonic_ns() + int64_t{grace_seconds > 0 ? grace_seconds : 0} * 1'000'000'000;
+  // The deadline is stored before the flag, so a stream never sees draining with no deadline. A
+  // second signal shortens the grace period, never lengthens it.
+  if (!impl_->draining.load()) {
+    impl_->drain_deadline_ns.store(deadline);
+    impl_->draining.store(true);
+  } else if (deadline < impl_->drain_deadline_ns.load()) {
+    impl_->drain_deadline_ns.store(deadline);
+  }
+  stop();
 }
 
 }  // namespace eight::server

@@ -34,6 +34,9 @@ struct ServerOptions {
   int handler_threads = 32;  // concurrent connections served (waiting ones queue in the kernel)
   bool log_requests = true;
   std::vector<ModelStatus> models;  // for /v1/eight/status
+  // A placeholder that holds the port while the models load: every request, /health included,
+  // gets 503 with Retry-After, so a load balancer sends nothing here until the real server is up.
+  bool loading = false;
 };
 
 class HttpServer {
@@ -48,6 +51,10 @@ class HttpServer {
   // Serves until stop() is called from another thread (or a signal handler thread).
   void serve();
   void stop();
+  // SIGTERM: stop accepting (the listener closes, so a balancer's next connection fails over),
+  // let streams in flight run for grace_seconds, then end each with an SSE error event and close.
+  // Async-signal-safe: it sets atomics, reads CLOCK_MONOTONIC and closes the listening socket.
+  void drain(int grace_seconds);
 
  private:
   struct Impl;

@@ -63,45 +63,6 @@ void Regex::split(std::string_view text, std::vector<std::string_view>& out) con
   pcre2_match_data_free(md);
 }
 
-std::vector<std::string> pre_tokenizer_patterns(const std::string& pre) {
-  static const std::string gpt2 =
-      "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
-  static const std::string llama3 =
-      "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
-      "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-  static const std::string qwen2 =
-      "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
-      "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-  if (pre == "llama3" || pre == "llama-bpe" || pre == "llama-v3" || pre == "dbrx" ||
-      pre == "smaug-bpe")
-    return {llama3};
-  if (pre == "qwen2" || pre == "deepseek-r1-qwen" || pre == "megrez") return {qwen2};
-  if (pre == "deepseek-coder")
-    return {"[\\r\\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", "[一-龥ࠀ-一가-퟿]+", "\\p{N}"};
-  if (pre == "deepseek-llm")
-    return {"[\\r\\n]",
-            "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-"
-            "ᏽᲐ-"
-            "ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-"
-            "ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-\\x{1F7D}ᾀ-ᾴᾶ-ᾼιῂ-ῄῆ-ῌῐ-\\x{1FD3}ῖ-\\x{1FDB}ῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤΩℨK-"
-            "ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-"
-            "ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-"
-            "𐲲𐳀-"
-            "𐳲𑢠-𑣟𞤀-𞥃]+",
-            "\\s?[!-/:-~！-／：-～‘-‟　-。]+",
-            "\\s+$",
-            "[一-龥ࠀ-一가-퟿]+",
-            "\\p{N}+"};
-  // Digits one by one, then GPT-2's byte-level split (tokenizer.json: Digits(individual_digits)
-  // + ByteLevel); SmolLM/SmolLM2 ship this pre-tokenizer as "smollm".
-  if (pre == "starcoder" || pre == "refact" || pre == "command-r" || pre == "smollm")
-    return {"\\p{N}", gpt2};
-  if (pre != "gpt-2" && pre != "default" && pre != "gpt2" && pre != "phi-2" && pre != "olmo")
-    log_warn("[tokenizer] unknown tokenizer.ggml.pre '", pre,
-             "': using GPT-2's pre-tokenizer regex");
-  return {gpt2};
-}
-
 void Tokenizer::Impl::init_bpe() {
   // GPT-2's byte-to-unicode table: printable Latin-1 bytes map to themselves, the others to
   // U+0100 upwards in byte order.
@@ -119,7 +80,7 @@ void Tokenizer::Impl::init_bpe() {
     byte_to_unicode[b] = s;
     unicode_to_byte[cp] = static_cast<uint8_t>(b);
   }
-  ignore_merges = pre == "llama3" || pre == "llama-bpe" || pre == "llama-v3";
+  ignore_merges = pre_tokenizer_ignores_merges(pre);
   for (const auto& p : pre_tokenizer_patterns(pre)) pre_regexes.emplace_back(p);
 }
 

@@ -33,8 +33,17 @@ class Regex {
   std::string pattern_;
 };
 
-// The pre-tokenizer regexes of a tokenizer.ggml.pre name (applied in sequence).
+// The pre-tokenizer regexes of a tokenizer.ggml.pre name (applied in sequence; see
+// pre_tokenizers.cpp). A registered name eight cannot split correctly throws Error; a name nobody
+// registered gets GPT-2's regex and a warning.
 std::vector<std::string> pre_tokenizer_patterns(const std::string& pre);
+// True for the tokenizers whose whole pre-token is looked up before merging (Llama 3, Tekken...).
+bool pre_tokenizer_ignores_merges(const std::string& pre);
+// Every name pre_tokenizer_patterns maps to regexes.
+std::vector<std::string> known_pre_tokenizers();
+// `text` split by the name's regex sequence (compiled here: for tests and tools, not the encode
+// path, which keeps its compiled regexes). Every byte is in exactly one piece, in order.
+std::vector<std::string_view> pre_tokenize(const std::string& pre, std::string_view text);
 
 struct Tokenizer::Impl {
   TokenizerKind kind = TokenizerKind::BPE;

