@@ -32,8 +32,8 @@ constexpr DTypeEntry kDTypes[] = {
     {"I16", 2, true, DType::I16},      {"I8", 1, true, DType::I8},
     {"U8", 1, true, DType::I8},        {"BOOL", 1, true, DType::I8},
     {"U64", 8, false, DType::F32},     {"U32", 4, false, DType::F32},
-    {"U16", 2, false, DType::F32},     {"F8_E4M3", 1, false, DType::F32},
-    {"F8_E5M2", 1, false, DType::F32},
+    {"U16", 2, false, DType::F32},     {"F8_E4M3", 1, true, DType::F8_E4M3},
+    {"F8_E5M2", 1, true, DType::F8_E5M2},
 };
 
 const DTypeEntry* find_dtype(const std::string& name) {

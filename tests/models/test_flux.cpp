@@ -55,6 +55,10 @@ Tensor run(const flux::Transformer& tr) {
                     in("sigma").data<float>()[0], in("guidance").data<float>()[0], pool);
 }
 
+int64_t load_bytes_bf16() {
+  return flux::Transformer::build(load("schnell_bfl.safetensors"), config_text())->weight_bytes();
+}
+
 std::string dev_config() {
   std::string c = config_text();
   const auto at = c.find("\"guidance_embeds\": false");
@@ -77,6 +81,19 @@ TEST(Flux, BflNamesMatchDiffusers) {
   EXPECT_LE(nmse(run(*tr), npy::read(data("out_schnell.npy"))), 1e-5);
   // The fused qkv / linear1 tensors are viewed, not copied: the weights are the file's bytes.
   EXPECT_GT(tr->weight_bytes(), 200000);
+}
+
+TEST(Flux, Fp8WeightsMatchTheirRoundedReference) {
+  const flux::Weights w = load("schnell_fp8.safetensors");
+  EXPECT_EQ(w.at("double_blocks.0.img_attn.qkv.weight").dtype(), DType::F8_E4M3);
+  EXPECT_EQ(w.at("double_blocks.0.img_attn.qkv.bias").dtype(), DType::BF16);
+  const auto tr = flux::Transformer::build(w, config_text());
+  const Tensor out = run(*tr);
+  EXPECT_LE(nmse(out, npy::read(data("out_schnell_fp8.npy"))), 1e-5);
+  // The rounding is visible: the BF16 model's output is far from this one.
+  EXPECT_GT(nmse(out, npy::read(data("out_schnell.npy"))), 1e-4);
+  // Used as stored: one byte per weight.
+  EXPECT_LT(tr->weight_bytes(), load_bytes_bf16() / 2 + 4096);
 }
 
 TEST(Flux, GuidanceEmbedding) {
