@@ -149,6 +149,7 @@ def main():
         json.dump(cfg, f, indent=2)
     bfl = to_bfl(dict(sd), 2, 2)
     save_file(bf16(bfl), os.path.join(OUT, "schnell_bfl.safetensors"))
+    check_with_diffusers_converter(bfl, sd)
 
     # FP8 e4m3fn copy: 2-D weights rounded (torch's round-to-nearest cast), the rest bf16; the
     # reference runs with exactly those rounded weights.
@@ -164,6 +165,21 @@ def main():
     dev = make_model(2, True)
     np.save(os.path.join(OUT, "out_dev.npy"), run(dev, inp, True))
     save_file(bf16(to_bfl(dict(dev.state_dict()), 2, 2)), os.path.join(OUT, "dev_bfl.safetensors"))
+
+
+def check_with_diffusers_converter(bfl, sd):
+    """diffusers' own single-file converter must map the BFL names back onto `sd` exactly (its
+    inner_dim is hard-coded to FLUX.1's 3072: patched to this model's width)."""
+    import inspect
+    import diffusers.loaders.single_file_utils as su
+    src = inspect.getsource(su.convert_flux_transformer_checkpoint_to_diffusers)
+    src = src.replace("inner_dim = 3072", f"inner_dim = {CONFIG['num_attention_heads'] * 16}")
+    ns = dict(vars(su))
+    exec(src, ns)
+    back = ns["convert_flux_transformer_checkpoint_to_diffusers"](dict(bfl))
+    assert sorted(back) == sorted(sd), "key sets differ"
+    for k in sd:
+        assert torch.equal(back[k], sd[k]), k
 
 
 def from_bfl_via_names(model, bfl_values):
