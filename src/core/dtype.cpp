@@ -43,6 +43,8 @@ constexpr DTypeInfo kTable[] = {
     {DType::TQ1_0, "tq1_0", 256, 54, true, false},
     {DType::TQ2_0, "tq2_0", 256, 66, true, false},
     {DType::MXFP4, "mxfp4", 32, 17, true, false},
+    {DType::F8_E4M3, "f8_e4m3", 1, 1, false, true},
+    {DType::F8_E5M2, "f8_e5m2", 1, 1, false, true},
 };
 
 bool iequal(std::string_view a, std::string_view b) {
@@ -60,6 +62,7 @@ const DTypeInfo* dtype_table(size_t* count) {
 }
 
 std::optional<DType> dtype_from_id(uint32_t id) {
+  if (id >= kFirstInternalId) return std::nullopt;
   for (const auto& e : kTable)
     if (static_cast<uint32_t>(e.type) == id) return e.type;
   return std::nullopt;

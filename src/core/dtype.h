@@ -41,7 +41,16 @@ enum class DType : uint32_t {
   TQ1_0 = 34,
   TQ2_0 = 35,
   MXFP4 = 39,
+  // Types eight reads from other formats (safetensors) that GGUF has no id for: internal ids from
+  // kFirstInternalId on, never written to GGUF and never accepted from a GGUF file.
+  F8_E4M3 = 1000,  // float8 e4m3fn: bias 7, no infinities, 0x7f/0xff NaN
+  F8_E5M2 = 1001,  // float8 e5m2: the top byte of an IEEE half
 };
+
+inline constexpr uint32_t kFirstInternalId = 1000;
+inline bool dtype_is_internal(DType t) {
+  return static_cast<uint32_t>(t) >= kFirstInternalId;
+}
 
 struct DTypeInfo {
   DType type;
@@ -54,7 +63,8 @@ struct DTypeInfo {
 
 // Info for a known type; throws Error for an id that is not a ggml type.
 const DTypeInfo& dtype_info(DType t);
-// Lookup by raw id (from a file); nullopt when the id is unknown or a removed ggml type.
+// Lookup by raw ggml id (from a GGUF file); nullopt when the id is unknown, a removed ggml type or
+// one of eight's internal ids.
 std::optional<DType> dtype_from_id(uint32_t id);
 // Lookup by name, case-insensitive ("Q4_K", "q4_k", "bf16").
 std::optional<DType> dtype_from_name(std::string_view name);

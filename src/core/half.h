@@ -52,6 +52,24 @@ inline uint16_t fp32_to_fp16(float f) {
   return static_cast<uint16_t>(sign | r);
 }
 
+// float8 e5m2 is an IEEE half without its low byte (bias 15, infinities and NaN as in half).
+inline float fp8_e5m2_to_fp32(uint8_t b) {
+  return fp16_to_fp32(static_cast<uint16_t>(b << 8));
+}
+
+// float8 e4m3fn (OCP FP8, "fn": finite): bias 7, 3 mantissa bits, no infinities; exponent 15 with
+// mantissa 7 (0x7f, 0xff) is NaN, the rest of exponent 15 are normal numbers up to 448.
+inline float fp8_e4m3_to_fp32(uint8_t b) {
+  const uint32_t sign = static_cast<uint32_t>(b & 0x80) << 24;
+  const uint32_t exp = (b >> 3) & 0xf, mant = b & 0x7;
+  if (exp == 0xf && mant == 0x7) return std::bit_cast<float>(sign | 0x7fc00000u);
+  if (exp == 0) {  // subnormal: mant * 2^-9, exact in float
+    const float v = static_cast<float>(mant) * (1.0f / 512);
+    return sign ? -v : v;
+  }
+  return std::bit_cast<float>(sign | ((exp + 120) << 23) | (mant << 20));
+}
+
 inline float bf16_to_fp32(uint16_t h) {
   return std::bit_cast<float>(static_cast<uint32_t>(h) << 16);
 }

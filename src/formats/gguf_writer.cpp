@@ -177,6 +177,8 @@ void Writer::add_tensor(const std::string& name, DType type, const Dims& shape,
         "' has shape ", shape.str(), ": 1 to ", kMaxDimsInFile, " dimensions allowed");
   for (int64_t d : shape)
     check(d > 0, "[gguf] tensor '", name, "' has shape ", shape.str(), ": dimensions must be > 0");
+  check(!dtype_is_internal(type), "[gguf] tensor '", name, "' has type ", dtype_name(type),
+        ", which GGUF has no id for (convert it to f16, bf16 or a quantized type first)");
   const int64_t bs = dtype_block_size(type);
   check(shape[shape.size() - 1] % bs == 0, "[gguf] tensor '", name, "' of type ", dtype_name(type),
         " has rows of ", shape[shape.size() - 1], " elements, not a multiple of ", bs);

@@ -26,14 +26,14 @@ struct DTypeEntry {
 // Every dtype the safetensors format defines; the ones eight has no dtype for are listed so their
 // sizes can still be checked and the error can say "unsupported" rather than "unknown".
 constexpr DTypeEntry kDTypes[] = {
-    {"F64", 8, true, DType::F64},      {"F32", 4, true, DType::F32},
-    {"F16", 2, true, DType::F16},      {"BF16", 2, true, DType::BF16},
-    {"I64", 8, true, DType::I64},      {"I32", 4, true, DType::I32},
-    {"I16", 2, true, DType::I16},      {"I8", 1, true, DType::I8},
-    {"U8", 1, true, DType::I8},        {"BOOL", 1, true, DType::I8},
-    {"U64", 8, false, DType::F32},     {"U32", 4, false, DType::F32},
-    {"U16", 2, false, DType::F32},     {"F8_E4M3", 1, false, DType::F32},
-    {"F8_E5M2", 1, false, DType::F32},
+    {"F64", 8, true, DType::F64},         {"F32", 4, true, DType::F32},
+    {"F16", 2, true, DType::F16},         {"BF16", 2, true, DType::BF16},
+    {"I64", 8, true, DType::I64},         {"I32", 4, true, DType::I32},
+    {"I16", 2, true, DType::I16},         {"I8", 1, true, DType::I8},
+    {"U8", 1, true, DType::I8},           {"BOOL", 1, true, DType::I8},
+    {"U64", 8, false, DType::F32},        {"U32", 4, false, DType::F32},
+    {"U16", 2, false, DType::F32},        {"F8_E4M3", 1, true, DType::F8_E4M3},
+    {"F8_E5M2", 1, true, DType::F8_E5M2},
 };
 
 const DTypeEntry* find_dtype(const std::string& name) {

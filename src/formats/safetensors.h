@@ -34,9 +34,9 @@ struct TensorInfo {
   int64_t numel() const { return shape.product(); }
 };
 
-// The eight dtype a safetensors dtype is viewed as: F32/F16/BF16/F64/I8/I16/I32/I64 map to
-// themselves; U8 and BOOL are viewed as I8 (same bytes). Throws Error for types eight cannot
-// view (F8_E4M3, U16, U32, U64, ...), naming the tensor.
+// The eight dtype a safetensors dtype is viewed as: F32/F16/BF16/F64/I8/I16/I32/I64/F8_E4M3/
+// F8_E5M2 map to themselves; U8 and BOOL are viewed as I8 (same bytes). Throws Error for types
+// eight cannot view (U16, U32, U64), naming the tensor.
 DType view_dtype(const TensorInfo& info);
 
 class File {

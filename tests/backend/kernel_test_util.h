@@ -48,6 +48,16 @@ inline Tensor random_weights(DType type, int64_t n_rows, int64_t k) {
     auto* h = w.data<uint16_t>();
     for (size_t i = 0; i < src.size(); ++i)
       h[i] = type == DType::F16 ? fp32_to_fp16(src[i]) : fp32_to_bf16(src[i]);
+  } else if (type == DType::F8_E4M3 || type == DType::F8_E5M2) {
+    // Random finite codes (every exponent, subnormals and zeros included); no NaN or infinity.
+    auto* b = w.data<uint8_t>();
+    std::uniform_int_distribution<int> byte(0, 255);
+    for (size_t i = 0; i < src.size(); ++i) {
+      int c;
+      do c = byte(rng());
+      while (type == DType::F8_E4M3 ? (c & 0x7f) == 0x7f : (c & 0x7c) == 0x7c);
+      b[i] = static_cast<uint8_t>(c);
+    }
   } else if (can_quantize(type)) {
     quantize_rows(type, src.data(), w.raw(), n_rows, k);
   } else {
@@ -67,9 +77,15 @@ inline Tensor random_weights(DType type, int64_t n_rows, int64_t k) {
 }
 
 inline std::vector<DType> matmul_weight_types() {
-  return {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0,   DType::Q4_1,
-          DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q2_K,   DType::Q3_K,
-          DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS};
+  return {DType::F32,  DType::F16,  DType::BF16, DType::F8_E4M3, DType::F8_E5M2, DType::Q4_0,
+          DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0,    DType::Q2_K,    DType::Q3_K,
+          DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_NL,  DType::IQ4_XS};
+}
+
+// Weight types the CPU expands to f32 (no int8 path): exact up to float rounding.
+inline bool float_weight_type(DType t) {
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::F8_E4M3 ||
+         t == DType::F8_E5M2;
 }
 
 }  // namespace eight::testing

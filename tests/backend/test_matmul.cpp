@@ -27,8 +27,7 @@ using testing::rng;
 // The int8 paths (every SIMD table, every batch) quantize x; the generic table is float
 // throughout.
 double tolerance(ISA isa, DType type) {
-  const bool float_weights = type == DType::F32 || type == DType::F16 || type == DType::BF16;
-  return isa != ISA::Generic && !float_weights ? 4e-4 : 1e-10;
+  return isa != ISA::Generic && !testing::float_weight_type(type) ? 4e-4 : 1e-10;
 }
 
 int64_t random_k(DType type) {
@@ -199,7 +198,7 @@ TEST_P(MatmulTest, OutlierActivationsKeepPrecisionInBatches) {
 // where it would hide under the reference tolerance.
 TEST_P(MatmulTest, BatchedInt8TablesAgreeBitForBit) {
   const DType type = GetParam();
-  if (type == DType::F32 || type == DType::F16 || type == DType::BF16) GTEST_SKIP() << "float";
+  if (testing::float_weight_type(type)) GTEST_SKIP() << "float";
   const int64_t m = 41, n = 13, k = dtype_block_size(type) == 256 ? 768 : 352;
   const std::vector<float> x = random_floats(static_cast<size_t>(m * k));
   const Tensor w = random_weights(type, n, k);
@@ -227,7 +226,7 @@ TEST_P(MatmulTest, BatchedInt8TablesAgreeBitForBit) {
 // rounding: measured 0 to 1e-11 on every table; treating Q8_0 as a narrow type on AVX2 gives 2.0.
 TEST_P(MatmulTest, ExtremeCodesDoNotSaturate) {
   const DType type = GetParam();
-  if (type == DType::F32 || type == DType::F16 || type == DType::BF16 || !can_quantize(type))
+  if (testing::float_weight_type(type) || !can_quantize(type))
     GTEST_SKIP() << "not a quantized type with a quantizer";
   const int64_t m = 24, n = 4, k = 512;
   // Rows: all +1, all -1, and the two alternating patterns, for both x and w.

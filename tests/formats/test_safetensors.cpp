@@ -150,8 +150,11 @@ TEST(Safetensors, RejectsLies) {
   json meta = {{"__metadata__", {{"k", 3}}}};
   EXPECT_NE(error_of(make_file(meta, data)).find("not a string"), std::string::npos);
   // A viewable-looking but unsupported dtype parses; viewing it is the error.
-  const auto f = parse(one({{"dtype", "F8_E4M3"}, {"shape", {4}}, {"data_offsets", {0, 4}}}));
+  const auto f = parse(one({{"dtype", "U16"}, {"shape", {2}}, {"data_offsets", {0, 4}}}));
   EXPECT_THROW(f.tensor("t"), Error);
+  // float8 tensors are viewed as stored, one byte per element.
+  const auto f8 = parse(one({{"dtype", "F8_E4M3"}, {"shape", {4}}, {"data_offsets", {0, 4}}}));
+  EXPECT_EQ(f8.tensor("t").dtype(), DType::F8_E4M3);
 }
 
 TEST(Safetensors, TruncationsAndCorruptionsNeverCrash) {

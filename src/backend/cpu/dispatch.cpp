@@ -29,6 +29,8 @@ bool matmul_weight_type_supported(DType type) {
     case DType::F32:
     case DType::F16:
     case DType::BF16:
+    case DType::F8_E4M3:
+    case DType::F8_E5M2:
     case DType::Q4_0:
     case DType::Q4_1:
     case DType::Q5_0:

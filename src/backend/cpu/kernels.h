@@ -43,8 +43,8 @@ struct CpuKernels {
   float (*sum)(const float* x, int64_t n) = nullptr;
 };
 
-// Weight types matmul accepts: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K,
-// Q5_K, Q6_K, IQ4_NL, IQ4_XS.
+// Weight types matmul accepts: F32, F16, BF16, F8_E4M3, F8_E5M2, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
+// Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS.
 bool matmul_weight_type_supported(DType type);
 
 // The table for an ISA (Error when the CPU cannot run it), and the one for active_isa().

@@ -236,6 +236,14 @@ void bf16_to_f32(const void* src, float* y, int64_t n) {
   const auto* h = static_cast<const uint16_t*>(src);
   for (int64_t i = 0; i < n; ++i) y[i] = bf16_to_fp32(h[i]);
 }
+void f8_e4m3_to_f32(const void* src, float* y, int64_t n) {
+  const auto* b = static_cast<const uint8_t*>(src);
+  for (int64_t i = 0; i < n; ++i) y[i] = fp8_e4m3_to_fp32(b[i]);
+}
+void f8_e5m2_to_f32(const void* src, float* y, int64_t n) {
+  const auto* b = static_cast<const uint8_t*>(src);
+  for (int64_t i = 0; i < n; ++i) y[i] = fp8_e5m2_to_fp32(b[i]);
+}
 void f32_copy_from(const void* src, float* y, int64_t n) {
   std::memcpy(y, src, static_cast<size_t>(n) * sizeof(float));
 }
@@ -266,6 +274,8 @@ constexpr Codec kCodecs[] = {
     {DType::F32, f32_copy_from, f32_copy_to},
     {DType::F16, f16_to_f32, f32_to_f16},
     {DType::BF16, bf16_to_f32, f32_to_bf16},
+    {DType::F8_E4M3, f8_e4m3_to_f32, nullptr},
+    {DType::F8_E5M2, f8_e5m2_to_f32, nullptr},
     {DType::Q4_0, dequantize_q4_0, quantize_q4_0},
     {DType::Q4_1, dequantize_q4_1, quantize_q4_1},
     {DType::Q5_0, dequantize_q5_0, quantize_q5_0},

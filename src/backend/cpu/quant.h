@@ -15,8 +15,8 @@ namespace eight {
 
 class ThreadPool;
 
-// Types dequantize_row accepts: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K,
-// Q5_K, Q6_K, Q8_K, IQ4_NL, IQ4_XS.
+// Types dequantize_row accepts: F32, F16, BF16, F8_E4M3, F8_E5M2, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
+// Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, IQ4_NL, IQ4_XS.
 bool can_dequantize(DType type);
 // Types quantize_row accepts: the above minus the IQ types.
 bool can_quantize(DType type);

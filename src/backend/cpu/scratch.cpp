@@ -25,7 +25,8 @@ size_t scratch_alloc_bytes(size_t bytes) {
 MatmulScratch matmul_scratch(DType w, int64_t m, int64_t k, ISA isa) {
   MatmulScratch s;
   const auto kk = static_cast<size_t>(k);
-  const bool is_float = w == DType::F32 || w == DType::F16 || w == DType::BF16;
+  const bool is_float = w == DType::F32 || w == DType::F16 || w == DType::BF16 ||
+                        w == DType::F8_E4M3 || w == DType::F8_E5M2;
   const bool avx2 = isa == ISA::AVX2 || isa == ISA::AVX2VNNI;
   const bool int8 = !is_float && isa != ISA::Generic;  // the generic table is float throughout
   if (int8 && m <= 8) {                                // kMatvecMaxRows in isa/matvec_q8.h

@@ -10,6 +10,27 @@
 
 namespace eight::cpu::EIGHT_ISA_NAMESPACE {
 
+namespace {
+
+// The 256 values of each float8 type, decoded once: a row then decodes by table lookup.
+struct Fp8Tables {
+  float e4m3[256], e5m2[256];
+};
+
+const Fp8Tables& fp8_tables() {
+  static const Fp8Tables t = [] {
+    Fp8Tables r{};
+    for (int i = 0; i < 256; ++i) {
+      r.e4m3[i] = fp8_e4m3_to_fp32(static_cast<uint8_t>(i));
+      r.e5m2[i] = fp8_e5m2_to_fp32(static_cast<uint8_t>(i));
+    }
+    return r;
+  }();
+  return t;
+}
+
+}  // namespace
+
 void dequantize_row_f32(DType t, const void* src, float* out, int64_t k) {
   constexpr int W = kVecWidth;
   const auto* h = static_cast<const uint16_t*>(src);
@@ -27,6 +48,13 @@ void dequantize_row_f32(DType t, const void* src, float* out, int64_t k) {
       int64_t i = 0;
       for (; i + W <= k; i += W) VecF::load_bf16(h + i).store(out + i);
       for (; i < k; ++i) out[i] = bf16_to_fp32(h[i]);
+      return;
+    }
+    case DType::F8_E4M3:
+    case DType::F8_E5M2: {
+      const float* lut = t == DType::F8_E4M3 ? fp8_tables().e4m3 : fp8_tables().e5m2;
+      const auto* b = static_cast<const uint8_t*>(src);
+      for (int64_t i = 0; i < k; ++i) out[i] = lut[b[i]];
       return;
     }
     default:
@@ -199,7 +227,9 @@ void matmul_panels(const MatmulProblem& p, ThreadPool& pool) {
 void matmul_float(const MatmulProblem& p, ThreadPool& pool) {
   // Float weights: up to 8 rows (a beam search step, a few streams) each weight row is expanded
   // once and dotted with every x row; packing panels would cost more than the products.
-  const bool float_w = p.w_type == DType::F16 || p.w_type == DType::F32 || p.w_type == DType::BF16;
+  const bool float_w = p.w_type == DType::F16 || p.w_type == DType::F32 ||
+                       p.w_type == DType::BF16 || p.w_type == DType::F8_E4M3 ||
+                       p.w_type == DType::F8_E5M2;
   if (p.m <= 3 || (float_w && p.m <= 8))
     matmul_rows(p, pool);
   else

@@ -569,6 +569,8 @@ bool matmul_q8_supports(const MatmulProblem& p) {
     case DType::F32:
     case DType::F16:
     case DType::BF16:
+    case DType::F8_E4M3:  // expanded to f32 a row at a time (matmul_float)
+    case DType::F8_E5M2:
       return false;
     default:
       return true;
