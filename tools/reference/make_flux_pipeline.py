@@ -36,6 +36,7 @@ import sys
 import tempfile
 
 import numpy as np
+import safetensors.torch
 import torch
 from diffusers import (AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline,
                        FluxTransformer2DModel)
@@ -146,6 +147,13 @@ def main():
     with tempfile.TemporaryDirectory() as t:
         pipe = build(pathlib.Path(t))
     pipe.save_pretrained(PIPE, safe_serialization=True)
+    # transformers 5 saves CLIPTextModel without its "text_model." prefix; the files people have
+    # (FLUX.1-schnell's text_encoder/, clip_l.safetensors) carry it, and transformers reads both.
+    te = PIPE / "text_encoder" / "model.safetensors"
+    tensors = safetensors.torch.load_file(te)
+    safetensors.torch.save_file(
+        {(k if k.startswith("text_model.") else "text_model." + k): v for k, v in tensors.items()},
+        te, metadata={"format": "pt"})
     # tokenizer_2/ keeps spiece.model (as black-forest-labs/FLUX.1-schnell has it) and not the
     # 600 kB tokenizer.json that transformers derives from it.
     (PIPE / "tokenizer_2" / "tokenizer.json").unlink(missing_ok=True)
