@@ -27,6 +27,8 @@ References (float32, CPU), for a 96x64 image, 4 steps, the given noise:
   pooled.npy [64], prompt_embeds.npy [256, 32]    the pipeline's encode_prompt
   latents.npy [16, 8, 12]          the final latents (output_type="latent", unpacked)
   image.npy [3, 64, 96]            vae.decode(latents / scaling + shift) in [-1, 1]
+  separate/flux1-tiny-comfy.safetensors  the transformer in BFL's names under
+                                   "model.diffusion_model.", with its config.json beside it
 """
 import gzip
 import json
@@ -47,6 +49,8 @@ PIPE = ROOT / "tests" / "data" / "flux_pipe"
 REF = ROOT / "tests" / "data" / "flux_ref"
 sys.path.insert(0, str(ROOT / "tests" / "python"))
 import sdxl_tiny  # noqa: E402
+sys.path.insert(0, str(ROOT / "tools" / "reference"))
+from make_flux_transformer import to_bfl  # noqa: E402  (fluxt's BFL naming, not a copy)
 
 PROMPT = "a photo of a cat"
 HEIGHT, WIDTH, STEPS = 64, 96, 4
@@ -143,7 +147,7 @@ def scheduler_cases():
 def main():
     if PIPE.exists():
         shutil.rmtree(PIPE)
-    REF.mkdir(parents=True, exist_ok=True)
+    (REF / "separate").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as t:
         pipe = build(pathlib.Path(t))
     pipe.save_pretrained(PIPE, safe_serialization=True)
@@ -188,6 +192,16 @@ def main():
         {"prompt": PROMPT, "height": HEIGHT, "width": WIDTH, "steps": STEPS,
          "max_sequence_length": 256, "guidance_scale": 0.0}, indent=1))
     (REF / "scheduler.json").write_text(json.dumps({"cases": scheduler_cases()}))
+    # The same transformer as BFL's single file, under ComfyUI's prefix (flux1-schnell.safetensors
+    # as ComfyUI saves it); CLIP-L and T5 as separate files are text_encoder/model.safetensors and
+    # text_encoder_2/model.safetensors, which already have Hugging Face's key layouts.
+    cfg = pipe.transformer.config
+    bfl = to_bfl(dict(pipe.transformer.state_dict()), cfg.num_layers, cfg.num_single_layers)
+    safetensors.torch.save_file(
+        {"model.diffusion_model." + k: v.contiguous() for k, v in bfl.items()},
+        REF / "separate" / "flux1-tiny-comfy.safetensors")
+    # Head size 16 is not FLUX.1's 128, so the rotary split comes from a config beside the file.
+    shutil.copyfile(PIPE / "transformer" / "config.json", REF / "separate" / "config.json")
     print("latents std", float(latents.std()), "image std", float(image.std()))
 
 

@@ -157,14 +157,24 @@ FluxFiles read_separate(const fs::path& transformer, const FluxSources& s) {
         "' is a FLUX transformer alone: give --clip-l FILE, --t5xxl FILE and --vae FILE (or use a "
         "diffusers FluxPipeline folder)");
   f.transformer = transformer_from_file(transformer);
+  // A FluxTransformer2DModel config.json beside the file is used (as T5 files take theirs), for
+  // transformers whose rotary split the shapes do not give (head sizes other than FLUX.1's 128).
+  if (const std::string c = config_of(transformer.parent_path());
+      c.find("\"FluxTransformer2DModel\"") != std::string::npos)
+    f.transformer_config = c;
   f.transformer_file_bytes = size_of(transformer);
   f.clip = clip_from_file(s.clip_l);
   f.clip_file_bytes = size_of(s.clip_l);
   check_t5(s.t5xxl);
   f.t5_path = s.t5xxl;
   f.t5_file_bytes = size_of(s.t5xxl);
-  check(fs::is_regular_file(s.vae), "[flux] the VAE '", s.vae, "' is not a file");
-  f.vae = sdxl::vae_from_file(safetensors::Checkpoint::open(s.vae));
+  check(fs::exists(s.vae), "[flux] the VAE '", s.vae, "' does not exist");
+  if (fs::is_directory(s.vae)) {  // a diffusers vae/ folder
+    f.vae = read_folder_weights(s.vae);
+    f.vae_config = config_of(s.vae);
+  } else {  // BFL's ae.safetensors (LDM names), or diffusers' names in one file
+    f.vae = sdxl::vae_from_file(safetensors::Checkpoint::open(s.vae));
+  }
   f.vae_file_bytes = size_of(s.vae);
   if (!s.tokenizer.empty()) {
     check(fs::is_directory(s.tokenizer), "[flux] --tokenizer '", s.tokenizer, "' is not a folder");
