@@ -129,3 +129,20 @@ def test_server_generates(tmp_path):
         assert srv.alive()
     finally:
         srv.stop()
+
+
+def test_plan(tmp_path):
+    """`eight plan DIR -W -H` for a FLUX folder: text, denoise and decode stages, the bill adding
+    up, and `eight imagine` following the same plan."""
+    r = run("plan", PIPE, "-W", 256, "-H", 192, "-t", 2, "--json")
+    p = json.loads(r.stdout)
+    assert [s["name"] for s in p["stages"]] == ["text", "denoise", "decode"]
+    assert "256 tokens" in p["stages"][0]["why"]
+    assert p["host_peak"] == sum(b["bytes"] for b in p["cpu"]) and p["fits"]
+    big = json.loads(run("plan", PIPE, "-W", 512, "-H", 512, "-t", 2, "--json").stdout)
+    assert big["vae_decode"] > p["vae_decode"] and big["unet_activations"] > p["unet_activations"]
+    r = run("imagine", "-m", PIPE, "-p", "x", "-W", 256, "-H", 192, "--steps", 1, "-t", 2,
+            "-o", tmp_path / "p.png", "--json", "--device", "cpu")
+    assert json.loads(r.stdout.strip().splitlines()[-1])["planned_peak"] == p["host_peak"]
+    r = run("plan", PIPE, "-W", 256, "-H", 192, "--ram", "1MiB", "--json", check=False)
+    assert r.returncode == 1 and not json.loads(r.stdout)["fits"]

@@ -5,7 +5,11 @@
 // image position ids as _pack_latents / _prepare_latent_image_ids define them.
 #include <gtest/gtest.h>
 
+#include <tuple>
+
+#include "child_process.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "formats/npy.h"
 #include "runtime/diffusion/flux_parts.h"
 #include "test_util.h"
@@ -84,6 +88,55 @@ TEST(FluxPipeline, RecognisesItsFiles) {
     ADD_FAILURE() << "a transformer alone was accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("--t5xxl"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace eight
+
+namespace eight {
+namespace {
+
+// {planned, measured} of one load + generate() in a forked child, measured from before the load.
+std::pair<int64_t, int64_t> measure(int64_t width, int64_t height, int64_t max_len) {
+  return testing::in_child([&] {
+    ThreadPool& pool = global_thread_pool(2);
+    MemoryTracker& tr = memory_tracker();
+    const int64_t base = tr.stats().current;
+    tr.reset_peak();
+    int64_t planned = 0;
+    {
+      diffusion::ImageLoadOptions load;
+      load.path = kPipe;
+      auto p = diffusion::ImagePipeline::load(load);
+      diffusion::ImageRequest rq;
+      rq.prompt = "a red cube on a table";
+      rq.width = width;
+      rq.height = height;
+      rq.steps = 2;
+      rq.max_sequence_length = max_len;
+      planned = p->generate(rq, pool).plan.host_peak();
+    }
+    return std::pair{planned, tr.stats().peak - base};
+  });
+}
+
+// The bound: a whole load + generate() in a fresh process peaks (heap + mapped, from the
+// tracker) within 5 % of the plan generate() followed.
+TEST(FluxPipeline, MeasuredPeakWithinFivePercentOfThePlan) {
+  for (const auto& [w, h, L] :
+       {std::tuple{96, 64, 256}, std::tuple{256, 192, 64}, std::tuple{512, 512, 256}}) {
+    const auto [planned, measured] = measure(w, h, L);
+    ASSERT_GT(measured, 0) << "the run failed (see stderr)";
+    std::printf("%lldx%lld L %lld: planned %lld measured %lld ratio %.4f\n",
+                static_cast<long long>(w), static_cast<long long>(h), static_cast<long long>(L),
+                static_cast<long long>(planned), static_cast<long long>(measured),
+                static_cast<double>(measured) / static_cast<double>(planned));
+    // Within 5 % both ways: the VAE decode's kernel scratch is replayed from its convolutions
+    // but measures up to 1.5 % above the plan at 512x512 (not yet found), so the plan is not a
+    // strict upper bound there as SDXL's is.
+    EXPECT_LE(static_cast<double>(measured), 1.05 * static_cast<double>(planned));
+    EXPECT_GE(static_cast<double>(measured), 0.95 * static_cast<double>(planned));
   }
 }
 

@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/memory.h"
 #include "models/flux/flux.h"
 #include "runtime/diffusion/flow_match.h"
 #include "runtime/diffusion/flux_parts.h"
@@ -47,7 +48,7 @@ std::string flux_vae_config(const NamedTensors& weights) {
 
 class FluxPipeline final : public ImagePipeline {
  public:
-  FluxPipeline(FluxFiles files, Device device)
+  FluxPipeline(FluxFiles files, Device device, int64_t heap_before)
       : name_(files.name), path_(files.path), device_(device), text_(files, device) {
     check(device.kind == DeviceKind::CPU, "[flux] ", name_,
           ": FLUX runs on the CPU only for now (--device cpu)");
@@ -56,6 +57,8 @@ class FluxPipeline final : public ImagePipeline {
     const std::string vae_config =
         files.vae_config.empty() ? flux_vae_config(files.vae) : files.vae_config;
     vae_ = vae::Model::build(files.vae, vae_config, device);
+    for (const auto& [n, t] : files.vae) vae_desc_.tensors[n] = {t.shape(), t.dtype()};
+    vae_desc_.config = vae_config;
     files.vae.clear();
     const flux::Config& tc = transformer_->config();
     check(tc.in_channels == vae_->config().latent_channels * 4, "[flux] ", name_,
@@ -76,6 +79,9 @@ class FluxPipeline final : public ImagePipeline {
       scheduler_.use_dynamic_shifting = true;
     }
     t5_path_ = files.t5_path;
+    // What the loaders copied onto the heap (f32 norms, biases and embeddings, reordered kernels),
+    // counted rather than replayed: the parts' loaders own those choices.
+    copied_bytes_ = std::max<int64_t>(0, memory_tracker().stats().heap_current - heap_before);
     mapped_bytes_ = files.transformer_file_bytes + files.vae_file_bytes + files.clip_file_bytes +
                     files.t5_file_bytes;
   }
@@ -107,9 +113,10 @@ class FluxPipeline final : public ImagePipeline {
   FluxTextEncoders text_;
   std::shared_ptr<const flux::Transformer> transformer_;
   std::shared_ptr<const vae::Model> vae_;
+  ImageComponent vae_desc_;  // the VAE's tensor headers, for its decode's kernel scratch
   FlowMatchConfig scheduler_;
   std::string t5_path_;
-  int64_t mapped_bytes_ = 0;
+  int64_t mapped_bytes_ = 0, copied_bytes_ = 0;
 };
 
 void check_size(const ImageRequest& rq) {
@@ -134,20 +141,29 @@ ImagePlan FluxPipeline::plan(const ImageRequest& rq, int n_threads) const {
   const int64_t n_img = (h / 2) * (w / 2), L = max_sequence_length(rq);
   const flux::Config& tc = transformer_->config();
   const int threads = plan.request.n_threads;
-  // Text: CLIP on one window, then T5 on L tokens (its activations and kernel scratch); what
-  // generate() keeps of them is the pooled row and the context.
+  // What generate() holds (f32, each buffer 64-byte aligned as the allocator rounds): the noise,
+  // then the prompt's context, pooled row and text ids, the packed latents and image ids.
+  auto f32 = [](int64_t n) { return (n * 4 + 63) / 64 * 64; };
+  const int64_t noise = f32(C * h * w);
+  const int64_t prompt = f32(L * tc.context_dim) + f32(tc.pooled_dim);
+  const int64_t held = noise + prompt + f32(L * 3) + f32(n_img * tc.in_channels) + f32(n_img * 3);
+  // Text: CLIP on one window, then T5 on L tokens (its activations and kernel scratch).
   const T5Plan t5 = plan_t5(t5_path_, L, threads, plan.request.ram);
-  const int64_t kept = (L * tc.context_dim + tc.pooled_dim) * 4;
-  const int64_t text = t5.activation_bytes + t5.scratch_bytes + kept;
-  // Denoise: one forward plus the noise, packed latents, ids and the velocity held by the loop.
-  const int64_t loop = (3 * C * h * w + 3 * (n_img + L) + n_img * tc.in_channels) * 4;
+  const int64_t text = noise + t5.activation_bytes + prompt;
+  // Denoise: one forward (its output, the velocity, included).
   plan.unet_bytes = transformer_->forward_bytes(n_img, L, threads);
-  const int64_t denoise = kept + loop + plan.unet_bytes;
+  const int64_t denoise = held + plan.unet_bytes;
+  // Decode: the unpacked latents and the VAE's input beside what the loop held.
   const vae::Tiles tiles{.tile = plan.request.vae_tile, .overlap = plan.vae_overlap};
   plan.decode_bytes = vae_->decode_bytes(1, h, w, tiles);
-  const int64_t decode = (2 * C * h * w) * 4 + plan.decode_bytes;
+  const int64_t decode = held + 2 * f32(C * h * w) + plan.decode_bytes;
+  // The kernels' per-thread scratch stays for the threads' life: the larger of T5's and the
+  // VAE's (they reuse the same slots; the transformer's is in its forward_bytes).
+  plan.scratch_bytes =
+      std::max(t5.scratch_bytes,
+               vae_decode_scratch_bytes(vae_desc_, h, w, tiles.tile, tiles.overlap, threads));
   plan.mapped_bytes = mapped_bytes_;
-  plan.copied_bytes = std::max<int64_t>(0, weight_bytes() - mapped_bytes_);
+  plan.copied_bytes = copied_bytes_;
   plan.stages = {{"text", text, cat("CLIP-L on 77 tokens, then T5 on ", L, " tokens")},
                  {"denoise", denoise,
                   cat("the transformer on ", n_img, " image + ", L, " text tokens (", rq.width, "x",
@@ -165,6 +181,11 @@ ImagePlan FluxPipeline::plan(const ImageRequest& rq, int n_threads) const {
   plan.cpu.items.push_back({.what = "weight copies",
                             .bytes = plan.copied_bytes,
                             .why = "f32 copies the loaders make (norms, biases, embeddings)"});
+  plan.cpu.items.push_back({.what = "kernel scratch",
+                            .bytes = plan.scratch_bytes,
+                            .why = cat(threads,
+                                       " threads (T5 and VAE; the transformer's is in its "
+                                       "stage)")});
   plan.cpu.items.push_back(
       {.what = largest->name + " (largest stage)", .bytes = largest->bytes, .why = largest->why});
   plan.gpu = "not planned: FLUX runs on the CPU";
@@ -243,7 +264,10 @@ ImageResult FluxPipeline::generate(const ImageRequest& rq, ThreadPool& pool,
 }  // namespace
 
 std::unique_ptr<ImagePipeline> make_flux_pipeline(FluxFiles files, Device device) {
-  return std::make_unique<FluxPipeline>(std::move(files), device);
+  // The files' tensors are views of their mappings; what the parts copy at build is measured
+  // from here.
+  const int64_t heap_before = memory_tracker().stats().heap_current;
+  return std::make_unique<FluxPipeline>(std::move(files), device, heap_before);
 }
 
 }  // namespace eight::diffusion
