@@ -102,6 +102,8 @@ FlowSchedule flow_match_schedule(const FlowMatchConfig& c, int64_t steps, int64_
     else
       shifted = c.shift * sf / (1 + (c.shift - 1) * sf);
     const auto sigma = static_cast<float>(shifted);
+    check(std::isfinite(sigma), "[flux] the scheduler config (shift ", c.shift, ", mu ", mu,
+          ") gives a sigma that is not finite");
     s.sigmas.push_back(sigma);
     s.timesteps.push_back(sigma * static_cast<float>(c.num_train_timesteps));
   }
