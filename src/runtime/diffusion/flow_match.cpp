@@ -11,28 +11,7 @@ namespace eight::diffusion {
 
 using json = nlohmann::json;
 
-namespace {
-
-const json* field(const json& j, const char* key) {
-  const auto it = j.find(key);
-  return it == j.end() || it->is_null() ? nullptr : &*it;
-}
-
-template <class T>
-void read(const json& j, const char* key, T& out) {
-  const json* v = field(j, key);
-  if (!v) return;
-  // A bool where a number is expected (or the reverse) is a malformed config, not a 0 or 1.
-  if (std::is_same_v<T, bool> != v->is_boolean())
-    fail("[flux] scheduler config key '", key, "' has the wrong type: ", v->dump());
-  try {
-    out = v->get<T>();
-  } catch (const json::exception&) {
-    fail("[flux] scheduler config key '", key, "' has the wrong type: ", v->dump());
-  }
-}
-
-}  // namespace
+using detail::read;
 
 FlowMatchConfig flow_match_config_from_json(std::string_view json_text) {
   json j;
