@@ -91,12 +91,13 @@ int run(int argc, char** argv) {
   p.option("-W,--width", &width, "N", "image width, a multiple of 32 (default 512)");
   p.option("-H,--height", &height, "N", "image height, a multiple of 32 (default 512)");
   p.option("--steps", &steps, "N",
-           "denoising steps (default: 20; 4 for lcm and Turbo checkpoints)");
+           "denoising steps (default: 20; 4 for lcm, Turbo and FLUX schnell; 28 for FLUX dev)");
   p.option("--cfg-scale", &cfg, "F",
            "classifier-free guidance (default: 5; 1 for lcm and Turbo, which skips the "
            "unconditional pass)");
   p.option("--sampler", &sampler, "NAME",
-           "euler|euler_a|dpm++2m|lcm|ddim (default: the folder's scheduler, else euler)");
+           "euler|euler_a|dpm++2m|lcm|ddim (default: the folder's scheduler, else euler); "
+           "FLUX: flow_euler only");
   p.option("--seed", &seed, "N", "noise seed (default: random; printed)");
   p.option("--lora", &loras, "FILE[:SCALE]", "a LoRA to apply (repeatable)");
   p.option("--vae", &vae, "FILE",
