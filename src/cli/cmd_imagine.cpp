@@ -72,10 +72,13 @@ std::string a1111_parameters(const diffusion::ImageRequest& rq, const diffusion:
 
 int run(int argc, char** argv) {
   ArgParser p("imagine", "-m MODEL -p PROMPT [options]",
-              "Generate an image from a text prompt with SDXL (base, Turbo, LCM), from a "
-              "diffusers folder or a single-file checkpoint.");
+              "Generate an image from a text prompt with SDXL (base, Turbo, LCM) or FLUX.1 "
+              "(schnell, dev), from a diffusers folder or a single-file checkpoint.");
   std::string model, prompt, negative, sampler, vae, base, init_image, init_noise, save_latents;
   std::string out = "eight.png", ram;
+  diffusion::SeparateFiles separate;
+  int64_t max_sequence_length = 0;
+  double guidance = -1;
   std::vector<std::string> loras;
   int64_t width = 512, height = 512, steps = 0, seed = -1, vae_tile = -1;
   double cfg = -1, strength = 0.8;
@@ -88,24 +91,43 @@ int run(int argc, char** argv) {
   p.option("-W,--width", &width, "N", "image width, a multiple of 32 (default 512)");
   p.option("-H,--height", &height, "N", "image height, a multiple of 32 (default 512)");
   p.option("--steps", &steps, "N",
-           "denoising steps (default: 20; 4 for lcm and Turbo checkpoints)");
+           "denoising steps (default: 20; 4 for lcm, Turbo and FLUX schnell; 28 for FLUX dev)");
   p.option("--cfg-scale", &cfg, "F",
            "classifier-free guidance (default: 5; 1 for lcm and Turbo, which skips the "
            "unconditional pass)");
   p.option("--sampler", &sampler, "NAME",
-           "euler|euler_a|dpm++2m|lcm|ddim (default: the folder's scheduler, else euler)");
+           "euler|euler_a|dpm++2m|lcm|ddim (default: the folder's scheduler, else euler); "
+           "FLUX: flow_euler only");
   p.option("--seed", &seed, "N", "noise seed (default: random; printed)");
   p.option("--lora", &loras, "FILE[:SCALE]", "a LoRA to apply (repeatable)");
-  p.option("--vae", &vae, "FILE", "a separate VAE (e.g. the fp16-fix VAE)");
+  p.option("--vae", &vae, "FILE",
+           "a separate VAE (e.g. the fp16-fix VAE; FLUX: BFL's ae.safetensors)");
   p.option("--base", &base, "MODEL",
            "for a GGUF that holds only a UNet (ComfyUI-GGUF files): the SDXL model (folder, "
            "single file or whole-checkpoint GGUF) whose text encoders and VAE to use");
+  p.option("--clip-l", &separate.clip_l, "FILE",
+           "FLUX: the CLIP-L text encoder (clip_l.safetensors, Hugging Face CLIPTextModel names) "
+           "for a single-file transformer (-m flux1-schnell.safetensors)");
+  p.option("--t5xxl", &separate.t5xxl, "FILE",
+           "FLUX: the T5 encoder (t5xxl_fp16.safetensors, Hugging Face T5EncoderModel names)");
+  p.option("--tokenizer", &separate.tokenizer, "DIR",
+           "FLUX: the CLIP tokenizer folder (vocab.json + merges.txt or tokenizer.json; default: "
+           "eight's built-in OpenAI CLIP vocabulary)");
+  p.option("--tokenizer-2", &separate.tokenizer_2, "PATH",
+           "FLUX: the T5 tokenizer (spiece.model, tokenizer.json or a folder with one; default: "
+           "one beside --t5xxl or in the -m folder)");
+  p.option("--max-sequence-length", &max_sequence_length, "N",
+           "FLUX: T5 prompt tokens (default: 256 for schnell, 512 for dev)");
+  p.option("--guidance", &guidance, "F",
+           "FLUX dev: the distilled guidance scale (default 3.5; schnell has none)");
   p.option("--init-image", &init_image, "FILE", "start from this image (img2img)");
   p.option("--strength", &strength, "S", "img2img: how much of the schedule runs (default 0.8)");
   p.option("--init-noise", &init_noise, "FILE.npy",
-           "float32 [C, H/8, W/8] unit-variance initial noise instead of the seed's");
+           "float32 [C, H/8, W/8] unit-variance initial noise instead of the seed's (FLUX: "
+           "[16, H/8, W/8], packed 2x2 and not scaled)");
   p.option("--save-latents", &save_latents, "FILE.npy",
-           "write the final latents (float32 [C, H/8, W/8]) before the VAE");
+           "write the final latents (float32 [C, H/8, W/8]) before the VAE's scaling (and "
+           "FLUX's shift) are undone");
   p.option("-o,--output", &out, "OUT.png", "the image to write (default eight.png)");
   p.option("-t,--threads", &threads, "N", "threads (default: EIGHT_THREADS or all cores)");
   std::string device = "auto";
@@ -130,7 +152,11 @@ int run(int argc, char** argv) {
       "them run alone; a UNet-only GGUF needs --base for the text encoders and VAE.\n\n"
       "example:\n  eight imagine -m sd_xl_turbo_1.0_fp16.safetensors -p \"a red fox in snow\" "
       "-o fox.png\n"
-      "  eight imagine -m sdxl-unet-Q4_K_M.gguf --base sd_xl_base_1.0.safetensors -p \"a fox\"\n");
+      "  eight imagine -m sdxl-unet-Q4_K_M.gguf --base sd_xl_base_1.0.safetensors -p \"a fox\"\n"
+      "  eight imagine -m flux1-schnell.safetensors --clip-l clip_l.safetensors --t5xxl "
+      "t5xxl_fp16.safetensors --vae ae.safetensors --tokenizer-2 spiece.model -p \"a fox\"\n\n"
+      "FLUX: flow-matching Euler (--sampler flow_euler), 4 steps for schnell, no CFG (--cfg-scale "
+      "is ignored); -W/-H multiples of 16.\n");
   if (auto rc = p.parse(argc, argv)) return *rc;
   check(!model.empty(), "a model is required (-m MODEL)");
   check(!prompt.empty() || p.given("--prompt"), "a prompt is required (-p PROMPT)");
@@ -147,6 +173,10 @@ int run(int argc, char** argv) {
   rq.sampler = sampler;
   rq.strength = strength;
   rq.vae_tile = vae_tile;
+  check(max_sequence_length >= 0 && max_sequence_length <= 512, "--max-sequence-length ",
+        max_sequence_length, " is outside [1, 512]");
+  rq.max_sequence_length = max_sequence_length;
+  rq.guidance = guidance;
   if (!ram.empty()) rq.ram_budget = parse_bytes(ram);
   if (!vram.empty()) rq.vram_budget = parse_bytes(vram);
   if (seed < 0)
@@ -171,7 +201,8 @@ int run(int argc, char** argv) {
                                  .vae_path = vae,
                                  .loras = {},
                                  .base_path = base.empty() ? base : resolve_model_path(base),
-                                 .device = ops::choose_device(device)};
+                                 .device = ops::choose_device(device),
+                                 .separate = separate};
   for (const auto& l : loras) lo.loras.push_back(parse_lora(l));
   auto pipe = diffusion::ImagePipeline::load(lo);
   const double load_s =

@@ -20,6 +20,7 @@
 #include "models/llava/llava.h"
 #include "models/llm/llm_hf.h"
 #include "models/tagger/tagger.h"
+#include "runtime/diffusion/flux_parts.h"
 #include "runtime/diffusion/image_pipeline.h"
 #include "runtime/llm/multimodal.h"
 #include "runtime/plan/bert.h"
@@ -276,6 +277,20 @@ int run(int argc, char** argv) {
   const bool image_folder =
       std::filesystem::is_directory(model) &&
       std::filesystem::exists(std::filesystem::path(model) / "model_index.json");
+  if (diffusion::is_flux_model(model)) {
+    // FLUX: the pipeline is opened (weights mapped, not read) and plans from its parts' shapes.
+    diffusion::ImageLoadOptions load;
+    load.path = model;
+    auto pipe = diffusion::ImagePipeline::load(load);
+    diffusion::ImageRequest rq;
+    rq.width = width;
+    rq.height = height;
+    rq.vae_tile = vae_tile;
+    rq.ram_budget = budget.ram;
+    const ImagePlan plan = pipe->plan(rq, threads);
+    std::printf("%s\n", json ? plan_to_json(plan).dump(2).c_str() : render_plan(plan).c_str());
+    return plan.fits() ? 0 : 1;
+  }
   if (image_folder || diffusion::is_sdxl_file(model)) {
     ImagePlanRequest rq;
     rq.width = width;

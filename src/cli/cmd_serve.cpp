@@ -365,7 +365,8 @@ int run(int argc, char** argv) {
                                                     .vae_path = {},
                                                     .loras = {},
                                                     .base_path = {},
-                                                    .device = ops::choose_device(model.device)});
+                                                    .device = ops::choose_device(model.device),
+                                                    .separate = {}});
     images = std::make_unique<server::ImageService>(
         std::move(pipeline), pool,
         server::ImageServiceOptions{.model_id = {}, .queue = image_queue});

@@ -37,12 +37,20 @@ struct LoraSpec {
   float scale = 1.0f;
 };
 
+// FLUX from separate files (ImageLoadOptions::path: BFL's transformer .safetensors, vae_path: BFL's
+// ae.safetensors): HF CLIPTextModel and T5EncoderModel files, the CLIP BPE tokenizer folder and
+// the T5 tokenizer (spiece.model / tokenizer.json / folder). See runtime/diffusion/flux_parts.h.
+struct SeparateFiles {
+  std::string clip_l, t5xxl, tokenizer, tokenizer_2;
+};
+
 struct ImageLoadOptions {
   std::string path;      // a diffusers directory, a single-file .safetensors checkpoint or a GGUF
   std::string vae_path;  // a separate VAE (.safetensors, diffusers or original names), or ""
   std::vector<LoraSpec> loras;
   std::string base_path;          // for a UNet-only GGUF: where the text encoders and VAE come from
   Device device = Device::cpu();  // a GPU (Device::vulkan(i)): the models run there
+  SeparateFiles separate;         // FLUX's text encoders and tokenizers as files
 };
 
 struct ImageRequest {
@@ -64,6 +72,10 @@ struct ImageRequest {
   // driver's reserve vulkan::kDeviceReserveBytes counted in it; 0: the device's budget,
   // vulkan::device_budget, the reserve already taken off).
   int64_t vram_budget = 0;
+  // FLUX: T5 tokens (0: 256 for schnell, 512 for dev) and the dev model's guidance scale (< 0:
+  // 3.5; schnell has no guidance input and ignores it, as it ignores cfg_scale).
+  int64_t max_sequence_length = 0;
+  double guidance = -1;
 };
 
 struct StepProgress {

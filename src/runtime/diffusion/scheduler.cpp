@@ -14,22 +14,8 @@ using json = nlohmann::json;
 
 namespace {
 
-// The value of `key`, or nullptr when it is absent or null (diffusers writes null for unset).
-const json* field(const json& j, const char* key) {
-  const auto it = j.find(key);
-  return it == j.end() || it->is_null() ? nullptr : &*it;
-}
-
-template <class T>
-void read(const json& j, const char* key, T& out) {
-  const json* v = field(j, key);
-  if (!v) return;
-  try {
-    out = v->get<T>();
-  } catch (const json::exception&) {
-    fail("[scheduler] config key '", key, "' has the wrong type: ", v->dump());
-  }
-}
+using detail::field;
+using detail::read;
 
 template <class T>
 void read(const json& j, const char* key, std::optional<T>& out) {

@@ -3,8 +3,10 @@
 // dpm++2m; alpha_schedulers.cpp: ddim, lcm). Not part of the public API.
 #include <cmath>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <vector>
 
+#include "core/error.h"
 #include "runtime/diffusion/scheduler.h"
 
 namespace eight::diffusion::detail {
@@ -13,6 +15,26 @@ std::unique_ptr<Scheduler> make_euler(const SchedulerConfig& config, bool ancest
 std::unique_ptr<Scheduler> make_dpmpp_2m(const SchedulerConfig& config);
 std::unique_ptr<Scheduler> make_ddim(const SchedulerConfig& config);
 std::unique_ptr<Scheduler> make_lcm(const SchedulerConfig& config);
+
+// A scheduler_config.json key: its value, or nullptr when it is absent or null (diffusers writes
+// null for unset); read() leaves `out` as it is then, and throws Error naming the key for a value
+// of the wrong type (nlohmann's get is strict: no bool from a number or the reverse). Shared by
+// the diffusers-style schedulers and FLUX's flow-match config.
+inline const nlohmann::json* field(const nlohmann::json& j, const char* key) {
+  const auto it = j.find(key);
+  return it == j.end() || it->is_null() ? nullptr : &*it;
+}
+
+template <class T>
+void read(const nlohmann::json& j, const char* key, T& out) {
+  const nlohmann::json* v = field(j, key);
+  if (!v) return;
+  try {
+    out = v->get<T>();
+  } catch (const nlohmann::json::exception&) {
+    fail("[scheduler] config key '", key, "' has the wrong type: ", v->dump());
+  }
+}
 
 // numpy's helpers, reproduced exactly where rounding matters.
 // np.round: halves to even (np.round(0.5) == 0), which std::nearbyint does in the default mode.

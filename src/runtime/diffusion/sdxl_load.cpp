@@ -33,10 +33,12 @@ json parse_json(const fs::path& p) {
   }
 }
 
+}  // namespace
+
 // The weights of one component folder: diffusers writes diffusion_pytorch_model.safetensors
 // (unet, vae) or model.safetensors (text encoders), optionally as an .fp16 variant and/or sharded
 // with an .index.json.
-NamedTensors read_folder_weights(const fs::path& dir, int64_t* file_bytes = nullptr) {
+NamedTensors read_folder_weights(const fs::path& dir, int64_t* file_bytes) {
   for (const char* stem : {"diffusion_pytorch_model", "model"})
     for (const char* variant : {"", ".fp16"})
       for (const char* ext : {".safetensors", ".safetensors.index.json"}) {
@@ -73,7 +75,7 @@ std::string pad_token_of(const fs::path& dir, const std::string& fallback) {
   return fallback;
 }
 
-std::optional<text::CLIPTokenizer> read_tokenizer(const fs::path& dir) {
+std::optional<text::CLIPTokenizer> read_clip_tokenizer(const fs::path& dir) {
   if (fs::exists(dir / "vocab.json") && fs::exists(dir / "merges.txt"))
     return text::CLIPTokenizer::from_vocab_json(
         read_small_file((dir / "vocab.json").string(), "[sdxl]"),
@@ -88,6 +90,8 @@ std::string config_of(const fs::path& dir) {
   return fs::exists(dir / "config.json") ? read_small_file((dir / "config.json").string(), "[sdxl]")
                                          : std::string();
 }
+
+namespace {
 
 SDXLFiles read_directory(const fs::path& root) {
   SDXLFiles f;
@@ -114,8 +118,8 @@ SDXLFiles read_directory(const fs::path& root) {
   f.text_encoder_2_config = config_of(root / "text_encoder_2");
   f.scheduler_config =
       read_small_file((root / "scheduler" / "scheduler_config.json").string(), "[sdxl]");
-  f.tokenizer = read_tokenizer(root / "tokenizer");
-  f.tokenizer_2 = read_tokenizer(root / "tokenizer_2");
+  f.tokenizer = read_clip_tokenizer(root / "tokenizer");
+  f.tokenizer_2 = read_clip_tokenizer(root / "tokenizer_2");
   f.pad_token = pad_token_of(root / "tokenizer", f.pad_token);
   f.pad_token_2 = pad_token_of(root / "tokenizer_2", f.pad_token_2);
   return f;

@@ -1,5 +1,6 @@
 #pragma once
 // What an SDXL checkpoint holds once read (sdxl_load.cpp), for the pipeline (sdxl_pipeline.cpp).
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -55,6 +56,16 @@ void apply_loras(SDXLFiles& files, const std::vector<LoraSpec>& loras);
 // ComfyUI use ("linspace" for euler, euler_a and dpm++2m; dpm++2m with Karras sigmas as A1111's
 // "DPM++ 2M Karras"), "leading" as diffusers for lcm and ddim. Turbo checkpoints take "trailing".
 SchedulerConfig single_file_scheduler_config(const std::string& sampler, bool turbo);
+
+// Folder readers the FLUX loader shares. The weights of one component folder
+// (diffusion_pytorch_model or model .safetensors, .fp16 variants, sharded indexes; file_bytes: the
+// mapped bytes); the pad token a tokenizer folder names, else fallback; a CLIP BPE tokenizer from
+// vocab.json + merges.txt or tokenizer.json (none when the folder has neither); config.json text
+// or "".
+NamedTensors read_folder_weights(const std::filesystem::path& dir, int64_t* file_bytes = nullptr);
+std::string pad_token_of(const std::filesystem::path& dir, const std::string& fallback);
+std::optional<text::CLIPTokenizer> read_clip_tokenizer(const std::filesystem::path& dir);
+std::string config_of(const std::filesystem::path& dir);
 
 std::unique_ptr<ImagePipeline> make_sdxl_pipeline(SDXLFiles files, Device device = Device::cpu());
 

@@ -9,6 +9,7 @@
 #include "backend/vulkan/vulkan.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "runtime/diffusion/flux_parts.h"
 #include "runtime/diffusion/sdxl_parts.h"
 
 namespace eight::diffusion {
@@ -336,6 +337,23 @@ std::unique_ptr<ImagePipeline> make_sdxl_pipeline(SDXLFiles files, Device device
 
 std::unique_ptr<ImagePipeline> ImagePipeline::load(const ImageLoadOptions& options) {
   const auto t0 = Clock::now();
+  const SeparateFiles& sep = options.separate;
+  if (!sep.clip_l.empty() || !sep.t5xxl.empty() || is_flux_model(options.path)) {
+    check(options.loras.empty() && options.base_path.empty(),
+          "[flux] LoRAs and --base are not supported for FLUX");
+    if (options.device.kind != DeviceKind::CPU)
+      log_warn("[flux] FLUX runs on the CPU for now, not on ", options.device.name());
+    auto p = make_flux_pipeline(read_flux_files(options.path, {.clip_l = sep.clip_l,
+                                                               .t5xxl = sep.t5xxl,
+                                                               .vae = options.vae_path,
+                                                               .tokenizer = sep.tokenizer,
+                                                               .tokenizer_2 = sep.tokenizer_2}),
+                                Device::cpu());
+    log_debug("[flux] loaded ", options.path, " in ", seconds_since(t0), " s");
+    return p;
+  }
+  check(sep.tokenizer.empty() && sep.tokenizer_2.empty(),
+        "[sdxl] --tokenizer / --tokenizer-2 are for FLUX's separate files");
   SDXLFiles files = read_sdxl_files(options.path, options.vae_path, options.base_path);
   apply_loras(files, options.loras);
   auto p = make_sdxl_pipeline(std::move(files), options.device);

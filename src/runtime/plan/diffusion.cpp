@@ -671,6 +671,13 @@ int64_t vae_decode_bytes(const ImageComponent& vae, int64_t n, int64_t h, int64_
   return decode_walk(vae, n, h, w, tile, overlap, nullptr);
 }
 
+int64_t vae_decode_scratch_bytes(const ImageComponent& vae, int64_t h, int64_t w, int64_t tile,
+                                 int64_t overlap, int threads) {
+  ScratchPeak s;
+  decode_walk(vae, 1, h, w, tile, overlap, &s);
+  return s.bytes(threads);
+}
+
 ImagePlan plan_image(const ImageModelDesc& m, const ImagePlanRequest& r) {
   check(r.width > 0 && r.height > 0 && r.width % 8 == 0 && r.height % 8 == 0, "[planner] ",
         "image size ", r.width, "x", r.height, " is not a positive multiple of 8");

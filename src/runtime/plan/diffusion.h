@@ -126,5 +126,9 @@ int64_t unet_activation_bytes(const ImageComponent& unet, int64_t N, int64_t h, 
                               int64_t context_len, bool on_device = false);
 int64_t vae_decode_bytes(const ImageComponent& vae, int64_t n, int64_t h, int64_t w,
                          int64_t tile = 0, int64_t overlap = 0);
+// The CPU kernels' per-thread scratch of one VAE decode (its convolutions' products), which
+// vae_decode_bytes leaves to the plan's kernel-scratch line (FLUX's pipeline bills it).
+int64_t vae_decode_scratch_bytes(const ImageComponent& vae, int64_t h, int64_t w, int64_t tile,
+                                 int64_t overlap, int threads);
 
 }  // namespace eight
