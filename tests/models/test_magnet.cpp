@@ -4,7 +4,11 @@
 // decoding schedule's numbers, and a full seeded generation.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+#include <zlib.h>
+
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -12,6 +16,7 @@
 #include "formats/npy.h"
 #include "models/magnet/generate.h"
 #include "models/magnet/magnet.h"
+#include "models/magnet/text_to_codes.h"
 #include "models/t5/t5.h"
 #include "test_util.h"
 
@@ -164,6 +169,40 @@ TEST_F(Fixture, GenerationIsSeededAndValid) {
   EXPECT_THROW(generate(*lm, cond, 2, opt, pool), Error);  // less than one span
   opt.steps = {3, 2};
   EXPECT_THROW(generate(*lm, cond, 16, opt, pool), Error);
+}
+
+// A t5-base-shaped directory with a tokenizer: the fixture encoder plus the T5 tests' spm model.
+std::string t5_dir_with_tokenizer() {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / cat("eight_magnet_t5_", ::getpid());
+  fs::create_directories(dir);
+  for (const char* f : {"config.json", "model.safetensors"})
+    fs::copy_file(data("t5/") + f, dir / f, fs::copy_options::overwrite_existing);
+  gzFile in = gzopen((testing::source_dir() + "/tests/data/t5/spm.model.gz").c_str(), "rb");
+  EXPECT_NE(in, nullptr);
+  std::ofstream out(dir / "spiece.model", std::ios::binary);
+  char buf[65536];
+  for (int n; (n = gzread(in, buf, sizeof buf)) > 0;) out.write(buf, n);
+  gzclose(in);
+  return dir.string();
+}
+
+TEST(MagnetTextToCodes, PromptToCodes) {
+  ThreadPool pool(2);
+  const std::string t5 = t5_dir_with_tokenizer();
+  const auto m = TextToCodes::load(data("state_dict.bin"), t5);
+  EXPECT_FALSE(m.condition("", pool).defined());  // the empty description is the null one
+  const Tensor cond = m.condition("Hello world!", pool);
+  EXPECT_EQ(cond.shape(), (Dims{9, 32}));  // 8 pieces and </s> (tests/data/t5/tokens.json)
+  EXPECT_EQ(m.frames(1.0), 50);
+  GenerateOptions opt;
+  opt.steps = {2, 1, 1, 1};
+  opt.seed = 1;
+  const Tensor codes = m.generate("Hello world!", 0.3, opt, pool);
+  EXPECT_EQ(codes.shape(), (Dims{4, 15}));
+  EXPECT_THROW(m.frames(-1), Error);
+  EXPECT_THROW(TextToCodes::load(data("state_dict.bin"), data("t5")), Error);  // no tokenizer
+  std::filesystem::remove_all(t5);
 }
 
 TEST(MagnetConfig, UnsupportedSettingsAreNamed) {
