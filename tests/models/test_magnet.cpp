@@ -13,11 +13,14 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/memory.h"
 #include "formats/npy.h"
+#include "formats/torch_checkpoint.h"
 #include "models/magnet/generate.h"
 #include "models/magnet/magnet.h"
 #include "models/magnet/text_to_codes.h"
 #include "models/t5/t5.h"
+#include "runtime/plan/magnet.h"
 #include "test_util.h"
 
 namespace eight::magnet {
@@ -203,6 +206,48 @@ TEST(MagnetTextToCodes, PromptToCodes) {
   EXPECT_THROW(m.frames(-1), Error);
   EXPECT_THROW(TextToCodes::load(data("state_dict.bin"), data("t5")), Error);  // no tokenizer
   std::filesystem::remove_all(t5);
+}
+
+// The planner's heap estimate for a decoding run against what the tracked allocators held.
+TEST_F(Fixture, PlanMatchesMeasuredPeak) {
+  const Tensor cond = npy::read(data("cond.npy"));
+  GenerateOptions opt;
+  opt.steps = {1, 1, 1, 1};
+  int64_t numel = 0;  // the parameter count is what the checkpoint holds
+  const auto ck = torch::Checkpoint::open(data("state_dict.bin"));
+  for (const auto& t : ck.tensors()) numel += t.numel();
+  EXPECT_EQ(magnet_parameters(lm->config()), numel);
+  for (int64_t frames : {1500, 3000}) {
+    const auto before = memory_tracker().stats();
+    memory_tracker().reset_peak();
+    generate(*lm, cond, frames, opt, pool);
+    const int64_t used = memory_tracker().stats().heap_peak - before.heap_current;
+    const MagnetPlan p = plan_magnet(lm->config(), DType::F32, frames, cond.size(0), pool.size());
+    const int64_t planned = p.activation_bytes + p.scratch_bytes;
+    EXPECT_NEAR(static_cast<double>(planned) / static_cast<double>(used), 1.0, 0.05)
+        << frames << " frames: planned " << planned << ", used " << used;
+  }
+}
+
+TEST(MagnetPlan, SmallAndMediumShapes) {
+  // magnet-small / -medium as published (xp.cfg: dim 1024/1536, 16/24 heads, 24/48 layers,
+  // card 2048, 4 codebooks, t5-base 768), 10 s.
+  magnet::Config small;
+  small.dim = 1024, small.num_heads = 16, small.num_layers = 24, small.ffn = 4096;
+  small.text_dim = 768;
+  magnet::Config medium = small;
+  medium.dim = 1536, medium.num_heads = 24, medium.num_layers = 48, medium.ffn = 6144;
+  const MagnetPlan s = plan_magnet(small, DType::F32, 500, 32, 8);
+  const MagnetPlan m = plan_magnet(medium, DType::F16, 500, 32, 8);
+  EXPECT_EQ(s.frames, 498);
+  // The names say 300M / 1.5B; with cross-attention in every layer the tensors hold more
+  // (MusicGen-medium, the same shapes, ships 3.68 GB of f16: 1.84B).
+  EXPECT_NEAR(static_cast<double>(m.parameters), 1.84e9, 0.01e9);
+  // medium in f16 with t5-base in f32 (~0.45 GB) fits 8 GiB with room to spare.
+  EXPECT_LT(m.total() + int64_t{450} * 1000 * 1000, int64_t{8} << 30);
+  std::printf("magnet-small f32: %.2f GB weights + %.1f MB heap; medium f16: %.2f GB + %.1f MB\n",
+              s.weight_bytes / 1e9, (s.activation_bytes + s.scratch_bytes) / 1e6,
+              m.weight_bytes / 1e9, (m.activation_bytes + m.scratch_bytes) / 1e6);
 }
 
 TEST(MagnetConfig, UnsupportedSettingsAreNamed) {
