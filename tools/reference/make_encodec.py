@@ -184,6 +184,10 @@ def main():
     pkg = {"best_state": state, "xp.cfg": xp_cfg("constant"), "version": "1.3.0",
            "exported": True}
     torch.save(pkg, os.path.join(ac_dir, "compression_state_dict.bin"))
+    # What export_pretrained_compression_model writes for a model trained on a published
+    # codec: a pointer, no weights (the loader must name it).
+    torch.save({"pretrained": "facebook/encodec_32khz", "exported": True, "version": "1.3.0"},
+               os.path.join(args.out, "pretrained_pointer.bin"))
 
     if args.audiocraft_src:
         cls = load_seanet(args.audiocraft_src)
