@@ -64,10 +64,17 @@ Tensor run_music_generation(const MusicGenerationArgs& args, ThreadPool& pool) {
     if (done == total) std::fprintf(stderr, "\n");
     std::fflush(stderr);
   };
-  const Tensor codes = m.generate(args.prompt, args.duration, opt, pool);
-  log_info("[magnet] ", codes.size(1), " frames of codes in ",
-           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
-           " s (seed ", opt.seed, ", ", pool.size(), " threads)");
+  const Tensor cond = m.condition(args.prompt, pool);
+  const auto t1 = std::chrono::steady_clock::now();
+  const Tensor codes = magnet::generate(m.lm(), cond, m.frames(args.duration), opt, pool);
+  const double load = std::chrono::duration<double>(t1 - t0).count();
+  const double decode =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+  int steps = 0;
+  for (int n : opt.steps) steps += n;
+  log_info("[magnet] ", codes.size(1), " frames of codes: load + T5 ", load, " s, decoding ",
+           decode, " s (", decode / steps, " s per step; seed ", opt.seed, ", ", pool.size(),
+           " threads)");
   return codes;
 }
 
