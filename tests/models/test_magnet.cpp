@@ -42,7 +42,7 @@ double nmse(const Tensor& got, const Tensor& want) {
   return num / std::max(den, 1e-30);
 }
 
-struct Fixture : ::testing::Test {
+struct MagnetLM : ::testing::Test {
   ThreadPool pool{2};
   std::shared_ptr<const LM> lm = LM::load(data(""));  // the directory finds state_dict.bin
 
@@ -54,7 +54,7 @@ struct Fixture : ::testing::Test {
   }
 };
 
-TEST_F(Fixture, ConfigFromXpCfgYaml) {
+TEST_F(MagnetLM, ConfigFromXpCfgYaml) {
   const Config& c = lm->config();
   EXPECT_EQ(c.dim, 32);
   EXPECT_EQ(c.num_heads, 4);
@@ -70,11 +70,11 @@ TEST_F(Fixture, ConfigFromXpCfgYaml) {
   EXPECT_DOUBLE_EQ(c.segment_duration, 10);
 }
 
-TEST_F(Fixture, ConditionerMatchesAudiocraft) {
+TEST_F(MagnetLM, ConditionerMatchesAudiocraft) {
   EXPECT_LE(nmse(condition(), npy::read(data("cond.npy"))), 1e-5);
 }
 
-TEST_F(Fixture, LogitsMatchAudiocraftPerStage) {
+TEST_F(MagnetLM, LogitsMatchAudiocraftPerStage) {
   const Tensor cond = npy::read(data("cond.npy"));
   const Tensor one = npy::read(data("codes.npy"));  // [4, T] with masked codes
   const int64_t T = one.size(1);
@@ -95,7 +95,7 @@ TEST_F(Fixture, LogitsMatchAudiocraftPerStage) {
   EXPECT_GT(nmse(npy::read(data("logits_s0.npy")), npy::read(data("logits_s2.npy"))), 1e-4);
 }
 
-TEST_F(Fixture, CodesOutsideTheVocabularyAreAnError) {
+TEST_F(MagnetLM, CodesOutsideTheVocabularyAreAnError) {
   Tensor codes = Tensor::zeros({1, 4, 6}, DType::I32);
   codes.data<int32_t>()[5] = 65;  // card 64: 64 is the mask, 65 is nothing
   EXPECT_THROW(lm->forward(codes, {Tensor()}, 0, -1, pool), Error);
@@ -140,7 +140,7 @@ TEST(MagnetSchedule, TopSpansAndTopP) {
   EXPECT_NEAR(mean / 10000, 0.5, 0.02);
 }
 
-TEST_F(Fixture, GenerationIsSeededAndValid) {
+TEST_F(MagnetLM, GenerationIsSeededAndValid) {
   const Tensor cond = condition();
   GenerateOptions opt;
   opt.steps = {3, 2, 2, 2};
@@ -209,7 +209,7 @@ TEST(MagnetTextToCodes, PromptToCodes) {
 }
 
 // The planner's heap estimate for a decoding run against what the tracked allocators held.
-TEST_F(Fixture, PlanMatchesMeasuredPeak) {
+TEST_F(MagnetLM, PlanMatchesMeasuredPeak) {
   const Tensor cond = npy::read(data("cond.npy"));
   GenerateOptions opt;
   opt.steps = {1, 1, 1, 1};

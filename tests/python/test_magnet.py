@@ -6,14 +6,14 @@ import gzip
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from test_encodec import run as music  # `eight music` with clear-error checking
+
 ROOT = Path(os.environ.get("EIGHT_SOURCE_DIR", Path(__file__).resolve().parents[2]))
-CLI = os.environ.get("EIGHT_CLI", str(ROOT / "build" / "bin" / "eight"))
 DATA = ROOT / "tests" / "data"
 
 
@@ -27,16 +27,6 @@ def dirs(tmp_path_factory):
     shutil.copytree(DATA / "magnet" / "t5", t5)
     (t5 / "spiece.model").write_bytes(gzip.decompress((DATA / "t5" / "spm.model.gz").read_bytes()))
     return model, t5
-
-
-def music(*args, ok=True):
-    r = subprocess.run([CLI, "music", *map(str, args)], capture_output=True, text=True,
-                       timeout=120)
-    if ok:
-        assert r.returncode == 0, r.stderr
-    else:
-        assert r.returncode in (1, 2), (r.returncode, r.stderr)
-    return r
 
 
 def test_prompt_to_wav(dirs, tmp_path):
