@@ -265,6 +265,9 @@ TEST(MagnetConfig, UnsupportedSettingsAreNamed) {
                Error);
   EXPECT_THROW(parse_config(nlohmann::json::parse(R"({"transformer_lm": {"dim": -4}})"), "x"),
                Error);
+  nlohmann::json bad_bytes;  // a value that is not UTF-8 still gives eight's Error
+  bad_bytes["transformer_lm"]["dim"] = std::string("\xff\xfe");
+  EXPECT_THROW(parse_config(bad_bytes, "x"), Error);
 }
 
 }  // namespace

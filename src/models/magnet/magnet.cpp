@@ -21,6 +21,12 @@ const bool registered = (register_architecture({.name = "magnet",
 
 using Json = nlohmann::json;
 
+// A config value for a message; bytes that are not UTF-8 (the text is untrusted) are replaced
+// rather than making the message itself throw.
+std::string show(const Json& j) {
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
 // cfg at a dotted path, or nullptr when any part is absent or null.
 const Json* at(const Json& cfg, std::initializer_list<const char*> path) {
   const Json* j = &cfg;
@@ -36,7 +42,7 @@ int64_t int_at(const Json& cfg, std::initializer_list<const char*> path, int64_t
   const Json* j = at(cfg, path);
   if (j == nullptr) return fallback;
   check(j->is_number_integer(), "[magnet] ", where, ": xp.cfg ", *(path.end() - 1),
-        " must be an integer, not ", j->dump());
+        " must be an integer, not ", show(*j));
   const auto v = j->get<int64_t>();
   check(v >= lo && v <= hi, "[magnet] ", where, ": xp.cfg ", *(path.end() - 1), " = ", v,
         " (expected ", lo, "..", hi, ")");
@@ -48,7 +54,7 @@ double num_at(const Json& cfg, std::initializer_list<const char*> path, double f
   const Json* j = at(cfg, path);
   if (j == nullptr) return fallback;
   check(j->is_number() && std::isfinite(j->get<double>()), "[magnet] ", where, ": xp.cfg ",
-        *(path.end() - 1), " must be a finite number, not ", j->dump());
+        *(path.end() - 1), " must be a finite number, not ", show(*j));
   return j->get<double>();
 }
 
@@ -62,7 +68,7 @@ std::string str_at(const Json& cfg, std::initializer_list<const char*> path,
 void require(const Json& cfg, const char* key, const Json& expected, const std::string& where) {
   const Json* j = at(cfg, {"transformer_lm", key});
   check(j == nullptr || *j == expected, "[magnet] ", where, ": transformer_lm.", key, " = ",
-        j ? j->dump() : "", " is not supported (only ", expected.dump(), ")");
+        j ? show(*j) : "", " is not supported (only ", show(expected), ")");
 }
 
 // A pickled plain-container config (dict / list / scalars) as JSON.
@@ -142,7 +148,7 @@ Config parse_config(const Json& cfg, const std::string& where) {
   for (const char* op : {"sum", "prepend", "input_interpolate"}) {
     const Json* j = at(cfg, {"fuser", op});
     check(j == nullptr || (j->is_array() && j->empty()), "[magnet] ", where, ": fuser.", op, " = ",
-          j ? j->dump() : "", " is not supported (conditions go through cross-attention)");
+          j ? show(*j) : "", " is not supported (conditions go through cross-attention)");
   }
   check(c.max_period > 1, "[magnet] ", where, ": max_period ", c.max_period);
   require(cfg, "norm_first", true, where);
