@@ -140,6 +140,19 @@ TEST(MagnetSchedule, TopSpansAndTopP) {
   EXPECT_NEAR(mean / 10000, 0.5, 0.02);
 }
 
+// The whole decoding loop (span masking, re-masking by score, CFG and temperature annealing)
+// against audiocraft's own _generate_stage, made deterministic with argmax instead of sampling.
+TEST_F(MagnetLM, GreedyDecodingMatchesAudiocraft) {
+  GenerateOptions opt;
+  opt.steps = {3, 2, 2, 2};
+  opt.sampling = false;
+  const Tensor got = generate(*lm, npy::read(data("cond.npy")), 16, opt, pool);
+  const Tensor want = npy::read(data("greedy_codes.npy"));
+  ASSERT_EQ(got.shape(), want.shape());
+  EXPECT_TRUE(std::equal(got.data<const int32_t>(), got.data<const int32_t>() + got.numel(),
+                         want.data<const int32_t>()));
+}
+
 TEST_F(MagnetLM, GenerationIsSeededAndValid) {
   const Tensor cond = condition();
   GenerateOptions opt;

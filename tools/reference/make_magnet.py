@@ -23,6 +23,8 @@ Writes:
   codes.npy         int32 [4, T] codes, some set to the mask id (card)
   logits_s0.npy     f32 [2, 4, T, card] LM logits (batch: cond, null cond), stage 0 (no mask)
   logits_s2.npy     f32 [2, 4, T, card] the same for stage 2 (restricted +-5 attention)
+  greedy_codes.npy  int32 [4, 15] codes from MagnetLMModel._generate_stage itself, stages 0-3 with
+                    steps [3, 2, 2, 2], use_sampling=False (argmax: no randomness), for cond
   schedule.json     _generate_stage's per-step numbers (mask_p, spans masked, CFG coefficient,
                     temperature) for a few step counts, by the expressions lm_magnet.py uses
 """
@@ -257,6 +259,15 @@ def main():
         conds = {"description": (torch.cat([cond, null], 0), None)}
         l0 = model(seq, [], conds, stage=0)
         l2 = model(seq, [], conds, stage=2)
+        # The decoding loop itself, made deterministic with use_sampling=False. _generate_stage
+        # cuts 16 frames to 15 (whole spans of 3); the masks follow.
+        model.attn_mask_per_stage = [None if m is None else m[..., :15, :15] for m in masks]
+        gen = torch.full((1, 4, 16), card, dtype=torch.long)
+        for stage, steps in enumerate([3, 2, 2, 2]):
+            gen, _ = model._generate_stage(gen, conds, stage=stage, device="cpu",
+                                           use_sampling=False, temp=3.0, max_cfg_coef=10.0,
+                                           min_cfg_coef=1.0, top_p=0.9, timesteps=steps)
+    np.save(os.path.join(OUT, "greedy_codes.npy"), gen[0].numpy().astype(np.int32))
     np.save(os.path.join(OUT, "ids.npy"), ids[0].numpy().astype(np.int32))
     np.save(os.path.join(OUT, "cond.npy"), cond[0].numpy().astype(np.float32))
     np.save(os.path.join(OUT, "codes.npy"), codes[0].numpy().astype(np.int32))

@@ -145,9 +145,12 @@ Tensor generate(const LM& lm, const Tensor& cond, int64_t frames, const Generate
         float sum = 0;
         for (float& x : p) sum += x = std::exp(x - mx);
         for (float& x : p) x /= sum;
-        const int64_t tok = sample_top_p(p.data(), card, opt.top_p,
-                                         uniform(opt.seed, draw0 + static_cast<uint64_t>(t)),
-                                         scratch[static_cast<size_t>(thread)]);
+        // argmax of the probabilities is argmax of the logits (first maximum, as torch.argmax)
+        const int64_t tok = opt.sampling
+                                ? sample_top_p(p.data(), card, opt.top_p,
+                                               uniform(opt.seed, draw0 + static_cast<uint64_t>(t)),
+                                               scratch[static_cast<size_t>(thread)])
+                                : std::max_element(p.begin(), p.end()) - p.begin();
         sampled_p[static_cast<size_t>(t)] = p[static_cast<size_t>(tok)];
         seq[static_cast<size_t>(t)] = static_cast<int32_t>(tok);
       });

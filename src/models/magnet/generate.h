@@ -32,7 +32,8 @@ struct GenerateOptions {
   float max_cfg = 10.f, min_cfg = 1.f;
   float temp = 3.f;
   bool anneal_temp = true;
-  float top_p = 0.9f;  // 0: sample from the whole distribution
+  float top_p = 0.9f;    // 0: sample from the whole distribution
+  bool sampling = true;  // false: argmax (audiocraft's use_sampling=False), no randomness
   uint64_t seed = 0;
   // Called after each step: (stage, step within the stage, steps done, steps in all).
   std::function<void(int, int, int, int)> progress;
