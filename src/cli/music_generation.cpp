@@ -50,6 +50,11 @@ Tensor run_music_generation(const MusicGenerationArgs& args, ThreadPool& pool) {
   const std::string t5 = t5_directory(args);
   const auto t0 = std::chrono::steady_clock::now();
   const auto m = magnet::TextToCodes::load(args.model, t5);
+  const double segment = m.lm().config().segment_duration;
+  if (args.duration > segment + 1e-9)
+    log_warn("[magnet] ", args.duration, " s is longer than the ", segment,
+             " s this model was trained on (audiocraft generates exactly that length); the "
+             "music may degrade past it");
   magnet::GenerateOptions opt;
   opt.steps.clear();
   for (double v : numbers(args.steps)) opt.steps.push_back(static_cast<int>(v));
