@@ -29,4 +29,10 @@ Tensor resample(const Tensor& mono, int from_rate, int to_rate);
 // decode + resample to 16 kHz: F32 [n] mono.
 Tensor load_16k_mono(const std::string& path);
 
+// Audio output (audio_write.cpp), chosen by the file name: .wav as 16-bit PCM (or 32-bit float
+// with `float32`), .flac as 16-bit FLAC (float32 is an Error: FLAC stores integers only).
+// samples: F32 [n] mono or [channels, n]; PCM values are clipped to [-1, 1]. Throws Error naming
+// the path for an unknown extension or a failed write.
+void write(const std::string& path, const Tensor& samples, int rate, bool float32 = false);
+
 }  // namespace eight::audio

@@ -83,4 +83,20 @@ struct Conv1dParams {
 void conv1d(const Tensor& x, const Tensor& w, const Tensor& y, ThreadPool& pool,
             const Conv1dParams& params = {});
 
+// Transposed 1-D convolution (PyTorch's ConvTranspose1d, groups 1, no padding or output
+// padding: models trim the result themselves, as SEANet does):
+//   y[o, t * stride + j * dilation] += sum_i x[i, t] * w[i, o, j]   (+ bias[o])
+// x: [C_in, L] f32, w: [C_in, C_out, k] f32 (PyTorch's layout), y: [C_out, L_out] f32 with
+// L_out = (L - 1) * stride + dilation * (k - 1) + 1. Runs as one matmul per tile of input frames
+// ([frames, C_in] x [C_in, C_out * k]) and an overlap-add, in parallel over output channels.
+// Scratch: the transposed weight, the transposed input and one product tile of about 8 MiB.
+struct ConvTranspose1dParams {
+  int64_t stride = 1, dilation = 1;
+  const Tensor* bias = nullptr;  // [C_out] f32
+};
+Dims conv_transpose1d_output_shape(const Tensor& x, const Tensor& w,
+                                   const ConvTranspose1dParams& params = {});
+void conv_transpose1d(const Tensor& x, const Tensor& w, const Tensor& y, ThreadPool& pool,
+                      const ConvTranspose1dParams& params = {});
+
 }  // namespace eight::ops
