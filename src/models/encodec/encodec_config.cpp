@@ -84,20 +84,30 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-// The text before a comment (" #" outside quotes).
-std::string_view strip_comment(std::string_view s) {
+// The index of the first character outside quotes for which stop(i) holds, or npos. A quote
+// opens anywhere with `quotes_anywhere`, else only at the start (a quoted key).
+template <class Stop>
+size_t find_unquoted(std::string_view s, bool quotes_anywhere, Stop&& stop) {
   char quote = 0;
   for (size_t i = 0; i < s.size(); ++i) {
     const char ch = s[i];
     if (quote) {
       if (ch == quote) quote = 0;
-    } else if (ch == '\'' || ch == '"') {
+    } else if ((ch == '\'' || ch == '"') && (quotes_anywhere || i == 0)) {
       quote = ch;
-    } else if (ch == '#' && (i == 0 || s[i - 1] == ' ' || s[i - 1] == '\t')) {
-      return trim(s.substr(0, i));
+    } else if (stop(i)) {
+      return i;
     }
   }
-  return trim(s);
+  return std::string_view::npos;
+}
+
+// The text before a comment (" #" outside quotes).
+std::string_view strip_comment(std::string_view s) {
+  const size_t hash = find_unquoted(s, true, [&](size_t i) {
+    return s[i] == '#' && (i == 0 || s[i - 1] == ' ' || s[i - 1] == '\t');
+  });
+  return trim(s.substr(0, hash));
 }
 
 std::string unquote(std::string_view s, const std::string& where, int line) {
@@ -118,45 +128,28 @@ std::string unquote(std::string_view s, const std::string& where, int line) {
 }
 
 // The position of the ':' that ends a mapping key (followed by a space or the line's end), or
-// npos.
+// npos (also when a flow collection starts first).
 size_t key_colon(std::string_view s) {
-  char quote = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const char ch = s[i];
-    if (quote) {
-      if (ch == quote) quote = 0;
-    } else if (i == 0 && (ch == '\'' || ch == '"')) {
-      quote = ch;
-    } else if (ch == ':' && (i + 1 == s.size() || s[i + 1] == ' ')) {
-      return i;
-    } else if (ch == '{' || ch == '[') {
-      return std::string_view::npos;
-    }
-  }
-  return std::string_view::npos;
+  const size_t i = find_unquoted(s, false, [&](size_t i) {
+    return (s[i] == ':' && (i + 1 == s.size() || s[i + 1] == ' ')) || s[i] == '{' || s[i] == '[';
+  });
+  return i != std::string_view::npos && s[i] == ':' ? i : std::string_view::npos;
 }
 
 // Splits the inside of a flow collection at top-level commas.
 std::vector<std::string_view> flow_items(std::string_view s) {
   std::vector<std::string_view> out;
   int depth = 0;
-  char quote = 0;
   size_t start = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const char ch = s[i];
-    if (quote) {
-      if (ch == quote) quote = 0;
-    } else if (ch == '\'' || ch == '"') {
-      quote = ch;
-    } else if (ch == '[' || ch == '{') {
-      ++depth;
-    } else if (ch == ']' || ch == '}') {
-      --depth;
-    } else if (ch == ',' && depth == 0) {
+  find_unquoted(s, true, [&](size_t i) {
+    if (s[i] == '[' || s[i] == '{') ++depth;
+    if (s[i] == ']' || s[i] == '}') --depth;
+    if (s[i] == ',' && depth == 0) {
       out.push_back(trim(s.substr(start, i - start)));
       start = i + 1;
     }
-  }
+    return false;
+  });
   if (!trim(s.substr(start)).empty()) out.push_back(trim(s.substr(start)));
   return out;
 }
