@@ -155,7 +155,7 @@ std::vector<std::string_view> flow_items(std::string_view s) {
 }
 
 void put_value(Flat& flat, const std::string& key, std::string_view v, const std::string& where,
-               int line) {
+               int line, int depth = 0) {
   v = trim(v);
   auto& slot = flat[key];
   slot.clear();
@@ -176,10 +176,8 @@ void put_value(Flat& flat, const std::string& key, std::string_view v, const std
       check(colon != std::string_view::npos, "[encodec] ", where, " line ", line,
             ": a flow map item without 'key: value'");
       const std::string sub = unquote(item.substr(0, colon), where, line);
-      const std::string_view val = trim(item.substr(colon + 1));
-      check(val.empty() || (val.front() != '[' && val.front() != '{'), "[encodec] ", where,
-            " line ", line, ": nested flow collections are not supported");
-      put_value(flat, key + "." + sub, val, where, line);
+      check(depth < 8, "[encodec] ", where, " line ", line, ": flow maps nested too deeply");
+      put_value(flat, key + "." + sub, item.substr(colon + 1), where, line, depth + 1);
     }
     return;
   }
