@@ -85,6 +85,8 @@ TEST(EncodecConfig, Errors) {
             std::string::npos);
   EXPECT_THROW(encodec::parse_hf_config("[1, 2]", "bad"), Error);
   EXPECT_THROW(
+      encodec::parse_hf_config("{\"model_type\": \"encodec\", \"normalize\": true}", "bad"), Error);
+  EXPECT_THROW(
       encodec::parse_hf_config("{\"model_type\": \"encodec\", \"num_filters\": -1}", "bad"), Error);
   EXPECT_THROW(encodec::parse_hf_config("{\"model_type\": \"encodec\", \"upsampling_ratios\": "
                                         "[8, \"5\"]}",

@@ -369,6 +369,11 @@ Config parse_hf_config(const std::string& text, const std::string& where) {
   const std::string norm = j.value("norm_type", std::string("weight_norm"));
   check(norm == "weight_norm", "[encodec] ", where, ": norm_type '", norm,
         "' is not supported (weight_norm is; time_group_norm is the 48 kHz model's)");
+  // The 48 kHz model's chunked, renormalized decoding needs per-chunk scales codes do not carry.
+  check(!json_bool(j, "normalize", false, where), "[encodec] ", where,
+        ": normalize = true (renormalized chunks) is not supported");
+  check(!j.contains("chunk_length_s") || j["chunk_length_s"].is_null(), "[encodec] ", where,
+        ": chunked decoding (chunk_length_s) is not supported");
   const int64_t cb_dim = json_int(j, "codebook_dim", c.dimension, where);
   check(cb_dim == c.dimension, "[encodec] ", where, ": codebook_dim ", cb_dim,
         " differs from hidden_size ", c.dimension, " (transformers has no projection)");
