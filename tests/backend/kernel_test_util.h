@@ -1,6 +1,7 @@
 #pragma once
 // Helpers for the kernel tests: random weights of any type, the ISAs this machine can run, and
 // the normalized mean squared error used for tolerances.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -13,6 +14,13 @@
 #include "test_util.h"
 
 namespace eight::testing {
+
+// A new f32 tensor of `shape` holding `v`.
+inline Tensor filled(const Dims& shape, const std::vector<float>& v) {
+  Tensor t = Tensor::empty(shape, DType::F32);
+  std::copy(v.begin(), v.end(), t.data<float>());
+  return t;
+}
 
 inline std::vector<ISA> available_isas() {
   std::vector<ISA> out;

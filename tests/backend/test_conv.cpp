@@ -16,13 +16,8 @@
 namespace eight {
 namespace {
 
+using testing::filled;
 using testing::random_floats;
-
-Tensor filled(const Dims& shape, const std::vector<float>& v) {
-  Tensor t = Tensor::empty(shape, DType::F32);
-  std::copy(v.begin(), v.end(), t.data<float>());
-  return t;
-}
 
 struct ConvCase {
   int64_t c_in, h, w, c_out, kh, kw, sh, sw, ph, pw, dh, dw, groups;

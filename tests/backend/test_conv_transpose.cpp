@@ -14,13 +14,8 @@
 namespace eight {
 namespace {
 
+using testing::filled;
 using testing::random_floats;
-
-Tensor filled(const Dims& shape, const std::vector<float>& v) {
-  Tensor t = Tensor::empty(shape, DType::F32);
-  std::copy(v.begin(), v.end(), t.data<float>());
-  return t;
-}
 
 void check_case(int64_t c_in, int64_t len, int64_t c_out, int64_t k, int64_t stride,
                 int64_t dilation, bool bias, int threads) {

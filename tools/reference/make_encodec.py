@@ -176,6 +176,11 @@ def main():
         audio_hf = model.decode(codes[None, None], [None])[0][0, 0].numpy()
         emb = model.quantizer.decode(codes[:, None, :])  # [1, HIDDEN, T]
     np.save(os.path.join(args.out, "codes.npy"), codes.numpy().astype(np.int32))
+    # One frame: shorter than the first convolution's reflect padding, where audiocraft's pad1d
+    # zero-extends the input first.
+    with torch.no_grad():
+        audio_1 = model.decode(codes[None, None, :, :1], [None])[0][0, 0].numpy()
+    np.save(os.path.join(args.out, "audio_hf_1frame.npy"), audio_1.astype(np.float32))
     np.save(os.path.join(args.out, "audio_hf.npy"), audio_hf.astype(np.float32))
 
     state = hf_to_audiocraft(model.state_dict())

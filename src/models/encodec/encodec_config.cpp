@@ -84,20 +84,30 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-// The text before a comment (" #" outside quotes).
-std::string_view strip_comment(std::string_view s) {
+// The index of the first character outside quotes for which stop(i) holds, or npos. A quote
+// opens anywhere with `quotes_anywhere`, else only at the start (a quoted key).
+template <class Stop>
+size_t find_unquoted(std::string_view s, bool quotes_anywhere, Stop&& stop) {
   char quote = 0;
   for (size_t i = 0; i < s.size(); ++i) {
     const char ch = s[i];
     if (quote) {
       if (ch == quote) quote = 0;
-    } else if (ch == '\'' || ch == '"') {
+    } else if ((ch == '\'' || ch == '"') && (quotes_anywhere || i == 0)) {
       quote = ch;
-    } else if (ch == '#' && (i == 0 || s[i - 1] == ' ' || s[i - 1] == '\t')) {
-      return trim(s.substr(0, i));
+    } else if (stop(i)) {
+      return i;
     }
   }
-  return trim(s);
+  return std::string_view::npos;
+}
+
+// The text before a comment (" #" outside quotes).
+std::string_view strip_comment(std::string_view s) {
+  const size_t hash = find_unquoted(s, true, [&](size_t i) {
+    return s[i] == '#' && (i == 0 || s[i - 1] == ' ' || s[i - 1] == '\t');
+  });
+  return trim(s.substr(0, hash));
 }
 
 std::string unquote(std::string_view s, const std::string& where, int line) {
@@ -118,51 +128,34 @@ std::string unquote(std::string_view s, const std::string& where, int line) {
 }
 
 // The position of the ':' that ends a mapping key (followed by a space or the line's end), or
-// npos.
+// npos (also when a flow collection starts first).
 size_t key_colon(std::string_view s) {
-  char quote = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const char ch = s[i];
-    if (quote) {
-      if (ch == quote) quote = 0;
-    } else if (i == 0 && (ch == '\'' || ch == '"')) {
-      quote = ch;
-    } else if (ch == ':' && (i + 1 == s.size() || s[i + 1] == ' ')) {
-      return i;
-    } else if (ch == '{' || ch == '[') {
-      return std::string_view::npos;
-    }
-  }
-  return std::string_view::npos;
+  const size_t i = find_unquoted(s, false, [&](size_t i) {
+    return (s[i] == ':' && (i + 1 == s.size() || s[i + 1] == ' ')) || s[i] == '{' || s[i] == '[';
+  });
+  return i != std::string_view::npos && s[i] == ':' ? i : std::string_view::npos;
 }
 
 // Splits the inside of a flow collection at top-level commas.
 std::vector<std::string_view> flow_items(std::string_view s) {
   std::vector<std::string_view> out;
   int depth = 0;
-  char quote = 0;
   size_t start = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const char ch = s[i];
-    if (quote) {
-      if (ch == quote) quote = 0;
-    } else if (ch == '\'' || ch == '"') {
-      quote = ch;
-    } else if (ch == '[' || ch == '{') {
-      ++depth;
-    } else if (ch == ']' || ch == '}') {
-      --depth;
-    } else if (ch == ',' && depth == 0) {
+  find_unquoted(s, true, [&](size_t i) {
+    if (s[i] == '[' || s[i] == '{') ++depth;
+    if (s[i] == ']' || s[i] == '}') --depth;
+    if (s[i] == ',' && depth == 0) {
       out.push_back(trim(s.substr(start, i - start)));
       start = i + 1;
     }
-  }
+    return false;
+  });
   if (!trim(s.substr(start)).empty()) out.push_back(trim(s.substr(start)));
   return out;
 }
 
 void put_value(Flat& flat, const std::string& key, std::string_view v, const std::string& where,
-               int line) {
+               int line, int depth = 0) {
   v = trim(v);
   auto& slot = flat[key];
   slot.clear();
@@ -183,10 +176,8 @@ void put_value(Flat& flat, const std::string& key, std::string_view v, const std
       check(colon != std::string_view::npos, "[encodec] ", where, " line ", line,
             ": a flow map item without 'key: value'");
       const std::string sub = unquote(item.substr(0, colon), where, line);
-      const std::string_view val = trim(item.substr(colon + 1));
-      check(val.empty() || (val.front() != '[' && val.front() != '{'), "[encodec] ", where,
-            " line ", line, ": nested flow collections are not supported");
-      put_value(flat, key + "." + sub, val, where, line);
+      check(depth < 8, "[encodec] ", where, " line ", line, ": flow maps nested too deeply");
+      put_value(flat, key + "." + sub, item.substr(colon + 1), where, line, depth + 1);
     }
     return;
   }
@@ -378,6 +369,11 @@ Config parse_hf_config(const std::string& text, const std::string& where) {
   const std::string norm = j.value("norm_type", std::string("weight_norm"));
   check(norm == "weight_norm", "[encodec] ", where, ": norm_type '", norm,
         "' is not supported (weight_norm is; time_group_norm is the 48 kHz model's)");
+  // The 48 kHz model's chunked, renormalized decoding needs per-chunk scales codes do not carry.
+  check(!json_bool(j, "normalize", false, where), "[encodec] ", where,
+        ": normalize = true (renormalized chunks) is not supported");
+  check(!j.contains("chunk_length_s") || j["chunk_length_s"].is_null(), "[encodec] ", where,
+        ": chunked decoding (chunk_length_s) is not supported");
   const int64_t cb_dim = json_int(j, "codebook_dim", c.dimension, where);
   check(cb_dim == c.dimension, "[encodec] ", where, ": codebook_dim ", cb_dim,
         " differs from hidden_size ", c.dimension, " (transformers has no projection)");
