@@ -75,11 +75,11 @@ TEST(EncodecConfig, Errors) {
     return std::string("no error");
   };
   EXPECT_NE(yaml_error("seanet:\n  ratios: [8, x]\n").find("not an integer"), std::string::npos);
-  EXPECT_NE(yaml_error("seanet:\n  ratios: [8, 5\n").find("unterminated"), std::string::npos);
+  EXPECT_NE(yaml_error("seanet:\n  ratios: [8, 5\n").find("[yaml] bad:2"), std::string::npos);
   EXPECT_NE(yaml_error("seanet:\n  ratios: [64, 64, 64]\n").find("hop"), std::string::npos);
   EXPECT_NE(yaml_error("seanet:\n  ratios: [8]\n  pad_mode: circular\n").find("pad_mode"),
             std::string::npos);
-  EXPECT_NE(yaml_error("- 1\n").find("outside a key"), std::string::npos);
+  EXPECT_NE(yaml_error("- 1\n").find("not a YAML mapping"), std::string::npos);
   EXPECT_NE(yaml_error("rvq: {n_q: 4}\n").find("no seanet"), std::string::npos);
   EXPECT_NE(yaml_error("seanet:\n  ratios: [8]\n  activation: GELU\n").find("ELU"),
             std::string::npos);

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "core/error.h"
+#include "formats/yaml.h"
 #include "models/encodec/encodec.h"
 
 namespace eight::encodec {
@@ -73,178 +74,35 @@ bool json_bool(const Json& j, const char* key, bool fallback, const std::string&
 
 // ---- audiocraft's YAML --------------------------------------------------------------------
 
-// The YAML flattened to dotted keys: "seanet.ratios" -> {"8", "5", "4", "4"}, "seanet.norm" ->
-// {"weight_norm"}. Scalars are one-element lists; `null` and `~` become empty lists.
+// The YAML (src/formats/yaml.h reads it) flattened to dotted keys: "seanet.ratios" -> {"8", "5",
+// "4", "4"}, "seanet.norm" -> {"weight_norm"}. Scalars are one-element lists; null is empty.
 using Flat = std::map<std::string, std::vector<std::string>>;
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
-    s.remove_suffix(1);
-  return s;
+std::string scalar_text(const Json& v, const std::string& key, const std::string& where) {
+  check(!v.is_object() && !v.is_array(), "[encodec] ", where, ": ", key,
+        " holds a nested collection where a scalar was expected");
+  return v.is_string() ? v.get<std::string>() : v.dump();
 }
 
-// The index of the first character outside quotes for which stop(i) holds, or npos. A quote
-// opens anywhere with `quotes_anywhere`, else only at the start (a quoted key).
-template <class Stop>
-size_t find_unquoted(std::string_view s, bool quotes_anywhere, Stop&& stop) {
-  char quote = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const char ch = s[i];
-    if (quote) {
-      if (ch == quote) quote = 0;
-    } else if ((ch == '\'' || ch == '"') && (quotes_anywhere || i == 0)) {
-      quote = ch;
-    } else if (stop(i)) {
-      return i;
-    }
+void flatten(const Json& j, const std::string& key, Flat& flat, const std::string& where) {
+  if (j.is_object()) {
+    for (const auto& [k, v] : j.items()) flatten(v, key.empty() ? k : key + "." + k, flat, where);
+    return;
   }
-  return std::string_view::npos;
-}
-
-// The text before a comment (" #" outside quotes).
-std::string_view strip_comment(std::string_view s) {
-  const size_t hash = find_unquoted(s, true, [&](size_t i) {
-    return s[i] == '#' && (i == 0 || s[i - 1] == ' ' || s[i - 1] == '\t');
-  });
-  return trim(s.substr(0, hash));
-}
-
-std::string unquote(std::string_view s, const std::string& where, int line) {
-  s = trim(s);
-  if (s.size() >= 2 && s.front() == '\'' && s.back() == '\'') {
-    std::string out;
-    for (size_t i = 1; i + 1 < s.size(); ++i) {
-      out += s[i];
-      if (s[i] == '\'' && i + 2 < s.size() && s[i + 1] == '\'') ++i;  // '' is a quote
-    }
-    return out;
-  }
-  if (s.size() >= 2 && s.front() == '"' && s.back() == '"')
-    return std::string(s.substr(1, s.size() - 2));
-  check(s.empty() || (s.front() != '\'' && s.front() != '"'), "[encodec] ", where, " line ", line,
-        ": unterminated quoted value");
-  return std::string(s);
-}
-
-// The position of the ':' that ends a mapping key (followed by a space or the line's end), or
-// npos (also when a flow collection starts first).
-size_t key_colon(std::string_view s) {
-  const size_t i = find_unquoted(s, false, [&](size_t i) {
-    return (s[i] == ':' && (i + 1 == s.size() || s[i + 1] == ' ')) || s[i] == '{' || s[i] == '[';
-  });
-  return i != std::string_view::npos && s[i] == ':' ? i : std::string_view::npos;
-}
-
-// Splits the inside of a flow collection at top-level commas.
-std::vector<std::string_view> flow_items(std::string_view s) {
-  std::vector<std::string_view> out;
-  int depth = 0;
-  size_t start = 0;
-  find_unquoted(s, true, [&](size_t i) {
-    if (s[i] == '[' || s[i] == '{') ++depth;
-    if (s[i] == ']' || s[i] == '}') --depth;
-    if (s[i] == ',' && depth == 0) {
-      out.push_back(trim(s.substr(start, i - start)));
-      start = i + 1;
-    }
-    return false;
-  });
-  if (!trim(s.substr(start)).empty()) out.push_back(trim(s.substr(start)));
-  return out;
-}
-
-void put_value(Flat& flat, const std::string& key, std::string_view v, const std::string& where,
-               int line, int depth = 0) {
-  v = trim(v);
   auto& slot = flat[key];
   slot.clear();
-  if (v == "null" || v == "~" || v.empty()) return;
-  if (v.front() == '[') {
-    check(v.back() == ']', "[encodec] ", where, " line ", line, ": unterminated flow list");
-    for (std::string_view item : flow_items(v.substr(1, v.size() - 2))) {
-      check(item.empty() || (item.front() != '[' && item.front() != '{'), "[encodec] ", where,
-            " line ", line, ": nested flow collections are not supported");
-      slot.push_back(unquote(item, where, line));
-    }
-    return;
+  if (j.is_array()) {
+    for (const Json& v : j) slot.push_back(scalar_text(v, key, where));
+  } else if (!j.is_null()) {
+    slot.push_back(scalar_text(j, key, where));
   }
-  if (v.front() == '{') {
-    check(v.back() == '}', "[encodec] ", where, " line ", line, ": unterminated flow map");
-    for (std::string_view item : flow_items(v.substr(1, v.size() - 2))) {
-      const size_t colon = key_colon(item);
-      check(colon != std::string_view::npos, "[encodec] ", where, " line ", line,
-            ": a flow map item without 'key: value'");
-      const std::string sub = unquote(item.substr(0, colon), where, line);
-      check(depth < 8, "[encodec] ", where, " line ", line, ": flow maps nested too deeply");
-      put_value(flat, key + "." + sub, item.substr(colon + 1), where, line, depth + 1);
-    }
-    return;
-  }
-  slot.push_back(unquote(v, where, line));
 }
 
 Flat parse_yaml(const std::string& text, const std::string& where) {
-  check(text.size() <= (size_t{16} << 20), "[encodec] ", where, " is larger than 16 MiB");
-  struct Open {
-    int indent;
-    std::string key;  // full dotted key
-  };
-  std::vector<Open> stack;  // the mappings (and lists) the current line may belong to
+  const Json root = yaml::parse(text, where);
+  check(root.is_object(), "[encodec] ", where, " is not a YAML mapping of settings");
   Flat flat;
-  std::string last_scalar_key;  // for plain scalars continued on the next lines
-  int last_indent = -1;
-  size_t pos = 0;
-  int line_no = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    const std::string_view raw(text.data() + pos, end - pos);
-    pos = end + 1;
-    ++line_no;
-    size_t indent = 0;
-    while (indent < raw.size() && raw[indent] == ' ') ++indent;
-    const std::string_view body = strip_comment(raw.substr(indent));
-    if (body.empty() || body == "---" || body == "...") continue;
-    check(indent < 1024, "[encodec] ", where, " line ", line_no, ": indented too deeply");
-    const int ind = static_cast<int>(indent);
-    const bool item = body == "-" || body.rfind("- ", 0) == 0;
-    // A list's items may sit at its key's indentation (PyYAML's default), so a key stays open
-    // for items at its own indentation and for everything deeper.
-    while (!stack.empty() && (stack.back().indent > ind || (stack.back().indent == ind && !item)))
-      stack.pop_back();
-    if (item) {
-      check(!stack.empty(), "[encodec] ", where, " line ", line_no, ": a list item outside a key");
-      const std::string_view v = trim(body.substr(1));
-      check(v.empty() || (v.front() != '-' && key_colon(v) == std::string_view::npos), "[encodec] ",
-            where, " line ", line_no, ": lists of maps or lists are not supported");
-      flat[stack.back().key].push_back(unquote(v, where, line_no));
-      last_scalar_key.clear();
-      continue;
-    }
-    const size_t colon = key_colon(body);
-    if (colon == std::string_view::npos) {
-      // A plain scalar folded onto this line (PyYAML wraps long values).
-      check(!last_scalar_key.empty() && ind > last_indent, "[encodec] ", where, " line ", line_no,
-            ": expected 'key: value'");
-      auto& slot = flat[last_scalar_key];
-      if (!slot.empty()) slot.back().append(1, ' ').append(body);
-      continue;
-    }
-    check(stack.size() < 64, "[encodec] ", where, " line ", line_no, ": nested too deeply");
-    const std::string key = (stack.empty() ? std::string() : stack.back().key + ".") +
-                            unquote(body.substr(0, colon), where, line_no);
-    const std::string_view value = trim(body.substr(colon + 1));
-    if (value.empty() || value == "|" || value == ">") {
-      flat[key].clear();
-      stack.push_back({ind, key});
-      last_scalar_key.clear();
-    } else {
-      put_value(flat, key, value, where, line_no);
-      last_scalar_key = key;
-      last_indent = ind;
-    }
-  }
+  flatten(root, "", flat, where);
   return flat;
 }
 
