@@ -132,6 +132,8 @@ const Api = (() => {
         t += `; plan ${fmtBytes(m.memory.host_bytes)} RAM`;
         if (m.memory.gpu_bytes) t += ` + ${fmtBytes(m.memory.gpu_bytes)} ${m.memory.gpu_device}`;
         t += `, ${m.memory.verdict}`;
+      } else if (m.memory && m.memory.loaded_bytes !== undefined) {
+        t += `; ${fmtBytes(m.memory.loaded_bytes)} loaded`;
       }
       return t + ")";
     });

@@ -8,12 +8,14 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <thread>
 
 #include "cli/args.h"
 #include "cli/llm_common.h"
 #include "core/log.h"
+#include "core/memory.h"
 #include "models/blip/blip.h"
 #include "models/llava/llava.h"
 #include "models/llm/llm.h"
@@ -317,6 +319,7 @@ int run(int argc, char** argv) {
                                      VisionArgs::default_mmproj(model.model, mmproj));
   std::unique_ptr<server::WhisperService> speech;
   ThreadPool& pool = global_thread_pool(model.session_options().n_threads);
+  const int64_t speech_before = memory_tracker().stats().current;
   if (!whisper_path.empty()) {
     // A file path, or a name in the model store.
     const std::string path = resolve_model_path(whisper_path);
@@ -332,16 +335,27 @@ int run(int argc, char** argv) {
                                       .max_tokens_per_window = whisper_max_tokens});
     if (!p.given("--max-body")) max_body = int64_t{25} << 20;  // OpenAI's audio upload limit
   }
+  // What each service's model holds in tracked host memory (mapped weights and copies), measured
+  // around its loading, for the status endpoint (the LLM reports its plan instead).
+  std::map<const server::Service*, int64_t> loaded_bytes;
+  auto loaded = [&](const server::Service* s, int64_t before) {
+    loaded_bytes[s] = memory_tracker().stats().current - before;
+  };
   std::vector<server::Service*> services;
-  if (speech) services.push_back(speech.get());
+  if (speech) {
+    services.push_back(speech.get());
+    loaded(speech.get(), speech_before);
+  }
   std::unique_ptr<server::ClipService> vision;
   if (!clip_model.empty()) {
+    const int64_t before = memory_tracker().stats().current;
     server::ClipServiceOptions clip_options;
     clip_options.n_threads = model.session_options().n_threads;
     vision = std::make_unique<server::ClipService>(
         clip::Model::load(resolve_model_path(clip_model), ops::choose_device(model.device)),
         clip_options);
     services.push_back(vision.get());
+    loaded(vision.get(), before);
     // Images arrive base64-encoded in JSON (4/3 of their size).
     if (!p.given("--max-body")) max_body = std::max<int64_t>(max_body, int64_t{32} << 20);
   }
@@ -349,6 +363,7 @@ int run(int argc, char** argv) {
   if (!embedding_model.empty()) {
     check(!vision, "--embedding and --clip both serve /v1/embeddings: give one of them");
     const std::string path = resolve_model_path(embedding_model);
+    const int64_t before = memory_tracker().stats().current;
     text_embeddings = std::make_unique<server::EmbeddingService>(
         TextEmbedder::load(path),
         server::EmbeddingServiceOptions{
@@ -357,10 +372,12 @@ int run(int argc, char** argv) {
             .n_threads = model.session_options().n_threads,
             .max_inputs = 256});
     services.push_back(text_embeddings.get());
+    loaded(text_embeddings.get(), before);
   }
   std::unique_ptr<server::ImageService> images;
   if (!image_model.empty()) {
     check(image_queue >= 0, "--image-queue must not be negative, got ", image_queue);
+    const int64_t before = memory_tracker().stats().current;
     auto pipeline = diffusion::ImagePipeline::load({.path = resolve_model_path(image_model),
                                                     .vae_path = {},
                                                     .loras = {},
@@ -371,22 +388,27 @@ int run(int argc, char** argv) {
         std::move(pipeline), pool,
         server::ImageServiceOptions{.model_id = {}, .queue = image_queue});
     services.push_back(images.get());
+    loaded(images.get(), before);
   }
   std::unique_ptr<server::TagService> tagging;
   if (!tag_model.empty()) {
+    const int64_t before = memory_tracker().stats().current;
     tagging = std::make_unique<server::TagService>(
         tagger::open(resolve_model_path(tag_model)),
         server::TagServiceOptions{.model_id = {}, .n_threads = model.session_options().n_threads});
     services.push_back(tagging.get());
+    loaded(tagging.get(), before);
     if (!p.given("--max-body")) max_body = std::max<int64_t>(max_body, int64_t{32} << 20);
   }
   std::unique_ptr<server::CaptionService> captions;
   if (!caption_model.empty()) {
+    const int64_t before = memory_tracker().stats().current;
     captions = std::make_unique<server::CaptionService>(
         blip::Model::load(resolve_model_path(caption_model)),
         server::CaptionServiceOptions{.model_id = {},
                                       .n_threads = model.session_options().n_threads});
     services.push_back(captions.get());
+    loaded(captions.get(), before);
     if (!p.given("--max-body")) max_body = std::max<int64_t>(max_body, int64_t{32} << 20);
   }
   std::vector<server::ModelStatus> status;
@@ -397,7 +419,8 @@ int run(int argc, char** argv) {
   for (const auto& [service, task] : kinds)
     if (service)
       for (const std::string& id : service->model_ids())
-        status.push_back({id, task, service == captions.get(), nullptr});
+        status.push_back({id, task, service == captions.get(),
+                          nlohmann::json{{"loaded_bytes", loaded_bytes[service]}}});
   server::ServerOptions options = listen_options;
   options.port = loading->http.port();
   options.max_body_bytes = static_cast<size_t>(max_body);  // the services may have raised it

@@ -19,9 +19,11 @@ namespace eight::server {
 // it).
 struct ModelStatus {
   std::string id;
-  std::string task;       // "chat", "caption", "speech", "images", "clip", "embeddings", "tags"
-  bool vision = false;    // chat requests may carry image_url parts
-  nlohmann::json memory;  // the planner's numbers for it (null when it was not planned)
+  std::string task;     // "chat", "caption", "speech", "images", "clip", "embeddings", "tags"
+  bool vision = false;  // chat requests may carry image_url parts
+  // The LLM: the planner's numbers for it; a service's model: {"loaded_bytes"}, the tracked host
+  // memory its loading took (null when neither is known).
+  nlohmann::json memory;
 };
 
 struct ServerOptions {

@@ -7,6 +7,7 @@ import base64
 import functools
 import json
 import pathlib
+import re
 import shutil
 import sys
 import time
@@ -213,8 +214,9 @@ def test_chat_streams_and_keeps_conversations(server, browser):
     d = browser
     open_page(d, server.url)
     status = d.find_element(By.ID, "status").text
-    assert "eight-demo (chat" in status and "caption (caption, sees images)" in status
+    assert "eight-demo (chat" in status and "caption (caption, sees images;" in status
     assert "plan" in status  # the LLM's memory plan
+    assert re.search(r"caption \(caption, sees images; [\d.]+ [KMG]?i?B loaded\)", status)
     tabs = [b.text for b in d.find_elements(By.CSS_SELECTOR, "#tabs button") if b.is_displayed()]
     assert tabs == ["Chat", "Images", "Speech", "Vision"]
     assert not d.find_element(By.ID, "imageLabel").is_displayed()  # the demo LLM is text-only

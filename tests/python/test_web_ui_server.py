@@ -60,3 +60,18 @@ def test_status_endpoint(server):
     ids = [d["id"] for d in requests.get(server.url + "/v1/models", timeout=10,
                                          headers={"Authorization": "Bearer k1"}).json()["data"]]
     assert ids == [m["id"]]
+
+
+def test_status_of_a_service_model():
+    # Models behind services (here BLIP) report the tracked memory their loading took.
+    if not pathlib.Path(CLI).exists():
+        pytest.skip(f"SKIPPED: {CLI} is not built")
+    blip = pathlib.Path(__file__).parents[2] / "tests" / "data" / "blip" / "caption"
+    s = ServeProcess("--caption-model", blip)
+    try:
+        st = requests.get(s.url + "/v1/eight/status", timeout=10).json()
+        [m] = st["models"]
+        assert m["task"] == "caption" and m["vision"] is True
+        assert 0 < m["memory"]["loaded_bytes"] <= st["memory"]["host_current_bytes"]
+    finally:
+        s.stop()
