@@ -139,7 +139,10 @@ std::vector<WeightInfo> synthesize_llm_tensors(const std::string& arch, const LL
     out.push_back(
         {std::move(name), t, rows * static_cast<int64_t>(dtype_row_bytes(t, row)), layer});
   };
-  add("token_embd.weight", Role::Embedding, -1, hp.n_vocab, hp.n_embd);
+  // A tied embedding is also the output matrix, and llama.cpp's quantizer types it as one (Q6_K,
+  // or Q8_0 where rows are not whole 256-blocks, as SmolLM2's 576).
+  add("token_embd.weight", hp.tied_embeddings ? Role::Output : Role::Embedding, -1, hp.n_vocab,
+      hp.n_embd);
   for (int i = 0; i < hp.n_layer; ++i) {
     const std::string p = "blk." + std::to_string(i) + ".";
     add(p + "attn_norm.weight", Role::Norm, i, 1, hp.n_embd);
