@@ -1,0 +1,40 @@
+#pragma once
+// Text-to-music over MAGNeT + EnCodec (models/magnet/music_pipeline.h):
+//   POST /v1/audio/generations   {"model"?, "prompt", "duration" (s, default 10, at most the
+//                                model's trained segment), "seed"?, "response_format": "wav" |
+//                                "flac"} -> the audio bytes (32 kHz mono 16-bit PCM)
+// One generation runs at a time; up to `queue` more wait their turn, and past that a request gets
+// 503 (as the image service does).
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "models/magnet/music_pipeline.h"
+#include "server/service.h"
+
+namespace eight::server {
+
+struct MusicServiceOptions {
+  std::string model_id;
+  int queue = 4;  // requests that may wait while one generates
+};
+
+class MusicService final : public Service {
+ public:
+  MusicService(magnet::MusicPipeline pipeline, ThreadPool& pool, MusicServiceOptions options);
+  std::vector<std::string> model_ids() const override;
+  std::vector<Route> routes() override;
+
+  ServiceResponse generate(const ServiceRequest& req);
+
+ private:
+  magnet::MusicPipeline pipeline_;
+  ThreadPool& pool_;
+  MusicServiceOptions options_;
+  std::mutex generate_mutex_;
+  std::atomic<int> waiting_{0};
+};
+
+}  // namespace eight::server
