@@ -58,7 +58,10 @@ double number_field(const json& body, const char* name, double fallback) {
 
 MusicService::MusicService(magnet::MusicPipeline pipeline, ThreadPool& pool,
                            MusicServiceOptions options)
-    : pipeline_(std::move(pipeline)), pool_(pool), options_(std::move(options)) {}
+    : pipeline_(std::move(pipeline)),
+      pool_(pool),
+      options_(std::move(options)),
+      queue_(options_.queue, "music") {}
 
 std::vector<std::string> MusicService::model_ids() const {
   return {options_.model_id};
@@ -106,37 +109,21 @@ ServiceResponse MusicService::generate(const ServiceRequest& req) {
                 cat("'response_format' must be \"wav\" or \"flac\", not \"", format, "\""));
   const std::string ext = format.empty() ? "wav" : format;
 
-  // The queue: one generates, `queue` wait; the rest are told to come back.
-  struct Waiting {
-    std::atomic<int>& n;
-    ~Waiting() { --n; }
-  };
-  if (++waiting_ > options_.queue + 1) {
-    --waiting_;
-    throw ApiError(503, "server_error",
-                   "the music queue is full; retry in a moment (one generation runs at a time)");
-  }
-  Waiting guard{waiting_};
-  std::lock_guard<std::mutex> lock(generate_mutex_);
-  const auto t0 = std::chrono::steady_clock::now();
-  magnet::GenerateOptions opt;
-  opt.seed = seed;
-  Tensor audio;
-  try {
-    audio = pipeline_.decode(pipeline_.codes(prompt, duration, opt, pool_), pool_);
-  } catch (const ApiError&) {
-    throw;
-  } catch (const Error& e) {
-    bad_request("", e.what());  // what the model refuses (a duration too short for one span)
-  }
-  const int rate = static_cast<int>(pipeline_.sample_rate());
-  std::string bytes = encode_audio(audio, rate, ext);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  log_info("[music] ", double(audio.size(-1)) / rate, " s of audio (seed ", seed, ") in ", secs,
-           " s");
-  return {.status = 200,
-          .body = std::move(bytes),
-          .content_type = ext == "wav" ? "audio/wav" : "audio/flac"};
+  return queue_.run([&] {
+    const auto t0 = std::chrono::steady_clock::now();
+    magnet::GenerateOptions opt;
+    opt.seed = seed;
+    const Tensor audio = pipeline_.decode(pipeline_.codes(prompt, duration, opt, pool_), pool_);
+    const int rate = static_cast<int>(pipeline_.sample_rate());
+    std::string bytes = encode_audio(audio, rate, ext);
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    log_info("[music] ", double(audio.size(-1)) / rate, " s of audio (seed ", seed, ") in ", secs,
+             " s");
+    return ServiceResponse{.status = 200,
+                           .body = std::move(bytes),
+                           .content_type = ext == "wav" ? "audio/wav" : "audio/flac"};
+  });
 }
 
 }  // namespace eight::server

@@ -5,13 +5,12 @@
 //                                "flac"} -> the audio bytes (32 kHz mono 16-bit PCM)
 // One generation runs at a time; up to `queue` more wait their turn, and past that a request gets
 // 503 (as the image service does).
-#include <atomic>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "core/thread_pool.h"
 #include "models/magnet/music_pipeline.h"
+#include "server/generation_queue.h"
 #include "server/service.h"
 
 namespace eight::server {
@@ -33,8 +32,7 @@ class MusicService final : public Service {
   magnet::MusicPipeline pipeline_;
   ThreadPool& pool_;
   MusicServiceOptions options_;
-  std::mutex generate_mutex_;
-  std::atomic<int> waiting_{0};
+  GenerationQueue queue_;
 };
 
 }  // namespace eight::server

@@ -1,9 +1,10 @@
 """`eight serve --music-model`: POST /v1/audio/generations with the tiny random MAGNeT of
 tests/data/magnet and the EnCodec of tests/data/encodec (as test_magnet.py runs `eight music` on
 them): WAV of the asked duration (cut to whole 3-frame spans) at 32 kHz, seeded reproducibility,
-the same audio as `eight music`, FLAC, 400s naming the field, /v1/models and the status list."""
+the same audio as `eight music`, FLAC, 400s naming the field, the queue's 503, /v1/models and the status list."""
 import io
 import wave
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -82,6 +83,19 @@ def test_bad_body_and_model(server):
     r = generate(server, prompt="x", model="other")
     assert r.status_code == 404 and r.json()["error"]["param"] == "model"
     assert server.alive()
+
+
+def test_queue_bound(server):
+    # One generates and 4 (the default --image-queue) wait: of 8 at once, some are told to retry.
+    # Each takes ~0.2 s here, so all 8 arrive long before the queue drains.
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: generate(server, prompt="x", duration=5, seed=1),
+                                range(8)))
+    codes = sorted(r.status_code for r in answers)
+    assert codes.count(200) >= 5 and codes.count(503) >= 1 and set(codes) <= {200, 503}, codes
+    busy = next(r for r in answers if r.status_code == 503)
+    assert "queue is full" in busy.json()["error"]["message"]
+    assert len({r.content for r in answers if r.status_code == 200}) == 1  # same seed, same bytes
 
 
 def test_models_and_status(server):
