@@ -219,7 +219,8 @@ def test_chat_streams_and_keeps_conversations(server, browser):
     assert "plan" in status  # the LLM's memory plan
     assert re.search(r"caption \(caption, sees images; [\d.]+ [KMG]?i?B loaded\)", status)
     tabs = [b.text for b in d.find_elements(By.CSS_SELECTOR, "#tabs button") if b.is_displayed()]
-    assert tabs == ["Chat", "Images", "Speech", "Vision"]
+    assert tabs == ["Chat", "Images", "Speech", "Vision", "Music"]
+    assert re.search(r"magnet-tiny \(music; [\d.]+ [KMG]?i?B loaded\)", status)
     assert not d.find_element(By.ID, "imageLabel").is_displayed()  # the demo LLM is text-only
     d.find_element(By.CSS_SELECTOR, "#settings summary").click()
     for field, value in (("system", "Be brief."), ("temperature", "0"), ("max_tokens", "48"),
@@ -311,7 +312,8 @@ def test_switch_to_a_vision_model_and_upload_an_image(server, browser):
     expected = json.loads((BLIP / "expected.json").read_text())["images"]["gradient.png"]
     picker = Select(d.find_element(By.ID, "model"))
     assert [o.get_attribute("value") for o in picker.options] == [
-        "eight-demo", "ggml-tiny-random", "tiny-clip", "tiny", "model-tiny.pt", "caption"]
+        "eight-demo", "ggml-tiny-random", "tiny-clip", "tiny", "model-tiny.pt", "caption",
+        "magnet-tiny"]
     assert not picker.options[1].is_enabled()  # speech is not a chat model
     picker.select_by_value("caption")
     wait(d, lambda: d.find_element(By.ID, "imageLabel").is_displayed(), what="image upload")
