@@ -75,54 +75,64 @@ std::vector<Route> MusicService::routes() {
   return r;
 }
 
-ServiceResponse MusicService::generate(const ServiceRequest& req) {
+MusicRequest parse_music_request(const std::string& body, const MusicLimits& limits) {
+  ServiceRequest req;
+  req.body = body;
   const json j = parse_json_object(req);
   const std::string model = string_field(j, "model");
-  if (!model.empty() && model != options_.model_id)
+  if (!model.empty() && model != limits.model_id)
     throw ApiError(404, "invalid_request_error",
                    cat("the model '", model, "' does not exist; this server makes music with '",
-                       options_.model_id, "'"),
+                       limits.model_id, "'"),
                    "model", "model_not_found");
-  const std::string prompt = string_field(j, "prompt");
-  if (prompt.empty()) bad_request("prompt", "'prompt' is required and must not be empty");
-  const double segment = pipeline_.segment_duration();
-  const double duration = number_field(j, "duration", std::min(10.0, segment));
-  if (!(duration > 0) || duration > segment + 1e-9)
-    bad_request("duration", cat("'duration' must be more than 0 and at most ", segment,
-                                " seconds (the length this model was trained on), not ", duration));
+  MusicRequest r;
+  r.prompt = string_field(j, "prompt");
+  if (r.prompt.empty()) bad_request("prompt", "'prompt' is required and must not be empty");
+  r.duration = number_field(j, "duration", std::min(10.0, limits.max_seconds));
+  if (!(r.duration > 0) || r.duration > limits.max_seconds + 1e-9)
+    bad_request("duration",
+                cat("'duration' must be more than 0 and at most ", limits.max_seconds,
+                    " seconds (the length this model was trained on), not ", r.duration));
   // MAGNeT decodes whole spans of frames (60 ms at 50 frames/s): the audio is the duration cut
   // down to them, as audiocraft cuts its segment (10 s -> 9.96 s).
-  const auto& lm = pipeline_.text_to_codes().lm().config();
-  if (pipeline_.text_to_codes().frames(duration) < lm.span_len)
+  if (r.duration < limits.min_seconds - 1e-9)
     bad_request("duration",
-                cat("'duration' ", duration, " s is shorter than one span of ", lm.span_len,
-                    " frames (", double(lm.span_len) / double(lm.frame_rate), " s)"));
-  uint64_t seed = std::random_device{}();
+                cat("'duration' ", r.duration, " s is shorter than one span of frames (",
+                    limits.min_seconds, " s)"));
+  r.seed = std::random_device{}();
   if (const json* s = field(j, "seed")) {
     if (!s->is_number_integer() || (!s->is_number_unsigned() && s->get<int64_t>() < 0))
       bad_request("seed", cat("'seed' must be a non-negative integer, not ", s->dump()));
-    seed = s->get<uint64_t>();
+    r.seed = s->get<uint64_t>();
   }
   const std::string format = string_field(j, "response_format");
   if (!format.empty() && format != "wav" && format != "flac")
     bad_request("response_format",
                 cat("'response_format' must be \"wav\" or \"flac\", not \"", format, "\""));
-  const std::string ext = format.empty() ? "wav" : format;
+  if (!format.empty()) r.format = format;
+  return r;
+}
 
+ServiceResponse MusicService::generate(const ServiceRequest& req) {
+  const auto& lm = pipeline_.text_to_codes().lm().config();
+  const MusicRequest r =
+      parse_music_request(req.body, {.model_id = options_.model_id,
+                                     .max_seconds = pipeline_.segment_duration(),
+                                     .min_seconds = double(lm.span_len) / double(lm.frame_rate)});
   return queue_.run([&] {
     const auto t0 = std::chrono::steady_clock::now();
     magnet::GenerateOptions opt;
-    opt.seed = seed;
-    const Tensor audio = pipeline_.decode(pipeline_.codes(prompt, duration, opt, pool_), pool_);
+    opt.seed = r.seed;
+    const Tensor audio = pipeline_.decode(pipeline_.codes(r.prompt, r.duration, opt, pool_), pool_);
     const int rate = static_cast<int>(pipeline_.sample_rate());
-    std::string bytes = encode_audio(audio, rate, ext);
+    std::string bytes = encode_audio(audio, rate, r.format);
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    log_info("[music] ", double(audio.size(-1)) / rate, " s of audio (seed ", seed, ") in ", secs,
+    log_info("[music] ", double(audio.size(-1)) / rate, " s of audio (seed ", r.seed, ") in ", secs,
              " s");
     return ServiceResponse{.status = 200,
                            .body = std::move(bytes),
-                           .content_type = ext == "wav" ? "audio/wav" : "audio/flac"};
+                           .content_type = r.format == "wav" ? "audio/wav" : "audio/flac"};
   });
 }
 

@@ -5,6 +5,7 @@
 //                                "flac"} -> the audio bytes (32 kHz mono 16-bit PCM)
 // One generation runs at a time; up to `queue` more wait their turn, and past that a request gets
 // 503 (as the image service does).
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,25 @@
 #include "server/service.h"
 
 namespace eight::server {
+
+// A request's fields, checked.
+struct MusicRequest {
+  std::string prompt;
+  double duration = 10;
+  uint64_t seed = 0;           // a random one when the request gives none
+  std::string format = "wav";  // "wav" or "flac"
+};
+
+// What a request may ask of the loaded model.
+struct MusicLimits {
+  std::string model_id;       // "model", when given, must name it
+  double max_seconds = 10;    // the trained segment
+  double min_seconds = 0.06;  // one span of frames
+};
+
+// Parses a /v1/audio/generations body. Throws ApiError (400 naming the field, 404 for another
+// model) for anything else.
+MusicRequest parse_music_request(const std::string& body, const MusicLimits& limits);
 
 struct MusicServiceOptions {
   std::string model_id;
