@@ -77,7 +77,7 @@ def test_bad_fields(server, body, param):
 
 
 def test_bad_body_and_model(server):
-    for raw in (b"nope", b"[1]"):
+    for raw in (b"nope", b"[1]", b'{"prompt": "x", "duration": 1e5000}'):  # last: overflow
         r = requests.post(server.url + "/v1/audio/generations", data=raw, timeout=10)
         assert r.status_code == 400 and "JSON" in r.json()["error"]["message"]
     r = generate(server, prompt="x", model="other")
