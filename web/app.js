@@ -45,7 +45,7 @@
     const models = listed.map((id) => info.get(id) || {id, task: "unknown", vision: false});
     Chat.setModels(models);
     const has = {chat: models.some((m) => m.task === "chat" || m.task === "caption"),
-                 ...Media.setModels(models)};
+                 ...Media.setModels(models), ...Music.setModels(models)};
     const shown = Object.keys(has).filter((k) => has[k]);
     for (const k of shown) $("tab-" + k).hidden = false;
     const want = localStorage.getItem("eight.tab");
@@ -56,6 +56,7 @@
 
   Chat.init();
   Media.init();
+  Music.init();
   for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => showTab(b.dataset.tab));
   $("errorClose").addEventListener("click", Api.clearError);
   $("keyForm").addEventListener("submit", (e) => {

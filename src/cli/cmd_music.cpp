@@ -4,11 +4,13 @@
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "cli/args.h"
 #include "cli/music_generation.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "core/thread_pool.h"
 #include "formats/audio.h"
 #include "formats/npy.h"
@@ -116,18 +118,27 @@ int run(int argc, char** argv) {
   const std::string model_path = resolve_model_path(g.model);
 
   Tensor codes;
+  std::optional<magnet::MusicPipeline> music;  // generation: the LM and its codec, loaded once
+  std::optional<encodec::Decoder> codec;       // --codes: the codec alone
   if (!codes_path.empty()) {
     check(!p.given("-p") && !p.given("--save-codes"),
           "--codes decodes given codes: -p and --save-codes are for generation");
     codes = read_codes(codes_path);
+    codec.emplace(encodec::Decoder::open(model_path));
   } else {
     validate_generation(g);
-    g.model = model_path;
-    codes = run_music_generation(g, pool);
+    music.emplace(load_music_pipeline(model_path, g.t5));
+    const double segment = music->segment_duration();
+    if (g.duration > segment + 1e-9)
+      log_warn("[magnet] ", g.duration, " s is longer than the ", segment,
+               " s this model was trained on (audiocraft generates exactly that length); the "
+               "music may degrade past it");
+    const int n_q = static_cast<int>(music->text_to_codes().lm().config().n_q);
+    codes = music->codes(g.prompt, g.duration, music_generate_options(g, n_q), pool);
     if (!save_codes.empty()) npy::write(save_codes, codes.contiguous());
   }
 
-  const encodec::Decoder decoder = encodec::Decoder::open(model_path);
+  const encodec::Decoder& decoder = music ? music->decoder() : *codec;
   const encodec::Config& cfg = decoder.config();
   check(cfg.channels == 1, "[encodec] ", decoder.path(), " is a ", cfg.channels,
         "-channel model; eight music writes mono");

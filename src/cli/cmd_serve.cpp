@@ -14,6 +14,7 @@
 
 #include "cli/args.h"
 #include "cli/llm_common.h"
+#include "cli/music_generation.h"
 #include "core/log.h"
 #include "core/memory.h"
 #include "models/blip/blip.h"
@@ -31,6 +32,7 @@
 #include "server/http_server.h"
 #include "server/image_service.h"
 #include "server/llm_backend.h"
+#include "server/music_service.h"
 #include "server/tag_service.h"
 #include "server/whisper_service.h"
 #include "text/chat_template.h"
@@ -269,7 +271,16 @@ int run(int argc, char** argv) {
            "also serve an SDXL model (diffusers folder or single file) on "
            "/v1/images/generations and /sdapi/v1/txt2img; without -m only images are served");
   p.option("--image-queue", &image_queue, "N",
-           "image requests that may wait while one generates, before 503 (default 4)");
+           "image (and music) requests that may wait while one generates, before 503 (default "
+           "4)");
+  std::string music_model, music_t5;
+  p.option("--music-model", &music_model, "DIR",
+           "also serve a MAGNeT model (Hugging Face directory: state_dict.bin, "
+           "compression_state_dict.bin) on /v1/audio/generations; without -m only music is "
+           "served");
+  p.option("--t5", &music_t5, "DIR",
+           "the t5-base directory for --music-model (default: a t5-base/ folder in it, else the "
+           "store's)");
   p.option("--whisper-beam-size", &whisper_beam, "N", "beams for speech decoding (default 5)");
   p.option("--whisper-max-tokens", &whisper_max_tokens, "N",
            "tokens sampled per 30 s window (default 224)");
@@ -312,9 +323,9 @@ int run(int argc, char** argv) {
   }
   // The text model: -m, or the bundled default unless only other services were asked for.
   std::unique_ptr<LLMStack> llm;
-  if (!model.model.empty() ||
-      (whisper_path.empty() && clip_model.empty() && image_model.empty() &&
-       embedding_model.empty() && tag_model.empty() && caption_model.empty()))
+  if (!model.model.empty() || (whisper_path.empty() && clip_model.empty() && image_model.empty() &&
+                               embedding_model.empty() && tag_model.empty() &&
+                               caption_model.empty() && music_model.empty()))
     llm = std::make_unique<LLMStack>(model, parallel, queue, alias,
                                      VisionArgs::default_mmproj(model.model, mmproj));
   std::unique_ptr<server::WhisperService> speech;
@@ -411,11 +422,26 @@ int run(int argc, char** argv) {
     loaded(captions.get(), before);
     if (!p.given("--max-body")) max_body = std::max<int64_t>(max_body, int64_t{32} << 20);
   }
+  std::unique_ptr<server::MusicService> music;
+  if (!music_model.empty()) {
+    const int64_t before = memory_tracker().stats().current;
+    const std::string path = resolve_model_path(music_model);
+    std::filesystem::path fp = std::filesystem::path(path).lexically_normal();
+    if (fp.filename().empty()) fp = fp.parent_path();
+    music = std::make_unique<server::MusicService>(
+        load_music_pipeline(path, music_t5), pool,
+        server::MusicServiceOptions{.model_id = fp.filename().string(), .queue = image_queue});
+    services.push_back(music.get());
+    loaded(music.get(), before);
+  } else {
+    check(music_t5.empty(), "--t5 names the text encoder of --music-model, which is not given");
+  }
   std::vector<server::ModelStatus> status;
   if (llm) status.push_back({llm->alias, "chat", llm->vision != nullptr, plan_memory(llm->plan)});
   const std::pair<server::Service*, const char*> kinds[] = {
       {speech.get(), "speech"}, {vision.get(), "clip"},  {text_embeddings.get(), "embeddings"},
-      {images.get(), "images"}, {tagging.get(), "tags"}, {captions.get(), "caption"}};
+      {images.get(), "images"}, {tagging.get(), "tags"}, {captions.get(), "caption"},
+      {music.get(), "music"}};
   for (const auto& [service, task] : kinds)
     if (service)
       for (const std::string& id : service->model_ids())
@@ -451,6 +477,7 @@ int run(int argc, char** argv) {
                  : vision          ? "vision"
                  : text_embeddings ? "embeddings"
                  : captions        ? "captions"
+                 : music           ? "music"
                                    : "images",
                  pool.size(), api_key.empty() ? "" : ", API key required");
   if (vision && (llm || speech))
@@ -468,6 +495,9 @@ int run(int argc, char** argv) {
   if (captions && (llm || speech || vision || text_embeddings || images))
     std::fprintf(stderr, "eight serve: caption model %s on /v1/chat/completions (by its id)\n",
                  captions->model_ids()[0].c_str());
+  if (music && (llm || speech || vision || text_embeddings || images || captions))
+    std::fprintf(stderr, "eight serve: music model %s on /v1/audio/generations\n",
+                 music->model_ids()[0].c_str());
   if (llm && speech)
     std::fprintf(stderr, "eight serve: speech model %s on /v1/audio/*\n",
                  speech->model_ids()[0].c_str());

@@ -1,11 +1,13 @@
 #pragma once
 // The language-model half of `eight music` (MAGNeT: T5 text encoder + masked-token transformer
-// over EnCodec's codebooks), kept apart from cmd_music.cpp so it can be filled in on its own.
+// over EnCodec's codebooks), kept apart from cmd_music.cpp; `eight serve --music-model` loads
+// through it too.
 #include <cstdint>
 #include <string>
 
 #include "core/tensor.h"
 #include "core/thread_pool.h"
+#include "models/magnet/music_pipeline.h"
 
 namespace eight::cli {
 
@@ -21,8 +23,14 @@ struct MusicGenerationArgs {
   int threads = 0;
 };
 
-// Generates int32 [n_q, T] codes at 50 frames/s for the prompt (progress per stage on stderr).
-// Throws Error with the reason when it cannot.
-Tensor run_music_generation(const MusicGenerationArgs& args, ThreadPool& pool);
+// The t5-base directory: --t5, else a t5-base/ folder beside the model, else the store's.
+std::string music_t5_directory(const std::string& model, const std::string& t5);
+
+// Loads the model (args.model, a resolved path) and its T5 once; shared with `eight serve`.
+magnet::MusicPipeline load_music_pipeline(const std::string& model, const std::string& t5);
+
+// The decoding options of the flags (steps, cfg, seed; a random seed when none is given), with
+// progress per stage on stderr.
+magnet::GenerateOptions music_generate_options(const MusicGenerationArgs& args, int n_q);
 
 }  // namespace eight::cli

@@ -64,7 +64,10 @@ std::string parameters_text(const diffusion::ImageRequest& rq, const diffusion::
 
 ImageService::ImageService(std::unique_ptr<diffusion::ImagePipeline> pipeline, ThreadPool& pool,
                            ImageServiceOptions options)
-    : pipeline_(std::move(pipeline)), pool_(pool), options_(std::move(options)) {
+    : pipeline_(std::move(pipeline)),
+      pool_(pool),
+      options_(std::move(options)),
+      queue_(options_.queue, "image") {
   if (options_.model_id.empty()) options_.model_id = pipeline_->name();
 }
 
@@ -96,18 +99,11 @@ std::vector<ImageService::Generated> ImageService::run(const Job& job) {
       bad_request("sampler",
                   cat("unknown sampler '", rq.sampler, "' (euler, euler_a, dpm++2m, lcm, ddim)"));
   }
-  // The queue: one generates, `queue` wait; the rest are told to come back.
-  struct Waiting {
-    std::atomic<int>& n;
-    ~Waiting() { --n; }
-  };
-  if (++waiting_ > options_.queue + 1) {
-    --waiting_;
-    throw ApiError(503, "server_error",
-                   "the image queue is full; retry in a moment (one generation runs at a time)");
-  }
-  Waiting guard{waiting_};
-  std::lock_guard<std::mutex> lock(generate_mutex_);
+  return queue_.run([&] { return generate(job); });
+}
+
+std::vector<ImageService::Generated> ImageService::generate(const Job& job) {
+  const diffusion::ImageRequest& rq = job.request;
   std::vector<Generated> images;
   for (int i = 0; i < job.count; ++i) {
     diffusion::ImageRequest one = rq;

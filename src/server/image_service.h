@@ -9,14 +9,13 @@
 //                                 answers {"images": [base64 PNG], "parameters", "info"}
 // One generation runs at a time; up to `queue` more wait their turn, and past that a request
 // gets 503 with Retry-After. Images of a batch take seeds seed, seed + 1, ... (as A1111 does).
-#include <atomic>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "core/thread_pool.h"
 #include "runtime/diffusion/image_pipeline.h"
+#include "server/generation_queue.h"
 #include "server/service.h"
 
 namespace eight::server {
@@ -47,14 +46,15 @@ class ImageService final : public Service {
     double cfg_scale = 0;
     uint64_t seed = 0;
   };
-  // Runs the job's images one after another under the generation lock.
+  // Checks the job, then runs generate() when the queue gives it its turn.
   std::vector<Generated> run(const Job& job);
+  // The job's images one after another.
+  std::vector<Generated> generate(const Job& job);
 
   std::unique_ptr<diffusion::ImagePipeline> pipeline_;
   ThreadPool& pool_;
   ImageServiceOptions options_;
-  std::mutex generate_mutex_;
-  std::atomic<int> waiting_{0};
+  GenerationQueue queue_;
 };
 
 }  // namespace eight::server

@@ -207,7 +207,8 @@ json parse_body(const std::string& body) {
   json b;
   try {
     b = json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // parse_error, and out_of_range for a number too large for a double ("1e5000")
     bad_request("", cat("the request body is not valid JSON: ", e.what()));
   }
   if (!b.is_object()) bad_request("", cat("the request body must be a JSON object, not ", kind(b)));

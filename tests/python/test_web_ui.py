@@ -15,6 +15,7 @@ import time
 import pytest
 
 from server_util import CLI, SOURCE, ServeProcess, pick_model
+from test_magnet import dirs  # noqa: F401  (the tiny MAGNeT and T5 for the Music tab)
 
 if shutil.which("chromium") is None or shutil.which("chromedriver") is None:
     pytest.skip("SKIPPED LOUDLY: Debian's chromium and chromium-driver are not installed "
@@ -59,12 +60,12 @@ def clip_model(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(whisper_model, sdxl_model, clip_model):
+def server(whisper_model, sdxl_model, clip_model, dirs):  # noqa: F811
     need_cli()
     s = ServeProcess("-m", pick_model(), "--caption-model", BLIP / "caption", "--whisper",
                      whisper_model, "--whisper-beam-size", "1", "--whisper-max-tokens", "12",
                      "--image-model", sdxl_model, "--tag-model", DEEPBOORU / "model-tiny.pt",
-                     "--clip", clip_model,
+                     "--clip", clip_model, "--music-model", dirs[0], "--t5", dirs[1],
                      threads=2)
     yield s
     s.stop()
@@ -218,7 +219,8 @@ def test_chat_streams_and_keeps_conversations(server, browser):
     assert "plan" in status  # the LLM's memory plan
     assert re.search(r"caption \(caption, sees images; [\d.]+ [KMG]?i?B loaded\)", status)
     tabs = [b.text for b in d.find_elements(By.CSS_SELECTOR, "#tabs button") if b.is_displayed()]
-    assert tabs == ["Chat", "Images", "Speech", "Vision"]
+    assert tabs == ["Chat", "Images", "Speech", "Vision", "Music"]
+    assert re.search(r"magnet-tiny \(music; [\d.]+ [KMG]?i?B loaded\)", status)
     assert not d.find_element(By.ID, "imageLabel").is_displayed()  # the demo LLM is text-only
     d.find_element(By.CSS_SELECTOR, "#settings summary").click()
     for field, value in (("system", "Be brief."), ("temperature", "0"), ("max_tokens", "48"),
@@ -310,7 +312,8 @@ def test_switch_to_a_vision_model_and_upload_an_image(server, browser):
     expected = json.loads((BLIP / "expected.json").read_text())["images"]["gradient.png"]
     picker = Select(d.find_element(By.ID, "model"))
     assert [o.get_attribute("value") for o in picker.options] == [
-        "eight-demo", "ggml-tiny-random", "tiny-clip", "tiny", "model-tiny.pt", "caption"]
+        "eight-demo", "ggml-tiny-random", "tiny-clip", "tiny", "model-tiny.pt", "caption",
+        "magnet-tiny"]
     assert not picker.options[1].is_enabled()  # speech is not a chat model
     picker.select_by_value("caption")
     wait(d, lambda: d.find_element(By.ID, "imageLabel").is_displayed(), what="image upload")
@@ -457,6 +460,31 @@ def test_images_tab_gallery(server, browser):
     d.find_element(By.ID, "imgGenerate").click()
     assert error_text(d) == "HTTP 400: steps must be between 1 and 150"
     assert len(d.find_elements(By.CSS_SELECTOR, "#gallery .card")) == 1
+
+
+@artifacts_on_failure
+def test_music_tab(server, browser):
+    d = browser
+    open_page(d, server.url)
+    d.find_element(By.ID, "tab-music").click()
+    d.find_element(By.ID, "musicPrompt").send_keys("Hello world!")
+    fill(d, "musicDuration", "0.5")
+    d.find_element(By.ID, "musicSeed").send_keys("3")
+    d.find_element(By.ID, "musicGenerate").click()
+    wait(d, lambda: d.find_element(By.ID, "musicInfo").get_attribute("data-state") == "done", 30,
+         "music")
+    assert "seed 3" in d.find_element(By.ID, "musicInfo").text
+    # The player plays the API's bytes: 24 frames of 640 samples at 32 kHz.
+    wait(d, lambda: d.execute_script("return document.getElementById('musicPlayer').duration > 0"),
+         what="audio metadata")
+    assert abs(d.execute_script("return document.getElementById('musicPlayer').duration")
+               - 0.48) < 0.01
+    link = d.find_element(By.ID, "musicLink")
+    assert link.is_displayed() and link.get_attribute("download") == "eight-music-3.wav"
+    # Past the trained segment: the server's message in the page.
+    fill(d, "musicDuration", "30")
+    d.find_element(By.ID, "musicGenerate").click()
+    assert "'duration' must be more than 0 and at most 10" in error_text(d)
 
 
 @artifacts_on_failure
