@@ -72,6 +72,21 @@ bool json_bool(const Json& j, const char* key, bool fallback, const std::string&
   return j[key].get<bool>();
 }
 
+std::string json_str(const Json& j, const char* key, const std::string& fallback,
+                     const std::string& where) {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  check(j[key].is_string(), "[encodec] ", where, ": ", key, " must be a string, not ",
+        j[key].dump());
+  return j[key].get<std::string>();
+}
+
+double json_real(const Json& j, const char* key, double fallback, const std::string& where) {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  check(j[key].is_number(), "[encodec] ", where, ": ", key, " must be a number, not ",
+        j[key].dump());
+  return j[key].get<double>();
+}
+
 // ---- audiocraft's YAML --------------------------------------------------------------------
 
 // The YAML (src/formats/yaml.h reads it) flattened to dotted keys: "seanet.ratios" -> {"8", "5",
@@ -193,7 +208,7 @@ Config parse_hf_config(const std::string& text, const std::string& where) {
     fail("[encodec] ", where, " is not valid JSON: ", e.what());
   }
   check(j.is_object(), "[encodec] ", where, " is not a JSON object");
-  const std::string type = j.value("model_type", std::string());
+  const std::string type = json_str(j, "model_type", "", where);
   check(type == "encodec", "[encodec] ", where, ": model_type is '", type, "', not 'encodec'");
   // transformers' EncodecConfig defaults (the 24 kHz model's) where a key is absent.
   Config c;
@@ -220,11 +235,11 @@ Config parse_hf_config(const std::string& text, const std::string& where) {
   c.lstm = json_int(j, "num_lstm_layers", 2, where);
   c.causal = json_bool(j, "use_causal_conv", true, where);
   c.true_skip = !json_bool(j, "use_conv_shortcut", true, where);
-  c.pad_mode = pad_mode(j.value("pad_mode", std::string("reflect")), where);
-  c.trim_right_ratio = j.value("trim_right_ratio", 1.0);
+  c.pad_mode = pad_mode(json_str(j, "pad_mode", "reflect", where), where);
+  c.trim_right_ratio = json_real(j, "trim_right_ratio", 1.0, where);
   c.bins = json_int(j, "codebook_size", 1024, where);
   c.sample_rate = json_int(j, "sampling_rate", 24000, where);
-  const std::string norm = j.value("norm_type", std::string("weight_norm"));
+  const std::string norm = json_str(j, "norm_type", "weight_norm", where);
   check(norm == "weight_norm", "[encodec] ", where, ": norm_type '", norm,
         "' is not supported (weight_norm is; time_group_norm is the 48 kHz model's)");
   // The 48 kHz model's chunked, renormalized decoding needs per-chunk scales codes do not carry.
